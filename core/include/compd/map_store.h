@@ -1,0 +1,102 @@
+// MapStore: the map as kept in Redis, the single source of truth for every node.
+//
+// Key layout under the prefix (default "compd:"):
+//   {prefix}map:exact    hash  canonical address -> JSON metadata
+//   {prefix}map:re       hash  `/regex/flags`    -> JSON metadata
+//   {prefix}map:version  int   bumped by every change that changes something
+//   {prefix}map:changed  hash  at (unix seconds), by, op of the last change
+//   {prefix}map:changes  pub/sub channel; each change publishes the new version
+// The exact hash uses canonical addresses as fields so rspamd's `redis://` multimap
+// (a plain HGET) can read it directly.
+//
+// Every change is one atomic Lua script: validated entries in, hashes, version, the
+// "changed" record and the PUBLISH all updated together or not at all.
+//
+// Not thread-safe (it uses one RedisClient); give each thread its own MapStore.
+#ifndef COMPD_MAP_STORE_H_
+#define COMPD_MAP_STORE_H_
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "compd/entry.h"
+#include "compd/redis.h"
+#include "compd/status.h"
+
+namespace compd {
+
+inline constexpr const char* kDefaultPrefix = "compd:";
+
+// Key names, so every component spells them the same way.
+struct Keys {
+  explicit Keys(std::string prefix = kDefaultPrefix) : prefix(std::move(prefix)) {}
+  std::string prefix;
+  std::string exact() const { return prefix + "map:exact"; }
+  std::string patterns() const { return prefix + "map:re"; }
+  std::string version() const { return prefix + "map:version"; }
+  std::string changed() const { return prefix + "map:changed"; }
+  std::string channel() const { return prefix + "map:changes"; }
+  std::string events() const { return prefix + "events"; }
+  std::string account(const std::string& name) const { return prefix + "account:" + name; }
+  std::string accounts() const { return prefix + "accounts"; }
+};
+
+struct EntryMeta {
+  int64_t added_at = 0;  // unix seconds
+  std::string added_by;  // operator (login name) or "import"
+  std::string note;
+  std::string source;    // "mapctl", "import:FILE:LINE", ...
+  std::string ToJson() const;
+  static EntryMeta FromJson(const std::string& json);  // tolerant: bad JSON -> empty meta
+};
+
+struct StoredEntry {
+  Entry entry;
+  EntryMeta meta;
+};
+
+struct MapState {
+  std::vector<StoredEntry> entries;  // exact first, then patterns, each sorted
+  uint64_t version = 0;
+};
+
+struct MapStats {
+  size_t exact = 0;
+  size_t patterns = 0;
+  uint64_t version = 0;
+  int64_t changed_at = 0;
+  std::string changed_by;
+  std::string changed_op;
+};
+
+class MapStore {
+ public:
+  MapStore(RedisClient* client, std::string prefix = kDefaultPrefix);
+
+  // Adds entries that are not there yet. `added[i]` tells whether entries[i] was new.
+  // Version bumps (and a change is published) only if something was added.
+  Status Add(const std::vector<StoredEntry>& entries, const std::string& by,
+             std::vector<bool>* added);
+  // Removes entries; `removed[i]` tells whether entries[i] was there.
+  Status Remove(const std::vector<Entry>& entries, const std::string& by,
+                std::vector<bool>* removed);
+  // Makes the map equal to `entries` (metadata of entries that stay is kept).
+  Status Replace(const std::vector<StoredEntry>& entries, const std::string& by);
+
+  // A consistent copy of everything (one MULTI/EXEC).
+  Status Load(MapState* out);
+  // The version alone: cheap, for polling.
+  Status Version(uint64_t* version);
+  Status Stats(MapStats* out);
+
+  const Keys& keys() const { return keys_; }
+
+ private:
+  RedisClient* client_;
+  Keys keys_;
+};
+
+}  // namespace compd
+
+#endif  // COMPD_MAP_STORE_H_

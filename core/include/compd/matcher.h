@@ -1,0 +1,68 @@
+// Matcher: an immutable, compiled snapshot of the map.
+//
+// Build once, then query from any number of threads without locks: every method is
+// const and the object is never changed after Build. Share it as
+// std::shared_ptr<const Matcher>; swapping in a new snapshot is the owner's business.
+//
+// Exact entries live in a hash set keyed by canonical address; all patterns are compiled
+// into RE2::Set objects (one per encoding, see entry.h) sized with an explicit max_mem.
+#ifndef COMPD_MATCHER_H_
+#define COMPD_MATCHER_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "compd/address.h"
+#include "compd/entry.h"
+#include "compd/status.h"
+
+namespace compd {
+
+struct Match {
+  EntryKind kind = EntryKind::kExact;
+  std::string entry;  // the entry's text: canonical address or `/regex/flags`
+};
+
+class Matcher {
+ public:
+  struct Options {
+    CanonOptions canon;                     // applied to entries and lookups alike
+    int64_t re2_max_mem = int64_t{1} << 30;  // memory budget for the pattern sets
+  };
+
+  // Builds a snapshot. Entries must come from ParseEntry. Duplicates are fine.
+  // kInvalid if a pattern fails to compile here (it passed ParseEntry, so this means the
+  // sets ran out of memory: the message says so).
+  static Status Build(const std::vector<Entry>& entries, const Options& options,
+                      std::shared_ptr<const Matcher>* out);
+  static Status Build(const std::vector<Entry>& entries, std::shared_ptr<const Matcher>* out) {
+    return Build(entries, Options(), out);
+  }
+
+  // `address` is the address as rspamd sees it (the output of EnvelopeAddress, or a
+  // header addr-spec). Exact entries are tried first on the canonical form; patterns run
+  // on `address` itself, case kept. When several patterns match, the one that sorts first
+  // is reported, so answers are stable.
+  std::optional<Match> Lookup(std::string_view address) const;
+
+  size_t exact_count() const;
+  size_t pattern_count() const;
+
+  Matcher(const Matcher&) = delete;
+  Matcher& operator=(const Matcher&) = delete;
+  ~Matcher();
+
+ private:
+  Matcher();
+  struct Rep;
+  std::unique_ptr<Rep> rep_;
+};
+
+}  // namespace compd
+
+#endif  // COMPD_MATCHER_H_

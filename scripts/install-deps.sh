@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Installs what compd needs from Debian's packages. Usage: install-deps.sh [build|test]
+#   build: compilers and libraries to build compd-milter and mapctl, plus redis-server
+#   test:  build + the real servers and clients the test suite drives
+set -euo pipefail
+what=${1:-build}
+export DEBIAN_FRONTEND=noninteractive
+
+build_pkgs=(build-essential cmake ninja-build pkg-config
+  libmilter-dev libhiredis-dev libre2-dev nlohmann-json3-dev libcli11-dev catch2
+  libcpp-httplib-dev redis-server redis-tools python3)
+test_pkgs=(postfix swaks dovecot-core miltertest clang)
+
+pkgs=("${build_pkgs[@]}")
+[ "$what" = test ] && pkgs+=("${test_pkgs[@]}")
+
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  # Postfix must install without configuring or starting a system instance: the tests
+  # run their own instances in temporary folders.
+  echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
