@@ -5,7 +5,8 @@
 // std::shared_ptr<const Matcher>; swapping in a new snapshot is the owner's business.
 //
 // Exact entries live in a hash set keyed by canonical address; all patterns are compiled
-// into RE2::Set objects (one per encoding, see entry.h) sized with an explicit max_mem.
+// into RE2::Set objects (one per encoding, see entry.h, and anchoring) sized with an
+// explicit max_mem.
 #ifndef COMPD_MATCHER_H_
 #define COMPD_MATCHER_H_
 
@@ -33,6 +34,10 @@ class Matcher {
   struct Options {
     CanonOptions canon;                      // applied to entries and lookups alike
     int64_t re2_max_mem = int64_t{1} << 30;  // memory budget for the pattern sets
+    // Run every pattern as its own RE2 object instead of through the sets. This is the
+    // path Lookup falls back to when a set's DFA runs out of memory; it costs time linear
+    // in the number of patterns, and exists so tests and benchmarks can reach and measure it.
+    bool individual_patterns = false;
   };
 
   // Builds a snapshot. Entries must come from ParseEntry. Duplicates are fine.
