@@ -30,9 +30,7 @@ struct Entry {
   std::string flags;
 
   bool operator==(const Entry& o) const { return kind == o.kind && text == o.text; }
-  bool operator<(const Entry& o) const {
-    return kind != o.kind ? kind < o.kind : text < o.text;
-  }
+  bool operator<(const Entry& o) const { return kind != o.kind ? kind < o.kind : text < o.text; }
 };
 
 // Parses what an operator typed: `/re/flags` becomes a pattern, anything else must be an

@@ -22,9 +22,10 @@
 #ifndef COMPD_RSPAMD_MAP_H_
 #define COMPD_RSPAMD_MAP_H_
 
+#include <sys/types.h>
+
 #include <string>
 #include <string_view>
-#include <sys/types.h>
 #include <vector>
 
 #include "compd/entry.h"
@@ -41,12 +42,12 @@ enum class MapKind { kRegexp, kPlain };
 struct MapHazard {
   enum class Severity { kError, kWarning };
   Severity severity = Severity::kWarning;
-  int line = 0;          // 1-based; 0 for the whole file
-  std::string code;      // stable id: "bare-regex", "m-trap", "value", "duplicate",
-                         // "no-final-newline", "unknown-flag", "invalid-regex",
-                         // "hyperscan-incompatible", "inline-comment", "ignored-flag",
-                         // "unsupported-flag", "unterminated", "not-address"
-  std::string message;   // human text without the location
+  int line = 0;         // 1-based; 0 for the whole file
+  std::string code;     // stable id: "bare-regex", "m-trap", "value", "duplicate",
+                        // "no-final-newline", "unknown-flag", "invalid-regex",
+                        // "hyperscan-incompatible", "inline-comment", "ignored-flag",
+                        // "unsupported-flag", "unterminated", "not-address"
+  std::string message;  // human text without the location
   // "file:line: message", as printed by mapctl lint.
   std::string Format(std::string_view file) const;
 };
@@ -54,7 +55,7 @@ struct MapHazard {
 // One line rspamd keeps as a key, and what compd makes of it.
 struct MapLine {
   int line = 0;
-  std::string key;    // the key as rspamd reads it (a regex body, an address, ...)
+  std::string key;         // the key as rspamd reads it (a regex body, an address, ...)
   bool converted = false;  // true when `entry` holds compd's equivalent entry
   Entry entry;
   // Non-empty when `entry` does not mean exactly what rspamd made of the line, e.g.
@@ -64,8 +65,8 @@ struct MapLine {
 };
 
 struct MapReadResult {
-  std::vector<MapLine> lines;       // in file order, after rspamd's duplicate removal
-  std::vector<MapHazard> hazards;   // in line order
+  std::vector<MapLine> lines;      // in file order, after rspamd's duplicate removal
+  std::vector<MapHazard> hazards;  // in line order
   bool has_errors() const;
 };
 
@@ -83,8 +84,7 @@ std::string FormatPatternMap(const std::vector<Entry>& entries);
 
 // Writes `contents` to `path` atomically: a temporary file in the same folder, fsync,
 // rename, fsync of the folder. The old file stays intact on any failure.
-Status WriteFileAtomically(const std::string& path, std::string_view contents,
-                           mode_t mode = 0644);
+Status WriteFileAtomically(const std::string& path, std::string_view contents, mode_t mode = 0644);
 // Writes kExactMapFile and kPatternMapFile into `dir` atomically (each file on its own).
 Status WriteMapFiles(const std::string& dir, const std::vector<Entry>& entries);
 
