@@ -341,6 +341,22 @@ std::string Config::Dump(unsigned scope) const {
   return out.str();
 }
 
+Status LoadConfig(const std::string& config_path, bool config_explicit,
+                  const std::vector<CommandLineSetting>& command_line, Config* out) {
+  Config c;
+  Status s = c.LoadFile(config_path);
+  if (s.IsNotFound() && !config_explicit) s = Status::Ok();
+  if (!s.ok()) return s;
+  s = c.LoadEnvironment();
+  if (!s.ok()) return s;
+  for (const auto& setting : command_line) {
+    s = c.Set(setting.name, setting.value, setting.flag);
+    if (!s.ok()) return s;
+  }
+  *out = std::move(c);
+  return Status::Ok();
+}
+
 std::string ExampleConfig(unsigned scope) {
   std::ostringstream out;
   out << "# /etc/compd/compd.conf: generated from compd's settings table.\n"

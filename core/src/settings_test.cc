@@ -138,3 +138,17 @@ TEST_CASE("example config and reference cover every setting", "[settings]") {
 
 }  // namespace
 }  // namespace compd
+
+namespace compd {
+namespace {
+
+TEST_CASE("docs/configuration.md is the generated reference", "[settings]") {
+  std::ifstream in(std::string(COMPD_SOURCE_DIR) + "/docs/configuration.md");
+  REQUIRE(in.good());
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  // Regenerate with: build/compd-milter --print-reference > docs/configuration.md
+  CHECK(text == SettingsReference());
+}
+
+}  // namespace
+}  // namespace compd
