@@ -193,9 +193,8 @@ Status RedisClient::Fail(const std::string& what) {
 Status RedisClient::Connect() {
   if (ctx_ != nullptr) return Status::Ok();
   timeval tv = ToTimeval(timeout_);
-  ctx_ = url_.socket_path.empty()
-             ? redisConnectWithTimeout(url_.host.c_str(), url_.port, tv)
-             : redisConnectUnixWithTimeout(url_.socket_path.c_str(), tv);
+  ctx_ = url_.socket_path.empty() ? redisConnectWithTimeout(url_.host.c_str(), url_.port, tv)
+                                  : redisConnectUnixWithTimeout(url_.socket_path.c_str(), tv);
   if (ctx_ == nullptr) return Status::Unavailable("redis " + url_.ToString() + ": out of memory");
   if (ctx_->err != 0) return Fail("cannot connect");
   if (redisSetTimeout(ctx_, tv) != REDIS_OK) return Fail("cannot set timeout");
@@ -251,9 +250,9 @@ Status RedisClient::Pipeline(const std::vector<std::vector<std::string>>& comman
     ReplyPtr r(static_cast<redisReply*>(raw));
     RedisReply converted = Convert(r.get());
     if (converted.type == RedisReply::Type::kError && first_error.ok()) {
-      first_error = Status::Unavailable("redis " + url_.ToString() + ": " +
-                                        (commands[i].empty() ? "" : commands[i][0] + ": ") +
-                                        converted.str);
+      first_error =
+          Status::Unavailable("redis " + url_.ToString() + ": " +
+                              (commands[i].empty() ? "" : commands[i][0] + ": ") + converted.str);
     }
     if (replies != nullptr) replies->push_back(std::move(converted));
   }

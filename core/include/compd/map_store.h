@@ -50,7 +50,7 @@ struct EntryMeta {
   int64_t added_at = 0;  // unix seconds
   std::string added_by;  // operator (login name) or "import"
   std::string note;
-  std::string source;    // "mapctl", "import:FILE:LINE", ...
+  std::string source;  // "mapctl", "import:FILE:LINE", ...
   std::string ToJson() const;
   static EntryMeta FromJson(const std::string& json);  // tolerant: bad JSON -> empty meta
 };

@@ -31,7 +31,7 @@ struct Match {
 class Matcher {
  public:
   struct Options {
-    CanonOptions canon;                     // applied to entries and lookups alike
+    CanonOptions canon;                      // applied to entries and lookups alike
     int64_t re2_max_mem = int64_t{1} << 30;  // memory budget for the pattern sets
   };
 

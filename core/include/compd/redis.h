@@ -73,8 +73,7 @@ class RedisClient {
   // Pub/sub: after Subscribe the connection only reads messages. ReadMessage waits up to
   // `timeout`; on timeout it returns kNotFound with the connection intact.
   Status Subscribe(const std::vector<std::string>& channels);
-  Status ReadMessage(std::chrono::milliseconds timeout, std::string* channel,
-                     std::string* payload);
+  Status ReadMessage(std::chrono::milliseconds timeout, std::string* channel, std::string* payload);
 
  private:
   Status Fail(const std::string& what);

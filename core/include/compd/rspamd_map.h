@@ -10,18 +10,22 @@
 //  - A bare line starting with `m` plus punctuation is a Perl `m...` regex:
 //    `m.smith@example.com` is the regex `smith@example`.
 //  - Text after the first whitespace is a value; multimap reads it as a symbol name.
+//    (From rspamd's source, not measured: between the slashes of a `/re/` key blanks and
+//    `#` belong to the regex, and a `/` without its closing `/` on the same line runs
+//    over line ends up to the next `/`.)
 //  - An inline `#` starts a comment unless escaped as `\#`.
 //  - Duplicates are dropped case-insensitively (the first one stays).
 //  - A final `/re/` line without a trailing newline is silently dropped.
-//  - Unknown flags stop flag parsing (the rest of the line is a value).
+//  - Unknown flags stop flag parsing (that flag and the ones after it are ignored).
 //  - One pattern Hyperscan cannot compile switches the whole map to PCRE2.
 //  - A plain map (`regexp = false`) is an exact, ASCII case-insensitive lookup.
 #ifndef COMPD_RSPAMD_MAP_H_
 #define COMPD_RSPAMD_MAP_H_
 
+#include <sys/types.h>
+
 #include <string>
 #include <string_view>
-#include <sys/types.h>
 #include <vector>
 
 #include "compd/entry.h"
@@ -38,11 +42,12 @@ enum class MapKind { kRegexp, kPlain };
 struct MapHazard {
   enum class Severity { kError, kWarning };
   Severity severity = Severity::kWarning;
-  int line = 0;          // 1-based; 0 for the whole file
-  std::string code;      // stable id: "bare-regex", "m-trap", "value", "duplicate",
-                         // "no-final-newline", "unknown-flag", "invalid-regex",
-                         // "hyperscan-incompatible", ...
-  std::string message;   // human text without the location
+  int line = 0;         // 1-based; 0 for the whole file
+  std::string code;     // stable id: "bare-regex", "m-trap", "value", "duplicate",
+                        // "no-final-newline", "unknown-flag", "invalid-regex",
+                        // "hyperscan-incompatible", "inline-comment", "ignored-flag",
+                        // "unsupported-flag", "unterminated", "not-address"
+  std::string message;  // human text without the location
   // "file:line: message", as printed by mapctl lint.
   std::string Format(std::string_view file) const;
 };
@@ -50,7 +55,7 @@ struct MapHazard {
 // One line rspamd keeps as a key, and what compd makes of it.
 struct MapLine {
   int line = 0;
-  std::string key;    // the key as rspamd reads it (a regex body, an address, ...)
+  std::string key;         // the key as rspamd reads it (a regex body, an address, ...)
   bool converted = false;  // true when `entry` holds compd's equivalent entry
   Entry entry;
   // Non-empty when `entry` does not mean exactly what rspamd made of the line, e.g.
@@ -60,8 +65,8 @@ struct MapLine {
 };
 
 struct MapReadResult {
-  std::vector<MapLine> lines;       // in file order, after rspamd's duplicate removal
-  std::vector<MapHazard> hazards;   // in line order
+  std::vector<MapLine> lines;      // in file order, after rspamd's duplicate removal
+  std::vector<MapHazard> hazards;  // in line order
   bool has_errors() const;
 };
 
@@ -79,8 +84,7 @@ std::string FormatPatternMap(const std::vector<Entry>& entries);
 
 // Writes `contents` to `path` atomically: a temporary file in the same folder, fsync,
 // rename, fsync of the folder. The old file stays intact on any failure.
-Status WriteFileAtomically(const std::string& path, std::string_view contents,
-                           mode_t mode = 0644);
+Status WriteFileAtomically(const std::string& path, std::string_view contents, mode_t mode = 0644);
 // Writes kExactMapFile and kPatternMapFile into `dir` atomically (each file on its own).
 Status WriteMapFiles(const std::string& dir, const std::vector<Entry>& entries);
 

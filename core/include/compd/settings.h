@@ -82,6 +82,19 @@ class Config {
   std::map<std::string, std::string, std::less<>> origins_;
 };
 
+// One setting given on the command line: the flag that carried it, for messages.
+struct CommandLineSetting {
+  std::string name;
+  std::string value;
+  std::string flag;  // "--action"
+};
+
+// The effective configuration: defaults, then the config file, then the environment, then
+// the command line. With `config_explicit` a missing file is an error; the default path
+// may be absent.
+Status LoadConfig(const std::string& config_path, bool config_explicit,
+                  const std::vector<CommandLineSetting>& command_line, Config* out);
+
 // An example compd.conf with every setting commented out at its default, with its doc.
 std::string ExampleConfig(unsigned scope);
 // The configuration reference in Markdown (docs/configuration.md is generated from it).
