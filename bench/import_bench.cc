@@ -29,8 +29,8 @@ std::vector<compd::StoredEntry> MakeEntries(size_t n, size_t offset) {
   for (size_t i = 0; i < n; ++i) {
     compd::StoredEntry e;
     e.entry.kind = compd::EntryKind::kExact;
-    e.entry.text = "test" + std::to_string(i + offset) + "@bulk" + std::to_string((i + offset) % 997) +
-                   ".example";
+    e.entry.text = "test" + std::to_string(i + offset) + "@bulk" +
+                   std::to_string((i + offset) % 997) + ".example";
     e.meta = {1700000000, "bench", "", "import:bench.map:" + std::to_string(i + 1)};
     out.push_back(std::move(e));
   }

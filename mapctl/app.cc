@@ -11,27 +11,10 @@
 namespace mapctl {
 
 compd::Status Context::LoadConfig() {
-  compd::Config config;
-  if (!globals.config_path.empty()) {
-    compd::Status s = config.LoadFile(globals.config_path);
-    if (s.IsNotFound()) {
-      return compd::Status::Invalid(globals.config_path + ": no such config file");
-    }
-    if (!s.ok()) return s;
-  } else {
-    // The default file is optional: mapctl works on a machine without compd installed.
-    compd::Status s = config.LoadFile(compd::kDefaultConfigPath);
-    if (!s.ok() && !s.IsNotFound()) return s;
-  }
-  compd::Status s = config.LoadEnvironment();
-  if (!s.ok()) return s;
-  for (const auto& [name, option] : globals.setting_options) {
-    if (option->count() == 0) continue;
-    s = config.Set(name, globals.settings[name], option->get_name());
-    if (!s.ok()) return s;
-  }
-  config_ = std::move(config);
-  return compd::Status::Ok();
+  // The default file is optional: mapctl works on a machine without compd installed.
+  const bool explicit_path = !globals.config_path.empty();
+  return compd::LoadConfig(explicit_path ? globals.config_path : compd::kDefaultConfigPath,
+                           explicit_path, globals.settings, &config_);
 }
 
 compd::Status Context::OpenStore(compd::MapStore** store) {

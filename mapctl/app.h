@@ -7,7 +7,6 @@
 
 #include <CLI/CLI.hpp>
 #include <functional>
-#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -28,9 +27,8 @@ inline constexpr int kExitError = 2;     // bad input, Redis unavailable, I/O er
                                          // was written
 
 struct Globals {
-  std::string config_path;                      // --config; empty: the default if present
-  std::map<std::string, std::string> settings;  // shared settings given as flags
-  std::map<std::string, CLI::Option*> setting_options;
+  std::string config_path;                          // --config; empty: the default if present
+  std::vector<compd::CommandLineSetting> settings;  // shared settings given as flags
   bool json = false;
 };
 

@@ -27,8 +27,8 @@ bool ParseAll(const std::vector<std::string>& args, std::vector<compd::Entry>* e
   std::vector<std::string> errors = compd::ParseEntryInputs(inputs, entries);
   if (!errors.empty()) {
     for (const auto& e : errors) PrintError(e);
-    PrintError("nothing written: " + std::to_string(errors.size()) + " invalid " +
-               (errors.size() == 1 ? "entry" : "entries"));
+    PrintError("nothing written: " +
+               compd::CountOf(errors.size(), "invalid entry", "invalid entries"));
     *exit_code = kExitError;
     return false;
   }

@@ -29,8 +29,7 @@ int RunExport(const ExportOptions& o, Context& ctx) {
   if (o.dir.empty()) {
     // Comments, so that each half can be cut out and used as it is.
     std::cout << "# ==> " << compd::kExactMapFile << " <==\n"
-              << compd::FormatExactMap(entries) << "# ==> " << compd::kPatternMapFile
-              << " <==\n"
+              << compd::FormatExactMap(entries) << "# ==> " << compd::kPatternMapFile << " <==\n"
               << compd::FormatPatternMap(entries);
     return kExitOk;
   }

@@ -58,8 +58,7 @@ int RunImport(const ImportOptions& o, Context& ctx) {
     }
     // Every entry of the files, not only the diff: HSETNX leaves existing ones alone, and
     // an entry removed by someone else since the diff is back afterwards, as asked.
-    s = o.replace ? store->Replace(stored, by, &result)
-                  : store->Add(stored, by, nullptr, &result);
+    s = o.replace ? store->Replace(stored, by, &result) : store->Add(stored, by, nullptr, &result);
     if (!s.ok()) return Fail(s);
   }
 
@@ -75,8 +74,10 @@ int RunImport(const ImportOptions& o, Context& ctx) {
     j["warnings"] = plan.warnings;
     j["meaning_changes"] = nlohmann::json::array();
     for (const auto& m : plan.meaning_changes) {
-      j["meaning_changes"].push_back(
-          {{"file", m.file}, {"line", m.line}, {"entry", m.entry.text}, {"change", m.meaning_change}});
+      j["meaning_changes"].push_back({{"file", m.file},
+                                      {"line", m.line},
+                                      {"entry", m.entry.text},
+                                      {"change", m.meaning_change}});
     }
     j["not_imported"] = plan.not_imported;
     j["add"] = nlohmann::json::array();
@@ -96,8 +97,8 @@ int RunImport(const ImportOptions& o, Context& ctx) {
     PrintJson(j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace));
   } else {
     for (size_t i = 0; i < files.size(); ++i) {
-      std::cout << files[i].path << ": read as a " << compd::MapKindName(files[i].kind)
-                << " map (" << why[i] << ")\n";
+      std::cout << files[i].path << ": read as a " << compd::MapKindName(files[i].kind) << " map ("
+                << why[i] << ")\n";
     }
     PrintSection("errors", plan.errors);
     PrintSection("warnings", plan.warnings);
@@ -116,15 +117,14 @@ int RunImport(const ImportOptions& o, Context& ctx) {
     std::cout << plan.to_add.size() << " to add, " << plan.to_remove.size() << " to remove, "
               << plan.unchanged << " unchanged\n";
     if (write) {
-      std::cout << "applied: map version " << result.version << " (" << result.added
-                << " added, " << result.removed << " removed)\n";
+      std::cout << "applied: map version " << result.version << " (" << result.added << " added, "
+                << result.removed << " removed)\n";
     } else if (!blocked) {
       std::cout << "dry run: nothing written; pass --apply to write\n";
     }
   }
   if (blocked) {
-    PrintError("nothing written: " + std::to_string(plan.errors.size()) +
-               (plan.errors.size() == 1 ? " error" : " errors") +
+    PrintError("nothing written: " + compd::CountOf(plan.errors.size(), "error", "errors") +
                " in the input (fix the file, or pass --skip-invalid to import the rest)");
     return kExitError;
   }

@@ -3,6 +3,7 @@
 #include <nlohmann/json.hpp>
 
 #include "app.h"
+#include "compd/text_output.h"
 
 namespace mapctl {
 
@@ -41,7 +42,12 @@ int RunLint(const LintOptions& o, Context& ctx) {
                          {"severity", error ? "error" : "warning"},
                          {"code", h.code},
                          {"message", h.message}});
-      if (!ctx.globals.json) std::cout << h.Format(path) << "\n";
+      // Compiler style, so editors and grep can jump to the line and see the severity.
+      if (!ctx.globals.json) {
+        compd::MapHazard shown = h;
+        shown.message = (error ? "error: " : "warning: ") + h.message;
+        std::cout << shown.Format(path) << "\n";
+      }
     }
     errors = errors || n_errors > 0;
     warnings = warnings || n_warnings > 0;
@@ -51,8 +57,9 @@ int RunLint(const LintOptions& o, Context& ctx) {
                        {"entries", file.read.lines.size()},
                        {"hazards", std::move(hazards)}});
     } else {
-      std::cout << path << ": " << file.read.lines.size() << " entries, " << n_errors
-                << " errors, " << n_warnings << " warnings\n";
+      std::cout << path << ": " << compd::CountOf(file.read.lines.size(), "entry", "entries")
+                << ", " << compd::CountOf(n_errors, "error", "errors") << ", "
+                << compd::CountOf(n_warnings, "warning", "warnings") << "\n";
     }
   }
   if (ctx.globals.json) {

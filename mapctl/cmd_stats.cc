@@ -35,7 +35,8 @@ int RunStats(Context& ctx) {
   table.AddRow({"last change", st.changed_at == 0 ? "never"
                                                   : compd::FormatUnixTime(st.changed_at) + " " +
                                                         st.changed_op + " by " + st.changed_by});
-  table.AddRow({"redis", ctx.RedisDescription() + " prefix " + store->keys().prefix});
+  table.AddRow({"redis", ctx.RedisDescription()});
+  table.AddRow({"prefix", store->keys().prefix});
   std::cout << table.Render();
   return kExitOk;
 }

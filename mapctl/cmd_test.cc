@@ -26,7 +26,11 @@ int RunTest(const TestOptions& o, Context& ctx) {
   if (!s.ok()) return Fail(s);
   for (const auto& bad : invalid) PrintError("warning: skipped " + bad);
   std::shared_ptr<const compd::Matcher> matcher;
-  s = compd::Matcher::Build(entries, &matcher);
+  // The canonicalisation settings the milter uses, so "listed" means the same here.
+  compd::Matcher::Options options;
+  options.canon.strip_subaddress = ctx.config().GetBool("canon_strip_subaddress");
+  options.canon.gmail_dots = ctx.config().GetBool("canon_gmail_dots");
+  s = compd::Matcher::Build(entries, options, &matcher);
   if (!s.ok()) return Fail(s);
 
   bool any_match = false;

@@ -4,6 +4,7 @@
 #include <map>
 
 #include "app.h"
+#include "compd/cli_flags.h"
 
 namespace {
 
@@ -26,13 +27,6 @@ constexpr const char* kFooter =
     "  mapctl --redis unix:///run/redis/redis.sock stats\n"
     "Run `mapctl COMMAND --help` for each command's options and examples.";
 
-std::string Dashed(std::string name) {
-  for (char& c : name) {
-    if (c == '_') c = '-';
-  }
-  return name;
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -46,13 +40,7 @@ int main(int argc, char** argv) {
   mapctl::Context ctx;
   app.add_option("--config", ctx.globals.config_path,
                  "Config file (default /etc/compd/compd.conf if it exists)");
-  for (const auto& def : compd::Settings()) {
-    if ((def.scope & compd::kScopeShared) == 0) continue;
-    std::string flags = "--" + Dashed(def.name);
-    if (def.alias != nullptr && *def.alias != '\0') flags += ",--" + std::string(def.alias);
-    ctx.globals.setting_options[def.name] =
-        app.add_option(flags, ctx.globals.settings[def.name], def.doc);
-  }
+  compd::SettingFlags setting_flags(&app, compd::kScopeShared);
   app.add_flag("--json", ctx.globals.json, "Print data as JSON");
 
   std::map<const CLI::App*, mapctl::RunFn> runs;
@@ -68,6 +56,7 @@ int main(int argc, char** argv) {
     int code = app.exit(e);
     return code == 0 ? mapctl::kExitOk : mapctl::kExitError;
   }
+  ctx.globals.settings = setting_flags.Given();
   for (const CLI::App* sub : app.get_subcommands()) return runs[sub](ctx);
   return mapctl::kExitError;
 }

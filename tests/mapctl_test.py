@@ -567,17 +567,17 @@ class LintTest(MapctlCase):
     def test_clean(self):
         p = self.lint("/^a@x\\.example$/\n")
         self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
-        self.assertIn("0 errors, 0 warnings", p.stdout)
+        self.assertIn("1 entry, 0 errors, 0 warnings", p.stdout)
 
     def test_warnings_only(self):
         p = self.lint("a@x.example\n")
         self.assertEqual(p.returncode, 1, p.stdout + p.stderr)
-        self.assertRegex(p.stdout, r"x\.map:1: ")
+        self.assertRegex(p.stdout, r"x\.map:1: warning: ")
 
     def test_errors(self):
         p = self.lint("/^a$/\n/(b/\n")
         self.assertEqual(p.returncode, 2)
-        self.assertRegex(p.stdout, r"x\.map:2: ")
+        self.assertRegex(p.stdout, r"x\.map:2: error: ")
         data = json.loads(self.lint("/^a$/\n/(b/\n", "--json").stdout)
         hz = data["files"][0]["hazards"]
         self.assertTrue(any(h["line"] == 2 and h["severity"] == "error" for h in hz))

@@ -1,5 +1,6 @@
 #include "compd/map_edit.h"
 
+#include <string_view>
 #include <unordered_set>
 
 namespace compd {
@@ -18,10 +19,24 @@ std::string BaseName(std::string_view path) {
   return std::string(slash == std::string_view::npos ? path : path.substr(slash + 1));
 }
 
-// Exact and pattern entries live in different hashes; a key per kind keeps them apart.
-std::string Identity(const Entry& e) {
-  return (e.kind == EntryKind::kExact ? "e" : "p") + e.text;
-}
+// Exact and pattern entries live in different hashes: one set per kind keeps them apart.
+// Holds views, so the entries must outlive it.
+class IdentitySet {
+ public:
+  explicit IdentitySet(size_t expected = 0) { exact_.reserve(expected); }
+  bool Insert(const Entry& e) { return Set(e.kind).insert(e.text).second; }
+  bool Contains(const Entry& e) const {
+    const auto& set = e.kind == EntryKind::kExact ? exact_ : patterns_;
+    return set.count(e.text) != 0;
+  }
+
+ private:
+  std::unordered_set<std::string_view>& Set(EntryKind kind) {
+    return kind == EntryKind::kExact ? exact_ : patterns_;
+  }
+  std::unordered_set<std::string_view> exact_;
+  std::unordered_set<std::string_view> patterns_;
+};
 
 }  // namespace
 
@@ -45,8 +60,8 @@ std::vector<EntryInput> SplitEntryLines(std::string_view text, std::string_view 
 std::vector<std::string> ParseEntryInputs(const std::vector<EntryInput>& inputs,
                                           std::vector<Entry>* out) {
   std::vector<std::string> errors;
-  std::unordered_set<std::string> seen;
-  out->clear();
+  std::vector<Entry> parsed;
+  parsed.reserve(inputs.size());
   for (const auto& in : inputs) {
     Entry e;
     Status s = ParseEntry(in.text, &e);
@@ -55,7 +70,12 @@ std::vector<std::string> ParseEntryInputs(const std::vector<EntryInput>& inputs,
                        "': " + s.message());
       continue;
     }
-    if (seen.insert(Identity(e)).second) out->push_back(std::move(e));
+    parsed.push_back(std::move(e));
+  }
+  out->clear();
+  IdentitySet seen(parsed.size());
+  for (const auto& e : parsed) {
+    if (seen.Insert(e)) out->push_back(e);
   }
   return errors;
 }
@@ -66,10 +86,11 @@ MapKind DefaultMapKind(std::string_view path) {
 
 const char* MapKindName(MapKind kind) { return kind == MapKind::kPlain ? "plain" : "regexp"; }
 
-ImportPlan PlanImport(const std::vector<ImportFile>& files,
-                      const std::vector<Entry>& current, bool replace) {
+ImportPlan PlanImport(const std::vector<ImportFile>& files, const std::vector<Entry>& current,
+                      bool replace) {
   ImportPlan plan;
-  std::unordered_set<std::string> wanted;
+  // Views into `files` and `current`, which outlive the sets: no copies of 100,000 keys.
+  IdentitySet wanted;
   for (const auto& f : files) {
     for (const auto& h : f.read.hazards) {
       (h.severity == MapHazard::Severity::kError ? plan.errors : plan.warnings)
@@ -80,16 +101,18 @@ ImportPlan PlanImport(const std::vector<ImportFile>& files,
         plan.not_imported.push_back(f.path + ":" + std::to_string(line.line) + ": " + line.key);
         continue;
       }
-      ImportItem item{line.entry, f.path, line.line, line.meaning_change};
-      if (!item.meaning_change.empty()) plan.meaning_changes.push_back(item);
-      if (wanted.insert(Identity(line.entry)).second) plan.entries.push_back(std::move(item));
+      if (!line.meaning_change.empty()) {
+        plan.meaning_changes.push_back({line.entry, f.path, line.line, line.meaning_change});
+      }
+      if (wanted.Insert(line.entry)) {
+        plan.entries.push_back({line.entry, f.path, line.line, line.meaning_change});
+      }
     }
   }
-  std::unordered_set<std::string> have;
-  have.reserve(current.size());
-  for (const auto& e : current) have.insert(Identity(e));
+  IdentitySet have(current.size());
+  for (const auto& e : current) have.Insert(e);
   for (const auto& item : plan.entries) {
-    if (have.count(Identity(item.entry)) != 0) {
+    if (have.Contains(item.entry)) {
       ++plan.unchanged;
     } else {
       plan.to_add.push_back(item);
@@ -97,7 +120,7 @@ ImportPlan PlanImport(const std::vector<ImportFile>& files,
   }
   if (replace) {
     for (const auto& e : current) {
-      if (wanted.count(Identity(e)) == 0) plan.to_remove.push_back(e);
+      if (!wanted.Contains(e)) plan.to_remove.push_back(e);
     }
   }
   return plan;

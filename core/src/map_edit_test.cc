@@ -30,8 +30,7 @@ TEST_CASE("SplitEntryLines trims, skips blanks and comments, numbers lines", "[m
   CHECK(SplitEntryLines("", "x").empty());
 }
 
-TEST_CASE("ParseEntryInputs reports every invalid input and collapses duplicates",
-          "[map_edit]") {
+TEST_CASE("ParseEntryInputs reports every invalid input and collapses duplicates", "[map_edit]") {
   std::vector<Entry> out;
   auto errors = ParseEntryInputs({{"", "A@X.example"},
                                   {"", "john smith"},

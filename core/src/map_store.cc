@@ -4,6 +4,8 @@
 #include <chrono>
 #include <nlohmann/json.hpp>
 #include <random>
+#include <string_view>
+#include <unordered_set>
 
 #include "compd/address.h"
 
@@ -13,56 +15,75 @@ namespace {
 
 // One script for every change, so add, remove and replace share the version/publish
 // bookkeeping. KEYS: exact, re, version, changed, staging. ARGV: op, by, channel, mode
-// ("inline" or "staged"), expected item count, then (inline) kind/field/value triples.
-// Staged items come from the staging list, which the script deletes; a list that is
-// not complete (a failed RPUSH) aborts before anything is written.
+// ("inline" or "staged"), the number of exact entries, the number of patterns, then
+// (inline) field/value pairs, exact ones first, no field twice (the caller sees to it).
+// Staged pairs come from the staging list, which the script deletes; a list that is not
+// complete (a failed RPUSH) aborts before anything is written.
 constexpr const char* kChangeScript = R"lua(
 if redis.replicate_commands then redis.replicate_commands() end
 local op, by, channel, mode = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
-local expected = tonumber(ARGV[5])
-local items, base = ARGV, 6
+local n_exact, n_re = tonumber(ARGV[5]), tonumber(ARGV[6])
+local items, base = ARGV, 7
 if mode == 'staged' then
   items = redis.call('LRANGE', KEYS[5], 0, -1)
   redis.call('DEL', KEYS[5])
   base = 1
 end
-if #items - base + 1 ~= 3 * expected then
-  return redis.error_reply('compd: incomplete batch (' .. (#items - base + 1) ..
-                           ' of ' .. 3 * expected .. ' items), nothing changed')
+if #items - base + 1 ~= 2 * (n_exact + n_re) then
+  return redis.error_reply('compd: incomplete batch (' .. (#items - base + 1) .. ' of ' ..
+                           2 * (n_exact + n_re) .. ' items), nothing changed')
 end
+if op ~= 'add' and op ~= 'remove' and op ~= 'replace' then
+  return redis.error_reply('compd: unknown op ' .. op)
+end
+-- Variadic HMGET/HSET/HDEL over slices: one redis.call per entry costs several times
+-- more than the command itself. A slice stays far below Lua's unpack() limit.
+local SLICE = 1000
 local flags, added, removed = {}, 0, 0
-local function hash(kind) if kind == 'e' then return KEYS[1] end return KEYS[2] end
-if op == 'add' then
-  for i = base, #items, 3 do
-    local r = redis.call('HSETNX', hash(items[i]), items[i + 1], items[i + 2])
-    flags[#flags + 1] = (r == 1) and '1' or '0'
-    added = added + r
+local adding = op ~= 'remove'
+-- Pairs [first, first + count) of `items` belong to hash `key`.
+local function apply(key, first, count)
+  for s = 0, count - 1, SLICE do
+    local n = math.min(SLICE, count - s)
+    local fields = {}
+    for k = 1, n do fields[k] = items[first + 2 * (s + k - 1)] end
+    local have = redis.call('HMGET', key, unpack(fields))
+    local args = {}
+    for k = 1, n do
+      local change = (have[k] == false) == adding
+      flags[#flags + 1] = change and '1' or '0'
+      if change then
+        args[#args + 1] = fields[k]
+        if adding then args[#args + 1] = items[first + 2 * (s + k - 1) + 1] end
+      end
+    end
+    if #args > 0 then
+      if adding then
+        redis.call('HSET', key, unpack(args))
+        added = added + #args / 2
+      else
+        removed = removed + redis.call('HDEL', key, unpack(args))
+      end
+    end
   end
-elseif op == 'remove' then
-  for i = base, #items, 3 do
-    local r = redis.call('HDEL', hash(items[i]), items[i + 1])
-    flags[#flags + 1] = (r == 1) and '1' or '0'
-    removed = removed + r
-  end
-elseif op == 'replace' then
+end
+apply(KEYS[1], base, n_exact)
+apply(KEYS[2], base + 2 * n_exact, n_re)
+if op == 'replace' then
+  flags = {}
   local want = {[KEYS[1]] = {}, [KEYS[2]] = {}}
-  for i = base, #items, 3 do
-    local key = hash(items[i])
-    want[key][items[i + 1]] = true
-    added = added + redis.call('HSETNX', key, items[i + 1], items[i + 2])
+  for i = base, #items, 2 do
+    want[i < base + 2 * n_exact and KEYS[1] or KEYS[2]][items[i]] = true
   end
   for _, key in ipairs({KEYS[1], KEYS[2]}) do
     local gone = {}
     for _, f in ipairs(redis.call('HKEYS', key)) do
       if not want[key][f] then gone[#gone + 1] = f end
     end
-    -- HDEL in slices: unpack() of a huge table overflows Lua's C stack.
-    for j = 1, #gone, 1000 do
-      removed = removed + redis.call('HDEL', key, unpack(gone, j, math.min(j + 999, #gone)))
+    for j = 1, #gone, SLICE do
+      removed = removed + redis.call('HDEL', key, unpack(gone, j, math.min(j + SLICE - 1, #gone)))
     end
   end
-else
-  return redis.error_reply('compd: unknown op ' .. op)
 end
 local v = redis.call('GET', KEYS[3])
 local version = v and tonumber(v) or 0
@@ -76,7 +97,7 @@ end
 return {version, added, removed, table.concat(flags)}
 )lua";
 
-// Items per RPUSH when staging; keeps each command a few MB at most.
+// Entries per RPUSH when staging; keeps each command a few MB at most.
 constexpr size_t kStageChunk = 10000;
 // Staging lists outlive a crashed writer by this long.
 constexpr const char* kStageTtlSeconds = "3600";
@@ -148,6 +169,30 @@ MapStore::MapStore(RedisClient* client, std::string prefix)
 Status MapStore::Change(const char* op, const std::vector<Item>& items, const std::string& by,
                         std::vector<bool>* flags, ChangeResult* result) {
   static const std::string kEmpty;
+  // Exact entries first, then patterns, each field once: the script relies on it. `order`
+  // maps the script's positions back to the caller's.
+  std::vector<size_t> order;
+  order.reserve(items.size());
+  size_t n_exact = 0;
+  {
+    std::unordered_set<std::string_view> seen_exact, seen_re;
+    for (int pass = 0; pass < 2; ++pass) {
+      const char kind = pass == 0 ? 'e' : 'p';
+      auto& seen = pass == 0 ? seen_exact : seen_re;
+      for (size_t i = 0; i < items.size(); ++i) {
+        if (items[i].kind == kind && seen.insert(*items[i].field).second) order.push_back(i);
+      }
+      if (pass == 0) n_exact = order.size();
+    }
+  }
+  const size_t n = order.size();
+  auto push_pair = [&](std::vector<std::string>* out, size_t pos) {
+    const Item& it = items[order[pos]];
+    out->push_back(*it.field);
+    out->push_back(it.value != nullptr ? *it.value : kEmpty);
+  };
+
+  const std::string staging = keys_.prefix + "map:staging:" + RandomHex();
   std::vector<std::string> eval = {"EVAL",
                                    kChangeScript,
                                    "5",
@@ -155,39 +200,29 @@ Status MapStore::Change(const char* op, const std::vector<Item>& items, const st
                                    keys_.patterns(),
                                    keys_.version(),
                                    keys_.changed(),
-                                   keys_.prefix + "map:staging:" + RandomHex(),
+                                   staging,
                                    op,
                                    by,
-                                   keys_.channel()};
+                                   keys_.channel(),
+                                   n <= max_script_entries_ ? "inline" : "staged",
+                                   std::to_string(n_exact),
+                                   std::to_string(n - n_exact)};
   std::vector<std::vector<std::string>> commands;
-  const std::string staging = eval[7];
-  if (items.size() <= max_script_entries_) {
-    eval.push_back("inline");
-    eval.push_back(std::to_string(items.size()));
-    eval.reserve(eval.size() + 3 * items.size());
-    for (const Item& it : items) {
-      eval.emplace_back(1, it.kind);
-      eval.push_back(*it.field);
-      eval.push_back(it.value != nullptr ? *it.value : kEmpty);
-    }
+  if (n <= max_script_entries_) {
+    eval.reserve(eval.size() + 2 * n);
+    for (size_t pos = 0; pos < n; ++pos) push_pair(&eval, pos);
   } else {
     // One round trip: the staged list, its expiry, then the script. If an RPUSH fails the
     // script sees a short list and refuses, so nothing is applied.
     commands.push_back({"DEL", staging});
-    for (size_t start = 0; start < items.size(); start += kStageChunk) {
-      size_t end = std::min(items.size(), start + kStageChunk);
+    for (size_t start = 0; start < n; start += kStageChunk) {
+      size_t end = std::min(n, start + kStageChunk);
       std::vector<std::string> push = {"RPUSH", staging};
-      push.reserve(2 + 3 * (end - start));
-      for (size_t i = start; i < end; ++i) {
-        push.emplace_back(1, items[i].kind);
-        push.push_back(*items[i].field);
-        push.push_back(items[i].value != nullptr ? *items[i].value : kEmpty);
-      }
+      push.reserve(2 + 2 * (end - start));
+      for (size_t pos = start; pos < end; ++pos) push_pair(&push, pos);
       commands.push_back(std::move(push));
       if (start == 0) commands.push_back({"EXPIRE", staging, kStageTtlSeconds});
     }
-    eval.push_back("staged");
-    eval.push_back(std::to_string(items.size()));
   }
   commands.push_back(std::move(eval));
 
@@ -209,8 +244,8 @@ Status MapStore::Change(const char* op, const std::vector<Item>& items, const st
   }
   if (replies.back().type == RedisReply::Type::kError) {
     if (commands.size() > 1) client_->Command({"DEL", staging});  // best effort
-    return Status::Unavailable("redis " + client_->url().ToString() + ": " +
-                               replies.back().str + " (nothing changed)");
+    return Status::Unavailable("redis " + client_->url().ToString() + ": " + replies.back().str +
+                               " (nothing changed)");
   }
   // Errors of staging commands cannot matter once the script, which checks the staged
   // list is complete, has succeeded.
@@ -219,13 +254,14 @@ Status MapStore::Change(const char* op, const std::vector<Item>& items, const st
       r.elements[0].type != RedisReply::Type::kInteger ||
       r.elements[1].type != RedisReply::Type::kInteger ||
       r.elements[2].type != RedisReply::Type::kInteger ||
-      r.elements[3].str.size() != (std::string(op) == "replace" ? 0 : items.size())) {
+      r.elements[3].str.size() != (std::string(op) == "replace" ? 0 : n)) {
     return Malformed("the change script");
   }
   if (flags != nullptr) {
+    // A repeated entry counts once: its later copies are reported unchanged.
     flags->assign(items.size(), false);
-    for (size_t i = 0; i < r.elements[3].str.size(); ++i) {
-      (*flags)[i] = r.elements[3].str[i] == '1';
+    for (size_t pos = 0; pos < r.elements[3].str.size(); ++pos) {
+      (*flags)[order[pos]] = r.elements[3].str[pos] == '1';
     }
   }
   if (result != nullptr) {
@@ -244,8 +280,8 @@ Status MapStore::Add(const std::vector<StoredEntry>& entries, const std::string&
   std::vector<Item> items;
   items.reserve(entries.size());
   for (size_t i = 0; i < entries.size(); ++i) {
-    items.push_back({entries[i].entry.kind == EntryKind::kExact ? 'e' : 'p',
-                     &entries[i].entry.text, &json[i]});
+    items.push_back(
+        {entries[i].entry.kind == EntryKind::kExact ? 'e' : 'p', &entries[i].entry.text, &json[i]});
   }
   return Change("add", items, by, added, result);
 }
@@ -268,8 +304,8 @@ Status MapStore::Replace(const std::vector<StoredEntry>& entries, const std::str
   std::vector<Item> items;
   items.reserve(entries.size());
   for (size_t i = 0; i < entries.size(); ++i) {
-    items.push_back({entries[i].entry.kind == EntryKind::kExact ? 'e' : 'p',
-                     &entries[i].entry.text, &json[i]});
+    items.push_back(
+        {entries[i].entry.kind == EntryKind::kExact ? 'e' : 'p', &entries[i].entry.text, &json[i]});
   }
   return Change("replace", items, by, nullptr, result);
 }
@@ -337,8 +373,8 @@ Status MapStore::LoadRaw(bool with_meta, MapState* out) {
     StoredEntry e;
     Status ps = ParseEntry(field, &e.entry);
     if (!ps.ok() || e.entry.kind != EntryKind::kPattern) {
-      state.invalid.push_back(keys_.patterns() + ": '" + field + "': " +
-                              (ps.ok() ? "not a /pattern/" : ps.message()));
+      state.invalid.push_back(keys_.patterns() + ": '" + field +
+                              "': " + (ps.ok() ? "not a /pattern/" : ps.message()));
       continue;
     }
     // Keep the stored spelling as the identity, so remove and list name what is there.
@@ -351,8 +387,7 @@ Status MapStore::LoadRaw(bool with_meta, MapState* out) {
   };
   std::sort(state.entries.begin(), state.entries.begin() + static_cast<ptrdiff_t>(n_exact),
             by_text);
-  std::sort(state.entries.begin() + static_cast<ptrdiff_t>(n_exact), state.entries.end(),
-            by_text);
+  std::sort(state.entries.begin() + static_cast<ptrdiff_t>(n_exact), state.entries.end(), by_text);
   *out = std::move(state);
   return Status::Ok();
 }

@@ -35,6 +35,10 @@ std::string TextTable::Render() const {
   return out;
 }
 
+std::string CountOf(size_t n, std::string_view singular, std::string_view plural) {
+  return std::to_string(n) + " " + std::string(n == 1 ? singular : plural);
+}
+
 std::string FormatUnixTime(int64_t seconds) {
   if (seconds <= 0) return "-";
   time_t t = static_cast<time_t>(seconds);

@@ -29,6 +29,12 @@ TEST_CASE("TextTable counts UTF-8 code points and allows ragged rows", "[text_ou
   CHECK(DisplayWidth("\xc3\xbc") == 1);
 }
 
+TEST_CASE("CountOf picks the plural", "[text_output]") {
+  CHECK(CountOf(0, "error", "errors") == "0 errors");
+  CHECK(CountOf(1, "entry", "entries") == "1 entry");
+  CHECK(CountOf(2, "entry", "entries") == "2 entries");
+}
+
 TEST_CASE("FormatUnixTime is UTC and zero is unknown", "[text_output]") {
   CHECK(FormatUnixTime(0) == "-");
   CHECK(FormatUnixTime(1714564800) == "2024-05-01 12:00:00Z");

@@ -54,20 +54,20 @@ struct ImportItem {
 };
 
 struct ImportPlan {
-  std::vector<ImportItem> entries;  // all the files give, first occurrence wins
-  std::vector<ImportItem> to_add;   // in the files, not in the map
-  std::vector<Entry> to_remove;     // with replace only: in the map, not in the files
-  size_t unchanged = 0;             // in both
-  std::vector<std::string> errors;    // "file:line: message" for every error hazard
-  std::vector<std::string> warnings;  // the same for every warning
+  std::vector<ImportItem> entries;          // all the files give, first occurrence wins
+  std::vector<ImportItem> to_add;           // in the files, not in the map
+  std::vector<Entry> to_remove;             // with replace only: in the map, not in the files
+  size_t unchanged = 0;                     // in both
+  std::vector<std::string> errors;          // "file:line: message" for every error hazard
+  std::vector<std::string> warnings;        // the same for every warning
   std::vector<ImportItem> meaning_changes;  // converted lines whose meaning changes
   std::vector<std::string> not_imported;    // "file:line: key" for lines not converted
 };
 
 // What importing `files` into a map holding `current` would do; with `replace` the map
 // is to become equal to the files.
-ImportPlan PlanImport(const std::vector<ImportFile>& files,
-                      const std::vector<Entry>& current, bool replace);
+ImportPlan PlanImport(const std::vector<ImportFile>& files, const std::vector<Entry>& current,
+                      bool replace);
 
 }  // namespace compd
 

@@ -30,6 +30,9 @@ class TextTable {
 // Display width of `s`: its UTF-8 code points (continuation bytes not counted).
 size_t DisplayWidth(std::string_view s);
 
+// "1 error", "2 errors": `n` and the noun, plural unless n == 1.
+std::string CountOf(size_t n, std::string_view singular, std::string_view plural);
+
 // `2024-05-01 12:00:00Z` (UTC), or "-" for 0 (unknown).
 std::string FormatUnixTime(int64_t seconds);
 
