@@ -36,35 +36,20 @@ end
 if op ~= 'add' and op ~= 'remove' and op ~= 'replace' then
   return redis.error_reply('compd: unknown op ' .. op)
 end
--- Variadic HMGET/HSET/HDEL over slices: one redis.call per entry costs several times
--- more than the command itself. A slice stays far below Lua's unpack() limit.
-local SLICE = 1000
+-- One call per entry: measured as fast as variadic HMGET/HSET slices on Redis 7, and simpler.
 local flags, added, removed = {}, 0, 0
-local adding = op ~= 'remove'
 -- Pairs [first, first + count) of `items` belong to hash `key`.
 local function apply(key, first, count)
-  for s = 0, count - 1, SLICE do
-    local n = math.min(SLICE, count - s)
-    local fields = {}
-    for k = 1, n do fields[k] = items[first + 2 * (s + k - 1)] end
-    local have = redis.call('HMGET', key, unpack(fields))
-    local args = {}
-    for k = 1, n do
-      local change = (have[k] == false) == adding
-      flags[#flags + 1] = change and '1' or '0'
-      if change then
-        args[#args + 1] = fields[k]
-        if adding then args[#args + 1] = items[first + 2 * (s + k - 1) + 1] end
-      end
+  for i = first, first + 2 * (count - 1), 2 do
+    local r
+    if op == 'remove' then
+      r = redis.call('HDEL', key, items[i])
+      removed = removed + r
+    else
+      r = redis.call('HSETNX', key, items[i], items[i + 1])
+      added = added + r
     end
-    if #args > 0 then
-      if adding then
-        redis.call('HSET', key, unpack(args))
-        added = added + #args / 2
-      else
-        removed = removed + redis.call('HDEL', key, unpack(args))
-      end
-    end
+    flags[#flags + 1] = (r == 1) and '1' or '0'
   end
 end
 apply(KEYS[1], base, n_exact)
@@ -80,8 +65,9 @@ if op == 'replace' then
     for _, f in ipairs(redis.call('HKEYS', key)) do
       if not want[key][f] then gone[#gone + 1] = f end
     end
-    for j = 1, #gone, SLICE do
-      removed = removed + redis.call('HDEL', key, unpack(gone, j, math.min(j + SLICE - 1, #gone)))
+    -- HDEL in slices: unpack() of a huge table overflows Lua's C stack.
+    for j = 1, #gone, 1000 do
+      removed = removed + redis.call('HDEL', key, unpack(gone, j, math.min(j + 999, #gone)))
     end
   end
 end

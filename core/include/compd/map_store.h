@@ -4,7 +4,8 @@
 //   {prefix}map:exact    hash  canonical address -> JSON metadata
 //   {prefix}map:re       hash  `/regex/flags`    -> JSON metadata
 //   {prefix}map:version  int   bumped by every change that changes something
-//   {prefix}map:changed  hash  at (unix seconds), by, op of the last change
+//   {prefix}map:changed  hash  at (unix seconds, Redis' clock), by, op, added, removed,
+//                              version of the last change
 //   {prefix}map:changes  pub/sub channel; each change publishes the new version
 // The exact hash uses canonical addresses as fields so rspamd's `redis://` multimap
 // (a plain HGET) can read it directly.
@@ -88,8 +89,11 @@ class MapStore {
  public:
   MapStore(RedisClient* client, std::string prefix = kDefaultPrefix);
 
-  // Adds entries that are not there yet. `added[i]` tells whether entries[i] was new.
-  // Version bumps (and a change is published) only if something was added.
+  // Adds entries that are not there yet (existing ones keep their metadata). `added[i]`
+  // tells whether entries[i] was new; an entry given twice is new at most once.
+  // Version bumps (and a change is published) only if something was added. Entries must
+  // come from ParseEntry. A failure that leaves the outcome unknown (the connection broke
+  // after sending) says so in its message; every other failure changed nothing.
   Status Add(const std::vector<StoredEntry>& entries, const std::string& by,
              std::vector<bool>* added, ChangeResult* result = nullptr);
   // Removes entries; `removed[i]` tells whether entries[i] was there.
@@ -122,7 +126,7 @@ class MapStore {
   struct Item {
     char kind;  // 'e' exact, 'p' pattern
     const std::string* field;
-    const std::string* value;  // may be empty for removals
+    const std::string* value;  // null for removals
   };
   Status LoadRaw(bool with_meta, MapState* out);
   Status Change(const char* op, const std::vector<Item>& items, const std::string& by,
