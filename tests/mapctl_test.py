@@ -2,13 +2,18 @@
 """mapctl against a real redis-server.
 
 Each test class starts its own redis-server (free loopback port plus a unix socket, in a
-temporary folder, no persistence, output to a log file there) and stops it afterwards.
+temporary folder, no persistence, output to a log file there) and stops it afterwards; the
+server gets SIGTERM if this process dies without cleaning up (a ctest timeout). The fixture
+is local rather than tests/lib's because it needs `requirepass`.
 The mapctl binary is $COMPD_BUILD_DIR/mapctl (default: build/mapctl).
 Python 3 standard library only.
 """
+import ctypes
 import json
 import os
+import pwd
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -30,6 +35,16 @@ def find_mapctl():
 
 
 MAPCTL = find_mapctl()
+
+for program in ("redis-server", "redis-cli"):
+    if shutil.which(program) is None:
+        sys.exit("%s not installed (Debian packages redis-server and redis-tools; run "
+                 "scripts/install-deps.sh test)" % program)
+
+
+def die_with_parent():
+    """In the child before exec: SIGTERM when this test process dies (PR_SET_PDEATHSIG)."""
+    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)
 
 
 def free_port():
@@ -107,7 +122,8 @@ class RedisServer:
         if self.password:
             args += ["--requirepass", self.password]
         self.log = open(self.log_path, "w")
-        self.proc = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT,
+                                     preexec_fn=die_with_parent)
         deadline = time.time() + 10
         while True:
             try:
@@ -298,6 +314,24 @@ class AddRemoveTest(MapctlCase):
         self.assertEqual(self.patterns(), [])
         self.assertEqual(self.version(), 2)
 
+    def test_remove_from_stdin(self):
+        self.ok("add", "a@x.example", "b@x.example", "c@x.example")
+        p = self.ok("remove", "-", "c@x.example", stdin="A@x.example\n# not this\nb@x.example\n")
+        self.assertIn("3 removed, 0 not found", p.stdout)
+        self.assertEqual(self.exact(), [])
+
+    def test_added_by_without_sudo_is_the_login_name(self):
+        env = self.env()
+        del env["SUDO_USER"]
+        self.ok("add", "who@x.example", env=env)
+        meta = json.loads(self.r.call("HGET", "compd:map:exact", "who@x.example"))
+        names = {pwd.getpwuid(os.getuid()).pw_name}
+        try:
+            names.add(os.getlogin())
+        except OSError:
+            pass  # no controlling terminal: mapctl falls back to the uid's name too
+        self.assertIn(meta["added_by"], names)
+
     def test_remove_nothing_there_does_not_bump_version(self):
         self.ok("add", "a@x.example")
         p = self.mapctl("remove", "zz@x.example")
@@ -373,6 +407,17 @@ class ListTestStatsTest(MapctlCase):
         self.assertEqual(rows[2], ["nobody@x.example", "not", "listed"])
         p = self.mapctl("test", "nobody@x.example")
         self.assertEqual(p.returncode, 1)
+
+    def test_test_uses_the_canonicalisation_settings(self):
+        self.ok("add", "jdoe@gmail.com", "user@x.example")
+        self.assertEqual(self.mapctl("test", "J.Doe@gmail.com", "user+tag@x.example")
+                         .returncode, 1)
+        p = self.mapctl("--canon-gmail-dots", "yes", "test", "J.Doe@gmail.com")
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        self.assertIn("jdoe@gmail.com", p.stdout)
+        conf = self.write("canon.conf", "canon_strip_subaddress = yes\n")
+        p = self.mapctl("--config", conf, "test", "user+tag@x.example", config=False)
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
 
     def test_test_json(self):
         p = self.mapctl("test", "--json", "bob@other.example", "x@y.example")
@@ -650,5 +695,18 @@ class PasswordTest(MapctlCase):
         self.assertNotIn("wrong", p.stderr)
 
 
+def main():
+    """unittest.main with the closing line the other integration tests print."""
+    signal.signal(signal.SIGTERM, lambda signum, _: sys.exit("killed by signal %d" % signum))
+    start = time.monotonic()
+    result = unittest.main(exit=False, verbosity=2).result
+    ok = result.wasSuccessful() and result.testsRun > 0
+    sys.stdout.flush()
+    sys.stderr.write("%s: %s (%d tests, %d failures, %d errors, %.1fs)\n" % (
+        os.path.basename(sys.argv[0]), "OK" if ok else "FAILED", result.testsRun,
+        len(result.failures), len(result.errors), time.monotonic() - start))
+    sys.exit(0 if ok else 1)
+
+
 if __name__ == "__main__":
-    unittest.main(verbosity=2)
+    main()
