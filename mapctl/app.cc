@@ -28,9 +28,17 @@ compd::Status Context::OpenStore(compd::MapStore** store) {
     if (!s.ok()) return s;
     auto timeout = std::chrono::milliseconds(config_.GetDurationMs("redis_timeout"));
     auto client = std::make_unique<compd::RedisClient>(std::move(url), timeout);
-    // Connect now so an outage is reported before any work, and clearly.
-    s = client->Connect();
-    if (!s.ok()) return s;
+    // Connect and PING now, so an outage or a missing password is reported before any
+    // work, and clearly (an unauthenticated EVAL of a big batch only gets "Protocol error").
+    s = client->Command({"PING"});
+    if (!s.ok()) {
+      if (s.message().find("NOAUTH") != std::string::npos) {
+        return compd::Status::Unavailable(
+            "redis " + client->url().ToString() +
+            ": authentication required; set COMPD_REDIS_PASSWORD or redis_password_file");
+      }
+      return s;
+    }
     client_ = std::move(client);
     store_ = std::make_unique<compd::MapStore>(client_.get(), config_.GetString("prefix"));
   }

@@ -44,7 +44,10 @@ int RunImport(const ImportOptions& o, Context& ctx) {
 
   compd::ImportPlan plan = compd::PlanImport(files, current, o.replace);
   const bool blocked = !plan.errors.empty() && !o.skip_invalid;
-  const bool write = o.apply && !blocked;
+  // An empty or wrong file with --replace would wipe every node's map in one go: that
+  // takes `mapctl remove`, not an import.
+  const bool wipes = o.replace && plan.entries.empty() && !current.empty();
+  const bool write = o.apply && !blocked && !wipes;
   compd::ChangeResult result;
   result.version = version;
   if (write) {
@@ -119,13 +122,19 @@ int RunImport(const ImportOptions& o, Context& ctx) {
     if (write) {
       std::cout << "applied: map version " << result.version << " (" << result.added << " added, "
                 << result.removed << " removed)\n";
-    } else if (!blocked) {
+    } else if (!blocked && !wipes) {
       std::cout << "dry run: nothing written; pass --apply to write\n";
     }
   }
   if (blocked) {
     PrintError("nothing written: " + compd::CountOf(plan.errors.size(), "error", "errors") +
                " in the input (fix the file, or pass --skip-invalid to import the rest)");
+    return kExitError;
+  }
+  if (wipes) {
+    PrintError(
+        "nothing written: the files hold no entries, so --replace would empty the map "
+        "(use mapctl remove to clear it)");
     return kExitError;
   }
   return kExitOk;

@@ -536,6 +536,15 @@ class ImportExportTest(MapctlCase):
         self.assertEqual(self.r.call("HGET", "compd:map:exact", "keep@x.example"), before)
         self.assertEqual(self.version(), 2)
 
+    def test_replace_refuses_to_empty_the_map(self):
+        self.ok("add", "keep@x.example")
+        path = self.write("empty.map", "# nothing here\n")
+        p = self.mapctl("import", path, "--replace", "--apply")
+        self.assertEqual(p.returncode, 2)
+        self.assertIn("--replace would empty the map", p.stderr)
+        self.assertEqual(self.exact(), ["keep@x.example"])
+        self.assertEqual(self.version(), 1)
+
     def test_round_trip_import_export_import(self):
         path = self.write("bad_rcpt.map", self.REGEXP_MAP)
         self.ok("import", path, "--apply")
@@ -673,9 +682,11 @@ class PasswordTest(MapctlCase):
     password = "s3cret-pw"
 
     def test_password_from_env_file_and_refused_in_url(self):
-        p = self.mapctl("stats")
-        self.assertEqual(p.returncode, 2)
-        self.assertNotIn(self.password, p.stderr)
+        for args in (["stats"], ["add", "pw@x.example"]):
+            p = self.mapctl(*args)
+            self.assertEqual(p.returncode, 2)
+            self.assertIn("authentication required; set COMPD_REDIS_PASSWORD", p.stderr)
+        self.assertEqual(self.exact(), [])
         self.ok("add", "pw@x.example", env=self.env(COMPD_REDIS_PASSWORD=self.password))
         self.assertEqual(self.exact(), ["pw@x.example"])
         pwfile = self.write("pw", self.password + "\n")
