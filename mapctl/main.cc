@@ -46,7 +46,9 @@ int main(int argc, char** argv) {
   std::map<const CLI::App*, mapctl::RunFn> runs;
   for (const auto& command : mapctl::Commands()) {
     CLI::App* sub = app.add_subcommand(command.name, command.summary);
-    sub->footer(command.examples);
+    sub->footer(std::string(command.examples) +
+                "Global options (--redis, --prefix, --config, --json, ...) may come before "
+                "or after the command; see mapctl --help.");
     runs[sub] = command.setup(sub);
   }
 
