@@ -40,6 +40,8 @@ struct Keys {
   std::string events() const { return prefix + "events"; }
   std::string account(const std::string& name) const { return prefix + "account:" + name; }
   std::string accounts() const { return prefix + "accounts"; }
+  // Marker that an event reached Redis (the Recorder's dedup on replay; has a TTL).
+  std::string event_seen(const std::string& id) const { return prefix + "seen:" + id; }
 };
 
 struct EntryMeta {
