@@ -16,13 +16,27 @@ namespace {
 // reachable from a file-level pointer. It is written once before smfi_main starts threads.
 const MilterContext* g_context = nullptr;
 
-// Per connection, owned through smfi_setpriv from negotiate (or connect) until close.
+}  // namespace
+
+// Per connection, owned through smfi_setpriv from negotiate (or connect) until close, and
+// listed in the context's registry meanwhile. `mu` is held during every callback.
 struct Connection {
+  Connection() {
+    std::lock_guard<std::mutex> lock(g_context->connections_mu);
+    g_context->connections.insert(this);
+  }
+  ~Connection() {
+    std::lock_guard<std::mutex> lock(g_context->connections_mu);
+    g_context->connections.erase(this);
+  }
+  std::mutex mu;
   unsigned long noreply = 0;  // SMFIP_NR_* steps negotiated: those must answer NOREPLY
   std::unique_ptr<Session> session;
   bool failed = false;  // an error happened where no reply could carry on_error
   std::string client_ip, client_name;
 };
+
+namespace {
 
 Connection* Conn(SMFICTX* ctx) { return static_cast<Connection*>(smfi_getpriv(ctx)); }
 
@@ -48,7 +62,7 @@ void Log(LogLevel level, const std::string& msg) {
 
 sfsistat OnErrorStatus() {
   return g_context != nullptr && g_context->on_error == OnError::kTempfail ? SMFIS_TEMPFAIL
-                                                                          : SMFIS_ACCEPT;
+                                                                           : SMFIS_ACCEPT;
 }
 
 // Every callback goes through here: no exception may cross into libmilter (C code), and a
@@ -59,6 +73,8 @@ template <typename F>
 sfsistat Guard(SMFICTX* ctx, const char* step, unsigned long noreply_flag, F&& body) {
   Connection* conn = Conn(ctx);
   bool noreply = conn != nullptr && (conn->noreply & noreply_flag) != 0;
+  std::unique_lock<std::mutex> lock;
+  if (conn != nullptr) lock = std::unique_lock<std::mutex>(conn->mu);
   try {
     if (conn != nullptr && conn->failed && !noreply) {
       conn->failed = false;
@@ -109,18 +125,16 @@ Connection* EnsureConnection(SMFICTX* ctx) {
   return conn;
 }
 
-sfsistat Negotiate(SMFICTX* ctx, unsigned long f0, unsigned long f1, unsigned long,
-                   unsigned long, unsigned long* pf0, unsigned long* pf1, unsigned long* pf2,
-                   unsigned long* pf3) {
+sfsistat Negotiate(SMFICTX* ctx, unsigned long f0, unsigned long f1, unsigned long, unsigned long,
+                   unsigned long* pf0, unsigned long* pf1, unsigned long* pf2, unsigned long* pf3) {
   try {
     Connection* conn = EnsureConnection(ctx);
     *pf0 = f0 & (SMFIF_QUARANTINE | SMFIF_SETSYMLIST);
     // Everything we never look at (the body, unknown commands) is switched off, and steps
     // whose answer is always "continue" are made no-reply: fewer round trips per message.
     // DATA stays a replied step: without it Postfix waits on a delayed ACK (~40 ms/message).
-    const unsigned long wanted = SMFIP_NOBODY | SMFIP_NOUNKNOWN | SMFIP_NR_CONN |
-                                 SMFIP_NR_HELO | SMFIP_NR_HDR | SMFIP_NR_EOH | SMFIP_NR_UNKN |
-                                 SMFIP_NR_BODY;
+    const unsigned long wanted = SMFIP_NOBODY | SMFIP_NOUNKNOWN | SMFIP_NR_CONN | SMFIP_NR_HELO |
+                                 SMFIP_NR_HDR | SMFIP_NR_EOH | SMFIP_NR_UNKN | SMFIP_NR_BODY;
     *pf1 = f1 & wanted;
     *pf2 = 0;
     *pf3 = 0;
@@ -172,8 +186,8 @@ sfsistat EnvFrom(SMFICTX* ctx, char** argv) {
 sfsistat EnvRcpt(SMFICTX* ctx, char** argv) {
   return Guard(ctx, "rcpt", SMFIP_NR_RCPT, [&](Connection* conn) {
     if (conn == nullptr || !conn->session) return SMFIS_CONTINUE;
-    Verdict v = conn->session->Rcpt(argv != nullptr && argv[0] != nullptr ? argv[0] : "",
-                                    Macro(ctx, "i"));
+    Verdict v =
+        conn->session->Rcpt(argv != nullptr && argv[0] != nullptr ? argv[0] : "", Macro(ctx, "i"));
     return Answer(ctx, v);
   });
 }
@@ -218,7 +232,10 @@ sfsistat Close(SMFICTX* ctx) {
   smfi_setpriv(ctx, nullptr);
   try {
     std::unique_ptr<Connection> owned(conn);
-    if (owned && owned->session) owned->session->Close();
+    if (owned && owned->session) {
+      std::lock_guard<std::mutex> lock(owned->mu);
+      owned->session->Close();
+    }
   } catch (const std::exception& e) {
     Log(LogLevel::kError, std::string("close: ") + e.what());
   } catch (...) {
@@ -230,6 +247,20 @@ sfsistat Close(SMFICTX* ctx) {
 }  // namespace
 
 void SetMilterContext(const MilterContext* context) { g_context = context; }
+
+size_t OpenConnections(const MilterContext& context) {
+  std::lock_guard<std::mutex> lock(context.connections_mu);
+  return context.connections.size();
+}
+
+size_t FlushOpenConnections(const MilterContext& context) {
+  std::lock_guard<std::mutex> lock(context.connections_mu);
+  for (Connection* conn : context.connections) {
+    std::lock_guard<std::mutex> conn_lock(conn->mu);
+    if (conn->session) conn->session->Abort();
+  }
+  return context.connections.size();
+}
 
 smfiDesc MilterDescription() {
   smfiDesc d{};

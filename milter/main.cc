@@ -9,6 +9,7 @@
 #include <iostream>
 #include <memory>
 #include <mutex>
+#include <thread>
 
 #include "callbacks.h"
 #include "compd/cli_flags.h"
@@ -51,12 +52,6 @@ Status MakePlan(const Config& config, Plan* plan) {
   if (!s.ok()) return s;
   ParseLogLevel(config.GetString("log_level"), &plan->log_level);
   return Status::Ok();
-}
-
-LogFn LegacyLog(const Logger* logger) {
-  return [logger](int level, const std::string& msg) {
-    logger->Log(static_cast<LogLevel>(level), msg);
-  };
 }
 
 int Run(const Plan& plan, const std::string& config_path, bool config_explicit) {
@@ -107,6 +102,7 @@ int Run(const Plan& plan, const std::string& config_path, bool config_explicit) 
   if (!s.ok()) return Fail(s.message(), kExitRuntime);
   s = DropPrivileges(user, group);
   if (!s.ok()) return Fail(s.message(), kExitRuntime);
+  BlockProcessSignals();
 
   // Block SIGUSR1 before any thread exists, so only the reload thread receives it. The
   // reload thread may outlive Run's objects: it reaches them only through `live` under its
@@ -147,7 +143,7 @@ int Run(const Plan& plan, const std::string& config_path, bool config_explicit) 
   ro.stream_maxlen = static_cast<size_t>(config.GetInt("event_stream_maxlen"));
   ro.queue_capacity = static_cast<size_t>(config.GetInt("event_queue_size"));
   ro.redis_timeout = std::chrono::milliseconds(config.GetDurationMs("redis_timeout"));
-  Recorder recorder(ro, LegacyLog(&logger));
+  Recorder recorder(ro, logger.Fn());
   s = recorder.Start();
   if (!s.ok()) return Fail("recorder: " + s.message(), kExitRuntime);
 
@@ -159,7 +155,7 @@ int Run(const Plan& plan, const std::string& config_path, bool config_explicit) 
   wo.redis_timeout = std::chrono::milliseconds(config.GetDurationMs("redis_timeout"));
   wo.matcher.canon.strip_subaddress = config.GetBool("canon_strip_subaddress");
   wo.matcher.canon.gmail_dots = config.GetBool("canon_gmail_dots");
-  MapWatcher watcher(wo, LegacyLog(&logger));
+  MapWatcher watcher(wo, logger.Fn());
   s = watcher.Start();
   if (!s.ok()) return Fail("map: " + s.message(), kExitRuntime);
 
@@ -187,9 +183,17 @@ int Run(const Plan& plan, const std::string& config_path, bool config_explicit) 
                                   std::to_string(snap->patterns) + " patterns); action " +
                                   config.GetString("action"));
   int rc = smfi_main();
-  // libmilter returns after SIGTERM/SIGHUP/SIGINT. Stop taking map changes, then drain the
-  // event queue: to Redis if it is there, to the spool if not, so nothing is lost.
-  logger.Log(LogLevel::kInfo, "stopping: draining events");
+  // libmilter returns after SIGTERM/SIGHUP/SIGINT and abandons idle connections without
+  // calling close. Give busy ones a moment, then take the pending events of every
+  // connection still open, and drain the event queue: to Redis if it is there, to the
+  // spool if not, so nothing is lost.
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(500);
+  while (OpenConnections(context) > 0 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  size_t open = FlushOpenConnections(context);
+  logger.Log(LogLevel::kInfo, "stopping: " + std::to_string(open) +
+                                  " connections left open by the MTA; draining events");
   {
     std::lock_guard<std::mutex> lock(live->mu);
     live->tripwire = nullptr;

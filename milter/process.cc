@@ -88,8 +88,7 @@ Status SetSocketPermissions(const std::string& path, const std::string& mode,
   return Status::Ok();
 }
 
-Status PrepareDirectory(const std::string& dir, const std::string& user,
-                        const std::string& group) {
+Status PrepareDirectory(const std::string& dir, const std::string& user, const std::string& group) {
   if (dir.empty()) return Status::Ok();
   // Create parents as needed.
   for (size_t pos = 1; pos <= dir.size(); ++pos) {
@@ -158,6 +157,13 @@ Status WritePidFile(const std::string& path) {
   out.close();
   if (!out) return Status::IoError(path + ": cannot write pid file");
   return Status::Ok();
+}
+
+void BlockProcessSignals() {
+  sigset_t set;
+  sigemptyset(&set);
+  for (int sig : {SIGTERM, SIGHUP, SIGINT, SIGUSR1}) sigaddset(&set, sig);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
 }
 
 void StartReloadSignalThread(std::function<void()> on_reload) {

@@ -22,8 +22,7 @@ Status SetSocketPermissions(const std::string& path, const std::string& mode,
 
 // Makes `dir` exist (mode 0700) and, when `user` is set, owned by that user, so the daemon
 // can still write there after dropping privileges.
-Status PrepareDirectory(const std::string& dir, const std::string& user,
-                        const std::string& group);
+Status PrepareDirectory(const std::string& dir, const std::string& user, const std::string& group);
 
 // Drops to user/group (initgroups too). No-op when `user` is empty.
 Status DropPrivileges(const std::string& user, const std::string& group);
@@ -32,6 +31,12 @@ Status DropPrivileges(const std::string& user, const std::string& group);
 Status Daemonize();
 
 Status WritePidFile(const std::string& path);
+
+// Blocks SIGTERM, SIGHUP, SIGINT and SIGUSR1 in the calling thread. Call it before any
+// thread starts: threads inherit the mask, and libmilter's signal thread only receives
+// these signals through sigwait if no other thread leaves them unblocked (else the
+// default action kills the process without draining events).
+void BlockProcessSignals();
 
 // Blocks SIGUSR1 in the calling thread (call before any other thread starts, so every
 // thread inherits the mask) and starts a thread that runs `on_reload` for each SIGUSR1.

@@ -72,11 +72,16 @@ bool ParseHitAction(std::string_view name, HitAction* out) {
 
 const char* HitActionName(HitAction action) {
   switch (action) {
-    case HitAction::kReject: return "reject";
-    case HitAction::kTempfail: return "tempfail";
-    case HitAction::kQuarantine: return "quarantine";
-    case HitAction::kDiscard: return "discard";
-    case HitAction::kMonitor: return "monitor";
+    case HitAction::kReject:
+      return "reject";
+    case HitAction::kTempfail:
+      return "tempfail";
+    case HitAction::kQuarantine:
+      return "quarantine";
+    case HitAction::kDiscard:
+      return "discard";
+    case HitAction::kMonitor:
+      return "monitor";
   }
   return "?";
 }
@@ -172,7 +177,7 @@ HitAction Session::EffectiveAction() const {
   // Non-SMTP submissions cannot be refused per recipient (and Postfix's non_smtpd_milters
   // must not reject), so only quarantine or record there.
   return opts_->non_smtpd_action == HitAction::kQuarantine ? HitAction::kQuarantine
-                                                                   : HitAction::kMonitor;
+                                                           : HitAction::kMonitor;
 }
 
 Verdict Session::ActOn(HitAction action) const {
@@ -309,8 +314,7 @@ void Session::Header(std::string_view name, std::string_view value) {
   }
 }
 
-void Session::CheckHeaderAddress(const Matcher& m, const std::string& address,
-                                 const char* where) {
+void Session::CheckHeaderAddress(const Matcher& m, const std::string& address, const char* where) {
   std::optional<Match> hit = m.Lookup(address);
   if (!hit) return;
   for (const Event& e : pending_) {

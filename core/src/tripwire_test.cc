@@ -1,6 +1,7 @@
 #include "compd/tripwire.h"
 
 #include <catch2/catch.hpp>
+#include <set>
 
 #include "compd/entry.h"
 
@@ -53,8 +54,8 @@ TEST_CASE("a listed envelope recipient is refused, others pass, one event", "[tr
   {
     Session s(f.tripwire.get(), "203.0.113.5", "client.example");
     s.Helo("localhost");
-    REQUIRE(s.Mail("<winfield@customer.example>", "winfield@customer.example", "LOGIN", "")
-                .kind == Verdict::Kind::kContinue);
+    REQUIRE(s.Mail("<winfield@customer.example>", "winfield@customer.example", "LOGIN", "").kind ==
+            Verdict::Kind::kContinue);
     CHECK(s.Rcpt("<ok@fine.example>", "").kind == Verdict::Kind::kContinue);
     Verdict v = s.Rcpt("<Bad@Spam.Example>", "4XyZ1");
     CHECK(v.kind == Verdict::Kind::kReject);
@@ -275,8 +276,7 @@ TEST_CASE("a locked account is refused at MAIL", "[tripwire]") {
   Verdict v = s.Mail("<stolen@c.example>", "stolen@c.example", "PLAIN", "");
   CHECK(v.kind == Verdict::Kind::kTempfail);
   CHECK(v.text == "account suspended");
-  CHECK(s.Mail("<ok@c.example>", "ok@c.example", "PLAIN", "").kind ==
-        Verdict::Kind::kContinue);
+  CHECK(s.Mail("<ok@c.example>", "ok@c.example", "PLAIN", "").kind == Verdict::Kind::kContinue);
 }
 
 }  // namespace
