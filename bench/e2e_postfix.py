@@ -101,6 +101,9 @@ def main():
     ap.add_argument("--variants", default="", help="comma-separated subset (default: all)")
     ap.add_argument("--entries", type=int, default=1000000, help="exact entries for compd")
     ap.add_argument("--patterns", type=int, default=1000)
+    ap.add_argument("--load-via", default="redis", choices=("redis", "mapctl"),
+                    help="how the map gets into Redis (mapctl import is slower; its time is "
+                    "measured by bench/freshness.py)")
     ap.add_argument("--json", help="also write the results here")
     args = ap.parse_args()
 
@@ -133,7 +136,8 @@ def main():
             redis = h.RedisServer().start()
             servers.append(redis)
             b.log("e2e: loading %d entries and %d patterns" % (args.entries, args.patterns))
-            loaded = b.load_map(redis, args.entries, args.patterns, tmpdir=work)
+            loaded = b.load_map(redis, args.entries, args.patterns, via=args.load_via,
+                                tmpdir=work)
             b.log("e2e: map loaded via %s in %.1f s" % (loaded["via"], loaded["seconds"]))
         map_dir = None
         if need_compd:
@@ -145,6 +149,7 @@ def main():
                         "inet:%d@127.0.0.1" % h.free_port())
                 m = b.compd_milter(redis, spec).start()
                 servers.append(m)
+                b.wait_enforced(m, spec, args.entries)
                 milters[name] = b.postfix_spec(spec)
                 milter_pids[name] = (m.child.pid, False)
                 checks[name] = b.LISTED.replace("{n}", "7")
@@ -152,11 +157,7 @@ def main():
         if need_rspamd:
             if map_dir is None:  # no compd: write the files rspamd reads ourselves
                 map_dir = os.path.join(work, "maps")
-                os.makedirs(map_dir, exist_ok=True)
-                b.write_import_file(os.path.join(map_dir, "compd_rcpt.map"), args.entries, 0)
-                with open(os.path.join(map_dir, "compd_rcpt_re.map"), "w") as f:
-                    for n in range(args.patterns):
-                        f.write(b.pattern_entry(n) + "\n")
+                b.write_map_files(map_dir, args.entries, args.patterns)
             h.wait_for(lambda: os.path.exists(os.path.join(map_dir, "compd_rcpt.map")), 120,
                        what="compd map files for rspamd")
             rs = b.Rspamd(map_dir).start()

@@ -33,6 +33,9 @@ def main():
     ap.add_argument("--per-session", type=int, default=1)
     ap.add_argument("--entries", type=int, default=1000000)
     ap.add_argument("--patterns", type=int, default=1000)
+    ap.add_argument("--load-via", default="redis", choices=("redis", "mapctl"),
+                    help="how the map gets into Redis (mapctl import is slower; its time is "
+                    "measured by bench/freshness.py)")
     ap.add_argument("--listed-share", type=float, default=0.01,
                     help="share of recipients that are listed (each one is a recorded hit)")
     ap.add_argument("--transports", default="unix,tcp")
@@ -57,7 +60,8 @@ def main():
             servers.append(redis)
             b.log("milter_compare: loading %d entries, %d patterns" % (args.entries,
                                                                       args.patterns))
-            loaded = b.load_map(redis, args.entries, args.patterns, tmpdir=work)
+            loaded = b.load_map(redis, args.entries, args.patterns, via=args.load_via,
+                                tmpdir=work)
             b.log("milter_compare: loaded via %s in %.1f s" % (loaded["via"], loaded["seconds"]))
         map_dir = None
         for t in transports:
@@ -67,11 +71,7 @@ def main():
                 m = b.compd_milter(redis, spec("compd-" + t)).start()
                 servers.append(m)
                 map_dir = map_dir or m.map_dir
-                # Ready means the map is in: a listed address is refused.
-                h.wait_for(lambda: b.milter_load(m_spec(m), "-c", 1, "-m", 1, "--listed-share",
-                                                 1, "--rcpts-max", 1)["recipients"]
-                           ["listed_refused"] == 1, 300, interval=0.5,
-                           what="compd-milter to enforce the loaded map")
+                b.wait_enforced(m, m_spec(m), args.entries)
                 targets["compd-" + t] = (m_spec(m), m.child.pid, False)
             if "noop" in wanted:
                 s = spec("noop-" + t)
@@ -81,10 +81,7 @@ def main():
         if "rspamd" in wanted:
             if map_dir is None:
                 map_dir = os.path.join(work, "maps")
-                os.makedirs(map_dir, exist_ok=True)
-                b.write_import_file(os.path.join(map_dir, "compd_rcpt.map"), args.entries, 0)
-                with open(os.path.join(map_dir, "compd_rcpt_re.map"), "w") as f:
-                    f.writelines(b.pattern_entry(n) + "\n" for n in range(args.patterns))
+                b.write_map_files(map_dir, args.entries, args.patterns)
             h.wait_for(lambda: os.path.exists(os.path.join(map_dir, "compd_rcpt.map")), 120,
                        what="map files for rspamd")
             rs = b.Rspamd(map_dir).start()
