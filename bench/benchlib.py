@@ -245,14 +245,14 @@ def mapctl_available():
     return _offers("mapctl", "import")
 
 
-def compd_milter(redis, spec, extra=(), log_level="warning"):
+def compd_milter(redis, spec, extra=(), log_level="warning", env=None):
     """compd-milter (bench build) on spec with recording on (Redis events, alert log), the
     map files written for rspamd; not started yet."""
     args = ["--socket", spec, "--log-level", log_level]
     if spec.startswith("unix:"):
         args += ["--socket-mode", "0666"]
     return h.Milter.standard(redis, binary=binary("compd-milter"), extra=args + list(extra),
-                             ready_timeout=120)
+                             ready_timeout=120, env=env)
 
 
 # ---------------------------------------------------------------------------------------

@@ -3,7 +3,8 @@
 that negotiates the same protocol steps (the ceiling), and rspamd's milter proxy with only
 compd's multimap rules, in interleaved runs (A B C A B C ...), over a unix socket and TCP.
 
-compd-milter runs with the map loaded into Redis (default 1,000,000 exact entries and
+Also the no-op milter with libmilter's defaults ("plain": every step answered but DATA,
+which shows the Nagle/delayed-ACK stall over TCP). compd-milter runs with the map loaded into Redis (default 1,000,000 exact entries and
 1,000 patterns) and recording on (Redis events, per-account records, the alert log). Each
 run is `milter_load -c CONNECTIONS -d SECONDS` with one message per milter session, as
 Postfix opens one milter connection per SMTP session. Server CPU per message is read from
@@ -39,7 +40,9 @@ def main():
     ap.add_argument("--listed-share", type=float, default=0.01,
                     help="share of recipients that are listed (each one is a recorded hit)")
     ap.add_argument("--transports", default="unix,tcp")
-    ap.add_argument("--servers", default="compd,noop,rspamd")
+    ap.add_argument("--servers", default="compd,noop,plain,rspamd",
+                    help="compd, noop (negotiated like compd), plain (libmilter defaults, "
+                    "no DATA reply), rspamd")
     ap.add_argument("--json", help="also write the results here")
     args = ap.parse_args()
 
@@ -78,6 +81,11 @@ def main():
                 n = b.NoopMilter(s).start()
                 servers.append(n)
                 targets["noop-" + t] = (s, n.pid, False)
+            if "plain" in wanted:  # libmilter's defaults: the TCP stall, for reference
+                s = spec("plain-" + t)
+                n = b.NoopMilter(s, "plain").start()
+                servers.append(n)
+                targets["plain-" + t] = (s, n.pid, False)
         if "rspamd" in wanted:
             if map_dir is None:
                 map_dir = os.path.join(work, "maps")
@@ -90,7 +98,7 @@ def main():
                 targets["rspamd-" + t] = (rs.tcp_spec if t == "tcp" else rs.unix_spec, rs.pid,
                                           True)
 
-        order = [s + "-" + t for t in transports for s in ("compd", "noop", "rspamd")
+        order = [s + "-" + t for t in transports for s in ("compd", "noop", "plain", "rspamd")
                  if s + "-" + t in targets]
         load_args = ["-c", args.connections, "-d", args.duration, "--per-session",
                      args.per_session, "--listed-share", args.listed_share,
