@@ -79,4 +79,6 @@ $listener
 }
 EOF
 
+# Arguments: a command to run instead of dovecot once the config is rendered.
+[ $# -eq 0 ] || exec "$@"
 exec dovecot -F -c "$conf"

@@ -152,5 +152,8 @@ for f in main.cf master.cf; do
   mv -f "$config_dir/$f.tmp" "$config_dir/$f"
 done
 
+# Arguments: a command to run instead of Postfix once the config is rendered
+# (`docker compose run postfix postconf -n`).
+[ $# -eq 0 ] || exec "$@"
 # start-fg runs the checks of `postfix check` first and refuses to start on a fatal one.
 exec postfix -c "$config_dir" start-fg

@@ -297,6 +297,51 @@ class MilterEntrypointTest(unittest.TestCase):
         self.assertIn("\naction = monitor\n", r.stdout)
 
 
+class RspamdEntrypointTest(unittest.TestCase):
+    """entrypoint-rspamd.sh renders compd's snippets for the shared map folder."""
+
+    def setUp(self):
+        if not os.path.isdir(RSPAMD_CONF):
+            self.skipTest("compd's rspamd snippets (rspamd-conf/local.d, issue 5) are not in "
+                          "the tree")
+        h.require_programs("rspamadm")
+        h.require_user("_rspamd", "rspamd")
+
+    def render(self, **env):
+        root = h.temp_dir("rspamd-render")
+        e = base_env(RSPAMD_ROOT=root, COMPD_RSPAMD_CONF=os.path.dirname(RSPAMD_CONF),
+                     COMPD_MAP_DIR="/srv/compd maps", RSPAMD_REDIS_SERVERS="127.0.0.1:1",
+                     RSPAMD_LOG=os.path.join(root, "rspamd.log"), **env)
+        r = run(["bash", script("entrypoint-rspamd.sh"), "true"], e, timeout=120)
+        return r, os.path.join(root, "etc", "rspamd")
+
+    def rules(self, confdir):
+        text = read(os.path.join(confdir, "local.d", "multimap.conf"))
+        return {m.group(1): m.group(2) for m in re.finditer(
+            r"(?ms)^(COMPD_RCPT\w*) \{(.*?)^\}", text)}
+
+    def test_rules_read_the_shared_folder_with_the_chosen_action(self):
+        for action, want in (("", 'action = "reject";'),
+                             ("soft reject", 'action = "soft reject";'), ("none", None)):
+            r, confdir = self.render(RSPAMD_COMPD_ACTION=action)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            rules = self.rules(confdir)
+            self.assertEqual(sorted(rules), ["COMPD_RCPT", "COMPD_RCPT_RE"])
+            self.assertIn('/srv/compd maps/compd_rcpt.map"', rules["COMPD_RCPT"])
+            self.assertIn('/srv/compd maps/compd_rcpt_re.map"', rules["COMPD_RCPT_RE"])
+            for body in rules.values():
+                actions = re.findall(r"(?m)^\s*action\s*=.*$", body)
+                self.assertEqual([a.strip() for a in actions], [want] if want else [])
+        # The recorder writes to the Redis compd-milter uses.
+        self.assertIn('servers = "127.0.0.1:1";',
+                      read(os.path.join(confdir, "override.d", "compd_recorder.conf")))
+
+    def test_unknown_action_is_refused(self):
+        r, _ = self.render(RSPAMD_COMPD_ACTION="rejct")
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("RSPAMD_COMPD_ACTION=rejct", r.stderr)
+
+
 # ---------------------------------------------------------------------------------------
 
 
