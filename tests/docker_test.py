@@ -351,6 +351,9 @@ class ComposeStackTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         h.require_programs("postfix", "dovecot", "swaks", "openssl")
+        if run(["perl", "-MNet::SSLeay", "-e", "1"], base_env()).returncode != 0:
+            raise h.HarnessError("swaks --tls needs Net::SSLeay (Debian package "
+                                 "libnet-ssleay-perl; run scripts/install-deps.sh test)")
         h.require_user("dovecot", "dovecot-core")
         if os.path.isdir(RSPAMD_CONF):
             h.require_programs("rspamd", "rspamadm")
