@@ -386,7 +386,9 @@ class ComposeStackTest(unittest.TestCase):
             COMPD_SPOOL_DIR=os.path.join(cls.compd_root, "var/spool/compd"),
             COMPD_ACTION="reject",
             COMPD_HOSTNAME="compd-docker")
-        os.makedirs(cls.compd_root)
+        # As in the image: the map folder exists, 0755, so rspamd can read it.
+        os.makedirs(cls.map_dir, mode=0o755)
+        os.chmod(cls.map_dir, 0o755)
         cls.milter = cls._daemon(Daemon("compd-milter", ["bash", script("entrypoint-milter.sh")],
                                         cls.milter_env, os.path.join(root, "milter.log")))
         cls.milter.wait_healthy("milter", cls.milter_env, 20)
@@ -558,8 +560,19 @@ class ComposeStackTest(unittest.TestCase):
                 r = self.send("probe2@spammer.example", subject="compose-rspamd")
                 return r if r.code != 0 else None
             r = h.wait_for(refused, 30, interval=1, what="rspamd to refuse a listed address")
-            self.assertRegex(r.transcript, r"(?m)^<\*\* *5\d\d", r.transcript)
+            # swaks marks an error reply inside TLS with "<~*".
+            self.assertRegex(r.transcript, r"(?m)^<[~*]+ *554 5\.7\.1 .*\(compd\)")
             self.assertFalse(self.sink.find(lambda m: m.subject == "compose-rspamd"))
+
+            # rspamd's compd_recorder wrote its own hit into compd's stream, in the Redis
+            # the entry point pointed it at.
+            def rspamd_events():
+                import json
+                events = [json.loads(f["event"]) for _, f in self.redis.stream("compd:events")]
+                return [e for e in events if e.get("source") == "rspamd" and
+                        e.get("recipient") == "probe2@spammer.example"]
+            (event, *_) = h.wait_for(rspamd_events, 10, what="rspamd's event in compd:events")
+            self.assertEqual(event["account"], DEMO_USER)
             self.assertTrue([a for a in self.alerts()
                              if a.get("recipient") == "probe2@spammer.example" and
                              a.get("action") == "monitor"], self.alerts())
