@@ -164,6 +164,8 @@ const std::vector<CommandDef>& Commands() {
        "  mapctl stats\n"
        "  mapctl stats --json\n",
        &SetupStats},
+      // --- accounts (issue 7)
+      // --- top, anomalies (issue 8)
   };
   return kCommands;
 }

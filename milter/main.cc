@@ -162,7 +162,11 @@ int Run(const Plan& plan, const std::string& config_path, bool config_explicit) 
   TripwireOutlets outlets;
   outlets.snapshot = [&watcher] { return watcher.Current()->matcher; };
   outlets.events = [&recorder](Event e) { recorder.Submit(std::move(e)); };
+  // Accounts (issue 7): outlets.account_gate.
+  // Volume counters (issue 8): outlets.messages.
   Tripwire tripwire(plan.tripwire, std::move(outlets));
+  // Policy listener (issue 6) starts here.
+  // Dashboard and /metrics listener (issue 8) start here.
   {
     std::lock_guard<std::mutex> lock(live->mu);
     live->tripwire = &tripwire;
@@ -199,6 +203,7 @@ int Run(const Plan& plan, const std::string& config_path, bool config_explicit) 
     live->tripwire = nullptr;
     live->recorder = nullptr;
   }
+  // Listeners of issues 6 and 8 stop here, before the recorder drains.
   watcher.Stop();
   recorder.Stop();
   if (!config.GetString("pid_file").empty()) unlink(config.GetString("pid_file").c_str());
