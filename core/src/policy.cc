@@ -295,26 +295,38 @@ Status EvaluatePolicyRequest(const Tripwire& tripwire, const PolicyRequest& requ
       v.kind = Verdict::Kind::kQuarantine;
       v.reason = QuarantineReason(session.transaction_id());
     }
+    // Postfix (the client that sends `instance`) itself prefixes a recipient restriction's
+    // text with "<address>: Recipient address rejected: "; the default reject_text would
+    // say it twice.
+    constexpr std::string_view kPostfixSays = "Recipient address rejected: ";
+    if (request.Has("instance") && v.text.compare(0, kPostfixSays.size(), kPostfixSays) == 0) {
+      v.text.erase(0, kPostfixSays.size());
+    }
     *action = PolicyAction(v, session.transaction_id());
     return Status::Ok();  // the Session's destructor hands its events over
   }
 
-  for (const std::string& r : SplitRecipients(DecodeEximEscapes(request.Get("compd_rcpts")))) {
-    v = session.Rcpt(r, queue_id);
-    if (v.kind == Verdict::Kind::kReject || v.kind == Verdict::Kind::kTempfail ||
-        v.kind == Verdict::Kind::kDiscard) {
-      // One request is one message: a refused recipient refuses all of it.
-      *action = PolicyAction(v, session.transaction_id());
-      return Status::Ok();
-    }
-  }
+  // Subject and Message-ID first, so envelope hits of compd_rcpts carry them too.
   static constexpr std::pair<const char*, const char*> kHeaders[] = {
       {"compd_subject", "Subject"},
       {"compd_message_id", "Message-ID"},
       {"compd_to", "To"},
       {"compd_cc", "Cc"},
   };
-  for (const auto& [attribute, header] : kHeaders) {
+  for (const auto& [attribute, header] : {kHeaders[0], kHeaders[1]}) {
+    if (request.Has(attribute)) session.Header(header, DecodeEximEscapes(request.Get(attribute)));
+  }
+  for (const std::string& r : SplitRecipients(DecodeEximEscapes(request.Get("compd_rcpts")))) {
+    v = session.Rcpt(r, queue_id);
+    if (v.kind == Verdict::Kind::kReject || v.kind == Verdict::Kind::kTempfail ||
+        v.kind == Verdict::Kind::kDiscard) {
+      // One request is one message: a refused recipient refuses all of it.
+      session.EndOfHeaders();  // no To/Cc given yet: this only adds the subject to the events
+      *action = PolicyAction(v, session.transaction_id());
+      return Status::Ok();
+    }
+  }
+  for (const auto& [attribute, header] : {kHeaders[2], kHeaders[3]}) {
     if (request.Has(attribute)) session.Header(header, DecodeEximEscapes(request.Get(attribute)));
   }
   session.EndOfHeaders();

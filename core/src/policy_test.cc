@@ -251,6 +251,10 @@ TEST_CASE("policy: a listed recipient is refused and recorded with source policy
   CHECK(f.Ask(Rcpt("friend@fine.example")) == "DUNNO");
   CHECK(f.Ask(Rcpt("<friend@fine.example>")) == "DUNNO");
   CHECK(f.events.size() == 1);
+  // Postfix (which sends `instance`) writes "Recipient address rejected:" itself.
+  action = f.Ask(Rcpt("listed@bad.example") + "instance=1a2b.3c4d.0\n");
+  CHECK(action.rfind("550 5.7.1 message refused by policy (ref ", 0) == 0);
+  f.events.pop_back();
   // Each request is its own transaction.
   f.Ask(Rcpt("listed@bad.example"));
   REQUIRE(f.events.size() == 2);
@@ -351,10 +355,13 @@ TEST_CASE("policy: compd_rcpts checks a local submission's envelope at once", "[
   CHECK(f.messages[0].account == "local:cpuser");
   CHECK(f.messages[0].recipients == 2);
   std::string action =
-      f.Ask(base + "compd_rcpts=a@fine.example, listed@bad.example\ncompd_to=a@fine.example\n");
+      f.Ask(base +
+            "compd_rcpts=a@fine.example, listed@bad.example\ncompd_to=a@fine.example\n"
+            "compd_subject=hello\n");
   CHECK(action.rfind("550 5.7.1 ", 0) == 0);
   REQUIRE(f.events.size() == 1);
   CHECK(f.events[0].where == "envelope");
+  CHECK(f.events[0].subject == "hello");
   CHECK(f.events[0].account == "local:cpuser");
   CHECK(f.messages.size() == 1);  // a refused message is not counted
 }
