@@ -141,11 +141,19 @@ Status PolicyParser::Feed(std::string_view data, size_t* consumed, bool* complet
                                : data.size();
     size_t take = end - pos;
     // Counted with the LF still to come, so a line is refused as soon as it cannot fit.
-    if (line_.size() + take + 1 > limits_.max_line_bytes) {
+    // When both bounds break within this piece, the one a byte-at-a-time reader would hit
+    // first is reported, so the message does not depend on how the bytes arrived.
+    const size_t line_room =
+        limits_.max_line_bytes > line_.size() ? limits_.max_line_bytes - line_.size() : 0;
+    const size_t request_room =
+        limits_.max_request_bytes > request_bytes_ ? limits_.max_request_bytes - request_bytes_ : 0;
+    const bool line_over = take >= line_room;
+    const bool request_over = take >= request_room;
+    if (line_over && (!request_over || line_room <= request_room)) {
       *consumed = end;
       return Fail("line longer than " + std::to_string(limits_.max_line_bytes) + " bytes");
     }
-    if (request_bytes_ + take + 1 > limits_.max_request_bytes) {
+    if (request_over) {
       *consumed = end;
       return Fail("request larger than " + std::to_string(limits_.max_request_bytes) + " bytes");
     }
