@@ -429,8 +429,10 @@ void PolicyServer::Serve(Connection* conn) {
     if (n < 0 && (errno == EINTR || errno == EAGAIN)) continue;
     if (n <= 0) {
       if (parser.mid_request()) {
-        log_(LogLevel::kInfo, "policy: " + peer + ": connection closed in the middle of request " +
-                                  std::to_string(parser.requests() + 1));
+        // Exim's ${readsocket} half-closes after writing, so a request macro that lacks
+        // its final empty line gets this answer instead of a silent empty string.
+        refuse("request " + std::to_string(parser.requests() + 1) +
+               " ended without the empty line that ends a request");
       }
       break;
     }

@@ -207,6 +207,16 @@ TEST_CASE("policy server: malformed input is answered once and closed", "[policy
     CHECK(c.Next().find("request 1: missing protocol_state") != std::string::npos);
     CHECK(c.Closed());
   }
+  {
+    // Half-closed before the empty line, as ${readsocket} does after writing its request.
+    Client c(ConnectTcp(server.port()));
+    Send(c.fd, "request=smtpd_access_policy\nprotocol_state=RCPT\n");
+    shutdown(c.fd, SHUT_WR);
+    CHECK(c.Next() ==
+          "action=451 4.3.0 compd: malformed policy request: request 1 ended without the empty "
+          "line that ends a request\n\n");
+    CHECK(c.Closed());
+  }
   CHECK(f.Logged("line longer than 1024 bytes; closing the connection"));
   // The listener still serves.
   Client c(ConnectTcp(server.port()));

@@ -5,9 +5,10 @@
 // server stops accepting, so new clients wait in the listen backlog (their own timeout
 // decides) instead of being refused. A connection serves requests one after the other
 // until the client closes it, stays idle for `timeout`, takes longer than `timeout` over
-// one request, or sends malformed or oversized input; that last case is logged and
-// answered once with `action=451 4.3.0 compd: malformed policy request: <why>` before
-// the connection is closed, so the client's log says what went wrong.
+// one request, or sends malformed or oversized input (or ends its side of the connection
+// in the middle of a request); those last cases are logged and answered once with
+// `action=451 4.3.0 compd: malformed policy request: <why>` before the connection is
+// closed, so the client's log says what went wrong.
 //
 // Thread-safety: Listen, Start and Stop are called from one thread (the daemon's main
 // thread); the connection threads share only the Tripwire (thread-safe) and the log.
