@@ -259,6 +259,31 @@ TEST_CASE("policy server: connections beyond the limit wait for a free slot", "[
   CHECK(second.Next() == "action=DUNNO\n\n");
 }
 
+TEST_CASE("policy server: IPv6 loopback", "[policy_server]") {
+  int probe = socket(AF_INET6, SOCK_STREAM, 0);
+  sockaddr_in6 a{};
+  a.sin6_family = AF_INET6;
+  a.sin6_addr = in6addr_loopback;
+  bool have_v6 = probe >= 0 && bind(probe, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
+  if (probe >= 0) close(probe);
+  if (!have_v6) return;  // no ::1 on this machine (some containers): nothing to test
+  Fixture f;
+  PolicyServerOptions o;
+  o.socket = "inet6:0";
+  PolicyServer server(o, f.LogTo());
+  REQUIRE(server.Listen().ok());
+  REQUIRE(server.Start(f.tripwire.get()).ok());
+  CHECK(server.description() == "inet6:[::1]:" + std::to_string(server.port()));
+  int fd = socket(AF_INET6, SOCK_STREAM, 0);
+  a.sin6_port = htons(static_cast<uint16_t>(server.port()));
+  REQUIRE(connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
+  Client c(fd);
+  Send(c.fd, kListed);
+  CHECK(c.Next().rfind("action=550 5.7.1", 0) == 0);
+  REQUIRE(f.event_count() == 1);
+  CHECK(f.events[0].client_ip == "127.0.0.1");  // what the request says, not the peer
+}
+
 TEST_CASE("policy server: unix socket with its mode, stale socket replaced", "[policy_server]") {
   Fixture f;
   char tmpl[] = "/tmp/compd-policy-test-XXXXXX";
