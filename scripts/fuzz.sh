@@ -22,6 +22,7 @@ case $seconds in
     ;;
 esac
 build=${FUZZ_BUILD_DIR:-build/fuzz}
+case $build in /*) ;; *) build=$PWD/$build ;; esac
 max_len=${FUZZ_MAX_LEN:-16384}
 timeout=${FUZZ_TIMEOUT:-10}
 rss_mb=${FUZZ_RSS_MB:-2048}
@@ -56,6 +57,10 @@ cmake --build "$build" -j "$jobs" --target "${targets[@]/#/fuzz_}"
 # Leaks are findings too; UB already aborts (-fno-sanitize-recover=all).
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:allocator_may_return_null=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+
+# Targets that need a file (config) make it here, not in a /tmp shared with other tests.
+export TMPDIR=$build/tmp
+mkdir -p "$TMPDIR"
 
 status=0
 for t in "${targets[@]}"; do

@@ -23,20 +23,21 @@ namespace {
 
 using compd_fuzz::Escaped;
 
-// One temporary file for the process, removed at exit.
+// One temporary file for the process, in $TMPDIR (scripts/fuzz.sh points it into the build
+// folder), rewritten for every input.
 class TempFile {
  public:
   TempFile() {
     const char* dir = std::getenv("TMPDIR");
-    path_ = std::string(dir != nullptr && *dir != '\0' ? dir : "/tmp") + "/compd-fuzz-conf-XXXXXX";
+    // Not "compd-*": test harnesses clean those up behind our back.
+    path_ = std::string(dir != nullptr && *dir != '\0' ? dir : "/tmp") + "/fuzz-config-XXXXXX";
     const int fd = mkstemp(path_.data());
     FUZZ_CHECK_MSG(fd >= 0, "cannot create " + path_);
     close(fd);
   }
-  ~TempFile() { unlink(path_.c_str()); }
 
   void Write(std::string_view contents) const {
-    const int fd = open(path_.c_str(), O_WRONLY | O_TRUNC | O_CLOEXEC);
+    const int fd = open(path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     FUZZ_CHECK_MSG(fd >= 0, "cannot open " + path_);
     size_t done = 0;
     while (done < contents.size()) {
@@ -53,7 +54,10 @@ class TempFile {
 };
 
 const TempFile& File() {
-  static const TempFile* file = new TempFile();  // leaked on purpose: lives until exit
+  // Leaked on purpose: libFuzzer ends with exit(), and the file must outlive every input.
+  static const TempFile* file = new TempFile();
+  static const bool cleanup = std::atexit([] { unlink(File().path().c_str()); }) == 0;
+  (void)cleanup;
   return *file;
 }
 
