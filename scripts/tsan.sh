@@ -2,8 +2,9 @@
 # Builds the unit tests with ThreadSanitizer (-DCOMPD_TSAN=ON) and runs the ones tagged for
 # concurrency; any ThreadSanitizer report fails the run.
 #   scripts/tsan.sh [CATCH2-TEST-SPEC]     default: the tags in TSAN_TAGS
-# Tags (Catch2 test spec, ',' = or): the map snapshot swap, the writer queue, the spool
-# replay and everything else that shares data across threads carries one of them.
+# Tags (Catch2 test spec, ',' = or): the Redis client, the tripwire, the matcher and its
+# snapshot swap (map_watcher), the event writer queue (recorder) and the spool replay; a new
+# test that shares data across threads and fits none of them should carry [concurrency].
 # When no test carries one yet, the whole unit suite runs under TSan instead, so the build
 # and the suppressions stay exercised.
 # Environment: TSAN_BUILD_DIR (build/tsan), TSAN_CXX (clang++ if present, else g++),
@@ -12,7 +13,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 build=${TSAN_BUILD_DIR:-build/tsan}
-tags=${TSAN_TAGS:-[redis],[tripwire],[matcher],[concurrency],[snapshot],[writer],[spool]}
+tags=${TSAN_TAGS:-[redis],[tripwire],[matcher],[map_watcher],[recorder],[spool],[concurrency]}
 spec=${1:-$tags}
 jobs=${JOBS:-$(nproc)}
 if [ -n "${TSAN_CXX:-}" ]; then
