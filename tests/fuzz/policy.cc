@@ -15,6 +15,8 @@
 //  - DecodeEximEscapes never makes a value longer.
 // Each input runs twice: with small limits (so the bounds are reached within -max_len) and
 // with the defaults.
+#include "compd/policy.h"
+
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -24,7 +26,6 @@
 
 #include "compd/entry.h"
 #include "compd/matcher.h"
-#include "compd/policy.h"
 #include "compd/tripwire.h"
 #include "fuzz_check.h"
 
