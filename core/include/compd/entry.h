@@ -42,6 +42,35 @@ struct Entry {
 //   "not an address: contains whitespace"
 Status ParseEntry(std::string_view input, Entry* out);
 
+// What kind of problem made ParsePattern refuse a pattern. The map reader needs it to
+// tell a regex rspamd cannot load at all from one that only costs rspamd its Hyperscan
+// engine.
+enum class PatternError {
+  kNone,
+  kFlag,       // a flag other than i, m, s, u
+  kSyntax,     // empty, or RE2 cannot compile it
+  kHyperscan,  // a construct Hyperscan refuses, or it can match an empty string
+  kMapLine,    // holds what an rspamd map line cannot carry: whitespace, unescaped `#`
+};
+
+// The pattern half of ParseEntry. `regex` is the text between the slashes (a `/` in it may
+// be escaped or not), `flags` what follows the closing slash. On success `out` is the
+// normalised pattern: every `/` in the regex escaped (so both rspamd's map reader, which
+// ends `/.../` at the first unescaped `/`, and its regex parser, which takes the last
+// `/`, see the same regex) and the flags sorted and deduplicated. `why` may be null.
+Status ParsePattern(std::string_view regex, std::string_view flags, Entry* out,
+                    PatternError* why = nullptr);
+
+// The address half of ParseEntry: `address` as EnvelopeAddress takes it; the result is
+// an exact entry in canonical form, or kInvalid when the address cannot be written as a
+// line of an rspamd plain map (whitespace, `#`, a leading `/` or `"`).
+Status ParseAddressEntry(std::string_view address, Entry* out);
+
+// Largest repeat count a pattern may use in `{n,m}`. This is RE2's own limit, which is
+// below Hyperscan's (32767, "Bounded repeat is too large"), so no accepted pattern can
+// push rspamd off Hyperscan that way.
+inline constexpr int kMaxPatternRepeat = 1000;
+
 // How a pattern is compiled so that it means in RE2 what it means in rspamd: flags become
 // an inline prefix (`i` -> (?i), `s` -> (?s), `m` -> (?m)), so patterns with different
 // flags can share one RE2::Set. `u` cannot be inline: patterns without it run on bytes

@@ -10,10 +10,13 @@
 //  - A bare line starting with `m` plus punctuation is a Perl `m...` regex:
 //    `m.smith@example.com` is the regex `smith@example`.
 //  - Text after the first whitespace is a value; multimap reads it as a symbol name.
+//    (From rspamd's source, not measured: between the slashes of a `/re/` key blanks and
+//    `#` belong to the regex, and a `/` without its closing `/` on the same line runs
+//    over line ends up to the next `/`.)
 //  - An inline `#` starts a comment unless escaped as `\#`.
 //  - Duplicates are dropped case-insensitively (the first one stays).
 //  - A final `/re/` line without a trailing newline is silently dropped.
-//  - Unknown flags stop flag parsing (the rest of the line is a value).
+//  - Unknown flags stop flag parsing (that flag and the ones after it are ignored).
 //  - One pattern Hyperscan cannot compile switches the whole map to PCRE2.
 //  - A plain map (`regexp = false`) is an exact, ASCII case-insensitive lookup.
 #ifndef COMPD_RSPAMD_MAP_H_
@@ -42,7 +45,8 @@ struct MapHazard {
   int line = 0;         // 1-based; 0 for the whole file
   std::string code;     // stable id: "bare-regex", "m-trap", "value", "duplicate",
                         // "no-final-newline", "unknown-flag", "invalid-regex",
-                        // "hyperscan-incompatible", ...
+                        // "hyperscan-incompatible", "inline-comment", "ignored-flag",
+                        // "unsupported-flag", "unterminated", "not-address"
   std::string message;  // human text without the location
   // "file:line: message", as printed by mapctl lint.
   std::string Format(std::string_view file) const;
