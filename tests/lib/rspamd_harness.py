@@ -402,13 +402,13 @@ def log_time(line):
 
 
 def configtest_stock(local_confdir):
-    """`rspamadm --var LOCAL_CONFDIR=DIR configtest -c /etc/rspamd/rspamd.conf`.
+    """`rspamadm -v --var=LOCAL_CONFDIR=DIR configtest -c /etc/rspamd/rspamd.conf`.
 
-    Returns (exit code, output). Runs Debian's stock configuration with compd's files in
+    Returns (exit code, verbose output). Runs Debian's stock configuration with compd's files in
     `local_confdir`, which is how an operator installs them.
     """
     prog = require_rspamd()["rspamadm"]
-    r = subprocess.run([prog, "--var", "LOCAL_CONFDIR=%s" % local_confdir, "configtest",
+    r = subprocess.run([prog, "-v", "--var=LOCAL_CONFDIR=%s" % local_confdir, "configtest",
                         "-c", "/etc/rspamd/rspamd.conf"], stdin=subprocess.DEVNULL,
                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                        timeout=120)
