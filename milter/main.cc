@@ -1,2 +1,274 @@
-// compd-milter: wiring only (libmilter, listeners, signals); logic lives in core/.
-int main() { return 0; }
+// compd-milter: the tripwire in the MTA's outbound path. Wiring only: configuration,
+// logging, the map watcher, the event recorder and libmilter; decisions live in core/.
+#include <libmilter/mfapi.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <cstdio>
+#include <iostream>
+#include <memory>
+#include <mutex>
+#include <thread>
+
+#include "callbacks.h"
+#include "compd/cli_flags.h"
+#include "compd/log.h"
+#include "compd/map_watcher.h"
+#include "compd/recorder.h"
+#include "compd/redis.h"
+#include "compd/settings.h"
+#include "compd/tripwire.h"
+#include "process.h"
+
+namespace compd {
+namespace {
+
+constexpr int kExitConfig = 2;
+constexpr int kExitRuntime = 1;
+
+int Fail(const std::string& message, int code) {
+  std::cerr << "compd-milter: " << message << "\n";
+  return code;
+}
+
+// Everything that depends on the configuration and is checked before anything starts.
+struct Plan {
+  Config config;
+  TripwireOptions tripwire;
+  RedisUrl redis;
+  LogLevel log_level = LogLevel::kInfo;
+};
+
+Status MakePlan(const Config& config, Plan* plan) {
+  plan->config = config;
+  Status s = TripwireOptions::FromConfig(config, &plan->tripwire);
+  if (!s.ok()) return s;
+  s = ParseRedisUrl(config.GetString("redis_url"), &plan->redis);
+  if (!s.ok()) return Status::Invalid("redis_url: " + s.message());
+  s = LoadRedisPassword(config.GetString("redis_password_file"), &plan->redis.password);
+  if (!s.ok()) return s;
+  s = CheckSocketSpec(config.GetString("socket"));
+  if (!s.ok()) return s;
+  ParseLogLevel(config.GetString("log_level"), &plan->log_level);
+  return Status::Ok();
+}
+
+int Run(const Plan& plan, const std::string& config_path, bool config_explicit) {
+  const Config& config = plan.config;
+  Logger logger("compd-milter",
+                config.GetString("log_target") == "syslog" ? Logger::Target::kSyslog
+                                                           : Logger::Target::kStderr,
+                plan.log_level);
+  // libmilter writes to closed sockets now and then; that must not kill the process.
+  signal(SIGPIPE, SIG_IGN);
+
+  const std::string socket = config.GetString("socket");
+  const std::string user = config.GetString("user");
+  const std::string group = config.GetString("group");
+  std::string unix_path = UnixSocketPath(socket);
+
+  // Bind first, as root if started so, then give up privileges.
+  if (smfi_setconn(const_cast<char*>(socket.c_str())) != MI_SUCCESS) {
+    return Fail("socket: libmilter refused '" + socket + "'", kExitConfig);
+  }
+  smfiDesc desc = MilterDescription();
+  if (smfi_register(desc) != MI_SUCCESS) return Fail("smfi_register failed", kExitRuntime);
+  if (smfi_opensocket(true) != MI_SUCCESS) {
+    return Fail("cannot listen on " + socket + " (in use, or no permission?)", kExitRuntime);
+  }
+  if (!unix_path.empty()) {
+    Status s = SetSocketPermissions(unix_path, config.GetString("socket_mode"),
+                                    config.GetString("socket_group"));
+    if (!s.ok()) return Fail(s.message(), kExitConfig);
+  }
+  for (const char* dir_setting : {"spool_dir", "map_dir"}) {
+    Status s = PrepareDirectory(config.GetString(dir_setting), user, group);
+    if (!s.ok()) return Fail(std::string(dir_setting) + ": " + s.message(), kExitRuntime);
+  }
+  std::string alert_log = config.GetString("alert_log");
+  if (!alert_log.empty()) {
+    std::string dir = alert_log.substr(0, alert_log.rfind('/'));
+    if (!dir.empty()) {
+      Status s = PrepareDirectory(dir, user, group);
+      if (!s.ok()) return Fail("alert_log: " + s.message(), kExitRuntime);
+    }
+  }
+  if (!config.GetBool("foreground")) {
+    Status s = Daemonize();
+    if (!s.ok()) return Fail(s.message(), kExitRuntime);
+  }
+  Status s = WritePidFile(config.GetString("pid_file"));
+  if (!s.ok()) return Fail(s.message(), kExitRuntime);
+  s = DropPrivileges(user, group);
+  if (!s.ok()) return Fail(s.message(), kExitRuntime);
+  BlockProcessSignals();
+
+  // Block SIGUSR1 before any thread exists, so only the reload thread receives it. The
+  // reload thread may outlive Run's objects: it reaches them only through `live` under its
+  // mutex, and Run clears the pointers before they go away.
+  struct Live {
+    std::mutex mu;
+    Tripwire* tripwire = nullptr;
+    Recorder* recorder = nullptr;
+  };
+  auto live = std::make_shared<Live>();
+  const Logger* log = &logger;
+  StartReloadSignalThread([live, log, config_path, config_explicit] {
+    std::lock_guard<std::mutex> lock(live->mu);
+    if (live->tripwire == nullptr) return;
+    log->Log(LogLevel::kInfo, "SIGUSR1: reopening the alert log, reloading settings");
+    Status r = live->recorder->Reopen();
+    if (!r.ok()) log->Log(LogLevel::kError, "alert log: " + r.message());
+    Config fresh;
+    r = LoadConfig(config_path, config_explicit, {}, &fresh);
+    TripwireOptions options;
+    if (r.ok()) r = TripwireOptions::FromConfig(fresh, &options);
+    if (!r.ok()) {
+      log->Log(LogLevel::kError, "reload refused, keeping the running settings: " + r.message());
+      return;
+    }
+    // Only what is safe to change under running connections: the decisions. Sockets,
+    // Redis and paths need a restart.
+    live->tripwire->SetOptions(std::move(options));
+    log->Log(LogLevel::kInfo, "reloaded: action=" + fresh.GetString("action"));
+  });
+
+  RecorderOptions ro;
+  ro.redis = plan.redis;
+  ro.prefix = config.GetString("prefix");
+  ro.alert_log = alert_log;
+  ro.spool_dir = config.GetString("spool_dir");
+  ro.hostname = plan.tripwire.hostname;
+  ro.stream_maxlen = static_cast<size_t>(config.GetInt("event_stream_maxlen"));
+  ro.queue_capacity = static_cast<size_t>(config.GetInt("event_queue_size"));
+  ro.redis_timeout = std::chrono::milliseconds(config.GetDurationMs("redis_timeout"));
+  Recorder recorder(ro, logger.Fn());
+  s = recorder.Start();
+  if (!s.ok()) return Fail("recorder: " + s.message(), kExitRuntime);
+
+  MapWatcherOptions wo;
+  wo.redis = plan.redis;
+  wo.prefix = config.GetString("prefix");
+  wo.map_dir = config.GetString("map_dir");
+  wo.poll_interval = std::chrono::milliseconds(config.GetDurationMs("map_poll_interval"));
+  wo.redis_timeout = std::chrono::milliseconds(config.GetDurationMs("redis_timeout"));
+  wo.matcher.canon.strip_subaddress = config.GetBool("canon_strip_subaddress");
+  wo.matcher.canon.gmail_dots = config.GetBool("canon_gmail_dots");
+  MapWatcher watcher(wo, logger.Fn());
+  s = watcher.Start();
+  if (!s.ok()) return Fail("map: " + s.message(), kExitRuntime);
+
+  TripwireOutlets outlets;
+  outlets.snapshot = [&watcher] { return watcher.Current()->matcher; };
+  outlets.events = [&recorder](Event e) { recorder.Submit(std::move(e)); };
+  // Accounts (issue 7): outlets.account_gate.
+  // Volume counters (issue 8): outlets.messages.
+  Tripwire tripwire(plan.tripwire, std::move(outlets));
+  // Policy listener (issue 6) starts here.
+  // Dashboard and /metrics listener (issue 8) start here.
+  {
+    std::lock_guard<std::mutex> lock(live->mu);
+    live->tripwire = &tripwire;
+    live->recorder = &recorder;
+  }
+
+  MilterContext context;
+  context.tripwire = &tripwire;
+  context.logger = &logger;
+  context.on_error =
+      config.GetString("on_error") == "tempfail" ? OnError::kTempfail : OnError::kAccept;
+  SetMilterContext(&context);
+
+  auto snap = watcher.Current();
+  logger.Log(LogLevel::kInfo, "listening on " + socket + "; map version " +
+                                  std::to_string(snap->version) + " from " + snap->source + " (" +
+                                  std::to_string(snap->exact) + " exact, " +
+                                  std::to_string(snap->patterns) + " patterns); action " +
+                                  config.GetString("action"));
+  int rc = smfi_main();
+  // libmilter returns after SIGTERM/SIGHUP/SIGINT and abandons idle connections without
+  // calling close. Give busy ones a moment, then take the pending events of every
+  // connection still open, and drain the event queue: to Redis if it is there, to the
+  // spool if not, so nothing is lost.
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(500);
+  while (OpenConnections(context) > 0 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  size_t open = FlushOpenConnections(context);
+  logger.Log(LogLevel::kInfo, "stopping: " + std::to_string(open) +
+                                  " connections left open by the MTA; draining events");
+  {
+    std::lock_guard<std::mutex> lock(live->mu);
+    live->tripwire = nullptr;
+    live->recorder = nullptr;
+  }
+  // Listeners of issues 6 and 8 stop here, before the recorder drains.
+  watcher.Stop();
+  recorder.Stop();
+  if (!config.GetString("pid_file").empty()) unlink(config.GetString("pid_file").c_str());
+  if (!unix_path.empty()) unlink(unix_path.c_str());
+  logger.Log(LogLevel::kInfo, "stopped");
+  return rc == MI_SUCCESS ? 0 : kExitRuntime;
+}
+
+int Main(int argc, char** argv) {
+  CLI::App app{
+      "compd-milter: refuses authenticated mail to known botnet test recipients and records "
+      "the account that sent it.\n\n"
+      "Settings come from the config file, then COMPD_REDIS_URL, then these flags; the Redis\n"
+      "password only from COMPD_REDIS_PASSWORD or redis_password_file.\n\n"
+      "Signals: SIGTERM (or SIGHUP/SIGINT, which libmilter treats alike) stops after\n"
+      "draining events; SIGUSR1 reopens the alert log and reloads the action settings.\n\n"
+      "Example:\n"
+      "  compd-milter --foreground --socket unix:/run/compd/milter.sock --socket-group postfix\n"
+      "  compd-milter --check-config --config /etc/compd/compd.conf"};
+  std::string config_path = kDefaultConfigPath;
+  CLI::Option* config_opt =
+      app.add_option("--config", config_path, "Config file [default: /etc/compd/compd.conf]");
+  bool check = false, print = false, example = false, reference = false, version = false;
+  app.add_flag("--check-config", check, "Validate the configuration and exit (0 if fine)");
+  app.add_flag("--print-config", print, "Print every setting with its value and origin");
+  app.add_flag("--print-example-config", example, "Print an example compd.conf");
+  app.add_flag("--print-reference", reference, "Print the configuration reference (Markdown)");
+  app.add_flag("--version", version, "Print the version");
+  SettingFlags flags(&app, kScopeShared | kScopeMilter);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e) == 0 ? 0 : kExitConfig;
+  }
+  if (version) {
+    std::cout << "compd-milter " << COMPD_VERSION << "\n";
+    return 0;
+  }
+  if (example) {
+    std::cout << ExampleConfig(kScopeShared | kScopeMilter);
+    return 0;
+  }
+  if (reference) {
+    std::cout << SettingsReference();
+    return 0;
+  }
+  bool config_explicit = config_opt->count() > 0;
+  Config config;
+  Status s = LoadConfig(config_path, config_explicit, flags.Given(), &config);
+  if (!s.ok()) return Fail(s.message(), kExitConfig);
+  Plan plan;
+  s = MakePlan(config, &plan);
+  if (!s.ok()) return Fail(s.message(), kExitConfig);
+  if (print) {
+    std::cout << config.Dump(kScopeShared | kScopeMilter);
+    return 0;
+  }
+  if (check) {
+    std::cout << "compd-milter: configuration OK\n";
+    return 0;
+  }
+  return Run(plan, config_path, config_explicit);
+}
+
+}  // namespace
+}  // namespace compd
+
+int main(int argc, char** argv) { return compd::Main(argc, argv); }

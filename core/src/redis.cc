@@ -80,10 +80,30 @@ std::string RedisUrl::ToString() const {
   return s;
 }
 
+namespace {
+
+// The URL as it may be shown: a password in it (which is refused) becomes "***", so the
+// error about it does not print it to a terminal or a log.
+std::string RedactedUrl(std::string_view url) {
+  size_t scheme = url.find("://");
+  if (scheme == std::string_view::npos) return std::string(url);
+  size_t start = scheme + 3;
+  size_t end = url.find('/', start);
+  std::string_view authority = url.substr(start, end == std::string_view::npos ? end : end - start);
+  size_t at = authority.rfind('@');
+  if (at == std::string_view::npos) return std::string(url);
+  size_t colon = authority.substr(0, at).find(':');
+  if (colon == std::string_view::npos) return std::string(url);
+  return std::string(url.substr(0, start + colon + 1)) + "***" +
+         std::string(url.substr(start + at));
+}
+
+}  // namespace
+
 Status ParseRedisUrl(std::string_view url, RedisUrl* out) {
   RedisUrl r;
   auto bad = [&](const std::string& why) {
-    return Status::Invalid("redis URL '" + std::string(url) + "': " + why);
+    return Status::Invalid("redis URL '" + RedactedUrl(url) + "': " + why);
   };
   if (url.rfind("unix://", 0) == 0) {
     std::string_view rest = url.substr(7);
@@ -150,6 +170,11 @@ RedisClient::RedisClient(RedisUrl url, std::chrono::milliseconds timeout)
     : url_(std::move(url)), timeout_(timeout) {}
 
 RedisClient::~RedisClient() { Disconnect(); }
+
+void RedisClient::set_timeout(std::chrono::milliseconds timeout) {
+  timeout_ = timeout;
+  if (ctx_ != nullptr) redisSetTimeout(ctx_, ToTimeval(timeout_));
+}
 
 void RedisClient::Disconnect() {
   if (ctx_ != nullptr) {

@@ -100,6 +100,12 @@ const std::vector<SettingDef>& Table() {
        "Compare exact entries without +tag subaddresses (user+x@dom = user@dom)."},
       {"canon_gmail_dots", SettingType::kBool, "no", 0, 0, "", "", kScopeShared,
        "Compare gmail.com/googlemail.com local parts without dots."},
+
+      // --- Policy listener for Exim and check_policy_service (issue 6).
+
+      // --- Accounts: flag, lock, ticket hook (issue 7).
+
+      // --- Volume, anomalies, dashboard and metrics (issue 8).
   };
   return table;
 }

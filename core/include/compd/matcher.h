@@ -5,7 +5,8 @@
 // std::shared_ptr<const Matcher>; swapping in a new snapshot is the owner's business.
 //
 // Exact entries live in a hash set keyed by canonical address; all patterns are compiled
-// into RE2::Set objects (one per encoding, see entry.h) sized with an explicit max_mem.
+// into RE2::Set objects (one per encoding, see entry.h, and anchoring) sized with an
+// explicit max_mem.
 #ifndef COMPD_MATCHER_H_
 #define COMPD_MATCHER_H_
 
@@ -31,8 +32,16 @@ struct Match {
 class Matcher {
  public:
   struct Options {
-    CanonOptions canon;                      // applied to entries and lookups alike
-    int64_t re2_max_mem = int64_t{1} << 30;  // memory budget for the pattern sets
+    CanonOptions canon;  // applied to entries and lookups alike
+    // Memory ceiling for each pattern set (up to four: byte/UTF-8 x start-anchored or
+    // not): its compiled program plus its lazily grown DFA cache. A ceiling, not an
+    // allocation: 10,000 patterns compile within 32 MiB. RE2's default (8 MiB) is too
+    // small for thousands of patterns.
+    int64_t re2_max_mem = int64_t{1} << 30;
+    // Run every pattern as its own RE2 object instead of through the sets. This is the
+    // path Lookup falls back to when a set's DFA runs out of memory; it costs time linear
+    // in the number of patterns, and exists so tests and benchmarks can reach and measure it.
+    bool individual_patterns = false;
   };
 
   // Builds a snapshot. Entries must come from ParseEntry. Duplicates are fine.
@@ -47,7 +56,9 @@ class Matcher {
   // `address` is the address as rspamd sees it (the output of EnvelopeAddress, or a
   // header addr-spec). Exact entries are tried first on the canonical form; patterns run
   // on `address` itself, case kept. When several patterns match, the one that sorts first
-  // is reported, so answers are stable.
+  // is reported, so answers are stable; likewise when canon options make several exact
+  // entries share a canonical form (`a+x@d`, `a+y@d`), the entry text that sorts first is
+  // reported, as written. No allocation on a miss with default canon options.
   std::optional<Match> Lookup(std::string_view address) const;
 
   size_t exact_count() const;

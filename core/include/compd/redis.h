@@ -52,6 +52,10 @@ class RedisClient {
   RedisClient& operator=(const RedisClient&) = delete;
 
   const RedisUrl& url() const { return url_; }
+  std::chrono::milliseconds timeout() const { return timeout_; }
+  // Changes the connect/read/write timeout, also of a live connection (bulk writers lengthen
+  // it for one long script call: a reply that times out leaves the outcome unknown).
+  void set_timeout(std::chrono::milliseconds timeout);
 
   // Connects (if not connected), authenticates and selects the database.
   Status Connect();

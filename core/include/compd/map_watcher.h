@@ -1,0 +1,133 @@
+// MapWatcher: keeps the milter's view of the map current, and never makes a lookup wait.
+//
+// Owns the current Snapshot (an immutable compiled Matcher plus where it came from), one
+// background thread and that thread's two Redis connections (one subscribed to the change
+// channel, one for commands).
+//
+// Thread-safe: Current() and stats() from any thread, lock-free for the caller in the
+// sense that it never waits for a load or for Redis (std::atomic_load of a shared_ptr).
+// Start and Stop from one controlling thread.
+//
+// Where the map comes from:
+//   - Start loads it from Redis. If Redis is unreachable, from the files this watcher last
+//     wrote into map_dir (compd_rcpt.map, compd_rcpt_re.map); if there are none, it serves
+//     an empty map and says so loudly. Either way it keeps trying Redis.
+//   - Then the thread listens on {prefix}map:changes (a `mapctl add` publishes there, so
+//     it is enforced well within a second) and also polls {prefix}map:version every
+//     poll_interval, in case a message was lost while the connection was down.
+//   - A new version is loaded and compiled on the thread, off the lookup path, then
+//     swapped in atomically. A version that fails to compile is logged and the previous
+//     snapshot stays.
+//   - With map_dir set, the files are rewritten (atomically) after each load from Redis,
+//     so rspamd on the node and the next start without Redis see the same entries.
+//   - While Redis is away the last snapshot keeps serving; reconnection backs off.
+#ifndef COMPD_MAP_WATCHER_H_
+#define COMPD_MAP_WATCHER_H_
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+
+#include "compd/log.h"
+#include "compd/map_store.h"
+#include "compd/matcher.h"
+#include "compd/redis.h"
+#include "compd/status.h"
+
+namespace compd {
+
+struct Snapshot {
+  uint64_t version = 0;                    // the map version in Redis; 0 for "files" and "empty"
+  std::shared_ptr<const Matcher> matcher;  // never null
+  std::chrono::system_clock::time_point loaded;
+  size_t exact = 0;
+  size_t patterns = 0;
+  std::string source;  // "redis" | "files" | "empty"
+};
+
+struct MapWatcherOptions {
+  RedisUrl redis;
+  std::string prefix = kDefaultPrefix;
+  std::string map_dir;  // empty: no files written or read
+  std::chrono::milliseconds poll_interval{5000};
+  std::chrono::milliseconds redis_timeout{2000};
+  // Reconnection backoff: starts at retry_min, doubles up to retry_max.
+  std::chrono::milliseconds retry_min{250};
+  std::chrono::milliseconds retry_max{5000};
+  Matcher::Options matcher;
+};
+
+struct MapWatcherStats {
+  uint64_t version = 0;
+  std::string source;
+  uint64_t loads = 0;        // snapshots swapped in
+  uint64_t load_errors = 0;  // loads or compilations that failed
+  uint64_t redis_errors = 0;
+  bool redis_up = false;
+};
+
+class MapWatcher {
+ public:
+  MapWatcher(MapWatcherOptions options, LogFn log);
+  ~MapWatcher();  // Stop()s
+  MapWatcher(const MapWatcher&) = delete;
+  MapWatcher& operator=(const MapWatcher&) = delete;
+
+  // Loads the first snapshot (Redis, else map_dir files, else empty) and starts the
+  // watching thread. Redis being away is not an error: see Current()->source.
+  // kInternal if called twice.
+  Status Start();
+  // Joins the thread (within a few hundred milliseconds). Current() keeps working.
+  void Stop();
+
+  // The snapshot to use for one lookup or one message. Never null, never waits.
+  std::shared_ptr<const Snapshot> Current() const;
+
+  MapWatcherStats stats() const;
+
+ private:
+  void Loop();
+  // Loads from Redis if its version differs from the snapshot's (or the snapshot is not
+  // from Redis). False when Redis failed.
+  bool CheckVersion();
+  bool LoadFromRedis();
+  bool LoadFromFiles();
+  void Install(std::shared_ptr<const Snapshot> snap);
+  void NoteRedisFailure(const Status& s);
+  void NoteRedisSuccess();
+  // Sleeps up to `d`; true when Stop was called.
+  bool WaitFor(std::chrono::milliseconds d);
+  bool stopping();
+  void Log(LogLevel level, const std::string& message) const;
+
+  const MapWatcherOptions options_;
+  const LogFn log_;
+  std::shared_ptr<const Snapshot> snapshot_;  // only through std::atomic_load/store
+
+  std::mutex mu_;  // guards stop_, started_
+  std::condition_variable cv_;
+  bool stop_ = false;
+  bool started_ = false;
+  std::thread thread_;
+
+  std::atomic<uint64_t> loads_{0}, load_errors_{0}, redis_errors_{0};
+  std::atomic<bool> redis_up_{false};
+
+  // Start, then the thread only.
+  std::unique_ptr<RedisClient> redis_;
+  std::unique_ptr<MapStore> store_;
+  bool failing_ = false;
+  std::chrono::milliseconds backoff_{0};
+  uint64_t failed_version_ = 0;  // a version that did not compile: not retried
+  bool has_failed_version_ = false;
+};
+
+}  // namespace compd
+
+#endif  // COMPD_MAP_WATCHER_H_

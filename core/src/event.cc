@@ -1,0 +1,146 @@
+#include "compd/event.h"
+
+#include <ctime>
+#include <nlohmann/json.hpp>
+#include <utility>
+
+namespace compd {
+
+namespace {
+
+// The fields in JSON order. One table keeps ToJson, FromJson and == in step.
+using Field = std::string Event::*;
+const std::pair<const char*, Field> kFields[] = {
+    {"time", &Event::time},
+    {"type", &Event::type},
+    {"id", &Event::id},
+    {"host", &Event::host},
+    {"account", &Event::account},
+    {"auth_type", &Event::auth_type},
+    {"client_ip", &Event::client_ip},
+    {"client_name", &Event::client_name},
+    {"helo", &Event::helo},
+    {"sender", &Event::sender},
+    {"recipient", &Event::recipient},
+    {"where", &Event::where},
+    {"entry", &Event::entry},
+    {"entry_kind", &Event::entry_kind},
+    {"action", &Event::action},
+    {"queue_id", &Event::queue_id},
+    {"txn_id", &Event::txn_id},
+    {"subject", &Event::subject},
+    {"message_id", &Event::message_id},
+    {"source", &Event::source},
+};
+
+void AppendPadded(std::string* out, long value, int width) {
+  std::string digits = std::to_string(value);
+  if (static_cast<int>(digits.size()) < width) out->append(width - digits.size(), '0');
+  out->append(digits);
+}
+
+bool Digits(std::string_view s, size_t pos, size_t n, int* out) {
+  if (pos + n > s.size()) return false;
+  int v = 0;
+  for (size_t i = pos; i < pos + n; ++i) {
+    if (s[i] < '0' || s[i] > '9') return false;
+    v = v * 10 + (s[i] - '0');
+  }
+  *out = v;
+  return true;
+}
+
+}  // namespace
+
+std::string Event::ToJson() const {
+  nlohmann::ordered_json j = nlohmann::ordered_json::object();
+  for (const auto& [name, field] : kFields) j[name] = this->*field;
+  // Subjects, HELO names and addresses come from the client: replace invalid UTF-8
+  // rather than throw, so a hostile message can never stop an event being recorded.
+  return j.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
+}
+
+Status Event::FromJson(std::string_view json, Event* out) {
+  nlohmann::json j = nlohmann::json::parse(json.begin(), json.end(), nullptr,
+                                           /*allow_exceptions=*/false);
+  if (j.is_discarded()) return Status::Invalid("not valid JSON");
+  if (!j.is_object()) return Status::Invalid("not a JSON object");
+  Event e;
+  for (const auto& [name, field] : kFields) {
+    auto it = j.find(name);
+    if (it == j.end() || it->is_null()) continue;
+    if (!it->is_string()) return Status::Invalid(std::string("key '") + name + "' is not a string");
+    e.*field = it->get<std::string>();
+  }
+  *out = std::move(e);
+  return Status::Ok();
+}
+
+bool Event::operator==(const Event& o) const {
+  for (const auto& [name, field] : kFields) {
+    (void)name;
+    if (this->*field != o.*field) return false;
+  }
+  return true;
+}
+
+std::string FormatUtcMillis(std::chrono::system_clock::time_point t) {
+  int64_t ms = std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
+  int64_t secs = ms / 1000;
+  int64_t frac = ms % 1000;
+  if (frac < 0) {  // before 1970: floor, not truncate toward zero
+    frac += 1000;
+    secs -= 1;
+  }
+  time_t tt = static_cast<time_t>(secs);
+  struct tm tm;
+  gmtime_r(&tt, &tm);
+  std::string s;
+  s.reserve(24);
+  AppendPadded(&s, tm.tm_year + 1900L, 4);
+  s += '-';
+  AppendPadded(&s, tm.tm_mon + 1, 2);
+  s += '-';
+  AppendPadded(&s, tm.tm_mday, 2);
+  s += 'T';
+  AppendPadded(&s, tm.tm_hour, 2);
+  s += ':';
+  AppendPadded(&s, tm.tm_min, 2);
+  s += ':';
+  AppendPadded(&s, tm.tm_sec, 2);
+  s += '.';
+  AppendPadded(&s, static_cast<long>(frac), 3);
+  s += 'Z';
+  return s;
+}
+
+bool ParseUtcMillis(std::string_view s, int64_t* unix_ms) {
+  // YYYY-MM-DDTHH:MM:SS[.mmm]Z
+  int year, mon, day, hour, min, sec, frac = 0;
+  if (!Digits(s, 0, 4, &year) || s.size() < 20 || s[4] != '-' || !Digits(s, 5, 2, &mon) ||
+      s[7] != '-' || !Digits(s, 8, 2, &day) || s[10] != 'T' || !Digits(s, 11, 2, &hour) ||
+      s[13] != ':' || !Digits(s, 14, 2, &min) || s[16] != ':' || !Digits(s, 17, 2, &sec)) {
+    return false;
+  }
+  size_t pos = 19;
+  if (s[pos] == '.') {
+    if (!Digits(s, pos + 1, 3, &frac)) return false;
+    pos += 4;
+  }
+  if (pos + 1 != s.size() || s[pos] != 'Z') return false;
+  if (mon < 1 || mon > 12 || day < 1 || day > 31 || hour > 23 || min > 59 || sec > 60) {
+    return false;
+  }
+  struct tm tm = {};
+  tm.tm_year = year - 1900;
+  tm.tm_mon = mon - 1;
+  tm.tm_mday = day;
+  tm.tm_hour = hour;
+  tm.tm_min = min;
+  tm.tm_sec = sec;
+  time_t t = timegm(&tm);
+  *unix_ms = static_cast<int64_t>(t) * 1000 + frac;
+  return true;
+}
+
+}  // namespace compd

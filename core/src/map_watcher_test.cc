@@ -1,0 +1,197 @@
+// MapWatcher against a real redis-server (started and stopped by the tests themselves).
+#include "compd/map_watcher.h"
+
+#include <catch2/catch.hpp>
+
+#include "compd/map_store.h"
+#include "compd/rspamd_map.h"
+#include "testutil_redis.h"
+
+namespace compd {
+namespace {
+
+using testing::LogCapture;
+using testing::ReadFileOrEmpty;
+using testing::RedisServer;
+using testing::TempDir;
+using testing::WaitUntil;
+
+StoredEntry Exact(const std::string& address) {
+  StoredEntry e;
+  e.entry.kind = EntryKind::kExact;
+  e.entry.text = address;
+  e.meta.added_by = "test";
+  return e;
+}
+
+StoredEntry Pattern(const std::string& regex) {
+  StoredEntry e;
+  e.entry.kind = EntryKind::kPattern;
+  e.entry.regex = regex;
+  e.entry.text = "/" + regex + "/";
+  e.meta.added_by = "test";
+  return e;
+}
+
+// What `mapctl add` does: another client, another connection.
+void AddToMap(const RedisUrl& url, const std::vector<StoredEntry>& entries) {
+  RedisClient client(url);
+  MapStore store(&client, "t:");
+  std::vector<bool> added;
+  Status s = store.Add(entries, "test", &added);
+  INFO(s.ToString());
+  REQUIRE(s.ok());
+}
+
+bool Listed(const MapWatcher& w, const std::string& address) {
+  return w.Current()->matcher->Lookup(address).has_value();
+}
+
+MapWatcherOptions Options(const RedisUrl& url) {
+  MapWatcherOptions o;
+  o.redis = url;
+  o.prefix = "t:";
+  o.redis_timeout = std::chrono::milliseconds(500);
+  o.retry_min = std::chrono::milliseconds(20);
+  o.retry_max = std::chrono::milliseconds(200);
+  return o;
+}
+
+TEST_CASE("map watcher enforces a change published by another client within a second",
+          "[redis][map_watcher]") {
+  RedisServer redis;
+  TempDir tmp;
+  LogCapture log;
+  AddToMap(redis.url(), {Exact("old@bad.example")});
+
+  MapWatcherOptions opts = Options(redis.url());
+  opts.map_dir = tmp.path();
+  opts.poll_interval = std::chrono::minutes(10);  // only the change channel can be fast
+  MapWatcher watcher(opts, log.fn());
+  REQUIRE(watcher.Start().ok());
+  auto first = watcher.Current();
+  CHECK(first->source == "redis");
+  CHECK(first->exact == 1);
+  CHECK(Listed(watcher, "old@bad.example"));
+  CHECK_FALSE(Listed(watcher, "new@bad.example"));
+  // The files for rspamd, and for a start without Redis.
+  CHECK(ReadFileOrEmpty(tmp / kExactMapFile).find("old@bad.example") != std::string::npos);
+
+  // Publish only once the thread listens, as a running milter would be.
+  RedisClient probe(redis.url());
+  REQUIRE(WaitUntil([&] {
+    RedisReply r;
+    return probe.Command({"PUBSUB", "NUMSUB", "t:map:changes"}, &r).ok() &&
+           r.elements.size() == 2 && r.elements[1].integer == 1;
+  }));
+  AddToMap(redis.url(), {Exact("new@bad.example"), Pattern("^spam[0-9]+@evil\\.example$")});
+  CHECK(WaitUntil([&] { return Listed(watcher, "new@bad.example"); },
+                  std::chrono::milliseconds(1000)));
+  auto now = watcher.Current();
+  CHECK(now->version > first->version);
+  CHECK(now->exact == 2);
+  CHECK(now->patterns == 1);
+  CHECK(Listed(watcher, "spam42@evil.example"));
+  // Readers holding the old snapshot keep a consistent view.
+  CHECK_FALSE(first->matcher->Lookup("new@bad.example").has_value());
+  // The files follow the snapshot (enforcement first).
+  CHECK(WaitUntil([&] {
+    return ReadFileOrEmpty(tmp / kExactMapFile).find("new@bad.example") != std::string::npos &&
+           ReadFileOrEmpty(tmp / kPatternMapFile).find("spam[0-9]+") != std::string::npos;
+  }));
+  watcher.Stop();
+  CHECK(watcher.stats().loads == 2);
+}
+
+TEST_CASE("map watcher polls the version when a change message is missed", "[redis][map_watcher]") {
+  RedisServer redis;
+  MapWatcherOptions opts = Options(redis.url());
+  opts.poll_interval = std::chrono::milliseconds(200);
+  MapWatcher watcher(opts, nullptr);
+  REQUIRE(watcher.Start().ok());
+  // A change made without PUBLISH (as if the message were lost).
+  RedisClient c(redis.url());
+  REQUIRE(c.Command({"HSET", "t:map:exact", "quiet@bad.example", "{}"}).ok());
+  REQUIRE(c.Command({"INCR", "t:map:version"}).ok());
+  CHECK(WaitUntil([&] { return Listed(watcher, "quiet@bad.example"); }));
+}
+
+TEST_CASE("map watcher keeps its snapshot through a Redis outage and catches up after",
+          "[redis][map_watcher]") {
+  RedisServer redis(/*persist=*/true);
+  LogCapture log;
+  AddToMap(redis.url(), {Exact("a@bad.example")});
+  MapWatcherOptions opts = Options(redis.url());
+  opts.poll_interval = std::chrono::minutes(10);  // catching up must not wait for a poll
+  MapWatcher watcher(opts, log.fn());
+  REQUIRE(watcher.Start().ok());
+  REQUIRE(Listed(watcher, "a@bad.example"));
+  REQUIRE(WaitUntil([&] { return watcher.stats().redis_up; }));
+
+  redis.Stop();
+  REQUIRE(WaitUntil([&] { return !watcher.stats().redis_up; }));
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  CHECK(Listed(watcher, "a@bad.example"));
+  CHECK(watcher.Current()->source == "redis");
+  CHECK(log.Contains("keeping the current map"));
+
+  redis.Start();
+  AddToMap(redis.url(), {Exact("b@bad.example")});
+  CHECK(WaitUntil([&] { return Listed(watcher, "b@bad.example"); }));
+  CHECK(Listed(watcher, "a@bad.example"));
+  CHECK(log.Contains("answers again"));
+}
+
+TEST_CASE("map watcher serves the local files when Redis is absent at start",
+          "[redis][map_watcher]") {
+  TempDir tmp;
+  LogCapture log;
+  RedisServer redis(/*persist=*/true);
+  AddToMap(redis.url(), {Exact("a@bad.example"), Pattern("^x[0-9]@evil\\.example$")});
+  MapWatcherOptions opts = Options(redis.url());
+  opts.map_dir = tmp.path();
+  {
+    MapWatcher earlier(opts, log.fn());
+    REQUIRE(earlier.Start().ok());
+  }
+  redis.Stop();
+
+  opts.poll_interval = std::chrono::minutes(10);  // switching over must not wait for a poll
+  MapWatcher watcher(opts, log.fn());
+  REQUIRE(watcher.Start().ok());
+  auto snap = watcher.Current();
+  CHECK(snap->source == "files");
+  CHECK(snap->exact == 1);
+  CHECK(snap->patterns == 1);
+  CHECK(Listed(watcher, "a@bad.example"));
+  CHECK(Listed(watcher, "x7@evil.example"));
+  CHECK_FALSE(Listed(watcher, "b@bad.example"));
+  CHECK(log.Contains("serving 1 exact, 1 patterns, from files"));
+
+  // Redis comes back: the watcher switches over without a change being published.
+  redis.Start();
+  CHECK(WaitUntil([&] { return watcher.Current()->source == "redis"; }));
+  CHECK(Listed(watcher, "a@bad.example"));
+}
+
+TEST_CASE("map watcher with neither Redis nor files serves an empty map and says so",
+          "[redis][map_watcher]") {
+  TempDir tmp;
+  LogCapture log;
+  RedisUrl nowhere;
+  nowhere.port = testing::FreePort();
+  MapWatcherOptions opts = Options(nowhere);
+  opts.map_dir = tmp.path();
+  MapWatcher watcher(opts, log.fn());
+  REQUIRE(watcher.Start().ok());
+  auto snap = watcher.Current();
+  REQUIRE(snap->matcher != nullptr);
+  CHECK(snap->source == "empty");
+  CHECK_FALSE(Listed(watcher, "a@bad.example"));
+  CHECK(log.Contains("serving an EMPTY map"));
+  CHECK_FALSE(watcher.stats().redis_up);
+  watcher.Stop();
+}
+
+}  // namespace
+}  // namespace compd

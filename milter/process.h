@@ -1,0 +1,49 @@
+// Process plumbing for compd-milter: daemonising, pid file, privileges, socket
+// permissions, and the signal thread. Wiring only; called from main before smfi_main.
+#ifndef COMPD_MILTER_PROCESS_H_
+#define COMPD_MILTER_PROCESS_H_
+
+#include <functional>
+#include <string>
+
+#include "compd/status.h"
+
+namespace compd {
+
+// For a "unix:/path" or "local:/path" milter socket: the path; else empty.
+std::string UnixSocketPath(const std::string& spec);
+// Checks the socket spec the way libmilter will read it, so mistakes are reported at
+// --check-config time with the setting's name.
+Status CheckSocketSpec(const std::string& spec);
+
+// chmod/chgrp of a unix socket after libmilter created it. `mode` is octal text.
+Status SetSocketPermissions(const std::string& path, const std::string& mode,
+                            const std::string& group);
+
+// Makes `dir` exist (mode 0700) and, when `user` is set, owned by that user, so the daemon
+// can still write there after dropping privileges.
+Status PrepareDirectory(const std::string& dir, const std::string& user, const std::string& group);
+
+// Drops to user/group (initgroups too). No-op when `user` is empty.
+Status DropPrivileges(const std::string& user, const std::string& group);
+
+// Classic double-fork daemon; the parent exits 0 once the child runs.
+Status Daemonize();
+
+Status WritePidFile(const std::string& path);
+
+// Blocks SIGTERM, SIGHUP, SIGINT and SIGUSR1 in the calling thread. Call it before any
+// thread starts: threads inherit the mask, and libmilter's signal thread only receives
+// these signals through sigwait if no other thread leaves them unblocked (else the
+// default action kills the process without draining events).
+void BlockProcessSignals();
+
+// Blocks SIGUSR1 in the calling thread (call before any other thread starts, so every
+// thread inherits the mask) and starts a thread that runs `on_reload` for each SIGUSR1.
+// SIGHUP, SIGTERM and SIGINT are left to libmilter, which stops on all three: its signal
+// thread sigwaits them and cannot be told otherwise.
+void StartReloadSignalThread(std::function<void()> on_reload);
+
+}  // namespace compd
+
+#endif  // COMPD_MILTER_PROCESS_H_

@@ -1,0 +1,276 @@
+#!/usr/bin/env python3
+"""Protocol level: the real compd-milter driven by a real milter client (Debian's miltertest).
+
+What an MTA sees of the filter: what it negotiates, how it answers each step for
+authenticated and unauthenticated sessions, per-recipient refusals with their SMTP code,
+message-level refusals and quarantine at end of message, and the events it records.
+Note: miltertest drops {auth_authen} unless mt.helo() was sent first.
+"""
+
+import json
+import os
+import sys
+import time
+import unittest
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib"))
+import compd_harness as h  # noqa: E402
+
+PREFIX = "compd:"
+
+# A Lua prelude: connect, negotiate like a current MTA, connection info, HELO.
+PRELUDE = """
+local conn = mt.connect("inet:" .. port .. "@127.0.0.1", 40, 0.05)
+if conn == nil then error("cannot connect to the milter") end
+local function expect(what, want)
+  local got = mt.getreply(conn)
+  if got ~= want then
+    error(what .. ": expected reply " .. string.char(want) .. ", got " .. string.char(got))
+  end
+end
+if mt.conninfo(conn, "client.example", "203.0.113.9") ~= nil then error("conninfo") end
+if mt.helo(conn, "botnet-helo") ~= nil then error("helo") end
+"""
+
+# `account` is defined per test (-D account=...), so each test finds its own events in
+# the shared stream.
+AUTH_MAIL = """
+mt.macro(conn, SMFIC_MAIL, "{auth_authen}", account, "{auth_type}", "LOGIN")
+if mt.mailfrom(conn, "<" .. account .. ">") ~= nil then error("mailfrom") end
+expect("MAIL", SMFIR_CONTINUE)
+"""
+
+
+def add_entries(redis, exact=(), patterns=()):
+    meta = json.dumps({"added_at": int(time.time()), "added_by": "test", "note": "",
+                       "source": "test"})
+    for a in exact:
+        redis.call("HSET", PREFIX + "map:exact", a.lower(), meta)
+    for p in patterns:
+        redis.call("HSET", PREFIX + "map:re", p, meta)
+    v = redis.call("INCR", PREFIX + "map:version")
+    redis.call("PUBLISH", PREFIX + "map:changes", str(v))
+
+
+def events(redis, n, account_prefix, timeout=10):
+    """Waits until the stream holds at least n events of accounts starting with
+    account_prefix; returns those as dicts."""
+    got = []
+
+    def enough():
+        every = [json.loads(f[b"event"] if b"event" in f else f["event"])
+                 for _, f in redis.stream(PREFIX + "events")]
+        got[:] = [e for e in every if e.get("account", "").startswith(account_prefix)]
+        return len(got) >= n
+    try:
+        h.wait_for(enough, timeout, what="%d events in the stream" % n)
+    except TimeoutError:
+        raise AssertionError("expected %d events in the stream, found %d: %s" %
+                             (n, len(got), [e.get("account") for e in got]))
+    return got
+
+
+class ProtocolTest(unittest.TestCase):
+    # One milter per action, shared by the tests: libmilter notices a stop request only
+    # every 5 seconds, so starting one per test would make the suite slow.
+    @classmethod
+    def setUpClass(cls):
+        h.require_programs("miltertest", "redis-server")
+        cls.redis = h.RedisServer().start()
+        add_entries(cls.redis, exact=["listed@bad.example"],
+                    patterns=["/^probe[0-9]+@test\\.example$/i"])
+        cls.milters = {}
+
+    @classmethod
+    def tearDownClass(cls):
+        for m in cls.milters.values():
+            m.child.proc.send_signal(15)  # all at once; each takes up to 5 s
+        for m in cls.milters.values():
+            m.close()
+        cls.redis.close()
+
+    def account(self):
+        return "%s@customer.example" % self.id().split(".")[-1]
+
+    def events(self, n):
+        return events(self.redis, n, self.account())
+
+    def run_milter(self, script, action="reject"):
+        m = self.milters.get(action)
+        if m is None:
+            m = h.Milter.standard(self.redis, action=action).start()
+            self.milters[action] = m
+        code, out = h.miltertest(PRELUDE + script, m.port, defines={"account": self.account()})
+        self.milter_log = m.log()
+        self.assertEqual(code, 0, "miltertest failed:\n%s\n--- milter log:\n%s" %
+                         (out, self.milter_log))
+        return out
+
+    def test_negotiates_only_what_it_needs(self):
+        # No body, no unknown commands, no replies where the answer is always "continue";
+        # DATA stays a replied step (else Postfix stalls ~40 ms per message over TCP).
+        self.run_milter("""
+            for _, o in ipairs({SMFIP_NOBODY, SMFIP_NOUNKNOWN, SMFIP_NR_HDR}) do
+              if not mt.test_option(conn, o) then error("option not requested: " .. o) end
+            end
+            for _, o in ipairs({SMFIP_NODATA, SMFIP_NR_DATA, SMFIP_NR_RCPT, SMFIP_NR_MAIL}) do
+              if mt.test_option(conn, o) then error("option must not be requested: " .. o) end
+            end
+            if not mt.test_action(conn, SMFIF_QUARANTINE) then error("quarantine action") end
+            mt.disconnect(conn)
+        """)
+
+    def test_unauthenticated_session_is_accepted_at_mail(self):
+        self.run_milter("""
+            if mt.mailfrom(conn, "<someone@outside.example>") ~= nil then error("mailfrom") end
+            expect("MAIL", SMFIR_ACCEPT)
+            mt.disconnect(conn)
+        """)
+        time.sleep(0.3)
+        self.assertEqual([e for e in (json.loads(f[b"event"] if b"event" in f else f["event"])
+                                      for _, f in self.redis.stream(PREFIX + "events"))
+                          if e["sender"] == "someone@outside.example"], [])
+
+    def test_listed_recipient_refused_others_continue(self):
+        self.run_milter(AUTH_MAIL + """
+            if mt.rcptto(conn, "<friend@fine.example>") ~= nil then error("rcpt") end
+            expect("RCPT unlisted", SMFIR_CONTINUE)
+            if mt.rcptto(conn, "<LISTED@Bad.Example>") ~= nil then error("rcpt") end
+            expect("RCPT listed", SMFIR_REPLYCODE)
+            if mt.rcptto(conn, "<probe12@TEST.example>") ~= nil then error("rcpt") end
+            expect("RCPT pattern", SMFIR_REPLYCODE)
+            if mt.data(conn) ~= nil then error("data") end
+            expect("DATA", SMFIR_CONTINUE)
+            mt.header(conn, "Subject", "wFd2, MkRWa2 A")
+            mt.header(conn, "To", "<friend@fine.example>")
+            mt.eoh(conn)
+            mt.eom(conn)
+            expect("EOM", SMFIR_CONTINUE)
+            mt.disconnect(conn)
+        """)
+        got = self.events(2)
+        self.assertEqual(len(got), 2)
+        by_rcpt = {e["recipient"]: e for e in got}
+        exact = by_rcpt["LISTED@Bad.Example"]
+        self.assertEqual(exact["entry"], "listed@bad.example")
+        self.assertEqual(exact["entry_kind"], "exact")
+        self.assertEqual(exact["where"], "envelope")
+        self.assertEqual(exact["account"], self.account())
+        self.assertEqual(exact["auth_type"], "LOGIN")
+        self.assertEqual(exact["client_ip"], "203.0.113.9")
+        self.assertEqual(exact["client_name"], "client.example")
+        self.assertEqual(exact["helo"], "botnet-helo")
+        self.assertEqual(exact["sender"], self.account())
+        self.assertEqual(exact["action"], "reject")
+        self.assertEqual(exact["subject"], "wFd2, MkRWa2 A")
+        self.assertEqual(exact["source"], "milter")
+        self.assertEqual(by_rcpt["probe12@TEST.example"]["entry_kind"], "pattern")
+        self.assertEqual(by_rcpt["probe12@TEST.example"]["entry"],
+                         "/^probe[0-9]+@test\\.example$/i")
+        self.assertEqual(exact["txn_id"], by_rcpt["probe12@TEST.example"]["txn_id"])
+
+    def test_header_hit_rejects_at_end_of_message(self):
+        self.run_milter(AUTH_MAIL + """
+            mt.rcptto(conn, "<friend@fine.example>")
+            expect("RCPT", SMFIR_CONTINUE)
+            mt.data(conn)
+            mt.header(conn, "To", "\\"Friend\\" <friend@fine.example>")
+            mt.header(conn, "Cc", "a@x.example,\\r\\n\\t\\"listed@bad.example\\" <b@y.example>")
+            mt.header(conn, "Message-ID", "<abc@botnet>")
+            mt.eoh(conn)
+            mt.eom(conn)
+            -- miltertest cannot show the code of a final reply; the Postfix test checks 550.
+            expect("EOM", SMFIR_REPLYCODE)
+            mt.disconnect(conn)
+        """)
+        got = self.events(1)
+        self.assertEqual(len(got), 1)
+        self.assertEqual(got[0]["where"], "display-name")
+        self.assertEqual(got[0]["recipient"], "listed@bad.example")
+        self.assertEqual(got[0]["message_id"], "<abc@botnet>")
+
+    def test_monitor_records_but_accepts(self):
+        self.run_milter(AUTH_MAIL + """
+            mt.rcptto(conn, "<listed@bad.example>")
+            expect("RCPT", SMFIR_CONTINUE)
+            mt.data(conn)
+            mt.header(conn, "To", "listed@bad.example")
+            mt.eoh(conn)
+            mt.eom(conn)
+            expect("EOM", SMFIR_CONTINUE)
+            mt.disconnect(conn)
+        """, action="monitor")
+        got = self.events(2)
+        self.assertEqual(sorted(e["where"] for e in got), ["envelope", "header:to"])
+        self.assertTrue(all(e["action"] == "monitor" for e in got))
+
+    def test_quarantine(self):
+        self.run_milter(AUTH_MAIL + """
+            mt.rcptto(conn, "<listed@bad.example>")
+            expect("RCPT", SMFIR_CONTINUE)
+            mt.data(conn)
+            mt.eoh(conn)
+            mt.eom(conn)
+            if not mt.eom_check(conn, MT_QUARANTINE) then error("not quarantined") end
+            mt.disconnect(conn)
+        """, action="quarantine")
+        self.assertEqual(self.events(1)[0]["action"], "quarantine")
+
+    def test_tempfail_uses_451(self):
+        self.run_milter(AUTH_MAIL + """
+            mt.rcptto(conn, "<listed@bad.example>")
+            expect("RCPT", SMFIR_REPLYCODE)
+            mt.data(conn)
+            mt.header(conn, "To", "listed@bad.example")
+            mt.eoh(conn)
+            mt.eom(conn)
+            expect("EOM", SMFIR_REPLYCODE)
+            mt.disconnect(conn)
+        """, action="tempfail")
+
+    def test_abort_twice_and_second_transaction(self):
+        self.run_milter(AUTH_MAIL + """
+            mt.rcptto(conn, "<listed@bad.example>")
+            expect("RCPT", SMFIR_REPLYCODE)
+            mt.abort(conn)
+            mt.abort(conn)
+            mt.macro(conn, SMFIC_MAIL, "{auth_authen}", account)
+            mt.mailfrom(conn, "<" .. account .. ">")
+            expect("MAIL again", SMFIR_CONTINUE)
+            mt.rcptto(conn, "<listed@bad.example>")
+            expect("RCPT again", SMFIR_REPLYCODE)
+            mt.disconnect(conn)
+        """)
+        got = self.events(2)
+        self.assertEqual(len(got), 2)
+        self.assertNotEqual(got[0]["txn_id"], got[1]["txn_id"])
+
+    def test_many_connections_at_once(self):
+        # 20 concurrent connections, each with a listed and an unlisted recipient.
+        script = "local conns = {}\n"
+        script += """
+            for i = 1, 20 do
+              local c = mt.connect("inet:" .. port .. "@127.0.0.1", 40, 0.05)
+              mt.conninfo(c, "c" .. i .. ".example", "198.51.100." .. i)
+              mt.helo(c, "h" .. i)
+              mt.macro(c, SMFIC_MAIL, "{auth_authen}", "many" .. i .. "-" .. account)
+              mt.mailfrom(c, "<many" .. i .. "-" .. account .. ">")
+              conns[i] = c
+            end
+            for i = 1, 20 do
+              mt.rcptto(conns[i], "<listed@bad.example>")
+              if mt.getreply(conns[i]) ~= SMFIR_REPLYCODE then error("conn " .. i) end
+              mt.rcptto(conns[i], "<ok" .. i .. "@fine.example>")
+              if mt.getreply(conns[i]) ~= SMFIR_CONTINUE then error("conn " .. i) end
+            end
+            for i = 1, 20 do mt.disconnect(conns[i]) end
+            mt.disconnect(conn)
+        """
+        self.run_milter(script)
+        got = events(self.redis, 20, "many")
+        self.assertEqual(sorted(e["account"] for e in got),
+                         sorted("many%d-%s" % (i, self.account()) for i in range(1, 21)))
+
+
+if __name__ == "__main__":
+    h.main()
