@@ -10,7 +10,9 @@ cache), then replaces the file with N+1 entries several times and measures:
 
   start      rspamd start until both workers answer /ping (the main process loads and
              compiles the maps before it forks the workers)
-  reload     rename of the new file until a scan gives the verdict of the new entry
+  reload     start of writing the new file (temp file, fsync, rename, as compd-milter
+             does) until a scan gives the verdict of the new entry
+  load       the normal worker's own time to read the changed file, from its log
   stall      the longest time any scan took while the reload ran (a second client scans
              a non-listed address in a loop): scanning blocks while a worker compiles
   compile    Hyperscan's own compile time of the map, from rspamd's log (regexp only)
@@ -113,6 +115,23 @@ def compile_ms(log_text):
         r"([\d.]+) ms", log_text)]
 
 
+def load_seconds(log_text, kind):
+    """How long the normal worker spent loading the changed file, from its own log lines:
+    `rereading map file .../F` to `read hash of N elements` / `read regexp list of N`."""
+    name = "compd_rcpt.map" if kind == "exact" else "compd_rcpt_re.map"
+    done = "read hash of" if kind == "exact" else "read regexp list of"
+    start, out = None, []
+    for line in log_text.splitlines():
+        if "(normal)" not in line:
+            continue
+        if "rereading map file" in line and line.rstrip().endswith("/" + name):
+            start = rh.log_time(line)
+        elif start is not None and done in line and name in line:
+            out.append(rh.log_time(line) - start)
+            start = None
+    return out
+
+
 def run_one(kind, n, reloads, timeout):
     addrs = addresses(n + reloads)
     base, extra = addrs[:n], addrs[n:]
@@ -126,7 +145,7 @@ def run_one(kind, n, reloads, timeout):
     r.start()
     start = time.monotonic() - t0
     result = {"kind": kind, "n": n, "start": start, "reload": [], "stall": [],
-              "compile": []}
+              "compile": [], "load": []}
     try:
         probe = base[len(base) // 2]
         assert r.verdict(probe).listed, "probe %s not listed after start" % probe
@@ -145,7 +164,9 @@ def run_one(kind, n, reloads, timeout):
             result["reload"].append(t_done - t_write)
             time.sleep(0.3)  # let the controller's reload finish too
             result["stall"].append(scanner.worst(t_write, time.monotonic()))
-            result["compile"] += compile_ms(r.log_since(log_offset))
+            log_text = r.log_since(log_offset)
+            result["compile"] += compile_ms(log_text)
+            result["load"] += load_seconds(log_text, kind)
         scanner.stop_flag.set()
         scanner.join(timeout)
     finally:
@@ -175,17 +196,18 @@ def main():
                 res = run_one(kind, n, args.reloads, args.timeout)
             except Exception as e:  # report and go on with the other rows
                 print("  failed: %s" % e, file=sys.stderr)
-                rows.append("| %s | %d | failed: %s | | | |" % (kind, n, str(e)[:80]))
+                rows.append("| %s | %d | failed: %s | | | | |" % (kind, n, str(e)[:80]))
                 continue
             comp = ("%.0f ms" % statistics.median(res["compile"])) if res["compile"] else "-"
-            row = "| %s | %d | %s | %s | %s | %s |" % (
-                kind, n, fmt_s(res["start"]), fmt_s(statistics.median(res["reload"])),
+            load = fmt_s(statistics.median(res["load"])) if res["load"] else "-"
+            row = "| %s | %d | %s | %s | %s | %s | %s |" % (
+                kind, n, fmt_s(res["start"]), fmt_s(statistics.median(res["reload"])), load,
                 fmt_s(max(res["stall"])), comp)
             print("  " + row, file=sys.stderr, flush=True)
             rows.append(row)
-    print("| map | entries | start | reload (median) | worst scan during reload | "
-          "Hyperscan compile (median) |")
-    print("|---|---:|---:|---:|---:|---:|")
+    print("| map | entries | start | reload (median) | worker load (median) | "
+          "worst scan during reload | Hyperscan compile (median) |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
     for row in rows:
         print(row)
 
