@@ -30,8 +30,10 @@ import argparse
 import os
 import random
 import re
+import shutil
 import statistics
 import sys
+import tempfile
 import threading
 import time
 
@@ -126,7 +128,8 @@ def load_seconds(log_text, kind):
             continue
         if "rereading map file" in line and line.rstrip().endswith("/" + name):
             start = rh.log_time(line)
-        elif start is not None and done in line and name in line:
+        elif start is not None and done in line and (kind == "regexp" or name in line):
+            # (rspamd names the file in "read hash of ... from F", not in "read regexp list")
             out.append(rh.log_time(line) - start)
             start = None
     return out
@@ -135,7 +138,16 @@ def load_seconds(log_text, kind):
 def run_one(kind, n, reloads, timeout):
     addrs = addresses(n + reloads)
     base, extra = addrs[:n], addrs[n:]
-    work = h.temp_dir("rspamd-bench")
+    # Not under /tmp/compd-*: a run takes many minutes, and other jobs on a shared machine
+    # sweep their own stale compd-* folders.
+    work = tempfile.mkdtemp(prefix="rspamd-reload-bench-")
+    try:
+        return run_in(work, kind, n, base, extra, timeout)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def run_in(work, kind, n, base, extra, timeout):
     map_dir = os.path.join(work, "maps")
     os.makedirs(map_dir)
     write_maps(map_dir, kind, base)

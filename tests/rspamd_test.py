@@ -19,7 +19,6 @@ import json
 import os
 import random
 import re
-import shutil
 import sys
 import time
 import unittest
