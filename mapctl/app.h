@@ -44,6 +44,8 @@ class Context {
   // Connects to Redis with the configured URL, password and timeout. Errors name the URL
   // (never the password).
   compd::Status OpenStore(compd::MapStore** store);
+  // The connection OpenStore made (null before it succeeded).
+  compd::RedisClient* redis() const { return client_.get(); }
   std::string RedisDescription() const;
 
   // Who is changing the map: $SUDO_USER, else the login name.
@@ -96,6 +98,7 @@ RunFn SetupImport(CLI::App* cmd);
 RunFn SetupExport(CLI::App* cmd);
 RunFn SetupLint(CLI::App* cmd);
 RunFn SetupStats(CLI::App* cmd);
+RunFn SetupAccounts(CLI::App* cmd);
 
 }  // namespace mapctl
 
