@@ -21,6 +21,7 @@
 #include "compd/recorder.h"
 #include "compd/redis.h"
 #include "compd/settings.h"
+#include "compd/text_output.h"
 #include "compd/tripwire.h"
 #include "process.h"
 
@@ -202,14 +203,16 @@ int Run(const Plan& plan, const std::string& config_path, bool config_explicit) 
   {
     std::string targets;
     for (const std::string& t : plan.accounts.hook_targets) targets += " " + t;
-    logger.Log(LogLevel::kInfo,
-               std::string("accounts: a hit ") +
-                   (plan.accounts.lock_on_hit
-                        ? "locks the account (" + std::to_string(plan.accounts.allowlist.size()) +
-                              " allowlist entries only flagged)"
-                        : "flags the account (lock_on_hit off)") +
-                   "; locked accounts get " + plan.lock_reply.rcode + " " + plan.lock_reply.xcode +
-                   "; ticket hooks:" + (targets.empty() ? std::string(" none") : targets));
+    logger.Log(
+        LogLevel::kInfo,
+        std::string("accounts: a hit ") +
+            (plan.accounts.lock_on_hit ? "locks the account (" +
+                                             CountOf(plan.accounts.allowlist.size(),
+                                                     "allowlist entry", "allowlist entries") +
+                                             " only flagged)"
+                                       : "flags the account (lock_on_hit off)") +
+            "; locked accounts get " + plan.lock_reply.rcode + " " + plan.lock_reply.xcode +
+            "; ticket hooks:" + (targets.empty() ? std::string(" none") : targets));
   }
   // Volume counters (issue 8): outlets.messages.
   Tripwire tripwire(plan.tripwire, std::move(outlets));

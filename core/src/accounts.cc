@@ -267,7 +267,8 @@ void AccountHitCall(const AccountKeys& names, const AccountReaction& reaction, c
   if (lock) {
     reason += "; lock_on_hit";
   } else if (reaction.lock_on_hit) {
-    reason += "; not locked: in lock_allowlist";
+    reason += AccountReaction::IsSaslAccount(event.account) ? "; not locked: in lock_allowlist"
+                                                            : "; not locked: not a SASL account";
   }
   for (std::string v :
        {a, event.time, std::to_string(UnixMs(now)), FormatUtcMillis(now), event.recipient,

@@ -124,6 +124,8 @@ TEST_CASE("the reaction comes from the settings", "[accounts]") {
   REQUIRE(AccountReaction::FromConfig(config, &r).ok());
   CHECK(r.MayAutoLock("alice@cust.example"));
   CHECK_FALSE(r.MayAutoLock("VIP@cust.example"));
+  CHECK_FALSE(r.MayAutoLock("ip:192.0.2.5"));                 // a whole trusted host
+  CHECK_FALSE(r.MayAutoLock("local:www-data@host.example"));  // cannot be refused anyway
   CHECK(r.lock_duration == std::chrono::hours(2));
   CHECK(r.hook_targets == std::vector<std::string>{"exec", "webhook"});
 

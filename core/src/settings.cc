@@ -105,8 +105,8 @@ const std::vector<SettingDef>& Table() {
 
       // --- Accounts: flag, lock, ticket hook (issue 7).
       {"lock_on_hit", SettingType::kBool, "no", 0, 0, "", "", kScopeMilter,
-       "Lock an account at its hit (not only flag it): its MAIL FROM is then refused on every "
-       "node until `mapctl accounts release` or lock_duration."},
+       "Lock a SASL account at its hit (not only flag it): its MAIL FROM is then refused on "
+       "every node until `mapctl accounts release` or lock_duration."},
       {"lock_allowlist", SettingType::kString, "", 0, 0, "", "", kScopeMilter,
        "Accounts never locked automatically, only flagged (monitor only): comma-separated "
        "accounts or @domain."},

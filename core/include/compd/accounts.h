@@ -113,8 +113,14 @@ struct AccountReaction {
   std::vector<std::string> hook_targets;
   std::chrono::milliseconds hook_quiet{std::chrono::hours(24)};
 
+  // Only SASL accounts are locked automatically: "ip:ADDR" (a trusted network's host, say
+  // a web server relaying for many users) and "local:..." (sendmail submissions, which
+  // cannot be refused) are flagged only; an operator may still lock them with mapctl.
   bool MayAutoLock(std::string_view account) const {
-    return lock_on_hit && !allowlist.Contains(account);
+    return lock_on_hit && IsSaslAccount(account) && !allowlist.Contains(account);
+  }
+  static bool IsSaslAccount(std::string_view account) {
+    return account.rfind("ip:", 0) != 0 && account.rfind("local:", 0) != 0;
   }
   // lock_on_hit, lock_allowlist, lock_duration, hook_quiet_period; a target for each of
   // hook_command and hook_url that is set. kInvalid names the setting.
