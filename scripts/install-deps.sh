@@ -9,7 +9,10 @@ export DEBIAN_FRONTEND=noninteractive
 build_pkgs=(build-essential cmake ninja-build pkg-config
   libmilter-dev libhiredis-dev libre2-dev nlohmann-json3-dev libcli11-dev catch2
   libcpp-httplib-dev redis-server redis-tools python3)
-test_pkgs=(postfix swaks dovecot-core miltertest clang)
+# openssl and libnet-ssleay-perl: tests/docker_test.py sends through STARTTLS (swaks --tls).
+# clang and libclang-rt-14-dev (libFuzzer, sanitizer runtimes): scripts/fuzz.sh, scripts/tsan.sh.
+test_pkgs=(postfix swaks dovecot-core miltertest clang libclang-rt-14-dev openssl
+  libnet-ssleay-perl)
 
 pkgs=("${build_pkgs[@]}")
 [ "$what" = test ] && pkgs+=("${test_pkgs[@]}")

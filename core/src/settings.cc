@@ -4,6 +4,7 @@
 
 #include <cctype>
 #include <cerrno>
+#include <cstdint>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
@@ -200,6 +201,7 @@ bool ParseDuration(std::string_view v, int64_t* ms) {
     mul = kDay;
   else
     return false;
+  if (n > INT64_MAX / mul) return false;  // would overflow: out of any bound anyway
   *ms = n * mul;
   return true;
 }
