@@ -12,7 +12,8 @@ What a user and an operator see:
     period (a failing webhook is retried), also across a milter restart, and the registry
     and the locks survive that restart;
   - `mapctl accounts report` is the morning list, with the evidence.
-The policy listener shares the gate (it sits in Session::Mail), so it is not repeated here.
+The policy listener (Exim, check_policy_service) shares the gate in Session::Mail; one
+test asks it about a locked account.
 
 Run: COMPD_BUILD_DIR=build python3 tests/accounts_test.py
 """
@@ -26,6 +27,7 @@ import unittest
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib"))
 import accounts_harness as ah  # noqa: E402
 import compd_harness as h  # noqa: E402
+import exim_harness as eh  # noqa: E402
 
 PREFIX = "compd:"
 MILTER_MACROS = {
@@ -55,6 +57,7 @@ class AccountsTest(unittest.TestCase):
             cls.webhook = ah.WebhookListener().start()
             cls.env.append(cls.webhook)
             cls.program = ah.HookProgram()
+            cls.policy_port = h.free_port()
             cls.webhook.fail_next = 1  # the first delivery fails and must be retried
             cls.milter = h.Milter.standard(cls.redis, action="reject", prefix=PREFIX, extra=[
                 "--lock-on-hit", "yes",
@@ -67,6 +70,7 @@ class AccountsTest(unittest.TestCase):
                 "--hook-retry-min", "200ms",
                 "--hook-retry-max", "1s",
                 "--hook-timeout", "5s",
+                "--policy-socket", "inet:%d" % cls.policy_port,
             ]).start()
             cls.env.append(cls.milter)
             cls.stack = h.MailStack(users=USERS, smtpd_milters=cls.milter.postfix_spec,
@@ -291,6 +295,18 @@ class AccountsTest(unittest.TestCase):
         self.assertTrue(self.refused_at_mail("gina"), self.diag())
         time.sleep(1.5)
         self.assert_code(self.send("gina", "friend@fine.example", quit_after="RCPT"), 0)
+
+    def test_i_the_policy_listener_refuses_locked_accounts_too(self):
+        def ask(name):
+            with eh.PolicyClient((h.LOOPBACK, self.policy_port)) as c:
+                return c.request({
+                    "request": "smtpd_access_policy", "protocol_state": "RCPT",
+                    "protocol_name": "ESMTPA", "sender": acct(name),
+                    "recipient": "friend@fine.example", "client_address": "203.0.113.9",
+                    "client_name": "client.example", "sasl_method": "LOGIN",
+                    "sasl_username": acct(name)})
+        self.assertEqual(ask("alice"), "550 5.7.1 " + LOCK_TEXT)
+        self.assertEqual(ask("bob"), "DUNNO")
 
 
 if __name__ == "__main__":
