@@ -175,6 +175,17 @@ const std::vector<CommandDef>& Commands() {
        "  mapctl stats --json\n",
        &SetupStats},
       // --- accounts (issue 7)
+      {"accounts", "Compromised accounts: list, show, lock, release, note, report",
+       "Examples:\n"
+       "  mapctl accounts report --since 24h        (the morning list of accounts to contact)\n"
+       "  mapctl accounts list --state locked\n"
+       "  mapctl accounts list --since 7d --json\n"
+       "  mapctl accounts show alice@customer.example\n"
+       "  mapctl accounts lock alice@customer.example --reason 'ticket 4711' --for 7d\n"
+       "  mapctl accounts release alice@customer.example --reason 'password reset'\n"
+       "  mapctl accounts note alice@customer.example 'customer called back'\n"
+       "Exit status: 0 done; 1 no record for the account (show, release, note); 2 error.\n",
+       &SetupAccounts},
       // --- top, anomalies (issue 8)
   };
   return kCommands;

@@ -117,6 +117,38 @@ const std::vector<SettingDef>& Table() {
        "Close a policy connection idle this long, or whose request takes longer."},
 
       // --- Accounts: flag, lock, ticket hook (issue 7).
+      {"lock_on_hit", SettingType::kBool, "no", 0, 0, "", "", kScopeMilter,
+       "Lock a SASL account at its hit (not only flag it): its MAIL FROM is then refused on "
+       "every node until `mapctl accounts release` or lock_duration."},
+      {"lock_allowlist", SettingType::kString, "", 0, 0, "", "", kScopeMilter,
+       "Accounts never locked automatically, only flagged (monitor only): comma-separated "
+       "accounts or @domain."},
+      {"lock_duration", SettingType::kDuration, "0s", 0, 365 * kDay, "", "", kScopeMilter,
+       "Automatic locks expire after this long; 0s: only a release ends them."},
+      {"lock_reply", SettingType::kEnum, "451", 0, 0, "451|550", "", kScopeMilter,
+       "Reply to a locked account's MAIL FROM: 451 (4.7.1, the client keeps the message and "
+       "retries) or 550 (5.7.1, refused for good)."},
+      {"lock_text", SettingType::kString, "Account suspended: contact support", 0, 0, "", "",
+       kScopeMilter, "Reply text for a locked account's MAIL FROM."},
+      {"hook_command", SettingType::kString, "", 0, 0, "", "", kScopeMilter,
+       "Program run when an account is newly flagged, the event JSON on stdin: absolute path "
+       "and arguments, '...'/\"...\" quote, no shell; {account} {state} {job} are replaced."},
+      {"hook_url", SettingType::kString, "", 0, 0, "", "", kScopeMilter,
+       "Webhook the same JSON is POSTed to when an account is newly flagged: http:// or "
+       "https:// (certificate checked against the system CAs); no credentials in the URL."},
+      {"hook_headers_file", SettingType::kString, "", 0, 0, "", "", kScopeMilter,
+       "File of extra 'Name: value' header lines for hook_url (e.g. Authorization); keep it "
+       "mode 0600."},
+      {"hook_timeout", SettingType::kDuration, "10s", 100 * kMs, 10 * kMin, "", "", kScopeMilter,
+       "Time a hook program or webhook request may take; the program is then killed."},
+      {"hook_quiet_period", SettingType::kDuration, "24h", 0, 365 * kDay, "", "", kScopeMilter,
+       "At most one ticket per account in this period (a release and a new hit within it open "
+       "none); 0s: one per newly flagged."},
+      {"hook_retry_min", SettingType::kDuration, "30s", 10 * kMs, kDay, "", "", kScopeMilter,
+       "Wait after a failed hook; doubles per failure up to hook_retry_max. Jobs wait in "
+       "Redis and are retried until delivered."},
+      {"hook_retry_max", SettingType::kDuration, "1h", 10 * kMs, 7 * kDay, "", "", kScopeMilter,
+       "Longest wait between attempts of a failing hook."},
 
       // --- Volume, anomalies, dashboard and metrics (issue 8).
   };
