@@ -96,6 +96,10 @@ RunFn SetupImport(CLI::App* cmd);
 RunFn SetupExport(CLI::App* cmd);
 RunFn SetupLint(CLI::App* cmd);
 RunFn SetupStats(CLI::App* cmd);
+// Issue 8 (cmd_top.cc).
+RunFn SetupTop(CLI::App* cmd);
+RunFn SetupAnomalies(CLI::App* cmd);
+RunFn SetupDashboardUser(CLI::App* cmd);
 
 }  // namespace mapctl
 

@@ -19,6 +19,7 @@
 #include "compd/redis.h"
 #include "compd/settings.h"
 #include "compd/tripwire.h"
+#include "dashboard.h"
 #include "process.h"
 
 namespace compd {
@@ -38,6 +39,7 @@ struct Plan {
   TripwireOptions tripwire;
   RedisUrl redis;
   LogLevel log_level = LogLevel::kInfo;
+  DashboardPlan dashboard;  // issue 8
 };
 
 Status MakePlan(const Config& config, Plan* plan) {
@@ -51,6 +53,8 @@ Status MakePlan(const Config& config, Plan* plan) {
   s = CheckSocketSpec(config.GetString("socket"));
   if (!s.ok()) return s;
   ParseLogLevel(config.GetString("log_level"), &plan->log_level);
+  s = MakeDashboardPlan(config, plan->redis, &plan->dashboard);
+  if (!s.ok()) return s;
   return Status::Ok();
 }
 
@@ -163,10 +167,16 @@ int Run(const Plan& plan, const std::string& config_path, bool config_explicit) 
   outlets.snapshot = [&watcher] { return watcher.Current()->matcher; };
   outlets.events = [&recorder](Event e) { recorder.Submit(std::move(e)); };
   // Accounts (issue 7): outlets.account_gate.
-  // Volume counters (issue 8): outlets.messages.
+  // Volume counters, anomalies, hit counts (issue 8): outlets.messages, events wrapped.
+  DashboardRuntime dashboard(plan.dashboard, logger.Fn(), &recorder, &watcher);
+  dashboard.AttachOutlets(&outlets);
+  // Reactions to anomalies (e.g. the ticket hook) subscribe here, before Start:
+  //   if (dashboard.anomaly_detector()) dashboard.anomaly_detector()->SetListener(...);
   Tripwire tripwire(plan.tripwire, std::move(outlets));
   // Policy listener (issue 6) starts here.
   // Dashboard and /metrics listener (issue 8) start here.
+  s = dashboard.Start(&tripwire);
+  if (!s.ok()) return Fail(s.message(), kExitRuntime);
   {
     std::lock_guard<std::mutex> lock(live->mu);
     live->tripwire = &tripwire;
@@ -204,6 +214,7 @@ int Run(const Plan& plan, const std::string& config_path, bool config_explicit) 
     live->recorder = nullptr;
   }
   // Listeners of issues 6 and 8 stop here, before the recorder drains.
+  dashboard.Stop();
   watcher.Stop();
   recorder.Stop();
   if (!config.GetString("pid_file").empty()) unlink(config.GetString("pid_file").c_str());

@@ -283,7 +283,9 @@ Status Recorder::WriteToRedis(const std::vector<Event>& events, uint64_t* writte
                std::chrono::system_clock::now().time_since_epoch())
                .count();
     }
-    bool account = !e.account.empty();
+    // Only hits are evidence of a leaked password; other event types (anomalies) name an
+    // account too but must not count as hits in its record.
+    bool account = !e.account.empty() && e.type == "hit";
     std::vector<std::string> cmd = {"EVALSHA", script_sha_, account ? "4" : "2",
                                     keys.event_seen(e.id), keys.events()};
     if (account) {
