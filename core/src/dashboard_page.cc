@@ -22,28 +22,30 @@ header .clock { font-size: 1.6em; font-weight: bold; }
 header .meta { color: #8b949e; }
 .error { margin: .6em 1.2em; padding: .5em 1em; background: #5a1d1d; border: 2px solid #da3633;
   font-size: 1.2em; }
-.cols { display: grid; grid-template-columns: 1fr 1fr; gap: 1.5em; padding: .8em 1.2em; }
+.cols { display: grid; grid-template-columns: minmax(0, 1fr) minmax(0, 1fr); gap: 1.5em; padding: .8em 1.2em; }
 h2 { font-size: 1.25em; margin: .2em 0 .4em; color: #8b949e; text-transform: uppercase;
   letter-spacing: .06em; font-weight: normal; }
 h2 b { color: #e6edf3; }
 table { width: 100%; border-collapse: collapse; table-layout: fixed; font-size: 1.25em; }
 th { color: #8b949e; font-weight: normal; font-size: .7em; text-transform: uppercase; }
 td, th { padding: .2em .45em; text-align: right; white-space: nowrap; }
-th.rank, td.rank { width: 2.2em; color: #8b949e; }
-th.num, td.num { width: 4.6em; }
-th.chg, td.chg { width: 5.4em; }
+th.rank, td.rank { width: 1.7em; color: #8b949e; padding-left: 0; }
+th.num, td.num { width: 4.1em; }
+th.nets, td.nets { width: 3em; }
+th.chg, td.chg { width: 4.6em; }
+th.flag, td.flag { width: 3.7em; text-align: left; padding-left: 0; padding-right: .4em; }
 td.acct, th.acct { text-align: left; overflow: hidden; text-overflow: ellipsis; }
 tbody tr:nth-child(odd) { background: #161b22; }
 tr.new td.acct { color: #ffd866; }
 tr.anomaly, tr.anomaly:nth-child(odd) { background: #6e1b1b; }
-.badge { font-size: .55em; padding: .1em .45em; border-radius: .3em; margin-left: .6em;
-  vertical-align: middle; background: #9e6a03; color: #fff; font-weight: bold; }
+.badge { display: block; width: 6.2em; text-align: center; font-size: .48em; line-height: 1.5;
+  padding: 0 .3em; margin: .15em 0; border-radius: .3em; background: #9e6a03; color: #fff; font-weight: bold; }
 .badge.red { background: #da3633; }
 .up { color: #ff9e64; } .down { color: #7d8590; } .same { color: #7d8590; }
 .empty { color: #7d8590; font-style: italic; padding: .4em .45em; }
-.panels { display: grid; grid-template-columns: 1fr 1fr 1fr; gap: 1.5em; padding: 0 1.2em 1em; }
+.panels { display: grid; grid-template-columns: repeat(3, minmax(0, 1fr)); gap: 1.5em; padding: 0 1.2em 1em; }
 .panels ul { list-style: none; margin: 0; padding: 0; }
-.panels li { padding: .25em .45em; overflow: hidden; text-overflow: ellipsis; white-space: nowrap; }
+.panels li { padding: .25em .45em; overflow-wrap: anywhere; }
 .panels li:nth-child(odd) { background: #161b22; }
 .panels .t { color: #8b949e; margin-right: .6em; }
 .panels .a { color: #ffd866; }
@@ -88,8 +90,9 @@ void Column(std::ostringstream& out, const char* id, const char* title, const To
       (current ? std::string("now") : HourLabel(col.hour_start + 3600).substr(11) + ":00");
   if (current) range += " (" + std::to_string((now - col.hour_start) / 60) + " min)";
   out << "<section class=\"col\" id=\"" << id << "\"><h2><b>" << title << "</b> · " << range
-      << " UTC</h2>\n<table><thead><tr><th class=\"rank\">#</th><th class=\"acct\">account</th>"
-      << "<th class=\"num\">msgs</th><th class=\"num\">rcpts</th><th class=\"num\">nets</th>"
+      << " UTC</h2>\n<table><thead><tr><th class=\"rank\">#</th><th class=\"acct\">account</th><th "
+         "class=\"flag\"></th>"
+      << "<th class=\"num\">msgs</th><th class=\"num\">rcpts</th><th class=\"nets\">nets</th>"
       << "<th class=\"chg\">change</th></tr></thead><tbody>\n";
   int rank = 0;
   for (const TopRow& r : col.rows) {
@@ -104,12 +107,13 @@ void Column(std::ostringstream& out, const char* id, const char* title, const To
                       : change < 0    ? "−" + Thousands(-change)
                                       : "=";
     out << "<tr" << (cls.empty() ? "" : " class=\"" + cls + "\"") << " data-account=\""
-        << HtmlEscape(r.account) << "\"><td class=\"rank\">" << rank << "</td><td class=\"acct\">"
-        << HtmlEscape(r.account);
+        << HtmlEscape(r.account) << "\"><td class=\"rank\">" << rank
+        << "</td><td class=\"acct\" title=\"" << HtmlEscape(r.account) << "\">"
+        << HtmlEscape(r.account) << "</td><td class=\"flag\">";
     if (r.new_to_top) out << "<span class=\"badge\">NEW</span>";
     if (anomaly) out << "<span class=\"badge red\">ANOMALY</span>";
     out << "</td><td class=\"num\">" << Thousands(r.messages) << "</td><td class=\"num\">"
-        << Thousands(r.recipients) << "</td><td class=\"num\">" << Thousands(r.networks)
+        << Thousands(r.recipients) << "</td><td class=\"nets\">" << Thousands(r.networks)
         << "</td><td class=\"chg " << chg_cls << "\">" << chg << "</td></tr>\n";
   }
   out << "</tbody></table>";
