@@ -9,7 +9,10 @@ export DEBIAN_FRONTEND=noninteractive
 build_pkgs=(build-essential cmake ninja-build pkg-config
   libmilter-dev libhiredis-dev libre2-dev nlohmann-json3-dev libcli11-dev catch2
   libcpp-httplib-dev redis-server redis-tools python3)
-test_pkgs=(postfix swaks dovecot-core miltertest clang chromium)
+# openssl and libnet-ssleay-perl: tests/docker_test.py sends through STARTTLS (swaks --tls).
+# chromium: tests/dashboard_test.py renders the dashboard headless.
+test_pkgs=(postfix swaks dovecot-core miltertest clang openssl libnet-ssleay-perl
+  chromium)
 
 pkgs=("${build_pkgs[@]}")
 [ "$what" = test ] && pkgs+=("${test_pkgs[@]}")
