@@ -113,8 +113,6 @@ int RunTop(const TopOptions& o, Context& ctx) {
     return kExitOk;
   }
   compd::TextTable table;
-  table.AddRow({ColumnTitle("THIS HOUR", top.this_hour, now, true), "", "", "", "",
-                ColumnTitle("LAST HOUR", top.last_hour, now, false)});
   table.AddRow({"ACCOUNT", "COUNT", "CHANGE", "", "", "ACCOUNT", "COUNT", "CHANGE"});
   auto cells = [&](const std::vector<compd::TopRow>& rows, size_t i) {
     if (i >= rows.size()) return std::vector<std::string>{"", "", ""};
@@ -132,7 +130,13 @@ int RunTop(const TopOptions& o, Context& ctx) {
     while (!row.empty() && row.back().empty()) row.pop_back();
     table.AddRow(std::move(row));
   }
-  std::cout << table.Render();
+  // The column titles go above the table so they do not widen its first column.
+  std::string body = table.Render();
+  std::string left = ColumnTitle("THIS HOUR", top.this_hour, now, true);
+  size_t second = body.substr(0, body.find('\n')).rfind("ACCOUNT");
+  std::cout << left << std::string(second > left.size() + 2 ? second - left.size() : 2, ' ')
+            << ColumnTitle("LAST HOUR", top.last_hour, now, false) << "\n"
+            << body;
   if (lines == 0) std::cout << "no authenticated mail in either hour\n";
   std::cout << "* new to the top " << o.n
             << "   ! anomaly in the last 24 h   change: against the hour before\n";

@@ -8,6 +8,12 @@ namespace compd {
 
 namespace {
 
+// The setting's name in front of a file error: "http_users_file: /etc/...:3: ...".
+Status Named(const char* setting, const Status& s) {
+  std::string m = std::string(setting) + ": " + s.message();
+  return s.IsIoError() ? Status::IoError(m) : Status::Invalid(m);
+}
+
 int64_t Now() {
   return std::chrono::duration_cast<std::chrono::seconds>(
              std::chrono::system_clock::now().time_since_epoch())
@@ -48,12 +54,12 @@ Status MakeDashboardPlan(const Config& config, const RedisUrl& redis, DashboardP
   };
   if (!config.GetString("http_users_file").empty()) {
     s = LoadUsersFile(config.GetString("http_users_file"), &users);
-    if (!s.ok()) return s;
+    if (!s.ok()) return Named("http_users_file", s);
   }
   for (File f : {File{"http_token_file", &tokens}, File{"metrics_token_file", &metrics_tokens}}) {
     if (config.GetString(f.setting).empty()) continue;
     s = LoadTokenFile(config.GetString(f.setting), f.tokens);
-    if (!s.ok()) return s;
+    if (!s.ok()) return Named(f.setting, s);
   }
   if (p.http && users.empty() && tokens.empty()) {
     return Status::Invalid(

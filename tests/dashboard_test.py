@@ -9,7 +9,7 @@ and the dashboard page rendered by headless Chromium (screenshot + DOM).
 
 Seeded straight into Redis, in the key format of core/include/compd/volume.h:
   - yearly@customer.example sent one message a day for the past 365 days
-    (hash compd:vol:a:<account>, fields YYYYMMDD:m / :r / :n);
+    (hashes compd:vol:m:<YYYYMM>:<account>, field DD = "messages recipients networks");
   - the previous hour's top senders (zsets compd:vol:h:<YYYYMMDDHH>:msgs / :rcpts), so the
     "last hour" column has known accounts.
 
@@ -66,11 +66,19 @@ def hour_start(t):
 def seed_year(redis, account, now):
     """One message a day on each of the 365 days before today."""
     today = int(now) // 86400 * 86400
-    args = []
     for i in range(365, 0, -1):
         d = day_id(today - i * 86400)
-        args += [d + ":m", "1", d + ":r", "1", d + ":n", "1"]
-    redis.call("HSET", PREFIX + "vol:a:" + account, *args)
+        redis.call("HSET", month_key(d, account), d[6:], "1 1 1")
+
+
+def month_key(day, account):
+    return PREFIX + "vol:m:%s:%s" % (day[:6], account)
+
+
+def day_counts(redis, account, day):
+    """(messages, recipients, networks) of one day, from the month hash."""
+    v = redis.call("HGET", month_key(day, account), day[6:])
+    return tuple(int(x) for x in v.split()) if v else None
 
 
 def seed_last_hour(redis, now):
@@ -317,9 +325,7 @@ class DashboardTest(unittest.TestCase):
         self.assertEqual(hour_count(ENV.redis, ALICE, ENV.hours(), "rcpts"), 4)
         self.assertEqual(hour_count(ENV.redis, BOB, ENV.hours(), "rcpts"), 2)
         today = day_id(time.time())
-        self.assertEqual(ENV.redis.call("HGET", PREFIX + "vol:a:" + ALICE, today + ":m"), "3")
-        self.assertEqual(ENV.redis.call("HGET", PREFIX + "vol:a:" + ALICE, today + ":r"), "4")
-        self.assertEqual(ENV.redis.call("HGET", PREFIX + "vol:a:" + ALICE, today + ":n"), "1")
+        self.assertEqual(day_counts(ENV.redis, ALICE, today), (3, 4, 1))
         ttl = ENV.redis.call("TTL", PREFIX + "vol:h:%s:msgs" % hour_id(time.time()))
         self.assertTrue(48 * 3600 < ttl <= 49 * 3600, ttl)
 
@@ -400,7 +406,7 @@ class DashboardTest(unittest.TestCase):
         self.assertEqual(e["threshold"], "10")
         self.assertGreater(int(e["value"]), 10)
         today = day_id(time.time())
-        self.assertEqual(ENV.redis.call("HGET", PREFIX + "vol:a:" + ROAMER, today + ":n"), "12")
+        self.assertEqual(day_counts(ENV.redis, ROAMER, today), (12, 12, 12))
 
     def test_d_http_needs_credentials(self):
         for path in ("/", "/api/top", "/api/anomalies", "/nonexistent"):

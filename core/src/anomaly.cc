@@ -212,7 +212,9 @@ Status AnomalyDetector::GetBaseline(const std::string& account, int64_t day_star
       redis_ = std::make_unique<RedisClient>(options_.redis, options_.redis_timeout);
     }
     std::vector<DayCounts> days;
-    Status s = ReadAccountDays(redis_.get(), options_.prefix, account, &days);
+    Status s = ReadAccountDays(redis_.get(), options_.prefix, account,
+                               day_start - int64_t{options_.rules.history_days} * kDay,
+                               day_start - kDay, &days);
     if (!s.ok() && !s.IsNotFound()) return s;
     baselines_.fetch_add(1);
     it = cache_.emplace(account, BuildBaseline(days, day_start, options_.rules)).first;

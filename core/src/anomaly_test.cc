@@ -181,15 +181,13 @@ TEST_CASE("anomaly rules come from the settings", "[anomaly]") {
 // Writes a year of one-a-day history in the volume key format.
 void SeedYear(RedisClient& c, const std::string& prefix, const std::string& account,
               int64_t today) {
-  std::vector<std::string> cmd = {"HSET", VolumeKeys(prefix).account(account)};
+  std::vector<std::vector<std::string>> cmds;
   for (int i = 365; i >= 1; --i) {
     std::string day = DayId(today - i * kDay);
-    for (const char* f : {":m", ":r", ":n"}) {
-      cmd.push_back(day + f);
-      cmd.push_back("1");
-    }
+    cmds.push_back(
+        {"HSET", VolumeKeys(prefix).month(day.substr(0, 6), account), day.substr(6), "1 1 1"});
   }
-  REQUIRE(c.Command(cmd).ok());
+  REQUIRE(c.Pipeline(cmds).ok());
 }
 
 TEST_CASE("detector raises one event per account, rule and period across nodes",

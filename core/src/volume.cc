@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <cstring>
 #include <ctime>
 #include <map>
@@ -20,56 +21,55 @@ constexpr int64_t kDay = 86400;
 // holds Redis for long.
 constexpr size_t kChunkItems = 500;
 
-// One chunk of a batch, atomically. ARGV: prefix, flush id, account key TTL (seconds),
-// prune cutoff (YYYYMMDD: account fields of earlier days are deleted), then per item:
-// account, hour, day, hour keys' EXPIREAT (0: hour too old, skip the hour keys), messages,
-// recipients, N, then N networks. Returns 0 if this flush id was applied before; else four
-// integers per item: hour messages, hour recipients, hour networks (-1: none), day
-// messages. Keys are built here from the prefix: compd does not run on Redis Cluster.
+// One chunk of a batch, atomically. ARGV: prefix, flush id, then per item: account, hour,
+// day, hour keys' EXPIREAT (0: hour too old, skip the hour keys), month key's EXPIREAT,
+// messages, recipients, N, then N networks. Returns 0 if this flush id was applied
+// before; else four integers per item: hour messages, hour recipients, hour networks (-1:
+// none), day messages. A day is one field "messages recipients networks" of its month's
+// hash: 31 short fields stay in Redis' compact listpack encoding. Keys are built here from
+// the prefix: compd does not run on Redis Cluster.
 constexpr const char* kFlushScript = R"lua(
 local p = ARGV[1]
 if not redis.call('SET', p .. 'vol:flush:' .. ARGV[2], '1', 'NX', 'EX', 3600) then
   return 0
 end
-local ttl = tonumber(ARGV[3])
-local cutoff = ARGV[4]
 local out = {}
-local i = 5
+local i = 3
 while i <= #ARGV do
-  local acct, hour, day, exp = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
-  local msgs, rcpts, n = ARGV[i + 4], ARGV[i + 5], tonumber(ARGV[i + 6])
+  local acct, hour, day, hexp, mexp = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4]
+  local msgs, rcpts, n = tonumber(ARGV[i + 5]), tonumber(ARGV[i + 6]), tonumber(ARGV[i + 7])
   local hm, hr, hn = 0, 0, -1
-  if exp ~= '0' then
+  if hexp ~= '0' then
     local hk = p .. 'vol:h:' .. hour
     hm = tonumber(redis.call('ZINCRBY', hk .. ':msgs', msgs, acct))
     hr = tonumber(redis.call('ZINCRBY', hk .. ':rcpts', rcpts, acct))
-    redis.call('EXPIREAT', hk .. ':msgs', exp)
-    redis.call('EXPIREAT', hk .. ':rcpts', exp)
+    redis.call('EXPIREAT', hk .. ':msgs', hexp)
+    redis.call('EXPIREAT', hk .. ':rcpts', hexp)
     local nk = hk .. ':nets:' .. acct
     if n > 0 then
-      redis.call('PFADD', nk, unpack(ARGV, i + 7, i + 6 + n))
-      redis.call('EXPIREAT', nk, exp)
+      redis.call('PFADD', nk, unpack(ARGV, i + 8, i + 7 + n))
+      redis.call('EXPIREAT', nk, hexp)
     end
     if redis.call('EXISTS', nk) == 1 then hn = redis.call('PFCOUNT', nk) end
   end
-  local ak = p .. 'vol:a:' .. acct
-  local fresh = redis.call('HEXISTS', ak, day .. ':m') == 0
-  local dm = redis.call('HINCRBY', ak, day .. ':m', msgs)
-  redis.call('HINCRBY', ak, day .. ':r', rcpts)
-  if hn > tonumber(redis.call('HGET', ak, day .. ':n') or '0') then
-    redis.call('HSET', ak, day .. ':n', hn)
+  local mk = p .. 'vol:m:' .. string.sub(day, 1, 6) .. ':' .. acct
+  local dd = string.sub(day, 7, 8)
+  local dm, dr, dn = 0, 0, 0
+  local cur = redis.call('HGET', mk, dd)
+  if cur then
+    local a, b, c = string.match(cur, '^(%d+) (%d+) (%d+)$')
+    if a then dm, dr, dn = tonumber(a), tonumber(b), tonumber(c) end
   end
-  redis.call('EXPIRE', ak, ttl)
-  if fresh then
-    for _, f in ipairs(redis.call('HKEYS', ak)) do
-      if string.sub(f, 1, 8) < cutoff then redis.call('HDEL', ak, f) end
-    end
-  end
+  dm = dm + msgs
+  dr = dr + rcpts
+  if hn > dn then dn = hn end
+  redis.call('HSET', mk, dd, string.format('%d %d %d', dm, dr, dn))
+  redis.call('EXPIREAT', mk, mexp)
   out[#out + 1] = hm
   out[#out + 1] = hr
   out[#out + 1] = hn
   out[#out + 1] = dm
-  i = i + 7 + n
+  i = i + 8 + n
 end
 return out
 )lua";
@@ -111,6 +111,15 @@ int64_t ScoreOf(const RedisReply& r) {
 }
 
 }  // namespace
+
+int64_t NextMonthStart(int64_t unix_seconds) {
+  struct tm tm = Utc(unix_seconds);
+  struct tm next {};
+  next.tm_year = tm.tm_mon == 11 ? tm.tm_year + 1 : tm.tm_year;
+  next.tm_mon = (tm.tm_mon + 1) % 12;
+  next.tm_mday = 1;
+  return static_cast<int64_t>(timegm(&next));
+}
 
 std::string HourId(int64_t unix_seconds) {
   struct tm tm = Utc(unix_seconds);
@@ -321,8 +330,6 @@ bool VolumeCounter::WriteBatch() {
     return false;
   };
   int64_t now = Now();
-  const std::string ttl = std::to_string((int64_t{options_.day_retention_days} + 1) * kDay);
-  const std::string cutoff = DayId(DayStart(now) - int64_t{options_.day_retention_days} * kDay);
   std::vector<std::vector<std::string>> commands;
   for (int attempt = 0; attempt < 2; ++attempt) {
     if (script_sha_.empty()) {
@@ -331,14 +338,15 @@ bool VolumeCounter::WriteBatch() {
     }
     commands.clear();
     for (const Chunk& chunk : batch_) {
-      std::vector<std::string> cmd = {"EVALSHA",      script_sha_, "0",   options_.prefix,
-                                      chunk.flush_id, ttl,         cutoff};
+      std::vector<std::string> cmd = {"EVALSHA", script_sha_, "0", options_.prefix, chunk.flush_id};
       for (const Item& item : chunk.items) {
         int64_t expire_at = item.hour_start + kHour + options_.hour_retention.count();
         cmd.push_back(item.account);
         cmd.push_back(HourId(item.hour_start));
         cmd.push_back(DayId(item.hour_start));
         cmd.push_back(expire_at > now ? std::to_string(expire_at) : "0");
+        cmd.push_back(std::to_string(NextMonthStart(item.hour_start) +
+                                     int64_t{options_.day_retention_days} * kDay));
         cmd.push_back(std::to_string(item.counts.messages));
         cmd.push_back(std::to_string(item.counts.recipients));
         cmd.push_back(std::to_string(item.counts.networks.size()));
@@ -485,46 +493,46 @@ Status ReadTop(RedisClient* redis, const std::string& prefix, int64_t now, size_
   return Status::Ok();
 }
 
-std::vector<DayCounts> ParseAccountDays(const std::vector<RedisReply>& hgetall) {
-  std::map<std::string, DayCounts> days;
-  for (size_t i = 0; i + 1 < hgetall.size(); i += 2) {
-    const std::string& field = hgetall[i].str;
-    if (field.size() != 10 || field[8] != ':') continue;
-    int64_t start;
-    std::string day = field.substr(0, 8);
-    if (!ParseDayId(day, &start)) continue;
-    int64_t v = std::strtoll(hgetall[i + 1].str.c_str(), nullptr, 10);
-    DayCounts& d = days[day];
-    d.day = day;
-    switch (field[9]) {
-      case 'm':
-        d.messages = v;
-        break;
-      case 'r':
-        d.recipients = v;
-        break;
-      case 'n':
-        d.networks = v;
-        break;
-      default:
-        break;
-    }
-  }
+std::vector<DayCounts> ParseMonthDays(const std::string& yyyymm,
+                                      const std::vector<RedisReply>& hgetall) {
   std::vector<DayCounts> out;
-  out.reserve(days.size());
-  for (auto& [day, counts] : days) {
-    (void)day;
-    out.push_back(std::move(counts));
+  for (size_t i = 0; i + 1 < hgetall.size(); i += 2) {
+    DayCounts d;
+    d.day = yyyymm + hgetall[i].str;
+    int64_t start;
+    if (hgetall[i].str.size() != 2 || !ParseDayId(d.day, &start)) continue;
+    long long m = 0, r = 0, n = 0;
+    if (std::sscanf(hgetall[i + 1].str.c_str(), "%lld %lld %lld", &m, &r, &n) != 3) continue;
+    d.messages = m;
+    d.recipients = r;
+    d.networks = n;
+    out.push_back(std::move(d));
   }
+  std::sort(out.begin(), out.end(),
+            [](const DayCounts& a, const DayCounts& b) { return a.day < b.day; });
   return out;
 }
 
 Status ReadAccountDays(RedisClient* redis, const std::string& prefix, const std::string& account,
-                       std::vector<DayCounts>* out) {
-  RedisReply reply;
-  Status s = redis->Command({"HGETALL", VolumeKeys(prefix).account(account)}, &reply);
+                       int64_t from, int64_t to, std::vector<DayCounts>* out) {
+  out->clear();
+  VolumeKeys keys(prefix);
+  std::vector<std::string> months;
+  for (int64_t t = DayStart(from); t <= to; t = NextMonthStart(t)) {
+    months.push_back(DayId(t).substr(0, 6));
+  }
+  std::vector<std::vector<std::string>> cmds;
+  for (const std::string& m : months) cmds.push_back({"HGETALL", keys.month(m, account)});
+  if (cmds.empty()) return Status::NotFound("no volume history for " + account);
+  std::vector<RedisReply> replies;
+  Status s = redis->Pipeline(cmds, &replies);
   if (!s.ok()) return s;
-  *out = ParseAccountDays(reply.elements);
+  const std::string first = DayId(from), last = DayId(to);
+  for (size_t i = 0; i < months.size() && i < replies.size(); ++i) {
+    for (DayCounts& d : ParseMonthDays(months[i], replies[i].elements)) {
+      if (d.day >= first && d.day <= last) out->push_back(std::move(d));
+    }
+  }
   if (out->empty()) return Status::NotFound("no volume history for " + account);
   return Status::Ok();
 }

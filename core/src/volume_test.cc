@@ -104,15 +104,25 @@ TEST_CASE("volume counter writes messages, recipients and networks per hour and 
   CHECK(ZScore(c, k.hour_messages(hour), "alice@example.test") == 6);
   CHECK(ZScore(c, k.hour_recipients(hour), "alice@example.test") == 11);
   CHECK(ZScore(c, k.hour_messages(hour), "bob@example.test") == 1);
-  CHECK(HGet(c, k.account("alice@example.test"), day + ":m") == "6");
-  CHECK(HGet(c, k.account("alice@example.test"), day + ":r") == "11");
-  CHECK(HGet(c, k.account("alice@example.test"), day + ":n") == "2");  // two /24s
+  const std::string month_key = k.month(day.substr(0, 6), "alice@example.test");
+  CHECK(HGet(c, month_key, day.substr(6)) == "6 11 2");  // messages, recipients, two /24s
   RedisReply ttl;
   REQUIRE(c.Command({"TTL", k.hour_messages(hour)}, &ttl).ok());
   CHECK(ttl.integer > 48 * 3600);
   CHECK(ttl.integer <= 49 * 3600);
-  REQUIRE(c.Command({"TTL", k.account("alice@example.test")}, &ttl).ok());
+  REQUIRE(c.Command({"TTL", month_key}, &ttl).ok());
   CHECK(ttl.integer > 400 * 86400);
+  CHECK(ttl.integer <= 431 * 86400);
+  RedisReply enc;
+  REQUIRE(c.Command({"OBJECT", "ENCODING", month_key}, &enc).ok());
+  CHECK(enc.str == "listpack");  // the compact encoding that keeps a year of days small
+  std::vector<DayCounts> days;
+  REQUIRE(ReadAccountDays(&c, "v:", "alice@example.test", now - 86400, now, &days).ok());
+  REQUIRE(days.size() == 1);
+  CHECK(days[0].day == day);
+  CHECK(days[0].messages == 6);
+  CHECK(days[0].networks == 2);
+  CHECK(ReadAccountDays(&c, "v:", "nobody@example.test", now - 86400, now, &days).IsNotFound());
 
   std::lock_guard<std::mutex> lock(mu);
   auto alice = std::find_if(seen.begin(), seen.end(), [](const AccountTotals& t) {
@@ -178,26 +188,24 @@ TEST_CASE("volume counter bounds what waits for Redis and counts what it drops",
   CHECK(st.messages == 6);
 }
 
-TEST_CASE("a late flush counts the day but skips hours past their retention; old days pruned",
-          "[redis][volume]") {
+TEST_CASE("a late flush counts the day but skips hours past their retention", "[redis][volume]") {
   RedisServer redis;
   RedisClient c(redis.url());
   VolumeKeys k("v:");
   const int64_t now = NowSeconds();
   const int64_t three_days_ago = now - 3 * 86400;
-  const std::string ancient = DayId(now - 500 * 86400);
-  REQUIRE(
-      c.Command({"HSET", k.account("erin@example.test"), ancient + ":m", "9", ancient + ":r", "9"})
-          .ok());
   VolumeCounter v(Options(redis.url()), nullptr);
   REQUIRE(v.Start().ok());
   v.Record(Msg("erin@example.test", "192.0.2.1", 1, three_days_ago));
+  v.Record(Msg("erin@example.test", "192.0.2.1", 1, now - 500 * 86400));  // beyond retention
   v.Stop();
   RedisReply r;
   REQUIRE(c.Command({"EXISTS", k.hour_messages(HourId(three_days_ago))}, &r).ok());
   CHECK(r.integer == 0);
-  CHECK(HGet(c, k.account("erin@example.test"), DayId(three_days_ago) + ":m") == "1");
-  REQUIRE(c.Command({"HEXISTS", k.account("erin@example.test"), ancient + ":m"}, &r).ok());
+  std::string day = DayId(three_days_ago);
+  CHECK(HGet(c, k.month(day.substr(0, 6), "erin@example.test"), day.substr(6)) == "1 1 0");
+  std::string ancient = DayId(now - 500 * 86400);
+  REQUIRE(c.Command({"EXISTS", k.month(ancient.substr(0, 6), "erin@example.test")}, &r).ok());
   CHECK(r.integer == 0);
 }
 
@@ -240,17 +248,16 @@ TEST_CASE("ReadTop gives this hour and last hour with change and newcomers", "[r
   CHECK(top.last_hour.rows[1].new_to_top);
 }
 
-TEST_CASE("ParseAccountDays reads the day fields and ignores others", "[volume]") {
+TEST_CASE("ParseMonthDays reads the day fields and skips malformed ones", "[volume]") {
   auto s = [](const std::string& v) {
     RedisReply r;
     r.type = RedisReply::Type::kString;
     r.str = v;
     return r;
   };
-  std::vector<RedisReply> h = {s("20261125:m"), s("3"), s("20261125:r"), s("4"),
-                               s("20261124:m"), s("1"), s("20261125:n"), s("2"),
-                               s("junk"),       s("9"), s("20261399:m"), s("5")};
-  std::vector<DayCounts> days = ParseAccountDays(h);
+  std::vector<RedisReply> h = {s("25"),    s("3 4 2"), s("24"),    s("1 1 1"), s("junk"),
+                               s("9 9 9"), s("31"),    s("5 5 5"), s("26"),    s("garbage")};
+  std::vector<DayCounts> days = ParseMonthDays("202611", h);  // November has no 31st
   REQUIRE(days.size() == 2);
   CHECK(days[0].day == "20261124");
   CHECK(days[0].messages == 1);
@@ -258,6 +265,8 @@ TEST_CASE("ParseAccountDays reads the day fields and ignores others", "[volume]"
   CHECK(days[1].messages == 3);
   CHECK(days[1].recipients == 4);
   CHECK(days[1].networks == 2);
+  CHECK(NextMonthStart(kT) == 1796083200);                           // 2026-12-01
+  CHECK(NextMonthStart(1796083200 + 31 * 86400 - 1) == 1798761600);  // 2027-01-01
 }
 
 }  // namespace

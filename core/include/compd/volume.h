@@ -25,12 +25,12 @@
 //   {prefix}vol:h:<hour>:rcpts        zset account -> their envelope recipients
 //   {prefix}vol:h:<hour>:nets:<acct>  HyperLogLog of the client networks of that hour
 //     The hour keys expire hour_retention after the end of their hour.
-//   {prefix}vol:a:<account>           hash with three fields per active day:
-//     <day>:m messages, <day>:r recipients, <day>:n most distinct networks in one hour.
-//     Fields older than day_retention are pruned at the account's first write of a day;
-//     the whole key expires day_retention after the account's last message.
+//   {prefix}vol:m:<YYYYMM>:<account>  hash, one field per active day of that month:
+//     <DD> -> "messages recipients networks" (networks: the most distinct client networks
+//     in one hour of that day). Kept day_retention after the end of its month. Short
+//     fields keep the hash in Redis' compact encoding: about 25 bytes per active day.
 //   {prefix}vol:flush:<id>            applied-flush marker (one hour)
-// An idle account costs nothing; an active one about 100 bytes per active day.
+// An idle account costs nothing.
 #ifndef COMPD_VOLUME_H_
 #define COMPD_VOLUME_H_
 
@@ -62,6 +62,7 @@ std::string HourId(int64_t unix_seconds);  // "2026112618"
 std::string DayId(int64_t unix_seconds);   // "20261126"
 int64_t HourStart(int64_t unix_seconds);
 int64_t DayStart(int64_t unix_seconds);
+int64_t NextMonthStart(int64_t unix_seconds);  // 00:00 UTC on the 1st of the next month
 // The start of the day a DayId names; false if `day` is not YYYYMMDD.
 bool ParseDayId(std::string_view day, int64_t* day_start);
 // "2026-11-26T18" for an hour, "2026-11-26" for a day: how events and humans name periods.
@@ -84,7 +85,9 @@ struct VolumeKeys {
   std::string hour_networks(const std::string& hour, const std::string& account) const {
     return prefix + "vol:h:" + hour + ":nets:" + account;
   }
-  std::string account(const std::string& account) const { return prefix + "vol:a:" + account; }
+  std::string month(const std::string& yyyymm, const std::string& account) const {
+    return prefix + "vol:m:" + yyyymm + ":" + account;
+  }
   std::string flush(const std::string& id) const { return prefix + "vol:flush:" + id; }
 };
 
@@ -228,11 +231,14 @@ struct DayCounts {
   int64_t recipients = 0;
   int64_t networks = 0;  // most distinct networks in one hour of that day
 };
-// An account's daily history, oldest first (only days with messages). kNotFound: none.
+// An account's daily history from the day of `from` to the day of `to` (unix seconds),
+// oldest first, only days with messages. kNotFound: none.
 Status ReadAccountDays(RedisClient* redis, const std::string& prefix, const std::string& account,
-                       std::vector<DayCounts>* out);
-// The same from an HGETALL reply (field, value, field, value, ...).
-std::vector<DayCounts> ParseAccountDays(const std::vector<RedisReply>& hgetall);
+                       int64_t from, int64_t to, std::vector<DayCounts>* out);
+// The days of one month's hash from its HGETALL reply (field, value, ...), oldest first;
+// malformed fields are skipped.
+std::vector<DayCounts> ParseMonthDays(const std::string& yyyymm,
+                                      const std::vector<RedisReply>& hgetall);
 
 }  // namespace compd
 
