@@ -111,6 +111,16 @@ compd::Status ReadMapFileAs(const std::string& path, const std::string& kind_fla
   return compd::ReadRspamdMapFile(path, out->kind, &out->read);
 }
 
+compd::Status Context::LoadEntries(compd::MapStore** store, std::vector<compd::Entry>* entries,
+                                   uint64_t* version) {
+  compd::Status s = OpenStore(store);
+  if (!s.ok()) return s;
+  std::vector<std::string> invalid;
+  s = (*store)->LoadEntries(entries, version, &invalid);
+  for (const auto& bad : invalid) PrintError("warning: skipped " + bad);
+  return s;
+}
+
 void PrintJson(const std::string& dumped) { std::cout << dumped << "\n"; }
 
 const std::vector<CommandDef>& Commands() {

@@ -44,6 +44,10 @@ class Context {
   // Connects to Redis with the configured URL, password and timeout. Errors name the URL
   // (never the password).
   compd::Status OpenStore(compd::MapStore** store);
+  // OpenStore, then every entry (without metadata) and the map version; entries Redis holds
+  // but that no longer parse are reported on stderr as warnings and skipped.
+  compd::Status LoadEntries(compd::MapStore** store, std::vector<compd::Entry>* entries,
+                            uint64_t* version);
   std::string RedisDescription() const;
 
   // Who is changing the map: $SUDO_USER, else the login name.

@@ -14,14 +14,10 @@ struct ExportOptions {
 
 int RunExport(const ExportOptions& o, Context& ctx) {
   compd::MapStore* store = nullptr;
-  compd::Status s = ctx.OpenStore(&store);
-  if (!s.ok()) return Fail(s);
   std::vector<compd::Entry> entries;
   uint64_t version = 0;
-  std::vector<std::string> invalid;
-  s = store->LoadEntries(&entries, &version, &invalid);
+  compd::Status s = ctx.LoadEntries(&store, &entries, &version);
   if (!s.ok()) return Fail(s);
-  for (const auto& bad : invalid) PrintError("warning: skipped " + bad);
   size_t exact = 0;
   for (const auto& e : entries) {
     if (e.kind == compd::EntryKind::kExact) ++exact;

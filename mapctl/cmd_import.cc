@@ -33,14 +33,10 @@ int RunImport(const ImportOptions& o, Context& ctx) {
     if (!s.ok()) return Fail(s);
   }
   compd::MapStore* store = nullptr;
-  compd::Status s = ctx.OpenStore(&store);
-  if (!s.ok()) return Fail(s);
   std::vector<compd::Entry> current;
   uint64_t version = 0;
-  std::vector<std::string> invalid;
-  s = store->LoadEntries(&current, &version, &invalid);
+  compd::Status s = ctx.LoadEntries(&store, &current, &version);
   if (!s.ok()) return Fail(s);
-  for (const auto& bad : invalid) PrintError("warning: skipped " + bad);
 
   compd::ImportPlan plan = compd::PlanImport(files, current, o.replace);
   const bool blocked = !plan.errors.empty() && !o.skip_invalid;

@@ -17,14 +17,10 @@ struct TestOptions {
 
 int RunTest(const TestOptions& o, Context& ctx) {
   compd::MapStore* store = nullptr;
-  compd::Status s = ctx.OpenStore(&store);
-  if (!s.ok()) return Fail(s);
   std::vector<compd::Entry> entries;
   uint64_t version = 0;
-  std::vector<std::string> invalid;
-  s = store->LoadEntries(&entries, &version, &invalid);
+  compd::Status s = ctx.LoadEntries(&store, &entries, &version);
   if (!s.ok()) return Fail(s);
-  for (const auto& bad : invalid) PrintError("warning: skipped " + bad);
   std::shared_ptr<const compd::Matcher> matcher;
   // The canonicalisation settings the milter uses, so "listed" means the same here.
   compd::Matcher::Options options;

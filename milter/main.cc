@@ -58,7 +58,8 @@ Status MakePlan(const Config& config, Plan* plan) {
   return Status::Ok();
 }
 
-int Run(const Plan& plan, const std::string& config_path, bool config_explicit) {
+int Run(const Plan& plan, const std::string& config_path, bool config_explicit,
+        const std::vector<CommandLineSetting>& command_line) {
   const Config& config = plan.config;
   Logger logger("compd-milter",
                 config.GetString("log_target") == "syslog" ? Logger::Target::kSyslog
@@ -76,6 +77,10 @@ int Run(const Plan& plan, const std::string& config_path, bool config_explicit) 
   if (smfi_setconn(const_cast<char*>(socket.c_str())) != MI_SUCCESS) {
     return Fail("socket: libmilter refused '" + socket + "'", kExitConfig);
   }
+  // libmilter refuses any command over 64 KiB by default and drops the connection; with
+  // milter_default_action = accept that would let a message with a long To header through
+  // unchecked. Postfix sends headers up to header_size_limit (100 KiB by default).
+  smfi_setmaxdatasize(1024 * 1024 - 1);
   smfiDesc desc = MilterDescription();
   if (smfi_register(desc) != MI_SUCCESS) return Fail("smfi_register failed", kExitRuntime);
   if (smfi_opensocket(true) != MI_SUCCESS) {
@@ -86,15 +91,18 @@ int Run(const Plan& plan, const std::string& config_path, bool config_explicit) 
                                     config.GetString("socket_group"));
     if (!s.ok()) return Fail(s.message(), kExitConfig);
   }
-  for (const char* dir_setting : {"spool_dir", "map_dir"}) {
-    Status s = PrepareDirectory(config.GetString(dir_setting), user, group);
+  // The spool and the alert log hold customer data: private. The map folder is read by
+  // rspamd, which runs as another user.
+  const std::pair<const char*, mode_t> dirs[] = {{"spool_dir", 0700}, {"map_dir", 0755}};
+  for (const auto& [dir_setting, mode] : dirs) {
+    Status s = PrepareDirectory(config.GetString(dir_setting), user, group, mode);
     if (!s.ok()) return Fail(std::string(dir_setting) + ": " + s.message(), kExitRuntime);
   }
   std::string alert_log = config.GetString("alert_log");
   if (!alert_log.empty()) {
     std::string dir = alert_log.substr(0, alert_log.rfind('/'));
     if (!dir.empty()) {
-      Status s = PrepareDirectory(dir, user, group);
+      Status s = PrepareDirectory(dir, user, group, 0700);
       if (!s.ok()) return Fail("alert_log: " + s.message(), kExitRuntime);
     }
   }
@@ -118,14 +126,15 @@ int Run(const Plan& plan, const std::string& config_path, bool config_explicit) 
   };
   auto live = std::make_shared<Live>();
   const Logger* log = &logger;
-  StartReloadSignalThread([live, log, config_path, config_explicit] {
+  StartReloadSignalThread([live, log, config_path, config_explicit, command_line] {
     std::lock_guard<std::mutex> lock(live->mu);
     if (live->tripwire == nullptr) return;
     log->Log(LogLevel::kInfo, "SIGUSR1: reopening the alert log, reloading settings");
     Status r = live->recorder->Reopen();
     if (!r.ok()) log->Log(LogLevel::kError, "alert log: " + r.message());
     Config fresh;
-    r = LoadConfig(config_path, config_explicit, {}, &fresh);
+    // Flags still win over the file, as they did at start.
+    r = LoadConfig(config_path, config_explicit, command_line, &fresh);
     TripwireOptions options;
     if (r.ok()) r = TripwireOptions::FromConfig(fresh, &options);
     if (!r.ok()) {
@@ -276,7 +285,7 @@ int Main(int argc, char** argv) {
     std::cout << "compd-milter: configuration OK\n";
     return 0;
   }
-  return Run(plan, config_path, config_explicit);
+  return Run(plan, config_path, config_explicit, flags.Given());
 }
 
 }  // namespace

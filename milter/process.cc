@@ -88,16 +88,22 @@ Status SetSocketPermissions(const std::string& path, const std::string& mode,
   return Status::Ok();
 }
 
-Status PrepareDirectory(const std::string& dir, const std::string& user, const std::string& group) {
+Status PrepareDirectory(const std::string& dir, const std::string& user, const std::string& group,
+                        mode_t mode) {
   if (dir.empty()) return Status::Ok();
   // Create parents as needed.
   for (size_t pos = 1; pos <= dir.size(); ++pos) {
     if (pos == dir.size() || dir[pos] == '/') {
       std::string part = dir.substr(0, pos);
-      if (mkdir(part.c_str(), 0700) != 0 && errno != EEXIST) {
+      if (mkdir(part.c_str(), pos == dir.size() ? mode : 0755) != 0 && errno != EEXIST) {
         return Status::IoError(part + ": mkdir: " + Errno());
       }
     }
+  }
+  // A private folder (the spool) must not stay readable by others because it existed
+  // before with looser permissions.
+  if ((mode & 077) == 0 && chmod(dir.c_str(), mode) != 0) {
+    return Status::IoError(dir + ": chmod: " + Errno());
   }
   if (!user.empty() && geteuid() == 0) {
     uid_t uid;

@@ -4,6 +4,8 @@
 #define COMPD_MILTER_PROCESS_H_
 
 #include <functional>
+#include <sys/types.h>
+
 #include <string>
 
 #include "compd/status.h"
@@ -20,9 +22,11 @@ Status CheckSocketSpec(const std::string& spec);
 Status SetSocketPermissions(const std::string& path, const std::string& mode,
                             const std::string& group);
 
-// Makes `dir` exist (mode 0700) and, when `user` is set, owned by that user, so the daemon
-// can still write there after dropping privileges.
-Status PrepareDirectory(const std::string& dir, const std::string& user, const std::string& group);
+// Makes `dir` exist (created with `mode`) and, when `user` is set, owned by that user, so
+// the daemon can still write there after dropping privileges. A private `mode` (no group
+// or other bits) is also applied to a folder that already exists.
+Status PrepareDirectory(const std::string& dir, const std::string& user, const std::string& group,
+                        mode_t mode);
 
 // Drops to user/group (initgroups too). No-op when `user` is empty.
 Status DropPrivileges(const std::string& user, const std::string& group);

@@ -11,8 +11,9 @@ build_pkgs=(build-essential cmake ninja-build pkg-config
   libcpp-httplib-dev redis-server redis-tools python3)
 # openssl and libnet-ssleay-perl: tests/docker_test.py sends through STARTTLS (swaks --tls).
 # chromium: tests/dashboard_test.py renders the dashboard headless.
-test_pkgs=(postfix swaks dovecot-core miltertest clang openssl libnet-ssleay-perl
-  chromium)
+# clang and libclang-rt-14-dev (libFuzzer, sanitizer runtimes): scripts/fuzz.sh, scripts/tsan.sh.
+test_pkgs=(postfix swaks dovecot-core miltertest clang libclang-rt-14-dev openssl
+  libnet-ssleay-perl chromium)
 
 pkgs=("${build_pkgs[@]}")
 [ "$what" = test ] && pkgs+=("${test_pkgs[@]}")

@@ -23,4 +23,10 @@ ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 build/asan/compd_te
 
 echo "== all tests (unit + integration against real servers)"
 (cd build/ci && ctest --output-on-failure --timeout 900) || status=1
+
+echo "== fuzz targets, 30 s each (clang, libFuzzer + ASan + UBSan)"
+scripts/fuzz.sh 30 || status=1
+
+echo "== concurrency tests under ThreadSanitizer"
+scripts/tsan.sh || status=1
 exit $status

@@ -272,5 +272,47 @@ class ProtocolTest(unittest.TestCase):
                          sorted("many%d-%s" % (i, self.account()) for i in range(1, 21)))
 
 
+class ReloadTest(unittest.TestCase):
+    """SIGUSR1 reloads the decision settings from the config file; flags keep winning."""
+
+    def test_sigusr1_reloads_action_and_flags_still_win(self):
+        h.require_programs("miltertest", "redis-server")
+        with h.RedisServer() as redis:
+            redis.start()
+            add_entries(redis, exact=["listed@bad.example"])
+            conf = os.path.join(h.temp_dir("reload"), "compd.conf")
+            with open(conf, "w") as f:
+                f.write("action = monitor\n")
+            script = PRELUDE + AUTH_MAIL + """
+                mt.rcptto(conn, "<listed@bad.example>")
+                if mt.getreply(conn) ~= _G[expected] then error("unexpected reply, wanted " .. expected) end
+                mt.disconnect(conn)
+            """
+            from_file = h.Milter.standard(redis, extra=["--config", conf])
+            # Milter.standard passes --action reject; drop it so the file decides.
+            i = from_file.args.index("--action")
+            del from_file.args[i:i + 2]
+            flag = h.Milter.standard(redis, action="monitor", extra=["--config", conf])
+            with from_file, flag:
+                from_file.start()
+                flag.start()
+
+                def check(milter, reply):
+                    code, out = h.miltertest(script, milter.port, defines={
+                        "account": "reload@customer.example", "expected": reply})
+                    self.assertEqual(code, 0, out + milter.log())
+
+                check(from_file, "SMFIR_CONTINUE")
+                check(flag, "SMFIR_CONTINUE")
+                with open(conf, "w") as f:
+                    f.write("action = reject\n")
+                for m in (from_file, flag):
+                    m.child.proc.send_signal(10)  # SIGUSR1
+                for m in (from_file, flag):
+                    h.wait_for(lambda: "reloaded" in m.log(), 5, what="reload log line")
+                check(from_file, "SMFIR_REPLYCODE")
+                check(flag, "SMFIR_CONTINUE")  # --action monitor still wins over the file
+
+
 if __name__ == "__main__":
     h.main()
