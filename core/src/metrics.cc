@@ -190,6 +190,9 @@ std::string RenderPrometheus(const MetricsInput& in) {
     w.One("compd_volume_dropped_total", "counter",
           "Messages not counted because too many counts were waiting for Redis.",
           static_cast<double>(v.dropped));
+    w.One("compd_volume_rejected_total", "counter",
+          "Messages whose counts Redis refused for good (a key of the wrong type).",
+          static_cast<double>(v.rejected));
   }
   if (in.anomaly) {
     w.One("compd_anomalies_total", "counter", "Anomalies this node raised.",

@@ -24,20 +24,20 @@ constexpr size_t kChunkItems = 500;
 // One chunk of a batch, atomically. ARGV: prefix, flush id, then per item: account, hour,
 // day, hour keys' EXPIREAT (0: hour too old, skip the hour keys), month key's EXPIREAT,
 // messages, recipients, N, then N networks. Returns 0 if this flush id was applied
-// before; else four integers per item: hour messages, hour recipients, hour networks (-1:
-// none), day messages. A day is one field "messages recipients networks" of its month's
-// hash: 31 short fields stay in Redis' compact listpack encoding. Keys are built here from
-// the prefix: compd does not run on Redis Cluster.
+// before; else four values per item: hour messages, hour recipients, hour networks (-1:
+// none), day messages; or, for an item Redis refused (a key of the wrong type, say),
+// -2, -2, -2 and the error text, so one bad key costs only its own account's counts.
+// A day is one field "messages recipients networks" of its month's hash: 31 short fields
+// stay in Redis' compact listpack encoding. Keys are built here from the prefix: compd
+// does not run on Redis Cluster.
 constexpr const char* kFlushScript = R"lua(
 local p = ARGV[1]
 if not redis.call('SET', p .. 'vol:flush:' .. ARGV[2], '1', 'NX', 'EX', 3600) then
   return 0
 end
-local out = {}
-local i = 3
-while i <= #ARGV do
+local function apply(i, n)
   local acct, hour, day, hexp, mexp = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4]
-  local msgs, rcpts, n = tonumber(ARGV[i + 5]), tonumber(ARGV[i + 6]), tonumber(ARGV[i + 7])
+  local msgs, rcpts = tonumber(ARGV[i + 5]), tonumber(ARGV[i + 6])
   local hm, hr, hn = 0, 0, -1
   if hexp ~= '0' then
     local hk = p .. 'vol:h:' .. hour
@@ -65,14 +65,39 @@ while i <= #ARGV do
   if hn > dn then dn = hn end
   redis.call('HSET', mk, dd, string.format('%d %d %d', dm, dr, dn))
   redis.call('EXPIREAT', mk, mexp)
-  out[#out + 1] = hm
-  out[#out + 1] = hr
-  out[#out + 1] = hn
-  out[#out + 1] = dm
+  return {hm, hr, hn, dm}
+end
+local out = {}
+local i = 3
+while i <= #ARGV do
+  local n = tonumber(ARGV[i + 7])
+  local ok, r = pcall(apply, i, n)
+  if not ok then
+    local msg = type(r) == 'table' and (r.err or 'error') or tostring(r)
+    r = {-2, -2, -2, msg}
+  end
+  for k = 1, 4 do out[#out + 1] = r[k] end
   i = i + 8 + n
 end
 return out
 )lua";
+
+// Error replies that say "not now" rather than "never" (the recorder keeps the same list):
+// such a chunk is retried; any other error (a key of the wrong type, say) would fail the
+// same way forever, so that chunk is logged and given up on instead of blocking the rest.
+bool TransientRedisError(const std::string& err) {
+  static const char* const kTransient[] = {"LOADING",     "BUSY",
+                                           "OOM",         "READONLY",
+                                           "MASTERDOWN",  "TRYAGAIN",
+                                           "NOSCRIPT",    "MISCONF",
+                                           "NOAUTH",      "WRONGPASS",
+                                           "CLUSTERDOWN", "NOREPLICAS",
+                                           "NOPERM",      "ERR max number of clients"};
+  for (const char* p : kTransient) {
+    if (err.rfind(p, 0) == 0) return true;
+  }
+  return false;
+}
 
 int64_t UnixSeconds(std::chrono::system_clock::time_point t) {
   return std::chrono::duration_cast<std::chrono::seconds>(t.time_since_epoch()).count();
@@ -273,6 +298,7 @@ VolumeStats VolumeCounter::stats() const {
   st.messages = messages_.load();
   st.recipients = recipients_.load();
   st.dropped = dropped_.load();
+  st.rejected = rejected_.load();
   st.flushes = flushes_.load();
   st.redis_errors = redis_errors_.load();
   st.redis_up = redis_up_.load();
@@ -364,14 +390,35 @@ bool VolumeCounter::WriteBatch() {
       script_sha_.clear();
       continue;
     }
-    if (!s.ok()) return fail(s);
-    // Every chunk applied (now or by an earlier attempt whose reply was lost).
+    if (replies.size() != batch_.size()) return fail(s);  // the connection broke: all again
     std::vector<AccountTotals> totals;
-    for (size_t c = 0; c < batch_.size() && c < replies.size(); ++c) {
+    std::vector<Chunk> retry;
+    std::string transient;
+    for (size_t c = 0; c < batch_.size(); ++c) {
       const RedisReply& r = replies[c];
+      if (r.type == RedisReply::Type::kError) {
+        if (TransientRedisError(r.str)) {
+          transient = r.str;
+          retry.push_back(std::move(batch_[c]));
+          continue;
+        }
+        int64_t lost = 0;
+        for (const Item& item : batch_[c].items) lost += item.counts.messages;
+        rejected_.fetch_add(static_cast<uint64_t>(lost));
+        Log(LogLevel::kError, "volume: Redis refused counts of " + std::to_string(lost) +
+                                  " messages for good: " + r.str);
+        continue;
+      }
       if (r.type != RedisReply::Type::kArray) continue;  // applied before: totals unknown
       const auto& items = batch_[c].items;
       for (size_t k = 0; k < items.size() && 4 * k + 3 < r.elements.size(); ++k) {
+        if (r.elements[4 * k].integer == -2) {
+          rejected_.fetch_add(static_cast<uint64_t>(items[k].counts.messages));
+          Log(LogLevel::kError, "volume: Redis refused the counts of " +
+                                    EscapeForLog(items[k].account) + ": " +
+                                    r.elements[4 * k + 3].str);
+          continue;
+        }
         AccountTotals t;
         t.account = items[k].account;
         t.hour_start = items[k].hour_start;
@@ -382,13 +429,16 @@ bool VolumeCounter::WriteBatch() {
         totals.push_back(std::move(t));
       }
     }
-    batch_.clear();
-    batch_size_ = 0;
+    size_t waiting = 0;
+    for (const Chunk& c : retry) waiting += c.items.size();
+    batch_ = std::move(retry);
+    batch_size_ = waiting;
+    if (observer_ && !totals.empty()) observer_(totals);
+    if (!batch_.empty()) return fail(Status::Unavailable(transient));
     flushes_.fetch_add(1);
     if (!redis_up_.exchange(true) && redis_errors_.load() > 0) {
       Log(LogLevel::kInfo, "volume: Redis is back; counters written");
     }
-    if (observer_ && !totals.empty()) observer_(totals);
     return true;
   }
   return fail(Status::Unavailable("NOSCRIPT after loading the script"));

@@ -171,6 +171,27 @@ TEST_CASE("volume counter keeps counting while Redis is away and writes once whe
   CHECK(log.Contains("Redis is back"));
 }
 
+TEST_CASE("a key of the wrong type costs only its own account's counts", "[redis][volume]") {
+  RedisServer redis;
+  RedisClient c(redis.url());
+  VolumeKeys k("v:");
+  LogCapture log;
+  const int64_t now = NowSeconds();
+  const std::string day = DayId(now);
+  REQUIRE(c.Command({"SET", k.month(day.substr(0, 6), "poison@example.test"), "x"}).ok());
+  VolumeCounter v(Options(redis.url()), log.fn());
+  REQUIRE(v.Start().ok());
+  v.Record(Msg("poison@example.test", "192.0.2.1", 1, now));
+  v.Record(Msg("fine@example.test", "192.0.2.1", 1, now));
+  REQUIRE(WaitUntil([&] { return v.stats().flushes > 0 && v.stats().pending == 0; }));
+  v.Record(Msg("fine@example.test", "192.0.2.1", 1, now));  // later batches still flow
+  v.Stop();
+  CHECK(HGet(c, k.month(day.substr(0, 6), "fine@example.test"), day.substr(6)) == "2 2 1");
+  CHECK(v.stats().rejected == 1);
+  CHECK(log.Contains("refused the counts of poison@example.test"));
+  CHECK(log.Contains("WRONGTYPE"));
+}
+
 TEST_CASE("volume counter bounds what waits for Redis and counts what it drops",
           "[redis][volume]") {
   RedisServer redis;

@@ -113,6 +113,7 @@ struct VolumeStats {
   uint64_t messages = 0;    // Record calls
   uint64_t recipients = 0;  // their recipients
   uint64_t dropped = 0;     // records lost: too many pairs waiting (Redis away too long)
+  uint64_t rejected = 0;    // messages whose counts Redis refused for good (wrong key type)
   uint64_t flushes = 0;     // batches written to Redis
   uint64_t redis_errors = 0;
   size_t pending = 0;  // (account, hour) pairs waiting, in memory and in the failed batch
@@ -188,7 +189,8 @@ class VolumeCounter {
   bool started_ = false;
   std::thread thread_;
 
-  std::atomic<uint64_t> messages_{0}, recipients_{0}, dropped_{0}, flushes_{0}, redis_errors_{0};
+  std::atomic<uint64_t> messages_{0}, recipients_{0}, dropped_{0}, rejected_{0}, flushes_{0},
+      redis_errors_{0};
   std::atomic<size_t> batch_size_{0};
   std::atomic<bool> redis_up_{false};
 
