@@ -15,6 +15,7 @@
 #include "compd/cli_flags.h"
 #include "compd/log.h"
 #include "compd/map_watcher.h"
+#include "compd/policy_server.h"
 #include "compd/recorder.h"
 #include "compd/redis.h"
 #include "compd/settings.h"
@@ -39,6 +40,7 @@ struct Plan {
   TripwireOptions tripwire;
   RedisUrl redis;
   LogLevel log_level = LogLevel::kInfo;
+  PolicyServerOptions policy;
   DashboardPlan dashboard;  // issue 8
 };
 
@@ -51,6 +53,8 @@ Status MakePlan(const Config& config, Plan* plan) {
   s = LoadRedisPassword(config.GetString("redis_password_file"), &plan->redis.password);
   if (!s.ok()) return s;
   s = CheckSocketSpec(config.GetString("socket"));
+  if (!s.ok()) return s;
+  s = PolicyServerOptions::FromConfig(config, &plan->policy);
   if (!s.ok()) return s;
   ParseLogLevel(config.GetString("log_level"), &plan->log_level);
   s = MakeDashboardPlan(config, plan->redis, &plan->dashboard);
@@ -90,6 +94,13 @@ int Run(const Plan& plan, const std::string& config_path, bool config_explicit,
     Status s = SetSocketPermissions(unix_path, config.GetString("socket_mode"),
                                     config.GetString("socket_group"));
     if (!s.ok()) return Fail(s.message(), kExitConfig);
+  }
+  // Policy listener (issue 6): bound now, before privileges are dropped; serves below.
+  std::unique_ptr<PolicyServer> policy;
+  if (!plan.policy.socket.empty()) {
+    policy = std::make_unique<PolicyServer>(plan.policy, logger.Fn());
+    Status ps = policy->Listen();
+    if (!ps.ok()) return Fail(ps.message(), ps.IsInvalid() ? kExitConfig : kExitRuntime);
   }
   // The spool and the alert log hold customer data: private. The map folder is read by
   // rspamd, which runs as another user.
@@ -183,9 +194,17 @@ int Run(const Plan& plan, const std::string& config_path, bool config_explicit,
   //   if (dashboard.anomaly_detector()) dashboard.anomaly_detector()->SetListener(...);
   Tripwire tripwire(plan.tripwire, std::move(outlets));
   // Policy listener (issue 6) starts here.
+  if (policy) {
+    s = policy->Start(&tripwire);
+    if (!s.ok()) return Fail(s.message(), kExitRuntime);
+    logger.Log(LogLevel::kInfo, "policy listener on " + policy->description());
+  }
   // Dashboard and /metrics listener (issue 8) start here.
   s = dashboard.Start(&tripwire);
-  if (!s.ok()) return Fail(s.message(), kExitRuntime);
+  if (!s.ok()) {
+    if (policy) policy->Stop();  // its threads use the tripwire, which goes away now
+    return Fail(s.message(), kExitRuntime);
+  }
   {
     std::lock_guard<std::mutex> lock(live->mu);
     live->tripwire = &tripwire;
@@ -223,6 +242,7 @@ int Run(const Plan& plan, const std::string& config_path, bool config_explicit,
     live->recorder = nullptr;
   }
   // Listeners of issues 6 and 8 stop here, before the recorder drains.
+  if (policy) policy->Stop();
   dashboard.Stop();
   watcher.Stop();
   recorder.Stop();

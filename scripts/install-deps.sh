@@ -13,7 +13,11 @@ build_pkgs=(build-essential cmake ninja-build pkg-config
 # chromium: tests/dashboard_test.py renders the dashboard headless.
 # clang and libclang-rt-14-dev (libFuzzer, sanitizer runtimes): scripts/fuzz.sh, scripts/tsan.sh.
 test_pkgs=(postfix swaks dovecot-core miltertest clang libclang-rt-14-dev openssl
-  libnet-ssleay-perl chromium)
+  libnet-ssleay-perl rspamd chromium
+  # Shared libraries of exim4-daemon-heavy, which tests/exim_test.py unpacks with
+  # scripts/fetch-exim.sh (the package itself conflicts with postfix).
+  libdb5.3 libgnutls-dane0 libgnutls30 libidn12 libidn2-0 libldap-2.5-0 libmariadb3 libnsl2
+  libpam0g libpcre2-8-0 libperl5.36 libpq5 libsasl2-2 libspf2-2 libsqlite3-0 libcrypt1)
 
 pkgs=("${build_pkgs[@]}")
 [ "$what" = test ] && pkgs+=("${test_pkgs[@]}")

@@ -4,6 +4,7 @@
 
 #include <cctype>
 #include <string>
+#include <unordered_set>
 #include <utility>
 #include <vector>
 
@@ -360,6 +361,20 @@ const char* EntryKindName(EntryKind kind) {
   return kind == EntryKind::kExact ? "exact" : "pattern";
 }
 
+void DropRspamdDuplicates(std::vector<std::string>* sorted_texts) {
+  std::unordered_set<std::string> seen;
+  std::vector<std::string> kept;
+  kept.reserve(sorted_texts->size());
+  for (std::string& t : *sorted_texts) {
+    std::string key = t;
+    for (char& c : key) {
+      if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+    }
+    if (seen.insert(std::move(key)).second) kept.push_back(std::move(t));
+  }
+  *sorted_texts = std::move(kept);
+}
+
 Status ParsePattern(std::string_view regex, std::string_view flags, Entry* out, PatternError* why) {
   if (why != nullptr) *why = PatternError::kNone;
   // Flags are kept in one canonical order so that `/x/si` and `/x/is` are one entry.
@@ -385,6 +400,29 @@ Status ParsePattern(std::string_view regex, std::string_view flags, Entry* out, 
       return Refuse(why, PatternError::kMapLine,
                     "regex contains whitespace, which cannot be written to an rspamd map "
                     "line: write \\s or \\x20 instead");
+    }
+    // Hyperscan takes patterns as C strings: a raw NUL would cut the pattern short there
+    // and make it match far more than written.
+    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) {
+      return Refuse(why, PatternError::kMapLine,
+                    "regex contains a control character: write it as \\xHH");
+    }
+  }
+  // Inside \Q...\E a backslash is literal, so a regex that ends inside \Q with a
+  // backslash (`a\Q\`) cannot be written: the map line `/a\Q\/` reads as never closed
+  // and rspamd drops it.
+  {
+    bool quoted = false;
+    for (size_t i = 0; i < regex.size(); ++i) {
+      if (regex[i] != '\\' || i + 1 >= regex.size()) continue;
+      if (!quoted && regex[i + 1] == 'Q') quoted = true;
+      if (quoted && regex[i + 1] == 'E') quoted = false;
+      if (!quoted || regex[i + 1] == 'Q') ++i;
+    }
+    if (quoted && regex.back() == '\\') {
+      return Refuse(why, PatternError::kMapLine,
+                    "regex ends with a backslash inside \\Q...\\E, which an rspamd map line "
+                    "cannot carry: close the quote with \\E first");
     }
   }
   for (size_t i = 0; i < regex.size(); ++i) {
@@ -453,9 +491,11 @@ Status ParseAddressEntry(std::string_view address, Entry* out) {
   if (in.empty()) return Status::Invalid("empty entry");
   if (HasUnquotedSpace(in)) return Status::Invalid("not an address: contains whitespace");
   std::string addr;
-  if (!EnvelopeAddress(in, &addr).ok() || addr.empty()) {
-    return Status::Invalid(WhyNotAnAddress(in));
+  Status parsed = EnvelopeAddress(in, &addr);
+  if (!parsed.ok() && parsed.message().rfind("malformed quoting", 0) == 0) {
+    return Status::Invalid("not an address: " + parsed.message());
   }
+  if (!parsed.ok() || addr.empty()) return Status::Invalid(WhyNotAnAddress(in));
   const std::string suggestion = " instead: /^" + LiteralRegex(addr) + "$/i";
   for (char c : addr) {
     if (IsAsciiSpace(c)) {
@@ -478,6 +518,14 @@ Status ParseAddressEntry(std::string_view address, Entry* out) {
                            "; list it as a pattern" + suggestion);
   }
   if (!LooksLikeAddress(addr)) return Status::Invalid(WhyNotAnAddress(addr));
+  // The entry's text is what the map file and Redis hold: it must read back as itself.
+  // Quotes that pair up differently once the source route is gone (`@":u@["]` gives
+  // `u@["]`) would not.
+  std::string again;
+  if (!EnvelopeAddress(addr, &again).ok() || again != addr) {
+    return Status::Invalid("address '" + addr + "' does not read back as itself (quoting); " +
+                           "list it as a pattern" + suggestion);
+  }
   out->kind = EntryKind::kExact;
   out->text = CanonicalAddress(addr);
   out->regex.clear();

@@ -201,3 +201,34 @@ TEST_CASE("entry kinds have stable names", "[entry]") {
 
 }  // namespace
 }  // namespace compd
+
+namespace compd {
+namespace {
+
+// Found by fuzzing (tests/fuzz): inputs compd accepted but could not write back faithfully.
+TEST_CASE("entries that could not be written back are refused", "[entry]") {
+  struct Case {
+    const char* input;
+    const char* reason;
+  };
+  const Case cases[] = {
+      {"/a\\Q\\/",
+       "regex ends with a backslash inside \\Q...\\E, which an rspamd map line cannot carry: "
+       "close the quote with \\E first"},
+      {"@\":u@[\"]", "not an address: malformed quoting around the source route"},
+  };
+  for (const auto& c : cases) {
+    INFO(c.input);
+    Entry e;
+    Status s = ParseEntry(c.input, &e);
+    CHECK(s.IsInvalid());
+    CHECK(s.message() == c.reason);
+  }
+  Entry e;
+  Status s = ParseEntry(std::string("/^a\0b@x$/", 9), &e);
+  CHECK(s.message() == "regex contains a control character: write it as \\xHH");
+  CHECK(ParseEntry("/\\Qa/b\\E@x/", &e).ok());  // \Q...\E itself is fine
+}
+
+}  // namespace
+}  // namespace compd

@@ -7,7 +7,10 @@
 #include <cstring>
 #include <limits>
 #include <mutex>
+#include <string>
+#include <string_view>
 #include <unordered_map>
+#include <unordered_set>
 #include <utility>
 
 namespace compd {
@@ -328,6 +331,19 @@ Status Matcher::Build(const std::vector<Entry>& entries, const Options& options,
   patterns.erase(std::unique(patterns.begin(), patterns.end(),
                              [](const Entry* a, const Entry* b) { return a->text == b->text; }),
                  patterns.end());
+  {
+    // Keep exactly the patterns rspamd keeps from the same file.
+    std::vector<std::string> texts;
+    texts.reserve(patterns.size());
+    for (const Entry* e : patterns) texts.push_back(e->text);
+    DropRspamdDuplicates(&texts);
+    if (texts.size() != patterns.size()) {
+      std::unordered_set<std::string_view> kept(texts.begin(), texts.end());
+      patterns.erase(std::remove_if(patterns.begin(), patterns.end(),
+                                    [&](const Entry* e) { return kept.count(e->text) == 0; }),
+                     patterns.end());
+    }
+  }
   if (patterns.size() >= kNoPattern) return Status::Invalid("too many patterns");
 
   PatternSet* by_kind[4] = {nullptr, nullptr, nullptr, nullptr};

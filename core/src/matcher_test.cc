@@ -9,6 +9,8 @@
 #include <thread>
 #include <vector>
 
+#include "compd/rspamd_map.h"
+
 namespace compd {
 namespace {
 
@@ -436,6 +438,26 @@ TEST_CASE("exact table holds many entries", "[matcher]") {
           "exact u" + std::to_string(i) + "@d.org");
     CHECK_FALSE(m->Lookup("u" + std::to_string(i) + "@d.orgx"));
   }
+}
+
+}  // namespace
+}  // namespace compd
+
+namespace compd {
+namespace {
+
+TEST_CASE("patterns equal but for case: the matcher keeps what rspamd keeps", "[matcher]") {
+  // rspamd drops a map key equal, but for case, to an earlier one; compd's files are sorted,
+  // so `/^A@x$/` stays and `/^a@x$/` goes, in rspamd and in the matcher alike.
+  std::vector<Entry> entries(2);
+  REQUIRE(ParseEntry("/^a@x$/", &entries[0]).ok());
+  REQUIRE(ParseEntry("/^A@x$/", &entries[1]).ok());
+  std::shared_ptr<const Matcher> m;
+  REQUIRE(Matcher::Build(entries, &m).ok());
+  CHECK(m->pattern_count() == 1);
+  CHECK(m->Lookup("A@x"));
+  CHECK_FALSE(m->Lookup("a@x"));
+  CHECK(FormatPatternMap(entries).find("/^a@x$/") == std::string::npos);
 }
 
 }  // namespace

@@ -705,8 +705,11 @@ std::string FormatExactMap(const std::vector<Entry>& entries) {
 }
 
 std::string FormatPatternMap(const std::vector<Entry>& entries) {
+  std::vector<std::string> texts = TextsOf(entries, EntryKind::kPattern);
+  std::sort(texts.begin(), texts.end());
+  DropRspamdDuplicates(&texts);
   return FormatMap("# compd recipient patterns (rspamd regexp map); written by compd, do not edit",
-                   TextsOf(entries, EntryKind::kPattern));
+                   std::move(texts));
 }
 
 Status WriteFileAtomically(const std::string& path, std::string_view contents, mode_t mode) {

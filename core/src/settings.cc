@@ -4,6 +4,7 @@
 
 #include <cctype>
 #include <cerrno>
+#include <cstdint>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
@@ -102,6 +103,18 @@ const std::vector<SettingDef>& Table() {
        "Compare gmail.com/googlemail.com local parts without dots."},
 
       // --- Policy listener for Exim and check_policy_service (issue 6).
+      {"policy_socket", SettingType::kString, "", 0, 0, "", "", kScopeMilter,
+       "Also answer Postfix policy-protocol requests (Exim ${readsocket}, Postfix "
+       "check_policy_service) here: unix:/PATH, inet:PORT[@ADDR] or inet6:PORT[@ADDR] "
+       "(empty: off; ADDR defaults to loopback)."},
+      {"policy_socket_mode", SettingType::kString, "0660", 0, 0, "", "", kScopeMilter,
+       "Permissions of a unix policy socket (octal)."},
+      {"policy_socket_group", SettingType::kString, "", 0, 0, "", "", kScopeMilter,
+       "Group of a unix policy socket, so the MTA (e.g. Debian-exim) can connect."},
+      {"policy_max_connections", SettingType::kInt, "100", 1, 10000, "", "", kScopeMilter,
+       "Policy connections served at once (one thread each); more wait to be accepted."},
+      {"policy_timeout", SettingType::kDuration, "5m", 100 * kMs, kHour, "", "", kScopeMilter,
+       "Close a policy connection idle this long, or whose request takes longer."},
 
       // --- Accounts: flag, lock, ticket hook (issue 7).
 
@@ -228,6 +241,7 @@ bool ParseDuration(std::string_view v, int64_t* ms) {
     mul = kDay;
   else
     return false;
+  if (n > INT64_MAX / mul) return false;  // would overflow: out of any bound anyway
   *ms = n * mul;
   return true;
 }

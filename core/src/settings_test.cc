@@ -55,6 +55,10 @@ TEST_CASE("values are validated and normalised", "[settings]") {
       {"redis_timeout", "soon", false,
        "f:1: redis_timeout: 'soon' is not a duration such as 250ms, 5s, 10m, 2h, 7d"},
       {"nonsense", "1", false, "f:1: unknown setting 'nonsense'"},
+      // Found by fuzzing: the multiplication overflowed and wrapped into range.
+      {"redis_timeout", "8825400613783079d", false,
+       "f:1: redis_timeout: '8825400613783079d' is not a duration such as 250ms, 5s, 10m, 2h, "
+       "7d"},
   };
   for (const auto& c : cases) {
     INFO(c.name << " = " << c.value);

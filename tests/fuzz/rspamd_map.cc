@@ -84,6 +84,18 @@ void CheckRoundTrip(const std::vector<compd::Entry>& entries) {
   std::vector<compd::Entry> want(entries);
   std::sort(want.begin(), want.end());
   want.erase(std::unique(want.begin(), want.end()), want.end());
+  // Patterns equal but for case: rspamd keeps the first, and so does compd's file.
+  std::vector<std::string> texts;
+  for (const compd::Entry& e : want) {
+    if (e.kind == compd::EntryKind::kPattern) texts.push_back(e.text);
+  }
+  compd::DropRspamdDuplicates(&texts);
+  want.erase(std::remove_if(want.begin(), want.end(),
+                            [&](const compd::Entry& e) {
+                              return e.kind == compd::EntryKind::kPattern &&
+                                     !std::binary_search(texts.begin(), texts.end(), e.text);
+                            }),
+             want.end());
 
   std::vector<compd::Entry> got;
   const std::pair<std::string, compd::MapKind> files[] = {

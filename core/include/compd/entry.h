@@ -11,6 +11,7 @@
 
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "compd/status.h"
 
@@ -70,6 +71,12 @@ Status ParseAddressEntry(std::string_view address, Entry* out);
 // below Hyperscan's (32767, "Bounded repeat is too large"), so no accepted pattern can
 // push rspamd off Hyperscan that way.
 inline constexpr int kMaxPatternRepeat = 1000;
+
+// rspamd keeps one key per map when keys differ only in ASCII letter case: the first in
+// file order. compd's files are sorted, so from texts sorted by byte value this removes
+// every text equal, but for ASCII case, to an earlier one, leaving what rspamd keeps. The
+// matcher and the map writer both apply it, so compd and rspamd hold the same patterns.
+void DropRspamdDuplicates(std::vector<std::string>* sorted_texts);
 
 // How a pattern is compiled so that it means in RE2 what it means in rspamd: flags become
 // an inline prefix (`i` -> (?i), `s` -> (?s), `m` -> (?m)), so patterns with different

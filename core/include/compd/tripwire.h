@@ -153,6 +153,9 @@ class Session {
   const std::string& transaction_id() const { return txn_id_; }
   // Envelope recipients that were not refused, in order.
   const std::vector<std::string>& accepted_recipients() const { return accepted_; }
+  // An envelope recipient hit with action quarantine: the MTA is told at end of message
+  // (the policy front end, which has no end of message for a RCPT request, asks here).
+  bool quarantine_pending() const { return envelope_quarantine_; }
 
  private:
   void Flush();
