@@ -187,6 +187,24 @@ const std::vector<CommandDef>& Commands() {
        "Exit status: 0 done; 1 no record for the account (show, release, note); 2 error.\n",
        &SetupAccounts},
       // --- top, anomalies (issue 8)
+      {"top", "Top senders of this hour and the last, with the change",
+       "Examples:\n"
+       "  mapctl top\n"
+       "  mapctl top --n 30 --json\n"
+       "Counts are accepted authenticated messages of all nodes, by UTC hour. '*' marks an\n"
+       "account new to the top, '!' one with an anomaly in the last 24 hours.\n",
+       &SetupTop},
+      {"anomalies", "Accounts sending far more than their own history",
+       "Examples:\n"
+       "  mapctl anomalies\n"
+       "  mapctl anomalies --since 7d --json\n",
+       &SetupAnomalies},
+      {"dashboard-user", "Print a users-file line (name:hash) for the dashboard",
+       "Examples:\n"
+       "  mapctl dashboard-user alice >> /etc/compd/dashboard.users   (asks twice)\n"
+       "  printf '%s\\n' \"$PW\" | mapctl dashboard-user monitor   (password on stdin)\n"
+       "No Redis needed. The hash is yescrypt, made by crypt(3).\n",
+       &SetupDashboardUser},
   };
   return kCommands;
 }

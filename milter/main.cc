@@ -24,6 +24,7 @@
 #include "compd/settings.h"
 #include "compd/text_output.h"
 #include "compd/tripwire.h"
+#include "dashboard.h"
 #include "process.h"
 
 namespace compd {
@@ -48,6 +49,7 @@ struct Plan {
   AccountReaction accounts;
   LockReply lock_reply;
   HookOptions hooks;
+  DashboardPlan dashboard;  // issue 8
 };
 
 Status MakePlan(const Config& config, Plan* plan) {
@@ -66,6 +68,7 @@ Status MakePlan(const Config& config, Plan* plan) {
   s = AccountReaction::FromConfig(config, &plan->accounts);
   if (s.ok()) s = LockReply::FromConfig(config, &plan->lock_reply);
   if (s.ok()) s = HookOptions::FromConfig(config, &plan->hooks);
+  if (s.ok()) s = MakeDashboardPlan(config, plan->redis, &plan->dashboard);
   if (!s.ok()) return s;
   return Status::Ok();
 }
@@ -234,7 +237,11 @@ int Run(const Plan& plan, const std::string& config_path, bool config_explicit,
             "; locked accounts get " + plan.lock_reply.rcode + " " + plan.lock_reply.xcode +
             "; ticket hooks:" + (targets.empty() ? std::string(" none") : targets));
   }
-  // Volume counters (issue 8): outlets.messages.
+  // Volume counters, anomalies, hit counts (issue 8): outlets.messages, events wrapped.
+  DashboardRuntime dashboard(plan.dashboard, logger.Fn(), &recorder, &watcher);
+  dashboard.AttachOutlets(&outlets);
+  // Reactions to anomalies (e.g. the ticket hook) subscribe here, before Start:
+  //   if (dashboard.anomaly_detector()) dashboard.anomaly_detector()->SetListener(...);
   Tripwire tripwire(plan.tripwire, std::move(outlets));
   // Policy listener (issue 6) starts here.
   if (policy) {
@@ -243,6 +250,11 @@ int Run(const Plan& plan, const std::string& config_path, bool config_explicit,
     logger.Log(LogLevel::kInfo, "policy listener on " + policy->description());
   }
   // Dashboard and /metrics listener (issue 8) start here.
+  s = dashboard.Start(&tripwire);
+  if (!s.ok()) {
+    if (policy) policy->Stop();  // its threads use the tripwire, which goes away now
+    return Fail(s.message(), kExitRuntime);
+  }
   {
     std::lock_guard<std::mutex> lock(live->mu);
     live->tripwire = &tripwire;
@@ -281,6 +293,7 @@ int Run(const Plan& plan, const std::string& config_path, bool config_explicit,
   }
   // Listeners of issues 6 and 8 stop here, before the recorder drains.
   if (policy) policy->Stop();
+  dashboard.Stop();
   if (hook_runner) hook_runner->Stop();
   account_watcher.Stop();
   watcher.Stop();

@@ -296,7 +296,9 @@ Status Recorder::WriteToRedis(const std::vector<Event>& events, uint64_t* writte
   for (const Event& e : events) {
     int64_t ms = 0;
     if (!ParseUtcMillis(e.time, &ms)) ms = UnixMs(now);
-    bool account = !e.account.empty();
+    // Only hits are evidence of a leaked password; other event types (anomalies) name an
+    // account too but must not count as hits in its record.
+    bool account = !e.account.empty() && e.type == "hit";
     const std::string account_key = AccountKey(e.account);
     std::vector<std::string> keys_part = {keys.event_seen(e.id), keys.events()};
     std::vector<std::string> args = {ttl,         maxlen,      e.ToJson(),

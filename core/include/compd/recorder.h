@@ -34,6 +34,8 @@
 //                             last_entry, last_recipient, last_client_ip
 //   {prefix}accounts          sorted set: account -> unix seconds of its latest hit
 //   {prefix}seen:<event id>   string with a TTL, the dedup marker
+// Only events of type "hit" touch the account hash and sorted set; others (anomalies) go to
+// the stream alone.
 // A replayed old event counts as a hit but never moves last_seen (or the last_* fields or
 // the sorted-set score) backwards. <account> is AccountKey(account) (lower case).
 // The same script also updates the account registry (accounts.h): evidence, state
