@@ -175,7 +175,36 @@ const std::vector<CommandDef>& Commands() {
        "  mapctl stats --json\n",
        &SetupStats},
       // --- accounts (issue 7)
+      {"accounts", "Compromised accounts: list, show, lock, release, note, report",
+       "Examples:\n"
+       "  mapctl accounts report --since 24h        (the morning list of accounts to contact)\n"
+       "  mapctl accounts list --state locked\n"
+       "  mapctl accounts list --since 7d --json\n"
+       "  mapctl accounts show alice@customer.example\n"
+       "  mapctl accounts lock alice@customer.example --reason 'ticket 4711' --for 7d\n"
+       "  mapctl accounts release alice@customer.example --reason 'password reset'\n"
+       "  mapctl accounts note alice@customer.example 'customer called back'\n"
+       "Exit status: 0 done; 1 no record for the account (show, release, note); 2 error.\n",
+       &SetupAccounts},
       // --- top, anomalies (issue 8)
+      {"top", "Top senders of this hour and the last, with the change",
+       "Examples:\n"
+       "  mapctl top\n"
+       "  mapctl top --n 30 --json\n"
+       "Counts are accepted authenticated messages of all nodes, by UTC hour. '*' marks an\n"
+       "account new to the top, '!' one with an anomaly in the last 24 hours.\n",
+       &SetupTop},
+      {"anomalies", "Accounts sending far more than their own history",
+       "Examples:\n"
+       "  mapctl anomalies\n"
+       "  mapctl anomalies --since 7d --json\n",
+       &SetupAnomalies},
+      {"dashboard-user", "Print a users-file line (name:hash) for the dashboard",
+       "Examples:\n"
+       "  mapctl dashboard-user alice >> /etc/compd/dashboard.users   (asks twice)\n"
+       "  printf '%s\\n' \"$PW\" | mapctl dashboard-user monitor   (password on stdin)\n"
+       "No Redis needed. The hash is yescrypt, made by crypt(3).\n",
+       &SetupDashboardUser},
   };
   return kCommands;
 }

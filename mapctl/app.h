@@ -48,6 +48,8 @@ class Context {
   // but that no longer parse are reported on stderr as warnings and skipped.
   compd::Status LoadEntries(compd::MapStore** store, std::vector<compd::Entry>* entries,
                             uint64_t* version);
+  // The connection OpenStore made (null before it succeeded).
+  compd::RedisClient* redis() const { return client_.get(); }
   std::string RedisDescription() const;
 
   // Who is changing the map: $SUDO_USER, else the login name.
@@ -100,6 +102,11 @@ RunFn SetupImport(CLI::App* cmd);
 RunFn SetupExport(CLI::App* cmd);
 RunFn SetupLint(CLI::App* cmd);
 RunFn SetupStats(CLI::App* cmd);
+RunFn SetupAccounts(CLI::App* cmd);
+// Issue 8 (cmd_top.cc).
+RunFn SetupTop(CLI::App* cmd);
+RunFn SetupAnomalies(CLI::App* cmd);
+RunFn SetupDashboardUser(CLI::App* cmd);
 
 }  // namespace mapctl
 

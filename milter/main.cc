@@ -12,14 +12,19 @@
 #include <thread>
 
 #include "callbacks.h"
+#include "compd/account_watcher.h"
+#include "compd/accounts.h"
 #include "compd/cli_flags.h"
+#include "compd/hook_runner.h"
 #include "compd/log.h"
 #include "compd/map_watcher.h"
 #include "compd/policy_server.h"
 #include "compd/recorder.h"
 #include "compd/redis.h"
 #include "compd/settings.h"
+#include "compd/text_output.h"
 #include "compd/tripwire.h"
+#include "dashboard.h"
 #include "process.h"
 
 namespace compd {
@@ -40,6 +45,11 @@ struct Plan {
   RedisUrl redis;
   LogLevel log_level = LogLevel::kInfo;
   PolicyServerOptions policy;
+  // Accounts (issue 7).
+  AccountReaction accounts;
+  LockReply lock_reply;
+  HookOptions hooks;
+  DashboardPlan dashboard;  // issue 8
 };
 
 Status MakePlan(const Config& config, Plan* plan) {
@@ -55,6 +65,11 @@ Status MakePlan(const Config& config, Plan* plan) {
   s = PolicyServerOptions::FromConfig(config, &plan->policy);
   if (!s.ok()) return s;
   ParseLogLevel(config.GetString("log_level"), &plan->log_level);
+  s = AccountReaction::FromConfig(config, &plan->accounts);
+  if (s.ok()) s = LockReply::FromConfig(config, &plan->lock_reply);
+  if (s.ok()) s = HookOptions::FromConfig(config, &plan->hooks);
+  if (s.ok()) s = MakeDashboardPlan(config, plan->redis, &plan->dashboard);
+  if (!s.ok()) return s;
   return Status::Ok();
 }
 
@@ -163,6 +178,7 @@ int Run(const Plan& plan, const std::string& config_path, bool config_explicit,
   ro.stream_maxlen = static_cast<size_t>(config.GetInt("event_stream_maxlen"));
   ro.queue_capacity = static_cast<size_t>(config.GetInt("event_queue_size"));
   ro.redis_timeout = std::chrono::milliseconds(config.GetDurationMs("redis_timeout"));
+  ro.accounts = plan.accounts;
   Recorder recorder(ro, logger.Fn());
   s = recorder.Start();
   if (!s.ok()) return Fail("recorder: " + s.message(), kExitRuntime);
@@ -182,8 +198,50 @@ int Run(const Plan& plan, const std::string& config_path, bool config_explicit,
   TripwireOutlets outlets;
   outlets.snapshot = [&watcher] { return watcher.Current()->matcher; };
   outlets.events = [&recorder](Event e) { recorder.Submit(std::move(e)); };
-  // Accounts (issue 7): outlets.account_gate.
-  // Volume counters (issue 8): outlets.messages.
+  // Accounts (issue 7): the locked accounts every node refuses, and the ticket hooks.
+  AccountWatcherOptions awo;
+  awo.redis = plan.redis;
+  awo.prefix = config.GetString("prefix");
+  if (!config.GetString("spool_dir").empty()) {
+    awo.cache_file = config.GetString("spool_dir") + "/locked-accounts.json";
+  }
+  awo.poll_interval = std::chrono::milliseconds(config.GetDurationMs("map_poll_interval"));
+  awo.redis_timeout = std::chrono::milliseconds(config.GetDurationMs("redis_timeout"));
+  AccountWatcher account_watcher(awo, logger.Fn());
+  s = account_watcher.Start();
+  if (!s.ok()) return Fail("accounts: " + s.message(), kExitRuntime);
+  outlets.account_gate = account_watcher.Gate(plan.lock_reply);
+  std::unique_ptr<HookRunner> hook_runner;
+  if (plan.hooks.enabled()) {
+    HookRunnerOptions ho;
+    ho.redis = plan.redis;
+    ho.prefix = config.GetString("prefix");
+    ho.hostname = plan.tripwire.hostname;
+    ho.hooks = plan.hooks;
+    ho.redis_timeout = std::chrono::milliseconds(config.GetDurationMs("redis_timeout"));
+    hook_runner = std::make_unique<HookRunner>(ho, logger.Fn());
+    s = hook_runner->Start();
+    if (!s.ok()) return Fail("hooks: " + s.message(), kExitRuntime);
+  }
+  {
+    std::string targets;
+    for (const std::string& t : plan.accounts.hook_targets) targets += " " + t;
+    logger.Log(
+        LogLevel::kInfo,
+        std::string("accounts: a hit ") +
+            (plan.accounts.lock_on_hit ? "locks the account (" +
+                                             CountOf(plan.accounts.allowlist.size(),
+                                                     "allowlist entry", "allowlist entries") +
+                                             " only flagged)"
+                                       : "flags the account (lock_on_hit off)") +
+            "; locked accounts get " + plan.lock_reply.rcode + " " + plan.lock_reply.xcode +
+            "; ticket hooks:" + (targets.empty() ? std::string(" none") : targets));
+  }
+  // Volume counters, anomalies, hit counts (issue 8): outlets.messages, events wrapped.
+  DashboardRuntime dashboard(plan.dashboard, logger.Fn(), &recorder, &watcher);
+  dashboard.AttachOutlets(&outlets);
+  // Reactions to anomalies (e.g. the ticket hook) subscribe here, before Start:
+  //   if (dashboard.anomaly_detector()) dashboard.anomaly_detector()->SetListener(...);
   Tripwire tripwire(plan.tripwire, std::move(outlets));
   // Policy listener (issue 6) starts here.
   if (policy) {
@@ -192,6 +250,11 @@ int Run(const Plan& plan, const std::string& config_path, bool config_explicit,
     logger.Log(LogLevel::kInfo, "policy listener on " + policy->description());
   }
   // Dashboard and /metrics listener (issue 8) start here.
+  s = dashboard.Start(&tripwire);
+  if (!s.ok()) {
+    if (policy) policy->Stop();  // its threads use the tripwire, which goes away now
+    return Fail(s.message(), kExitRuntime);
+  }
   {
     std::lock_guard<std::mutex> lock(live->mu);
     live->tripwire = &tripwire;
@@ -230,6 +293,9 @@ int Run(const Plan& plan, const std::string& config_path, bool config_explicit,
   }
   // Listeners of issues 6 and 8 stop here, before the recorder drains.
   if (policy) policy->Stop();
+  dashboard.Stop();
+  if (hook_runner) hook_runner->Stop();
+  account_watcher.Stop();
   watcher.Stop();
   recorder.Stop();
   if (!config.GetString("pid_file").empty()) unlink(config.GetString("pid_file").c_str());

@@ -10,9 +10,10 @@ build_pkgs=(build-essential cmake ninja-build pkg-config
   libmilter-dev libhiredis-dev libre2-dev nlohmann-json3-dev libcli11-dev catch2
   libcpp-httplib-dev redis-server redis-tools python3)
 # openssl and libnet-ssleay-perl: tests/docker_test.py sends through STARTTLS (swaks --tls).
+# chromium: tests/dashboard_test.py renders the dashboard headless.
 # clang and libclang-rt-14-dev (libFuzzer, sanitizer runtimes): scripts/fuzz.sh, scripts/tsan.sh.
 test_pkgs=(postfix swaks dovecot-core miltertest clang libclang-rt-14-dev openssl
-  libnet-ssleay-perl
+  libnet-ssleay-perl rspamd chromium
   # Shared libraries of exim4-daemon-heavy, which tests/exim_test.py unpacks with
   # scripts/fetch-exim.sh (the package itself conflicts with postfix).
   libdb5.3 libgnutls-dane0 libgnutls30 libidn12 libidn2-0 libldap-2.5-0 libmariadb3 libnsl2

@@ -686,7 +686,30 @@ bool IsTextDelimiter(char c) {
 
 }  // namespace
 
+namespace {
+Status ParseEnvelope(std::string_view raw, std::string* out);
+}  // namespace
+
 Status EnvelopeAddress(std::string_view raw, std::string* out) {
+  std::string result;
+  Status s = ParseEnvelope(raw, &result);
+  if (!s.ok()) return s;
+  // A plain-looking result must read back as itself, so that entries and events built from
+  // it are stable. Quotes can pair up differently once a source route is removed:
+  // `@":u@["]` gives `u@["]`, which is not an address on its own.
+  if (LooksLikeAddress(result)) {
+    std::string again;
+    if (!ParseEnvelope(result, &again).ok() || again != result) {
+      return Status::Invalid("malformed quoting around the source route");
+    }
+  }
+  *out = std::move(result);
+  return Status::Ok();
+}
+
+namespace {
+
+Status ParseEnvelope(std::string_view raw, std::string* out) {
   for (char c : raw) {
     if (c == '\0' || c == '\r' || c == '\n') return Status::Invalid("control character");
   }
@@ -748,6 +771,8 @@ Status EnvelopeAddress(std::string_view raw, std::string* out) {
   }
   return ParseEnvelopeMailbox(addr, out);
 }
+
+}  // namespace
 
 std::string CanonicalAddress(std::string_view address, const CanonOptions& options) {
   std::string out(address.size(), '\0');

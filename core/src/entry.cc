@@ -491,9 +491,11 @@ Status ParseAddressEntry(std::string_view address, Entry* out) {
   if (in.empty()) return Status::Invalid("empty entry");
   if (HasUnquotedSpace(in)) return Status::Invalid("not an address: contains whitespace");
   std::string addr;
-  if (!EnvelopeAddress(in, &addr).ok() || addr.empty()) {
-    return Status::Invalid(WhyNotAnAddress(in));
+  Status parsed = EnvelopeAddress(in, &addr);
+  if (!parsed.ok() && parsed.message().rfind("malformed quoting", 0) == 0) {
+    return Status::Invalid("not an address: " + parsed.message());
   }
+  if (!parsed.ok() || addr.empty()) return Status::Invalid(WhyNotAnAddress(in));
   const std::string suggestion = " instead: /^" + LiteralRegex(addr) + "$/i";
   for (char c : addr) {
     if (IsAsciiSpace(c)) {

@@ -106,5 +106,32 @@ TEST_CASE("UTC times with milliseconds format and parse", "[event]") {
   CHECK_FALSE(ParseUtcMillis("", &ms));
 }
 
+TEST_CASE("event anomaly fields are omitted when empty and round-trip when set", "[event]") {
+  Event hit = Sample();
+  auto j = nlohmann::json::parse(hit.ToJson());
+  for (const char* key : {"rule", "period", "value", "baseline", "threshold", "detail"}) {
+    CHECK(j.find(key) == j.end());
+  }
+  Event a;
+  a.type = "anomaly";
+  a.account = "alice@customer.example";
+  a.rule = "day_volume";
+  a.period = "2026-11-26";
+  a.value = "600";
+  a.baseline = "1";
+  a.threshold = "100";
+  a.detail = "600 messages today";
+  std::string json = a.ToJson();
+  j = nlohmann::json::parse(json);
+  CHECK(j["rule"] == "day_volume");
+  CHECK(j["value"] == "600");
+  Event back;
+  REQUIRE(Event::FromJson(json, &back).ok());
+  CHECK(back == a);
+  Event other = a;
+  other.threshold = "99";
+  CHECK(other != a);
+}
+
 }  // namespace
 }  // namespace compd

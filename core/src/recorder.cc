@@ -9,6 +9,7 @@
 #include <climits>
 #include <cstring>
 
+#include "compd/accounts.h"
 #include "compd/map_store.h"
 
 namespace compd {
@@ -16,8 +17,10 @@ namespace compd {
 namespace {
 
 // One event, atomically: the dedup marker first, the writes only if it was new.
-// KEYS: seen, stream[, account, accounts]. ARGV: ttl, maxlen (0: untrimmed), json,
-// account, time, unix seconds, entry, recipient, client_ip.
+// KEYS: seen, stream[, account, accounts, then the registry's keys (AccountHitCall)].
+// ARGV: ttl, maxlen (0: untrimmed), json, account key, time, unix seconds, entry, recipient,
+// client_ip[, then the registry's arguments]. Returns 0 (seen before) or 1 plus the kHit*
+// bits of the account's registry update.
 // Times compare as strings: FormatUtcMillis output sorts like the instants it names.
 constexpr const char* kRecordScript = R"lua(
 if not redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[1]) then return 0 end
@@ -39,8 +42,20 @@ if #KEYS >= 4 then
     redis.call('ZADD', KEYS[4], ARGV[6], ARGV[4])
   end
 end
+if #KEYS > 4 then
+  local K, A = {}, {}
+  for i = 5, #KEYS do K[#K + 1] = KEYS[i] end
+  for i = 10, #ARGV do A[#A + 1] = ARGV[i] end
+  return 1 + compd_account_hit(K, A)
+end
 return 1
 )lua";
+
+// The registry's function first: Lua needs it defined before the code calling it.
+const std::string& RecordScript() {
+  static const std::string script = std::string(AccountHitLua()) + kRecordScript;
+  return script;
+}
 
 // Error replies that say "not now" rather than "never": the batch is spooled and
 // retried. Anything else (WRONGTYPE, a bad value in the account hash) would fail the same
@@ -259,7 +274,7 @@ void Recorder::NoteRedisSuccess() {
 
 Status Recorder::LoadScript() {
   RedisReply reply;
-  Status s = redis_->Command({"SCRIPT", "LOAD", kRecordScript}, &reply);
+  Status s = redis_->Command({"SCRIPT", "LOAD", RecordScript()}, &reply);
   if (!s.ok()) return s;
   if (reply.type != RedisReply::Type::kString || reply.str.empty()) {
     return Status::Unavailable("SCRIPT LOAD gave no digest");
@@ -272,28 +287,32 @@ Status Recorder::WriteToRedis(const std::vector<Event>& events, uint64_t* writte
   *written = 0;
   if (events.empty()) return Status::Ok();
   Keys keys(options_.prefix);
+  AccountKeys account_keys(options_.prefix);
   const std::string ttl = std::to_string(options_.dedup_ttl.count());
   const std::string maxlen = std::to_string(options_.stream_maxlen);
+  const auto now = std::chrono::system_clock::now();
   std::vector<std::vector<std::string>> commands;
   commands.reserve(events.size());
   for (const Event& e : events) {
     int64_t ms = 0;
-    if (!ParseUtcMillis(e.time, &ms)) {
-      ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-               std::chrono::system_clock::now().time_since_epoch())
-               .count();
-    }
-    bool account = !e.account.empty();
-    std::vector<std::string> cmd = {"EVALSHA", script_sha_, account ? "4" : "2",
-                                    keys.event_seen(e.id), keys.events()};
+    if (!ParseUtcMillis(e.time, &ms)) ms = UnixMs(now);
+    // Only hits are evidence of a leaked password; other event types (anomalies) name an
+    // account too but must not count as hits in its record.
+    bool account = !e.account.empty() && e.type == "hit";
+    const std::string account_key = AccountKey(e.account);
+    std::vector<std::string> keys_part = {keys.event_seen(e.id), keys.events()};
+    std::vector<std::string> args = {ttl,         maxlen,      e.ToJson(),
+                                     account_key, e.time,      std::to_string(ms / 1000),
+                                     e.entry,     e.recipient, e.client_ip};
     if (account) {
-      cmd.push_back(keys.account(e.account));
-      cmd.push_back(keys.accounts());
+      keys_part.push_back(keys.account(account_key));
+      keys_part.push_back(keys.accounts());
+      AccountHitCall(account_keys, options_.accounts, e, now, options_.hostname, &keys_part, &args);
     }
-    for (std::string arg : {ttl, maxlen, e.ToJson(), e.account, e.time, std::to_string(ms / 1000),
-                            e.entry, e.recipient, e.client_ip}) {
-      cmd.push_back(std::move(arg));
-    }
+    std::vector<std::string> cmd = {"EVALSHA", script_sha_, std::to_string(keys_part.size())};
+    cmd.reserve(3 + keys_part.size() + args.size());
+    for (std::string& k : keys_part) cmd.push_back(std::move(k));
+    for (std::string& a : args) cmd.push_back(std::move(a));
     commands.push_back(std::move(cmd));
   }
 
@@ -335,8 +354,9 @@ Status Recorder::WriteToRedis(const std::vector<Event>& events, uint64_t* writte
     for (size_t i = 0; i < replies.size(); ++i) {
       const RedisReply& r = replies[i];
       if (r.type == RedisReply::Type::kInteger) {
-        if (r.integer == 1) {
+        if (r.integer >= 1) {
           ++*written;
+          NoteAccountOutcome(events[i], r.integer);
         } else {
           ++counters_->duplicates;
         }
@@ -353,6 +373,15 @@ Status Recorder::WriteToRedis(const std::vector<Event>& events, uint64_t* writte
     counters_->written += *written;
     return transient;
   }
+}
+
+void Recorder::NoteAccountOutcome(const Event& e, long long bits) {
+  if ((bits & (kHitNewlyFlagged | kHitLocked)) == 0) return;
+  std::string what = (bits & kHitLocked) ? "LOCKED" : "flagged";
+  if ((bits & kHitLocked) && !(bits & kHitNewlyFlagged)) what = "LOCKED (was flagged)";
+  Log(LogLevel::kWarning, "account " + EscapeForLog(e.account) + " " + what + ": hit on " +
+                              EscapeForLog(e.recipient) + " from " + e.client_ip +
+                              ((bits & kHitTicketQueued) ? "; ticket queued" : ""));
 }
 
 bool Recorder::ReplaySpool() {

@@ -117,8 +117,100 @@ const std::vector<SettingDef>& Table() {
        "Close a policy connection idle this long, or whose request takes longer."},
 
       // --- Accounts: flag, lock, ticket hook (issue 7).
+      {"lock_on_hit", SettingType::kBool, "no", 0, 0, "", "", kScopeMilter,
+       "Lock a SASL account at its hit (not only flag it): its MAIL FROM is then refused on "
+       "every node until `mapctl accounts release` or lock_duration."},
+      {"lock_allowlist", SettingType::kString, "", 0, 0, "", "", kScopeMilter,
+       "Accounts never locked automatically, only flagged (monitor only): comma-separated "
+       "accounts or @domain."},
+      {"lock_duration", SettingType::kDuration, "0s", 0, 365 * kDay, "", "", kScopeMilter,
+       "Automatic locks expire after this long; 0s: only a release ends them."},
+      {"lock_reply", SettingType::kEnum, "451", 0, 0, "451|550", "", kScopeMilter,
+       "Reply to a locked account's MAIL FROM: 451 (4.7.1, the client keeps the message and "
+       "retries) or 550 (5.7.1, refused for good)."},
+      {"lock_text", SettingType::kString, "Account suspended: contact support", 0, 0, "", "",
+       kScopeMilter, "Reply text for a locked account's MAIL FROM."},
+      {"hook_command", SettingType::kString, "", 0, 0, "", "", kScopeMilter,
+       "Program run when an account is newly flagged, the event JSON on stdin: absolute path "
+       "and arguments, '...'/\"...\" quote, no shell; {account} {state} {job} are replaced."},
+      {"hook_url", SettingType::kString, "", 0, 0, "", "", kScopeMilter,
+       "Webhook the same JSON is POSTed to when an account is newly flagged: http:// or "
+       "https:// (certificate checked against the system CAs); no credentials in the URL."},
+      {"hook_headers_file", SettingType::kString, "", 0, 0, "", "", kScopeMilter,
+       "File of extra 'Name: value' header lines for hook_url (e.g. Authorization); keep it "
+       "mode 0600."},
+      {"hook_timeout", SettingType::kDuration, "10s", 100 * kMs, 10 * kMin, "", "", kScopeMilter,
+       "Time a hook program or webhook request may take; the program is then killed."},
+      {"hook_quiet_period", SettingType::kDuration, "24h", 0, 365 * kDay, "", "", kScopeMilter,
+       "At most one ticket per account in this period (a release and a new hit within it open "
+       "none); 0s: one per newly flagged."},
+      {"hook_retry_min", SettingType::kDuration, "30s", 10 * kMs, kDay, "", "", kScopeMilter,
+       "Wait after a failed hook; doubles per failure up to hook_retry_max. Jobs wait in "
+       "Redis and are retried until delivered."},
+      {"hook_retry_max", SettingType::kDuration, "1h", 10 * kMs, 7 * kDay, "", "", kScopeMilter,
+       "Longest wait between attempts of a failing hook."},
 
       // --- Volume, anomalies, dashboard and metrics (issue 8).
+      {"volume_counters", SettingType::kBool, "yes", 0, 0, "", "", kScopeMilter,
+       "Count accepted messages, recipients and client networks per account per hour and day "
+       "in Redis (for mapctl top, the dashboard and anomalies); written in batches, never on "
+       "the mail path."},
+      {"volume_flush_interval", SettingType::kDuration, "1s", 100 * kMs, kMin, "", "", kScopeMilter,
+       "How often the counters are written to Redis."},
+      {"volume_max_pending", SettingType::kInt, "100000", 100, 100000000, "", "", kScopeMilter,
+       "Most (account, hour) pairs kept in memory while Redis is away; beyond that new pairs "
+       "are not counted."},
+      {"volume_hour_retention", SettingType::kDuration, "48h", 2 * kHour, 90 * kDay, "", "",
+       kScopeMilter, "How long hourly counters are kept."},
+      {"volume_day_retention", SettingType::kDuration, "400d", 2 * kDay, 3650 * kDay, "", "",
+       kScopeMilter,
+       "How long daily counters are kept (anomaly baselines look back up to a year)."},
+      {"volume_ipv4_prefix", SettingType::kInt, "24", 8, 32, "", "", kScopeMilter,
+       "Client addresses in the same IPv4 network of this prefix length count as one network."},
+      {"volume_ipv6_prefix", SettingType::kInt, "48", 16, 128, "", "", kScopeMilter,
+       "Client addresses in the same IPv6 network of this prefix length count as one network."},
+      {"anomaly_detection", SettingType::kBool, "yes", 0, 0, "", "", kScopeMilter,
+       "Compare each account's hour and day with its own history and record anomalies as "
+       "events (needs volume_counters)."},
+      {"anomaly_history_days", SettingType::kInt, "365", 7, 3650, "", "", kScopeMilter,
+       "How many past days an account's baseline covers."},
+      {"anomaly_min_history_days", SettingType::kInt, "7", 1, 3650, "", "", kScopeMilter,
+       "Accounts with less history are new: only anomaly_new_account_messages applies."},
+      {"anomaly_percentile", SettingType::kInt, "99", 50, 100, "", "", kScopeMilter,
+       "Percentile of daily counts taken as an account's usual high (with median + MAD)."},
+      {"anomaly_mad_factor", SettingType::kInt, "5", 0, 1000, "", "", kScopeMilter,
+       "The usual high is at least median + this many robust standard deviations (1.4826 MAD)."},
+      {"anomaly_day_factor_percent", SettingType::kInt, "200", 100, 100000, "", "", kScopeMilter,
+       "A day is anomalous above this percentage of the account's usual high day."},
+      {"anomaly_hour_factor_percent", SettingType::kInt, "100", 1, 100000, "", "", kScopeMilter,
+       "An hour is anomalous above this percentage of the account's usual high day."},
+      {"anomaly_day_floor", SettingType::kInt, "100", 1, 1000000000, "", "", kScopeMilter,
+       "A day is never anomalous with this many messages or fewer (tiny accounts page nobody)."},
+      {"anomaly_hour_floor", SettingType::kInt, "50", 1, 1000000000, "", "", kScopeMilter,
+       "An hour is never anomalous with this many messages or fewer."},
+      {"anomaly_new_account_messages", SettingType::kInt, "200", 1, 1000000000, "", "",
+       kScopeMilter, "A new account's day is anomalous above this many messages."},
+      {"anomaly_network_floor", SettingType::kInt, "10", 1, 1000000, "", "", kScopeMilter,
+       "An hour is never anomalous for its client networks with this many or fewer."},
+      {"anomaly_network_factor_percent", SettingType::kInt, "200", 100, 100000, "", "",
+       kScopeMilter,
+       "An hour's distinct client networks are anomalous above this percentage of the "
+       "account's usual high."},
+      {"http_listen", SettingType::kString, "", 0, 0, "", "", kScopeMilter,
+       "Dashboard, JSON API and /metrics listener, HOST:PORT such as 127.0.0.1:8891 or "
+       "[::1]:8891 (empty: off). Put TLS in front with a reverse proxy."},
+      {"http_users_file", SettingType::kString, "", 0, 0, "", "", kScopeMilter,
+       "Dashboard users for HTTP basic auth, one `user:crypt-hash` per line (mapctl "
+       "dashboard-user makes one)."},
+      {"http_token_file", SettingType::kString, "", 0, 0, "", "", kScopeMilter,
+       "Bearer tokens for the dashboard and API, one per line (at least 16 characters)."},
+      {"metrics_token_file", SettingType::kString, "", 0, 0, "", "", kScopeMilter,
+       "Bearer tokens /metrics requires, one per line (empty: /metrics is open to whoever "
+       "reaches the listener)."},
+      {"dashboard_top", SettingType::kInt, "15", 1, 100, "", "", kScopeMilter,
+       "Accounts per column on the dashboard."},
+      {"dashboard_refresh", SettingType::kDuration, "10s", 2 * kSec, kHour, "", "", kScopeMilter,
+       "How often the dashboard page reloads itself."},
   };
   return table;
 }

@@ -119,6 +119,14 @@ void Tripwire::SetOptions(TripwireOptions options) {
                                    std::make_shared<const TripwireOptions>(std::move(options))));
 }
 
+TripwireStats Tripwire::stats() const {
+  TripwireStats st;
+  st.transactions = transactions_.load(std::memory_order_relaxed);
+  st.recipients_checked = rcpts_checked_.load(std::memory_order_relaxed);
+  st.header_addresses_checked = header_checked_.load(std::memory_order_relaxed);
+  return st;
+}
+
 std::string Tripwire::NewTransactionId() const {
   // Counter mixed with a per-process random seed through a bijective 64-bit mix
   // (splitmix64 finaliser): unique within the process, unpredictable across processes.
@@ -230,6 +238,7 @@ Verdict Session::Mail(std::string_view sender, std::string_view auth_authen,
     return Verdict{Verdict::Kind::kAccept, "", "", "", ""};  // not ours: stop calling us
   }
   in_scope_ = true;
+  tw_->CountTransaction();
   txn_id_ = tw_->NewTransactionId();
   if (tw_->outlets().account_gate) {
     Verdict v = tw_->outlets().account_gate(account_);
@@ -278,6 +287,7 @@ Verdict Session::Rcpt(std::string_view recipient, std::string_view queue_id) {
     return Verdict::Continue();  // the MTA judges syntax; nothing for us to match
   }
   std::shared_ptr<const Matcher> m = tw_->Snapshot();
+  tw_->CountRecipientChecked();
   std::optional<Match> hit = m ? m->Lookup(address) : std::nullopt;
   if (!hit) {
     accepted_.push_back(address);
@@ -315,6 +325,7 @@ void Session::Header(std::string_view name, std::string_view value) {
 }
 
 void Session::CheckHeaderAddress(const Matcher& m, const std::string& address, const char* where) {
+  tw_->CountHeaderAddressChecked();
   std::optional<Match> hit = m.Lookup(address);
   if (!hit) return;
   for (const Event& e : pending_) {

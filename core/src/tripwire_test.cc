@@ -279,5 +279,24 @@ TEST_CASE("a locked account is refused at MAIL", "[tripwire]") {
   CHECK(s.Mail("<ok@c.example>", "ok@c.example", "PLAIN", "").kind == Verdict::Kind::kContinue);
 }
 
+TEST_CASE("the tripwire counts transactions and the addresses it checks", "[tripwire]") {
+  Fixture f({"bad@spam.example"});
+  {
+    Session s(f.tripwire.get(), "203.0.113.5", "client.example");
+    CHECK(s.Mail("<a@b.example>", "", "", "").kind == Verdict::Kind::kAccept);  // not ours
+    REQUIRE(s.Mail("<w@customer.example>", "w@customer.example", "LOGIN", "").kind ==
+            Verdict::Kind::kContinue);
+    s.Rcpt("<one@fine.example>", "");
+    s.Rcpt("<two@fine.example>", "");
+    s.Header("To", "one@fine.example, \"x@y.example\" <two@fine.example>");
+    s.EndOfHeaders();
+    s.EndOfMessage("Q1");
+  }
+  TripwireStats st = f.tripwire->stats();
+  CHECK(st.transactions == 1);
+  CHECK(st.recipients_checked == 2);
+  CHECK(st.header_addresses_checked == 3);  // two addresses and one in a display name
+}
+
 }  // namespace
 }  // namespace compd

@@ -19,7 +19,9 @@ namespace compd {
 // Produces the address string rspamd's `filter = "email"` would match (verified on
 // rspamd 3.4): angle brackets and source route removed, quotes around the local part
 // removed (`"john doe"@x.com` -> `john doe@x.com`), case kept, `+tag` kept, address
-// literals kept, UTF-8 bytes kept. Quoted pairs in the local part are unescaped
+// literals kept, UTF-8 bytes kept (rspamd 3.4 itself refuses envelope recipients with
+// non-ASCII bytes and scans without them, so for SMTPUTF8 recipients compd-milter is the
+// only guard; see docs/rspamd.md). Quoted pairs in the local part are unescaped
 // (`"a\"b"@x` -> `a"b@x`). Surrounding blanks are trimmed; ESMTP parameters after the
 // closing `>` (or after the first blank when there are no brackets) are ignored.
 // kInvalid, with a short reason, for `<>`, an empty string, no `@`, an empty local part or

@@ -1,5 +1,7 @@
 // Event: one hit (a recipient of an authenticated submission matched the map), as it is
-// written to the Redis stream, the per-account record, the alert log and the spool.
+// written to the Redis stream, the per-account record, the alert log and the spool. The
+// same stream also carries anomalies (type "anomaly": an account sending far more than its
+// own history says it does), which use the optional fields at the end.
 //
 // Plain values and pure functions; safe from any thread.
 //
@@ -41,7 +43,16 @@ struct Event {
   std::string txn_id;
   std::string subject;
   std::string message_id;
-  std::string source;  // "milter" | "policy"
+  std::string source;  // "milter" | "policy" | "volume" (anomalies)
+
+  // Optional: omitted from the JSON when empty, so hit events look as they always did.
+  // Anomalies (type "anomaly") fill them in; numbers are written as decimal strings.
+  std::string rule;       // "hour_volume" | "day_volume" | "networks" | "new_account"
+  std::string period;     // the hour ("2026-11-26T18") or day ("2026-11-26") it is about (UTC)
+  std::string value;      // what was measured: messages, or distinct client networks
+  std::string baseline;   // the account's usual high value (see anomaly.h)
+  std::string threshold;  // what `value` had to exceed
+  std::string detail;     // one sentence for humans
 
   // One line of JSON, no trailing newline. Never throws.
   std::string ToJson() const;

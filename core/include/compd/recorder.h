@@ -34,8 +34,12 @@
 //                             last_entry, last_recipient, last_client_ip
 //   {prefix}accounts          sorted set: account -> unix seconds of its latest hit
 //   {prefix}seen:<event id>   string with a TTL, the dedup marker
+// Only events of type "hit" touch the account hash and sorted set; others (anomalies) go to
+// the stream alone.
 // A replayed old event counts as a hit but never moves last_seen (or the last_* fields or
-// the sorted-set score) backwards.
+// the sorted-set score) backwards. <account> is AccountKey(account) (lower case).
+// The same script also updates the account registry (accounts.h): evidence, state
+// (flagged/locked per options.accounts) and ticket jobs, so they are exactly-once too.
 #ifndef COMPD_RECORDER_H_
 #define COMPD_RECORDER_H_
 
@@ -50,6 +54,7 @@
 #include <thread>
 #include <vector>
 
+#include "compd/accounts.h"
 #include "compd/event.h"
 #include "compd/log.h"
 #include "compd/redis.h"
@@ -73,6 +78,8 @@ struct RecorderOptions {
   // retry_max.
   std::chrono::milliseconds retry_min{250};
   std::chrono::milliseconds retry_max{5000};
+  // What a hit does to its account in the registry (flag, lock, ticket job).
+  AccountReaction accounts;
 };
 
 struct RecorderStats {
@@ -127,6 +134,8 @@ class Recorder {
   // Redis is away (or refused for a transient reason); nothing known about the batch.
   Status WriteToRedis(const std::vector<Event>& events, uint64_t* written);
   Status LoadScript();
+  // Logs what the script did to the event's account (kHit* bits).
+  void NoteAccountOutcome(const Event& e, long long bits);
   // Replays spool chunks while Redis takes them. False when Redis failed.
   bool ReplaySpool();
   void AppendAlertLog(const std::vector<Event>& events);

@@ -90,6 +90,13 @@ struct TripwireOutlets {
   std::function<void(const MessageRecord&)> messages;
 };
 
+// Counters since start, for /metrics. Each is read atomically on its own.
+struct TripwireStats {
+  uint64_t transactions = 0;              // in-scope MAIL commands
+  uint64_t recipients_checked = 0;        // envelope recipients looked up in the map
+  uint64_t header_addresses_checked = 0;  // To/Cc (and display-name) addresses looked up
+};
+
 class Tripwire {
  public:
   Tripwire(TripwireOptions options, TripwireOutlets outlets);
@@ -105,11 +112,20 @@ class Tripwire {
   // across processes and hosts: 10 upper-case base-32 characters.
   std::string NewTransactionId() const;
 
+  TripwireStats stats() const;
+  // Sessions count what they check (relaxed atomics: cheap on the mail path).
+  void CountTransaction() const { transactions_.fetch_add(1, std::memory_order_relaxed); }
+  void CountRecipientChecked() const { rcpts_checked_.fetch_add(1, std::memory_order_relaxed); }
+  void CountHeaderAddressChecked() const {
+    header_checked_.fetch_add(1, std::memory_order_relaxed);
+  }
+
  private:
   std::shared_ptr<const TripwireOptions> options_;
   TripwireOutlets outlets_;
   uint64_t seed_;
   mutable std::atomic<uint64_t> counter_{0};
+  mutable std::atomic<uint64_t> transactions_{0}, rcpts_checked_{0}, header_checked_{0};
 };
 
 class Session {
