@@ -57,23 +57,6 @@ const std::string& RecordScript() {
   return script;
 }
 
-// Error replies that say "not now" rather than "never": the batch is spooled and
-// retried. Anything else (WRONGTYPE, a bad value in the account hash) would fail the same
-// way forever, so that event is logged and given up on rather than blocking the spool.
-bool TransientRedisError(const std::string& err) {
-  static const char* const kTransient[] = {"LOADING",     "BUSY",
-                                           "OOM",         "READONLY",
-                                           "MASTERDOWN",  "TRYAGAIN",
-                                           "NOSCRIPT",    "MISCONF",
-                                           "NOAUTH",      "WRONGPASS",
-                                           "CLUSTERDOWN", "NOREPLICAS",
-                                           "NOPERM",      "ERR max number of clients"};
-  for (const char* p : kTransient) {
-    if (err.rfind(p, 0) == 0) return true;
-  }
-  return false;
-}
-
 std::string Hostname() {
   std::string name(HOST_NAME_MAX + 1, '\0');
   if (gethostname(name.data(), name.size()) != 0) return "localhost";
@@ -360,7 +343,7 @@ Status Recorder::WriteToRedis(const std::vector<Event>& events, uint64_t* writte
         } else {
           ++counters_->duplicates;
         }
-      } else if (r.type == RedisReply::Type::kError && TransientRedisError(r.str)) {
+      } else if (r.type == RedisReply::Type::kError && IsTransientRedisError(r.str)) {
         if (transient.ok()) transient = Status::Unavailable("redis: " + r.str);
       } else {
         ++counters_->rejected;

@@ -322,6 +322,20 @@ Status RedisClient::ReadMessage(std::chrono::milliseconds timeout, std::string* 
   }
 }
 
+bool IsTransientRedisError(const std::string& err) {
+  static const char* const kTransient[] = {"LOADING",     "BUSY",
+                                           "OOM",         "READONLY",
+                                           "MASTERDOWN",  "TRYAGAIN",
+                                           "NOSCRIPT",    "MISCONF",
+                                           "NOAUTH",      "WRONGPASS",
+                                           "CLUSTERDOWN", "NOREPLICAS",
+                                           "NOPERM",      "ERR max number of clients"};
+  for (const char* p : kTransient) {
+    if (err.rfind(p, 0) == 0) return true;
+  }
+  return false;
+}
+
 Status LoadRedisPassword(const std::string& password_file, std::string* password) {
   password->clear();
   if (!password_file.empty()) {

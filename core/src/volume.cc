@@ -82,23 +82,6 @@ end
 return out
 )lua";
 
-// Error replies that say "not now" rather than "never" (the recorder keeps the same list):
-// such a chunk is retried; any other error (a key of the wrong type, say) would fail the
-// same way forever, so that chunk is logged and given up on instead of blocking the rest.
-bool TransientRedisError(const std::string& err) {
-  static const char* const kTransient[] = {"LOADING",     "BUSY",
-                                           "OOM",         "READONLY",
-                                           "MASTERDOWN",  "TRYAGAIN",
-                                           "NOSCRIPT",    "MISCONF",
-                                           "NOAUTH",      "WRONGPASS",
-                                           "CLUSTERDOWN", "NOREPLICAS",
-                                           "NOPERM",      "ERR max number of clients"};
-  for (const char* p : kTransient) {
-    if (err.rfind(p, 0) == 0) return true;
-  }
-  return false;
-}
-
 int64_t UnixSeconds(std::chrono::system_clock::time_point t) {
   return std::chrono::duration_cast<std::chrono::seconds>(t.time_since_epoch()).count();
 }
@@ -397,7 +380,7 @@ bool VolumeCounter::WriteBatch() {
     for (size_t c = 0; c < batch_.size(); ++c) {
       const RedisReply& r = replies[c];
       if (r.type == RedisReply::Type::kError) {
-        if (TransientRedisError(r.str)) {
+        if (IsTransientRedisError(r.str)) {
           transient = r.str;
           retry.push_back(std::move(batch_[c]));
           continue;

@@ -82,6 +82,11 @@ class RedisClient {
   redisContext* ctx_ = nullptr;
 };
 
+// True for error replies that say "not now" rather than "never" (LOADING, BUSY, OOM,
+// READONLY, NOAUTH, ...): a writer retries those later; any other error (a key of the wrong
+// type, say) would fail the same way forever, so that write is logged and given up on.
+bool IsTransientRedisError(const std::string& error_reply);
+
 // The password from the environment (COMPD_REDIS_PASSWORD) or, if `password_file` is
 // not empty, from that file (first line, trailing newline removed). kIoError names the
 // file when it cannot be read.
