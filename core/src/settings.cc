@@ -326,7 +326,10 @@ const SettingDef* FindSetting(std::string_view name) {
 
 Config::Config() {
   for (const auto& d : Table()) {
+    // Through Set, so a default reads back in the same normal form as any value that is set
+    // ("24h" is kept as "1d"); the table test makes sure every default is valid.
     values_[d.name] = d.default_value;
+    Set(d.name, d.default_value, "");
     origins_[d.name] = "default";
   }
 }
