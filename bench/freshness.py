@@ -72,7 +72,8 @@ def probe_flip(spec, address, change_argv, until="refused", timeout=60.0):
 def rebuild_lines(log_text):
     """Log lines of compd-milter that tell about loading/building a snapshot."""
     return [l for l in log_text.splitlines()
-            if re.search(r"(snapshot|rebuil|map: loaded|NOT applied)", l, re.I)]
+            if re.search(r"(snapshot|rebuil|map: loaded|NOT applied|change log|whole map)",
+                         l, re.I)]
 
 
 def one_size(size, patterns, repeat, work, load_via):
@@ -117,9 +118,8 @@ def one_size(size, patterns, repeat, work, load_via):
 
 
 def snapshot_bench(redis, map_dir, repeat=3):
-    """The rebuild alone (MapStore::Load + Matcher::Build + map files), as MapWatcher does
-    it on every change, in a process of its own: the median of `repeat` rebuilds, plus
-    the CPU Redis spent serving them."""
+    """The steps of MapWatcher alone, in a process of its own (see bench/snapshot_bench.cc):
+    the median of `repeat` runs, plus the CPU Redis spent serving the reads."""
     os.makedirs(map_dir, exist_ok=True)
     c0 = b.cpu_seconds(redis.child.pid)
     r = subprocess.run([b.binary("snapshot_bench"), "--redis", redis.url, "--map-dir", map_dir,
@@ -130,9 +130,10 @@ def snapshot_bench(redis, map_dir, repeat=3):
         raise h.HarnessError("snapshot_bench failed: %s%s" % (r.stdout, r.stderr))
     runs = [json.loads(l) for l in r.stdout.splitlines() if l.startswith("{")]
     out = {k: b.median([x[k] for x in runs]) for k in
-           ("load_ms", "load_cpu_ms", "build_ms", "build_cpu_ms", "swap_ms", "files_ms",
-            "total_ms", "load_entries_ms", "load_entries_cpu_ms")}
-    # Each repeat reads the map twice (with and without metadata).
+           ("read_ms", "read_cpu_ms", "build_ms", "build_cpu_ms", "full_ms", "full_cpu_ms",
+            "files_ms", "apply_ms", "apply_cpu_ms", "apply_pattern_ms", "compact_ms",
+            "compact_cpu_ms", "load_meta_ms", "load_meta_cpu_ms", "rss_loaded_mb")}
+    # Each repeat reads the map twice (without and with metadata).
     out["redis_cpu_ms_per_read"] = redis_cpu * 1000 / (2 * len(runs))
     out["hwm_mb"] = max(x["hwm_mb"] for x in runs)
     out["rss_mb"] = runs[-1]["rss_mb"]
@@ -166,16 +167,22 @@ def main():
     rows = []
     for r in results:
         sn = r["snapshot"]
-        rows.append([r["entries"], "%.0f (%.0f)" % (sn["load_ms"], sn["load_cpu_ms"]),
-                     "%.0f" % sn["redis_cpu_ms_per_read"],
+        rows.append([r["entries"],
+                     "%.2f (%.2f)" % (sn["apply_ms"], sn["apply_cpu_ms"]),
+                     "%.0f" % sn["apply_pattern_ms"],
+                     "%.0f (%.0f)" % (sn["read_ms"], sn["read_cpu_ms"]),
                      "%.0f (%.0f)" % (sn["build_ms"], sn["build_cpu_ms"]),
-                     "%.0f" % sn["swap_ms"], "%.0f" % sn["files_ms"], "%.0f" % sn["total_ms"],
-                     "%.0f (%.0f)" % (sn["load_entries_ms"], sn["load_entries_cpu_ms"]),
-                     "%.0f" % sn["hwm_mb"]])
-    print("\nSnapshot rebuild as MapWatcher does it (snapshot_bench, median of 3; wall ms, "
-          "CPU ms in brackets)\n")
-    print(b.table(rows, ["entries", "Load (HGETALL)", "Redis CPU", "Build", "load+build",
-                         "map files", "total", "LoadEntries (HKEYS)", "peak MB"]))
+                     "%.0f (%.0f)" % (sn["full_ms"], sn["full_cpu_ms"]),
+                     "%.0f (%.0f)" % (sn["compact_ms"], sn["compact_cpu_ms"]),
+                     "%.0f" % sn["files_ms"],
+                     "%.0f (%.0f)" % (sn["load_meta_ms"], sn["load_meta_cpu_ms"]),
+                     "%.0f" % sn["redis_cpu_ms_per_read"],
+                     "%.0f" % sn["rss_loaded_mb"], "%.0f" % sn["hwm_mb"]])
+    print("\nThe steps of a map change (snapshot_bench, median of 3; wall ms, CPU ms in "
+          "brackets)\n")
+    print(b.table(rows, ["entries", "apply 1 exact", "apply 1 pattern", "whole read (HKEYS)",
+                         "build", "read+build", "compaction", "map files",
+                         "old read (HGETALL)", "Redis CPU/read", "RSS MB", "peak MB"]))
     for r in results:
         if r["milter_log_errors"]:
             print("\ncompd-milter errors at %d entries:\n  %s" % (

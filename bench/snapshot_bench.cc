@@ -1,13 +1,21 @@
-// snapshot_bench: what one map change costs compd-milter, step by step, on a map already
-// in Redis: the same steps MapWatcher takes on every change (MapStore::Load with metadata,
-// Matcher::Build, then the rspamd map files), timed each (wall and CPU), plus the
-// process' RSS; and, for comparison, MapStore::LoadEntries (the entries without metadata).
+// snapshot_bench: what a map change costs compd-milter, step by step, on a map already in
+// Redis, taking the steps MapWatcher takes (wall and CPU time each, plus the process' RSS):
+//   - a whole read: MapStore::ReadEntries (HKEYS, read in place) and Matcher::Build, at
+//     start and when the change log cannot tell (an import);
+//   - a small change from the log: Matcher::Apply of one exact entry, and of one pattern
+//     (which recompiles the pattern sets), on the snapshot just built;
+//   - a compaction: Apply of enough entries to fold the overlay into a new table;
+//   - the rspamd map files written from the snapshot;
+//   - for comparison, MapStore::Load (HGETALL with metadata, copied), what the watcher
+//     used to read on every change.
 //
 //   snapshot_bench --redis redis://127.0.0.1:6379/0 [--prefix compd:] [--map-dir DIR]
 //                  [--repeat 3]
 // bench/freshness.py runs it against the map it loads for each size.
+#include <malloc.h>
 #include <sys/resource.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -71,7 +79,7 @@ int main(int argc, char** argv) {
   if (url_text.empty()) {
     std::fprintf(stderr,
                  "usage: snapshot_bench --redis URL [--prefix P] [--map-dir DIR] [--repeat N]\n"
-                 "  times MapStore::Load + Matcher::Build + WriteMapFiles on the map in Redis\n");
+                 "  times what compd-milter does on a map change, on the map in Redis\n");
     return 2;
   }
   compd::RedisUrl url;
@@ -83,46 +91,85 @@ int main(int argc, char** argv) {
   // Keep the previous snapshot alive while building the next, as the milter does.
   std::shared_ptr<const compd::Matcher> current;
   for (int r = 0; r < repeat; ++r) {
-    // What MapWatcher does on a change: Load (entries with their metadata), Build, swap,
-    // then the map files.
     auto t = Clock::now();
     double c0 = CpuMs();
-    compd::MapState state;
-    if (!Check(store.Load(&state), "load")) return 2;
-    double load_ms = Ms(t), load_cpu = CpuMs() - c0;
-    auto t1 = Clock::now();
-    double c1 = CpuMs();
-    std::vector<compd::Entry> entries;
-    entries.reserve(state.entries.size());
-    for (compd::StoredEntry& e : state.entries) entries.push_back(std::move(e.entry));
-    state = compd::MapState();
+    double read_ms = 0, read_cpu = 0;
     std::shared_ptr<const compd::Matcher> next;
-    if (!Check(compd::Matcher::Build(entries, &next), "build")) return 2;
-    double build_ms = Ms(t1), build_cpu = CpuMs() - c1;
-    double swap_ms = Ms(t);
+    compd::Status built;
+    compd::Status s = store.ReadEntries([&](const compd::MapEntriesView& map) {
+      read_ms = Ms(t);
+      read_cpu = CpuMs() - c0;
+      built = compd::Matcher::Build(map.exact, map.patterns, compd::Matcher::Options(), &next);
+      return compd::Status::Ok();
+    });
+    if (!Check(s, "read") || !Check(built, "build")) return 2;
+    double full_ms = Ms(t), full_cpu = CpuMs() - c0;
+    double build_ms = full_ms - read_ms, build_cpu = full_cpu - read_cpu;
+    current = std::move(next);
+    malloc_trim(0);  // as MapWatcher does after a whole read
+    double rss_loaded = Vm("VmRSS:");
+
     double files_ms = 0;
     if (!map_dir.empty()) {
       auto t2 = Clock::now();
-      if (!Check(compd::WriteMapFiles(map_dir, entries), "write map files")) return 2;
+      if (!Check(compd::WriteMapFiles(map_dir, current->ExactTexts(), current->PatternTexts()),
+                 "write map files")) {
+        return 2;
+      }
       files_ms = Ms(t2);
+      malloc_trim(0);
     }
-    double total_ms = Ms(t);
-    current = std::move(next);
-    // For comparison: the same entries without their metadata (HKEYS instead of HGETALL).
+
+    // One `mapctl add` of an address, then of a pattern, applied to the snapshot.
+    compd::Entry exact, pattern;
+    if (!Check(compd::ParseEntry("bench" + std::to_string(r) + "@apply.example", &exact),
+               "entry") ||
+        !Check(compd::ParseEntry("/^bench" + std::to_string(r) + "[0-9]+@apply/", &pattern),
+               "pattern")) {
+      return 2;
+    }
     auto t3 = Clock::now();
     double c3 = CpuMs();
-    std::vector<compd::Entry> plain;
-    uint64_t version = 0;
-    if (!Check(store.LoadEntries(&plain, &version), "load entries")) return 2;
-    double keys_ms = Ms(t3), keys_cpu = CpuMs() - c3;
-    plain = {};
+    if (!Check(current->Apply({exact}, {}, &next), "apply")) return 2;
+    double apply_ms = Ms(t3), apply_cpu = CpuMs() - c3;
+    auto t4 = Clock::now();
+    if (!Check(next->Apply({pattern}, {}, &next), "apply pattern")) return 2;
+    double apply_pattern_ms = Ms(t4);
+    // Enough entries at once to make Apply compact the overlay into a new table.
+    std::vector<compd::Entry> many(std::max<size_t>(4096, current->exact_count() / 8) + 1);
+    for (size_t i = 0; i < many.size(); ++i) {
+      many[i].text = "c" + std::to_string(i) + "." + std::to_string(r) + "@compact.example";
+    }
+    auto t5 = Clock::now();
+    double c5 = CpuMs();
+    if (!Check(next->Apply(many, {}, &next), "compact")) return 2;
+    double compact_ms = Ms(t5), compact_cpu = CpuMs() - c5;
+    if (next->overlay_size() != 0) {
+      std::fprintf(stderr, "snapshot_bench: Apply did not compact\n");
+      return 2;
+    }
+    next.reset();
+    many = {};
+    malloc_trim(0);
+
+    // For comparison: the whole map with its metadata, as copied replies.
+    auto t6 = Clock::now();
+    double c6 = CpuMs();
+    compd::MapState state;
+    if (!Check(store.Load(&state), "load")) return 2;
+    double meta_ms = Ms(t6), meta_cpu = CpuMs() - c6;
+    state = compd::MapState();
+    malloc_trim(0);
     std::printf(
-        "{\"exact\": %zu, \"patterns\": %zu, \"load_ms\": %.1f, \"load_cpu_ms\": %.1f, "
-        "\"build_ms\": %.1f, \"build_cpu_ms\": %.1f, \"swap_ms\": %.1f, \"files_ms\": %.1f, "
-        "\"total_ms\": %.1f, \"load_entries_ms\": %.1f, \"load_entries_cpu_ms\": %.1f, "
+        "{\"exact\": %zu, \"patterns\": %zu, \"read_ms\": %.1f, \"read_cpu_ms\": %.1f, "
+        "\"build_ms\": %.1f, \"build_cpu_ms\": %.1f, \"full_ms\": %.1f, \"full_cpu_ms\": %.1f, "
+        "\"files_ms\": %.1f, \"apply_ms\": %.2f, \"apply_cpu_ms\": %.2f, "
+        "\"apply_pattern_ms\": %.1f, \"compact_ms\": %.1f, \"compact_cpu_ms\": %.1f, "
+        "\"load_meta_ms\": %.1f, \"load_meta_cpu_ms\": %.1f, \"rss_loaded_mb\": %.1f, "
         "\"rss_mb\": %.1f, \"rss_start_mb\": %.1f, \"hwm_mb\": %.1f}\n",
-        current->exact_count(), current->pattern_count(), load_ms, load_cpu, build_ms, build_cpu,
-        swap_ms, files_ms, total_ms, keys_ms, keys_cpu, Vm("VmRSS:"), rss0, Vm("VmHWM:"));
+        current->exact_count(), current->pattern_count(), read_ms, read_cpu, build_ms, build_cpu,
+        full_ms, full_cpu, files_ms, apply_ms, apply_cpu, apply_pattern_ms, compact_ms, compact_cpu,
+        meta_ms, meta_cpu, rss_loaded, Vm("VmRSS:"), rss0, Vm("VmHWM:"));
     std::fflush(stdout);
   }
   return 0;

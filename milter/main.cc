@@ -189,6 +189,7 @@ int Run(const Plan& plan, const std::string& config_path, bool config_explicit,
   wo.map_dir = config.GetString("map_dir");
   wo.poll_interval = std::chrono::milliseconds(config.GetDurationMs("map_poll_interval"));
   wo.redis_timeout = std::chrono::milliseconds(config.GetDurationMs("redis_timeout"));
+  wo.load_timeout = std::chrono::milliseconds(config.GetDurationMs("map_load_timeout"));
   wo.matcher.canon.strip_subaddress = config.GetBool("canon_strip_subaddress");
   wo.matcher.canon.gmail_dots = config.GetBool("canon_gmail_dots");
   MapWatcher watcher(wo, logger.Fn());

@@ -14,8 +14,9 @@ namespace compd {
 namespace {
 
 // One script for every change, so add, remove and replace share the version/publish
-// bookkeeping. KEYS: exact, re, version, changed, staging. ARGV: op, by, channel, mode
-// ("inline" or "staged"), the number of exact entries, the number of patterns, then
+// bookkeeping. KEYS: exact, re, version, changed, staging, log. ARGV: op, by, channel, mode
+// ("inline" or "staged"), the number of exact entries, the number of patterns, the most
+// entries one log record lists, the number of records the log keeps, then
 // (inline) field/value pairs, exact ones first, no field twice (the caller sees to it).
 // Staged pairs come from the staging list, which the script deletes; a list that is not
 // complete (a failed RPUSH) aborts before anything is written.
@@ -23,7 +24,8 @@ constexpr const char* kChangeScript = R"lua(
 if redis.replicate_commands then redis.replicate_commands() end
 local op, by, channel, mode = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local n_exact, n_re = tonumber(ARGV[5]), tonumber(ARGV[6])
-local items, base = ARGV, 7
+local LOG_MAX, LOG_KEEP = tonumber(ARGV[7]), tonumber(ARGV[8])
+local items, base = ARGV, 9
 if mode == 'staged' then
   items = redis.call('LRANGE', KEYS[5], 0, -1)
   redis.call('DEL', KEYS[5])
@@ -38,32 +40,51 @@ if op ~= 'add' and op ~= 'remove' and op ~= 'replace' then
 end
 -- One call per entry: measured as fast as variadic HMGET/HSET slices on Redis 7, and simpler.
 local flags, added, removed = {}, 0, 0
+-- The change log record: what changed, field by field, so that every milter can apply a
+-- small change to its snapshot instead of reloading the map. A change larger than
+-- LOG_MAX fields is logged as "full" (reload the map).
+local log, logged, full = {}, 0, false
+local function note(sign, kind, field)
+  if full then return end
+  logged = logged + 1
+  if logged > LOG_MAX then
+    full, log = true, {}
+    return
+  end
+  log[#log + 1] = sign .. kind .. #field .. ':' .. field
+end
 -- Pairs [first, first + count) of `items` belong to hash `key`.
-local function apply(key, first, count)
+local function apply(key, kind, first, count)
   for i = first, first + 2 * (count - 1), 2 do
     local r
     if op == 'remove' then
       r = redis.call('HDEL', key, items[i])
       removed = removed + r
+      if r == 1 then note('-', kind, items[i]) end
     else
       r = redis.call('HSETNX', key, items[i], items[i + 1])
       added = added + r
+      if r == 1 then note('+', kind, items[i]) end
     end
     flags[#flags + 1] = (r == 1) and '1' or '0'
   end
 end
-apply(KEYS[1], base, n_exact)
-apply(KEYS[2], base + 2 * n_exact, n_re)
+apply(KEYS[1], 'e', base, n_exact)
+apply(KEYS[2], 'p', base + 2 * n_exact, n_re)
 if op == 'replace' then
   flags = {}
   local want = {[KEYS[1]] = {}, [KEYS[2]] = {}}
   for i = base, #items, 2 do
     want[i < base + 2 * n_exact and KEYS[1] or KEYS[2]][items[i]] = true
   end
-  for _, key in ipairs({KEYS[1], KEYS[2]}) do
+  for _, kk in ipairs({{'e', KEYS[1]}, {'p', KEYS[2]}}) do
+    local kind, key = kk[1], kk[2]
     local gone = {}
     for _, f in ipairs(redis.call('HKEYS', key)) do
-      if not want[key][f] then gone[#gone + 1] = f end
+      if not want[key][f] then
+        gone[#gone + 1] = f
+        note('-', kind, f)
+      end
     end
     -- HDEL in slices: unpack() of a huge table overflows Lua's C stack.
     for j = 1, #gone, 1000 do
@@ -78,9 +99,23 @@ if added + removed > 0 then
   local t = redis.call('TIME')
   redis.call('HSET', KEYS[4], 'at', t[1], 'by', by, 'op', op, 'added', added,
              'removed', removed, 'version', version)
+  redis.call('RPUSH', KEYS[6], 'compd1 ' .. version .. (full and ' full' or '') .. '\n' ..
+             table.concat(log))
+  redis.call('LTRIM', KEYS[6], -LOG_KEEP, -1)
   redis.call('PUBLISH', channel, version)
 end
 return {version, added, removed, table.concat(flags)}
+)lua";
+
+// KEYS: version, log. ARGV: since, most records. Reads the version and the records after
+// `since` in one step, so they belong together; a 0 instead of the records means the log
+// cannot tell (too far back, or the version went backwards).
+constexpr const char* kChangesScript = R"lua(
+local v = tonumber(redis.call('GET', KEYS[1]) or '0')
+local since = tonumber(ARGV[1])
+if v == since then return {v, {}} end
+if v < since or v - since > tonumber(ARGV[2]) then return {v, 0} end
+return {v, redis.call('LRANGE', KEYS[2], since - v, -1)}
 )lua";
 
 // Entries per RPUSH when staging; keeps each command a few MB at most.
@@ -122,6 +157,73 @@ Status ParseVersion(const RedisReply& r, uint64_t* out) {
 
 Status Malformed(const char* what) {
   return Status::Internal(std::string("unexpected reply from Redis to ") + what);
+}
+
+// Why a field of the exact hash is not an entry, or "" when it is one. Fields are written
+// canonical by compd; one that is not can never match a canonical lookup, so it is
+// reported rather than silently kept.
+const char* InvalidExactField(std::string_view field) {
+  if (field.empty() || field.find('@') == std::string_view::npos) return "not an address";
+  for (char c : field) {
+    if (c >= 'A' && c <= 'Z') return "not in canonical (lower-case) form";
+  }
+  return "";
+}
+
+// A pattern field as an Entry (its stored spelling kept as the identity, so remove and
+// list name what is there), or why it is not one.
+Status PatternField(std::string_view field, Entry* out) {
+  Status ps = ParseEntry(field, out);
+  if (ps.ok() && out->kind != EntryKind::kPattern) return Status::Invalid("not a /pattern/");
+  if (!ps.ok()) return ps;
+  out->text = std::string(field);
+  return Status::Ok();
+}
+
+// One record of the change log: "compd1 VERSION[ full]\n" then, per entry, a sign (+/-),
+// a kind (e/p), the field's length, ':' and the field.
+Status ParseLogRecord(std::string_view rec, MapChange* out, bool* full) {
+  auto bad = [&](const char* why) {
+    return Status::Internal(std::string("unreadable change log record (") + why + ")");
+  };
+  const size_t nl = rec.find('\n');
+  if (rec.substr(0, 7) != "compd1 " || nl == std::string_view::npos) return bad("header");
+  std::string_view head = rec.substr(7, nl - 7);
+  *full = false;
+  if (head.size() > 5 && head.substr(head.size() - 5) == " full") {
+    *full = true;
+    head.remove_suffix(5);
+  }
+  if (!ParseU64(std::string(head), &out->version)) return bad("version");
+  size_t pos = nl + 1;
+  while (pos < rec.size()) {
+    if (rec.size() - pos < 4) return bad("truncated");
+    const char sign = rec[pos], kind = rec[pos + 1];
+    if ((sign != '+' && sign != '-') || (kind != 'e' && kind != 'p')) return bad("entry");
+    const size_t colon = rec.find(':', pos + 2);
+    uint64_t len = 0;
+    if (colon == std::string_view::npos ||
+        !ParseU64(std::string(rec.substr(pos + 2, colon - pos - 2)), &len) ||
+        len > rec.size() - colon - 1) {
+      return bad("length");
+    }
+    const std::string_view field = rec.substr(colon + 1, len);
+    pos = colon + 1 + len;
+    Entry e;
+    e.kind = kind == 'e' ? EntryKind::kExact : EntryKind::kPattern;
+    if (sign == '-') {
+      e.text = std::string(field);  // removals need the identity alone
+      out->removed.push_back(std::move(e));
+    } else if (kind == 'e') {
+      // Skipped as a full load skips them, so both paths give the same snapshot.
+      if (*InvalidExactField(field) != '\0') continue;
+      e.text = std::string(field);
+      out->added.push_back(std::move(e));
+    } else if (PatternField(field, &e).ok()) {
+      out->added.push_back(std::move(e));
+    }
+  }
+  return Status::Ok();
 }
 
 }  // namespace
@@ -181,18 +283,21 @@ Status MapStore::Change(const char* op, const std::vector<Item>& items, const st
   const std::string staging = keys_.prefix + "map:staging:" + RandomHex();
   std::vector<std::string> eval = {"EVAL",
                                    kChangeScript,
-                                   "5",
+                                   "6",
                                    keys_.exact(),
                                    keys_.patterns(),
                                    keys_.version(),
                                    keys_.changed(),
                                    staging,
+                                   keys_.log(),
                                    op,
                                    by,
                                    keys_.channel(),
                                    n <= max_script_entries_ ? "inline" : "staged",
                                    std::to_string(n_exact),
-                                   std::to_string(n - n_exact)};
+                                   std::to_string(n - n_exact),
+                                   std::to_string(kLogMaxEntries),
+                                   std::to_string(kLogKeep)};
   std::vector<std::vector<std::string>> commands;
   if (n <= max_script_entries_) {
     eval.reserve(eval.size() + 2 * n);
@@ -300,14 +405,111 @@ Status MapStore::Load(MapState* out) { return LoadRaw(true, out); }
 
 Status MapStore::LoadEntries(std::vector<Entry>* out, uint64_t* version,
                              std::vector<std::string>* invalid) {
-  MapState state;
-  Status s = LoadRaw(false, &state);
-  if (!s.ok()) return s;
+  return ReadEntries([&](const MapEntriesView& map) {
+    out->clear();
+    out->reserve(map.exact.size() + map.patterns.size());
+    for (std::string_view text : map.exact) {
+      Entry e;
+      e.kind = EntryKind::kExact;
+      e.text = std::string(text);
+      out->push_back(std::move(e));
+    }
+    std::sort(out->begin(), out->end(),
+              [](const Entry& a, const Entry& b) { return a.text < b.text; });
+    out->insert(out->end(), map.patterns.begin(), map.patterns.end());
+    *version = map.version;
+    if (invalid != nullptr) *invalid = map.invalid;
+    return Status::Ok();
+  });
+}
+
+Status MapStore::ReadEntries(const std::function<Status(const MapEntriesView& map)>& fn) {
+  std::vector<RedisReply> queued;
+  return client_->Pipeline(
+      {{"MULTI"},
+       {"HKEYS", keys_.exact()},
+       {"HKEYS", keys_.patterns()},
+       {"GET", keys_.version()},
+       {"EXEC"}},
+      &queued, [&](const RedisReplyView& exec) {
+        if (exec.type() != RedisReply::Type::kArray || exec.size() != 3 ||
+            exec[0].type() != RedisReply::Type::kArray ||
+            exec[1].type() != RedisReply::Type::kArray) {
+          return Malformed("MULTI/EXEC of the map");
+        }
+        MapEntriesView map;
+        RedisReply version;
+        version.type = exec[2].type();
+        version.str = std::string(exec[2].str());
+        version.integer = exec[2].integer();
+        Status s = ParseVersion(version, &map.version);
+        if (!s.ok()) return s;
+        const RedisReplyView exact = exec[0], patterns = exec[1];
+        map.exact.reserve(exact.size());
+        for (size_t i = 0; i < exact.size(); ++i) {
+          const std::string_view field = exact[i].str();
+          const char* why = InvalidExactField(field);
+          if (*why != '\0') {
+            map.invalid.push_back(keys_.exact() + ": '" + std::string(field) + "': " + why);
+            continue;
+          }
+          map.exact.push_back(field);
+        }
+        for (size_t i = 0; i < patterns.size(); ++i) {
+          const std::string_view field = patterns[i].str();
+          Entry e;
+          Status ps = PatternField(field, &e);
+          if (!ps.ok()) {
+            map.invalid.push_back(keys_.patterns() + ": '" + std::string(field) +
+                                  "': " + ps.message());
+            continue;
+          }
+          map.patterns.push_back(std::move(e));
+        }
+        std::sort(map.patterns.begin(), map.patterns.end(),
+                  [](const Entry& a, const Entry& b) { return a.text < b.text; });
+        return fn(map);
+      });
+}
+
+Status MapStore::ChangesSince(uint64_t since, std::vector<MapChange>* out, uint64_t* version) {
   out->clear();
-  out->reserve(state.entries.size());
-  for (auto& e : state.entries) out->push_back(std::move(e.entry));
-  *version = state.version;
-  if (invalid != nullptr) *invalid = std::move(state.invalid);
+  RedisReply r;
+  Status s = client_->Command({"EVAL", kChangesScript, "2", keys_.version(), keys_.log(),
+                               std::to_string(since), std::to_string(kLogKeep)},
+                              &r);
+  if (!s.ok()) return s;
+  if (r.type != RedisReply::Type::kArray || r.elements.size() != 2 ||
+      r.elements[0].type != RedisReply::Type::kInteger || r.elements[0].integer < 0) {
+    return Malformed("the change log script");
+  }
+  *version = static_cast<uint64_t>(r.elements[0].integer);
+  const RedisReply& records = r.elements[1];
+  if (records.type != RedisReply::Type::kArray) {
+    return Status::NotFound("the change log does not reach back from version " +
+                            std::to_string(*version) + " to " + std::to_string(since));
+  }
+  if (records.elements.size() != *version - since) {
+    return Status::NotFound("the change log holds " + std::to_string(records.elements.size()) +
+                            " of the " + std::to_string(*version - since) + " changes after " +
+                            std::to_string(since));
+  }
+  out->reserve(records.elements.size());
+  for (size_t i = 0; i < records.elements.size(); ++i) {
+    MapChange change;
+    bool full = false;
+    s = ParseLogRecord(records.elements[i].str, &change, &full);
+    if (!s.ok()) return s;
+    if (change.version != since + 1 + i) {
+      return Status::NotFound("the change log skips from version " + std::to_string(since + i) +
+                              " to " + std::to_string(change.version));
+    }
+    if (full) {
+      return Status::NotFound("change " + std::to_string(change.version) +
+                              " was too large for the change log");
+    }
+    out->push_back(std::move(change));
+  }
   return Status::Ok();
 }
 
@@ -336,15 +538,9 @@ Status MapStore::LoadRaw(bool with_meta, MapState* out) {
   state.entries.reserve((exact.size() + patterns.size()) / step);
   for (size_t i = 0; i + step - 1 < exact.size(); i += step) {
     const std::string& field = exact[i].str;
-    // Fields are written canonical by compd; one that is not can never match a canonical
-    // lookup, so it is reported rather than silently kept.
-    if (field.empty() || field.find('@') == std::string::npos) {
-      state.invalid.push_back(keys_.exact() + ": '" + field + "': not an address");
-      continue;
-    }
-    if (CanonicalAddress(field) != field) {
-      state.invalid.push_back(keys_.exact() + ": '" + field +
-                              "': not in canonical (lower-case) form");
+    const char* why = InvalidExactField(field);
+    if (*why != '\0') {
+      state.invalid.push_back(keys_.exact() + ": '" + field + "': " + why);
       continue;
     }
     StoredEntry e;
@@ -357,14 +553,11 @@ Status MapStore::LoadRaw(bool with_meta, MapState* out) {
   for (size_t i = 0; i + step - 1 < patterns.size(); i += step) {
     const std::string& field = patterns[i].str;
     StoredEntry e;
-    Status ps = ParseEntry(field, &e.entry);
-    if (!ps.ok() || e.entry.kind != EntryKind::kPattern) {
-      state.invalid.push_back(keys_.patterns() + ": '" + field +
-                              "': " + (ps.ok() ? "not a /pattern/" : ps.message()));
+    Status ps = PatternField(field, &e.entry);
+    if (!ps.ok()) {
+      state.invalid.push_back(keys_.patterns() + ": '" + field + "': " + ps.message());
       continue;
     }
-    // Keep the stored spelling as the identity, so remove and list name what is there.
-    e.entry.text = field;
     if (with_meta) e.meta = EntryMeta::FromJson(patterns[i + 1].str);
     state.entries.push_back(std::move(e));
   }

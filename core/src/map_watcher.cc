@@ -1,8 +1,10 @@
 #include "compd/map_watcher.h"
 
+#include <malloc.h>
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <unordered_map>
 #include <vector>
 
 #include "compd/event.h"
@@ -66,6 +68,7 @@ Status MapWatcher::Start() {
                                       : "there are no map files in " + options_.map_dir) +
             ": serving an EMPTY map (nothing is blocked) until Redis answers");
   }
+  MaybeWriteFiles(/*now=*/true);
   thread_ = std::thread(&MapWatcher::Loop, this);
   return Status::Ok();
 }
@@ -110,52 +113,126 @@ void MapWatcher::NoteRedisSuccess() {
   redis_up_ = true;
 }
 
+void MapWatcher::NoteBadVersion(uint64_t version, const Status& s) {
+  ++load_errors_;
+  failed_version_ = version;
+  has_failed_version_ = true;
+  Log(LogLevel::kError, "map: version " + std::to_string(version) + " NOT applied: " +
+                            s.ToString() + "; still enforcing " + Describe(*Current()));
+}
+
 bool MapWatcher::LoadFromRedis() {
-  MapState state;
+  auto snap = std::make_shared<Snapshot>();
+  Status built;
+  std::vector<std::string> invalid;
   bool was_connected = redis_->connected();
-  Status s = store_->Load(&state);
-  if (!s.ok() && was_connected) s = store_->Load(&state);  // see CheckVersion
+  auto read = [&] {
+    return store_->ReadEntries([&](const MapEntriesView& map) {
+      snap->version = map.version;
+      invalid = map.invalid;
+      // A version that did not compile before is not compiled again.
+      if (has_failed_version_ && map.version == failed_version_) return Status::Ok();
+      built = Matcher::Build(map.exact, map.patterns, options_.matcher, &snap->matcher);
+      return Status::Ok();
+    });
+  };
+  // The whole map takes seconds at a million entries: a longer timeout for this read.
+  redis_->set_timeout(std::max(options_.redis_timeout, options_.load_timeout));
+  Status s = read();
+  if (!s.ok() && was_connected) s = read();  // see CheckVersion
+  redis_->set_timeout(options_.redis_timeout);
   if (!s.ok()) {
     redis_->Disconnect();
     NoteRedisFailure(s);
     return false;
   }
   NoteRedisSuccess();
-  if (has_failed_version_ && state.version == failed_version_) return true;
-
-  std::vector<Entry> entries;
-  entries.reserve(state.entries.size());
-  for (StoredEntry& e : state.entries) entries.push_back(std::move(e.entry));
-  auto snap = std::make_shared<Snapshot>();
-  s = Matcher::Build(entries, options_.matcher, &snap->matcher);
-  if (!s.ok() || snap->matcher == nullptr) {
-    ++load_errors_;
-    failed_version_ = state.version;
-    has_failed_version_ = true;
-    Log(LogLevel::kError, "map: version " + std::to_string(state.version) + " NOT applied: " +
-                              s.ToString() + "; still enforcing " + Describe(*Current()));
+  if (has_failed_version_ && snap->version == failed_version_) return true;
+  if (!invalid.empty()) {
+    Log(LogLevel::kWarning, "map: " + std::to_string(invalid.size()) +
+                                " field(s) in Redis are not valid entries and are never "
+                                "matched (written by hand?); the first: " +
+                                invalid.front());
+  }
+  if (!built.ok() || snap->matcher == nullptr) {
+    NoteBadVersion(snap->version, built);
     return true;  // Redis is fine; the map is not
   }
   has_failed_version_ = false;
-  snap->version = state.version;
   snap->loaded = std::chrono::system_clock::now();
   snap->exact = snap->matcher->exact_count();
   snap->patterns = snap->matcher->pattern_count();
   snap->source = "redis";
   auto old = Current();
   Log(LogLevel::kInfo, "map: loaded " + Describe(*snap) + "; was " + Describe(*old));
-  Install(snap);
+  old.reset();
+  Install(std::move(snap));
+  ++full_loads_;
+  files_pending_ = true;
+  // The reply and the previous snapshot were freed in the middle of the heap; give those
+  // pages back, or the milter keeps its peak size (twice the map) for good.
+  malloc_trim(0);
+  return true;
+}
 
-  if (!options_.map_dir.empty()) {
-    s = WriteMapFiles(options_.map_dir, entries);
-    if (!s.ok()) {
-      Log(LogLevel::kError,
-          "map: cannot write the map files for rspamd and for starting without "
-          "Redis: " +
-              s.ToString());
+bool MapWatcher::ApplyChanges(const std::vector<MapChange>& changes, uint64_t version) {
+  // The net effect of the changes, applied at once: a burst costs one Apply, and a change
+  // that did not compile (a pattern too big) stops blocking once a later one undoes it.
+  std::unordered_map<std::string, const Entry*> net_added, net_removed;  // by kind + text
+  for (const MapChange& c : changes) {
+    for (const Entry& e : c.removed) {
+      const std::string id = EntryKindName(e.kind) + (" " + e.text);
+      net_added.erase(id);
+      net_removed[id] = &e;
+    }
+    for (const Entry& e : c.added) {
+      const std::string id = EntryKindName(e.kind) + (" " + e.text);
+      net_removed.erase(id);
+      net_added[id] = &e;
     }
   }
+  std::vector<Entry> added, removed;
+  for (const auto& [id, e] : net_added) added.push_back(*e);
+  for (const auto& [id, e] : net_removed) removed.push_back(*e);
+  std::shared_ptr<const Matcher> m;
+  Status s = Current()->matcher->Apply(added, removed, &m);
+  if (!s.ok()) {
+    NoteBadVersion(version, s);
+    return false;
+  }
+  has_failed_version_ = false;
+  auto snap = std::make_shared<Snapshot>();
+  snap->matcher = std::move(m);
+  snap->version = version;
+  snap->loaded = std::chrono::system_clock::now();
+  snap->exact = snap->matcher->exact_count();
+  snap->patterns = snap->matcher->pattern_count();
+  snap->source = "redis";
+  Log(LogLevel::kInfo, "map: version " + std::to_string(version) +
+                           " applied from the change log (" + std::to_string(changes.size()) +
+                           " change(s): +" + std::to_string(added.size()) + " -" +
+                           std::to_string(removed.size()) + "): " + Describe(*snap));
+  Install(std::move(snap));
+  files_pending_ = true;
   return true;
+}
+
+void MapWatcher::MaybeWriteFiles(bool now) {
+  if (!files_pending_ || options_.map_dir.empty()) return;
+  const auto t = std::chrono::steady_clock::now();
+  if (!now && t < files_next_) return;
+  files_pending_ = false;
+  files_next_ = t + options_.files_interval;
+  auto snap = Current();
+  if (snap->source != "redis") return;
+  Status s =
+      WriteMapFiles(options_.map_dir, snap->matcher->ExactTexts(), snap->matcher->PatternTexts());
+  if (!s.ok()) {
+    Log(LogLevel::kError,
+        "map: cannot write the map files for rspamd and for starting without Redis: " +
+            s.ToString());
+  }
+  malloc_trim(0);  // the file's text was as big as the map
 }
 
 bool MapWatcher::LoadFromFiles() {
@@ -203,25 +280,39 @@ bool MapWatcher::LoadFromFiles() {
                               Describe(*snap) + " in " + options_.map_dir + " (written " + newest +
                               ") until it answers");
   Install(snap);
+  ++full_loads_;
   return true;
 }
 
 bool MapWatcher::CheckVersion() {
+  auto cur = Current();
+  const bool from_redis = cur->source == "redis";
+  const uint64_t since = cur->version;
+  std::vector<MapChange> changes;
   uint64_t version = 0;
   bool was_connected = redis_->connected();
-  Status s = store_->Version(&version);
+  // The changes since our version, or (when the snapshot is not from Redis) just the
+  // version; one round trip either way.
+  auto ask = [&] {
+    return from_redis ? store_->ChangesSince(since, &changes, &version) : store_->Version(&version);
+  };
+  Status s = ask();
   // A connection from before an outage fails once after Redis is back: try a fresh one
   // at once rather than serve a stale map until the next poll.
-  if (!s.ok() && was_connected) s = store_->Version(&version);
-  if (!s.ok()) {
+  if (!s.ok() && !s.IsNotFound() && was_connected) s = ask();
+  if (!s.ok() && !s.IsNotFound()) {
     redis_->Disconnect();
     NoteRedisFailure(s);
     return false;
   }
   NoteRedisSuccess();
-  auto cur = Current();
-  if (cur->source == "redis" && cur->version == version) return true;
+  if (from_redis && version == since) return true;
   if (has_failed_version_ && version == failed_version_) return true;
+  if (from_redis && s.ok()) {
+    ApplyChanges(changes, version);
+    return true;
+  }
+  if (from_redis) Log(LogLevel::kInfo, "map: reading the whole map: " + s.message());
   return LoadFromRedis();
 }
 
@@ -231,6 +322,7 @@ void MapWatcher::Loop() {
   bool subscribed = false;
   auto next_poll = std::chrono::steady_clock::now() + options_.poll_interval;
   while (!stopping()) {
+    MaybeWriteFiles(/*now=*/false);
     if (!subscribed) {
       Status s = sub.Subscribe({keys.channel()});
       if (!s.ok()) {
@@ -247,6 +339,10 @@ void MapWatcher::Loop() {
     auto now = std::chrono::steady_clock::now();
     auto until_poll = std::chrono::duration_cast<std::chrono::milliseconds>(next_poll - now);
     auto slice = std::clamp(until_poll, std::chrono::milliseconds(0), kReadSlice);
+    if (files_pending_) {
+      auto until_files = std::chrono::duration_cast<std::chrono::milliseconds>(files_next_ - now);
+      slice = std::clamp(until_files, std::chrono::milliseconds(0), slice);
+    }
     std::string channel, payload;
     Status s = sub.ReadMessage(slice, &channel, &payload);
     if (s.ok()) {
@@ -269,6 +365,7 @@ void MapWatcher::Loop() {
       next_poll = std::chrono::steady_clock::now() + (ok ? options_.poll_interval : backoff_);
     }
   }
+  MaybeWriteFiles(/*now=*/true);  // a change applied just before the stop
 }
 
 MapWatcherStats MapWatcher::stats() const {
@@ -277,6 +374,7 @@ MapWatcherStats MapWatcher::stats() const {
   st.version = cur->version;
   st.source = cur->source;
   st.loads = loads_;
+  st.full_loads = full_loads_;
   st.load_errors = load_errors_;
   st.redis_errors = redis_errors_;
   st.redis_up = redis_up_;

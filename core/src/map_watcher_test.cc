@@ -103,6 +103,95 @@ TEST_CASE("map watcher enforces a change published by another client within a se
   CHECK(watcher.stats().loads == 2);
 }
 
+// What `mapctl remove` does.
+void RemoveFromMap(const RedisUrl& url, const std::vector<StoredEntry>& entries) {
+  RedisClient client(url);
+  MapStore store(&client, "t:");
+  std::vector<Entry> list;
+  for (const StoredEntry& e : entries) list.push_back(e.entry);
+  std::vector<bool> removed;
+  Status s = store.Remove(list, "test", &removed);
+  INFO(s.ToString());
+  REQUIRE(s.ok());
+}
+
+TEST_CASE("map watcher applies small changes from the log, and reads the whole map otherwise",
+          "[redis][map_watcher]") {
+  RedisServer redis;
+  TempDir tmp;
+  LogCapture log;
+  std::vector<StoredEntry> base;
+  for (int i = 0; i < 2000; ++i) base.push_back(Exact("base" + std::to_string(i) + "@x.example"));
+  AddToMap(redis.url(), base);
+
+  MapWatcherOptions opts = Options(redis.url());
+  opts.map_dir = tmp.path();
+  opts.poll_interval = std::chrono::milliseconds(200);
+  opts.files_interval = std::chrono::milliseconds(300);
+  MapWatcher watcher(opts, log.fn());
+  REQUIRE(watcher.Start().ok());
+  REQUIRE(watcher.stats().full_loads == 1);
+
+  // A burst of small changes: each applied from the log, none read the whole map.
+  for (int i = 0; i < 20; ++i) {
+    AddToMap(redis.url(), {Exact("burst" + std::to_string(i) + "@x.example")});
+  }
+  RemoveFromMap(redis.url(), {Exact("base7@x.example")});
+  AddToMap(redis.url(), {Pattern("^late[0-9]+@")});
+  CHECK(WaitUntil([&] { return Listed(watcher, "late1@y.example"); }));
+  CHECK(Listed(watcher, "burst19@x.example"));
+  CHECK_FALSE(Listed(watcher, "base7@x.example"));
+  CHECK(Listed(watcher, "base8@x.example"));
+  CHECK(watcher.Current()->exact == 2000 + 20 - 1);
+  CHECK(watcher.stats().full_loads == 1);
+  CHECK(log.Contains("applied from the change log"));
+  // The files catch up with the burst (written at most every files_interval).
+  CHECK(WaitUntil([&] {
+    const std::string exact = ReadFileOrEmpty(tmp / kExactMapFile);
+    return exact.find("burst19@x.example") != std::string::npos &&
+           exact.find("base7@x.example") == std::string::npos &&
+           ReadFileOrEmpty(tmp / kPatternMapFile).find("/^late[0-9]+@/") != std::string::npos;
+  }));
+
+  // An import too large for the log: the whole map is read again.
+  std::vector<StoredEntry> import;
+  for (size_t i = 0; i <= MapStore::kLogMaxEntries; ++i) {
+    import.push_back(Exact("import" + std::to_string(i) + "@x.example"));
+  }
+  AddToMap(redis.url(), import);
+  CHECK(WaitUntil([&] { return Listed(watcher, "import10000@x.example"); }));
+  CHECK(watcher.stats().full_loads == 2);
+  CHECK(log.Contains("reading the whole map: change"));
+  CHECK(watcher.Current()->exact == 2000 + 20 - 1 + MapStore::kLogMaxEntries + 1);
+  // And small changes after it come from the log again.
+  RemoveFromMap(redis.url(), {Exact("import3@x.example")});
+  CHECK(WaitUntil([&] { return !Listed(watcher, "import3@x.example"); }));
+  CHECK(watcher.stats().full_loads == 2);
+}
+
+TEST_CASE("map watcher keeps the old snapshot when a change does not compile",
+          "[redis][map_watcher]") {
+  RedisServer redis;
+  LogCapture log;
+  AddToMap(redis.url(), {Exact("keep@x.example")});
+  MapWatcherOptions opts = Options(redis.url());
+  // Room for small patterns only: a big one cannot compile, though ParseEntry takes it.
+  opts.matcher.re2_max_mem = 64 << 10;
+  MapWatcher watcher(opts, log.fn());
+  REQUIRE(watcher.Start().ok());
+  const uint64_t before = watcher.Current()->version;
+  AddToMap(redis.url(), {Pattern("^(a|b|c|d|e|f|g|h){1,1000}[0-9]{1,1000}@huge\\.example$")});
+  CHECK(WaitUntil([&] { return log.Contains("NOT applied"); }));
+  CHECK(watcher.Current()->version == before);
+  CHECK(Listed(watcher, "keep@x.example"));
+  CHECK(watcher.stats().load_errors >= 1);
+  // The next good change is applied (the bad pattern still fails, so it is read whole).
+  RemoveFromMap(redis.url(), {Pattern("^(a|b|c|d|e|f|g|h){1,1000}[0-9]{1,1000}@huge\\.example$")});
+  AddToMap(redis.url(), {Exact("next@x.example")});
+  CHECK(WaitUntil([&] { return Listed(watcher, "next@x.example"); }));
+  CHECK(Listed(watcher, "keep@x.example"));
+}
+
 TEST_CASE("map watcher polls the version when a change message is missed", "[redis][map_watcher]") {
   RedisServer redis;
   MapWatcherOptions opts = Options(redis.url());

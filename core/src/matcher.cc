@@ -207,18 +207,47 @@ RE2::Options PatternOptions(bool utf8, int64_t max_mem) {
   return o;
 }
 
-}  // namespace
+// The exact entries of a snapshot as built: the table of canonical keys and, for keys
+// that stand for something other than the key itself, the entry texts. Immutable once
+// built, and shared by every snapshot that Apply derives from this one.
+struct ExactPart {
+  ExactTable table;
+  // Keys whose entries are not just the key itself (canon options on, or an entry given
+  // in another case): every entry text of that key, sorted, unique. The first is the one
+  // a lookup reports.
+  std::unordered_map<uint32_t, std::vector<std::string>> texts;
 
-struct Matcher::Rep {
-  Options options;
-  bool default_canon = true;  // CanonicalAddress is a plain ASCII lower-case
+  std::string_view Reported(uint32_t index) const {
+    auto it = texts.find(index);
+    return it == texts.end() ? table.Key(index) : std::string_view(it->second.front());
+  }
+  template <typename Fn>
+  void ForEachText(uint32_t index, Fn&& fn) const {
+    auto it = texts.find(index);
+    if (it == texts.end()) {
+      fn(table.Key(index));
+    } else {
+      for (const std::string& t : it->second) fn(std::string_view(t));
+    }
+  }
+};
 
-  ExactTable exact;
-  // Entry text for keys whose canonical form differs from the entry that produced it
-  // (canon options on): the operator should see the entry they wrote.
-  std::unordered_map<uint32_t, std::string> exact_texts;
+// The changes Apply made to the exact entries since the last full build. Small by
+// construction: past a fraction of the base, Apply compacts (builds a new base).
+struct Overlay {
+  std::unordered_set<std::string> added;    // entry texts that are not in the base
+  std::unordered_set<std::string> removed;  // entry texts of the base that are gone
+  ExactTable table;                         // canonical keys whose answer differs from the base
+  std::vector<std::string> reported;        // by table index: the text to report; "" = none
+};
 
-  std::vector<std::string> patterns;  // entry texts, sorted and unique; index = pattern id
+// The patterns of a snapshot, compiled. Immutable once built; shared by the snapshots Apply
+// derives without touching patterns.
+struct PatternPart {
+  int64_t max_mem = 0;
+  bool individual_only = false;
+  std::vector<Entry> all;             // every pattern given, sorted by text, unique
+  std::vector<std::string> patterns;  // the ones kept (see DropRspamdDuplicates); index = id
   std::vector<CompiledPatternSpec> specs;
   std::vector<PatternSet> sets;
 
@@ -233,8 +262,8 @@ struct Matcher::Rep {
     for (size_t id = 0; id < specs.size(); ++id) {
       // 3/2 of the set budget: an RE2 gives its forward program 2/3 of max_mem, so each
       // pattern gets at least what the whole set had and compiles wherever the set did.
-      individual[id] = std::make_unique<RE2>(
-          specs[id].pattern, PatternOptions(specs[id].utf8, options.re2_max_mem / 2 * 3));
+      individual[id] =
+          std::make_unique<RE2>(specs[id].pattern, PatternOptions(specs[id].utf8, max_mem / 2 * 3));
     }
   }
 
@@ -252,11 +281,11 @@ struct Matcher::Rep {
     return kNoPattern;
   }
 
-  uint32_t MatchPatterns(std::string_view address) const {
+  uint32_t Match(std::string_view address) const {
     const re2::StringPiece text(address.data(), address.size());
     uint32_t best = kNoPattern;
     for (const PatternSet& ps : sets) {
-      if (options.individual_patterns) {
+      if (individual_only) {
         best = std::min(best, MatchIndividually(ps, address));
         continue;
       }
@@ -280,83 +309,47 @@ struct Matcher::Rep {
   }
 };
 
-Matcher::Matcher() : rep_(std::make_unique<Rep>()) {}
-Matcher::~Matcher() = default;
+bool ByText(const Entry& a, const Entry& b) { return a.text < b.text; }
 
-Status Matcher::Build(const std::vector<Entry>& entries, const Options& options,
-                      std::shared_ptr<const Matcher>* out) {
-  std::unique_ptr<Matcher> m(new Matcher());
-  Rep& r = *m->rep_;
-  r.options = options;
-  r.default_canon = !options.canon.strip_subaddress && !options.canon.gmail_dots;
-
-  size_t exact_keys = 0, exact_bytes = 0;
-  std::vector<const Entry*> patterns;
-  for (const Entry& e : entries) {
-    if (e.kind == EntryKind::kExact) {
-      ++exact_keys;
-      exact_bytes += e.text.size();
-    } else {
-      patterns.push_back(&e);
-    }
-  }
-
-  r.exact.Reserve(exact_keys, exact_bytes);
-  for (const Entry& e : entries) {
-    if (e.kind != EntryKind::kExact) continue;
-    std::string key = CanonicalAddress(e.text, options.canon);
-    if (!r.exact.HasRoomFor(key.size())) {
-      return Status::Invalid("too many exact entries: their canonical forms exceed 4 GiB");
-    }
-    const auto [index, added] = r.exact.Insert(key);
-    // Several entries can share a key (duplicates, or `a+x@d` and `a@d` when subaddresses
-    // are stripped); report the one that sorts first so the answer does not depend on
-    // the order entries arrived in.
-    auto it = r.exact_texts.find(index);
-    if (added) {
-      if (e.text != key) r.exact_texts.emplace(index, e.text);
-    } else if (e.text < (it == r.exact_texts.end() ? std::string_view(key) : it->second)) {
-      if (e.text == key) {
-        r.exact_texts.erase(it);
-      } else {
-        r.exact_texts[index] = e.text;
-      }
-    }
-  }
-
+// Compiles `all` (patterns, sorted by text and unique) into a PatternPart.
+Status BuildPatterns(std::vector<Entry> all, const Matcher::Options& options,
+                     std::shared_ptr<const PatternPart>* out) {
+  auto part = std::make_shared<PatternPart>();
+  PatternPart& p = *part;
+  p.max_mem = options.re2_max_mem;
+  p.individual_only = options.individual_patterns;
+  p.all = std::move(all);
   // Sorted by text, so that set indices and pattern ids both follow the sort order and
   // "the first matching pattern" is the smallest id.
-  std::sort(patterns.begin(), patterns.end(),
-            [](const Entry* a, const Entry* b) { return a->text < b->text; });
-  patterns.erase(std::unique(patterns.begin(), patterns.end(),
-                             [](const Entry* a, const Entry* b) { return a->text == b->text; }),
-                 patterns.end());
+  std::vector<const Entry*> kept;
+  kept.reserve(p.all.size());
+  for (const Entry& e : p.all) kept.push_back(&e);
   {
     // Keep exactly the patterns rspamd keeps from the same file.
     std::vector<std::string> texts;
-    texts.reserve(patterns.size());
-    for (const Entry* e : patterns) texts.push_back(e->text);
+    texts.reserve(p.all.size());
+    for (const Entry& e : p.all) texts.push_back(e.text);
     DropRspamdDuplicates(&texts);
-    if (texts.size() != patterns.size()) {
-      std::unordered_set<std::string_view> kept(texts.begin(), texts.end());
-      patterns.erase(std::remove_if(patterns.begin(), patterns.end(),
-                                    [&](const Entry* e) { return kept.count(e->text) == 0; }),
-                     patterns.end());
+    if (texts.size() != kept.size()) {
+      std::unordered_set<std::string_view> keep(texts.begin(), texts.end());
+      kept.erase(std::remove_if(kept.begin(), kept.end(),
+                                [&](const Entry* e) { return keep.count(e->text) == 0; }),
+                 kept.end());
     }
   }
-  if (patterns.size() >= kNoPattern) return Status::Invalid("too many patterns");
+  if (kept.size() >= kNoPattern) return Status::Invalid("too many patterns");
 
   PatternSet* by_kind[4] = {nullptr, nullptr, nullptr, nullptr};
-  r.sets.reserve(4);  // no reallocation: by_kind points into it
-  for (const Entry* e : patterns) {
-    const uint32_t id = static_cast<uint32_t>(r.patterns.size());
-    r.patterns.push_back(e->text);
-    r.specs.push_back(PatternSpec(*e));
-    const CompiledPatternSpec& spec = r.specs.back();
+  p.sets.reserve(4);  // no reallocation: by_kind points into it
+  for (const Entry* e : kept) {
+    const uint32_t id = static_cast<uint32_t>(p.patterns.size());
+    p.patterns.push_back(e->text);
+    p.specs.push_back(PatternSpec(*e));
+    const CompiledPatternSpec& spec = p.specs.back();
     const bool anchored = StartAnchored(*e);
     PatternSet*& ps = by_kind[(spec.utf8 ? 2 : 0) + (anchored ? 1 : 0)];
     if (ps == nullptr) {
-      ps = &r.sets.emplace_back();
+      ps = &p.sets.emplace_back();
       ps->utf8 = spec.utf8;
       ps->anchored = anchored;
       ps->set = std::make_unique<RE2::Set>(PatternOptions(spec.utf8, options.re2_max_mem),
@@ -368,7 +361,7 @@ Status Matcher::Build(const std::vector<Entry>& entries, const Options& options,
     }
     ps->ids.push_back(id);
   }
-  for (PatternSet& ps : r.sets) {
+  for (PatternSet& ps : p.sets) {
     if (!ps.set->Compile()) {
       return Status::Invalid(
           "cannot compile " + std::to_string(ps.ids.size()) +
@@ -378,24 +371,263 @@ Status Matcher::Build(const std::vector<Entry>& entries, const Options& options,
     }
   }
   if (options.individual_patterns) {
-    std::call_once(r.individual_once, [&r] { r.CompileIndividual(); });
-    for (size_t id = 0; id < r.individual.size(); ++id) {
-      if (!r.individual[id]->ok()) {
-        return Status::Invalid("pattern " + r.patterns[id] +
-                               ": cannot compile: " + r.individual[id]->error());
+    std::call_once(p.individual_once, [&p] { p.CompileIndividual(); });
+    for (size_t id = 0; id < p.individual.size(); ++id) {
+      if (!p.individual[id]->ok()) {
+        return Status::Invalid("pattern " + p.patterns[id] +
+                               ": cannot compile: " + p.individual[id]->error());
       }
     }
   }
+  *out = std::move(part);
+  return Status::Ok();
+}
 
+bool HasAsciiUpper(std::string_view s) {
+  for (char c : s) {
+    if (c >= 'A' && c <= 'Z') return true;
+  }
+  return false;
+}
+
+}  // namespace
+
+struct Matcher::Rep {
+  Options options;
+  bool default_canon = true;  // CanonicalAddress is a plain ASCII lower-case
+
+  std::shared_ptr<const ExactPart> base;  // never null
+  Overlay overlay;
+  std::shared_ptr<const PatternPart> patterns;  // never null
+  size_t exact_count = 0;                       // distinct canonical keys present
+
+  std::string Key(std::string_view text) const {
+    if (default_canon && !HasAsciiUpper(text)) return std::string(text);
+    return CanonicalAddress(text, options.canon);
+  }
+
+  // Whether the base holds the entry `text` (removed or not).
+  bool BaseHas(const std::string& text) const {
+    const std::string key = Key(text);
+    const int64_t index = base->table.size() == 0 ? -1 : base->table.Find(key, HashLower(key));
+    if (index < 0) return false;
+    bool found = false;
+    base->ForEachText(static_cast<uint32_t>(index),
+                      [&](std::string_view t) { found = found || t == text; });
+    return found;
+  }
+};
+
+namespace {
+
+// Builds the table of exact entries from their texts (entries from ParseEntry).
+Status BuildExact(const Matcher::Options& options, bool default_canon,
+                  const std::vector<std::string_view>& texts,
+                  std::shared_ptr<const ExactPart>* out) {
+  auto part = std::make_shared<ExactPart>();
+  ExactPart& x = *part;
+  size_t bytes = 0;
+  for (std::string_view t : texts) bytes += t.size();
+  x.table.Reserve(texts.size(), bytes);
+  std::string scratch;
+  for (std::string_view text : texts) {
+    // With default options the key of a lower-case entry is the entry itself: no copy.
+    std::string_view key = text;
+    if (!default_canon || HasAsciiUpper(text)) {
+      scratch = CanonicalAddress(text, options.canon);
+      key = scratch;
+    }
+    if (!x.table.HasRoomFor(key.size())) {
+      return Status::Invalid("too many exact entries: their canonical forms exceed 4 GiB");
+    }
+    const auto [index, added] = x.table.Insert(key);
+    // Several entries can share a key (duplicates, or `a+x@d` and `a@d` when subaddresses
+    // are stripped): all are kept, and a lookup reports the one that sorts first, so the
+    // answer does not depend on the order entries arrived in.
+    auto it = x.texts.find(index);
+    if (added) {
+      if (text != key) x.texts[index].emplace_back(text);
+    } else if (it == x.texts.end()) {
+      if (text != key) x.texts[index] = {std::string(key), std::string(text)};
+    } else {
+      it->second.emplace_back(text);
+    }
+  }
+  for (auto& [index, list] : x.texts) {
+    std::sort(list.begin(), list.end());
+    list.erase(std::unique(list.begin(), list.end()), list.end());
+  }
+  *out = std::move(part);
+  return Status::Ok();
+}
+
+// Apply compacts once the overlay holds more entries than this, or than an eighth of the
+// base: the overlay is rebuilt on every change, the base only when compacting.
+constexpr size_t kMinCompaction = 4096;
+
+}  // namespace
+
+Matcher::Matcher() : rep_(std::make_unique<Rep>()) {}
+Matcher::~Matcher() = default;
+
+Status Matcher::Build(const std::vector<std::string_view>& exact, std::vector<Entry> patterns,
+                      const Options& options, std::shared_ptr<const Matcher>* out) {
+  std::unique_ptr<Matcher> m(new Matcher());
+  Rep& r = *m->rep_;
+  r.options = options;
+  r.default_canon = !options.canon.strip_subaddress && !options.canon.gmail_dots;
+  Status s = BuildExact(options, r.default_canon, exact, &r.base);
+  if (!s.ok()) return s;
+  r.exact_count = r.base->table.size();
+  std::sort(patterns.begin(), patterns.end(), ByText);
+  patterns.erase(std::unique(patterns.begin(), patterns.end(),
+                             [](const Entry& a, const Entry& b) { return a.text == b.text; }),
+                 patterns.end());
+  s = BuildPatterns(std::move(patterns), options, &r.patterns);
+  if (!s.ok()) return s;
+  *out = std::shared_ptr<const Matcher>(m.release());
+  return Status::Ok();
+}
+
+Status Matcher::Build(const std::vector<Entry>& entries, const Options& options,
+                      std::shared_ptr<const Matcher>* out) {
+  std::vector<std::string_view> exact;
+  std::vector<Entry> patterns;
+  for (const Entry& e : entries) {
+    if (e.kind == EntryKind::kExact) {
+      exact.push_back(e.text);
+    } else {
+      patterns.push_back(e);
+    }
+  }
+  return Build(exact, std::move(patterns), options, out);
+}
+
+Status Matcher::Apply(const std::vector<Entry>& added, const std::vector<Entry>& removed,
+                      std::shared_ptr<const Matcher>* out) const {
+  const Rep& r = *rep_;
+  std::unordered_set<std::string> ov_added = r.overlay.added;
+  std::unordered_set<std::string> ov_removed = r.overlay.removed;
+  std::unordered_set<std::string> patterns_removed;
+  std::vector<const Entry*> patterns_added;
+  bool exact_changed = false;
+  for (const Entry& e : removed) {
+    if (e.kind == EntryKind::kPattern) {
+      patterns_removed.insert(e.text);
+    } else if (ov_added.erase(e.text) > 0) {
+      exact_changed = true;
+    } else if (ov_removed.count(e.text) == 0 && r.BaseHas(e.text)) {
+      ov_removed.insert(e.text);
+      exact_changed = true;
+    }
+  }
+  for (const Entry& e : added) {
+    if (e.kind == EntryKind::kPattern) {
+      patterns_added.push_back(&e);
+    } else if (ov_removed.erase(e.text) > 0) {
+      exact_changed = true;
+    } else if (ov_added.count(e.text) == 0 && !r.BaseHas(e.text)) {
+      ov_added.insert(e.text);
+      exact_changed = true;
+    }
+  }
+
+  std::unique_ptr<Matcher> m(new Matcher());
+  Rep& n = *m->rep_;
+  n.options = r.options;
+  n.default_canon = r.default_canon;
+
+  // Patterns: recompiled only when the list of patterns changes.
+  n.patterns = r.patterns;
+  if (!patterns_removed.empty() || !patterns_added.empty()) {
+    std::vector<Entry> all;
+    all.reserve(r.patterns->all.size() + patterns_added.size());
+    for (const Entry& e : r.patterns->all) {
+      if (patterns_removed.count(e.text) == 0) all.push_back(e);
+    }
+    for (const Entry* e : patterns_added) all.push_back(*e);
+    std::sort(all.begin(), all.end(), ByText);
+    all.erase(std::unique(all.begin(), all.end(),
+                          [](const Entry& a, const Entry& b) { return a.text == b.text; }),
+              all.end());
+    const bool same = all.size() == r.patterns->all.size() &&
+                      std::equal(all.begin(), all.end(), r.patterns->all.begin(),
+                                 [](const Entry& a, const Entry& b) { return a.text == b.text; });
+    if (!same) {
+      Status s = BuildPatterns(std::move(all), r.options, &n.patterns);
+      if (!s.ok()) return s;
+    }
+  }
+
+  if (!exact_changed) {
+    n.base = r.base;
+    n.overlay = r.overlay;
+    n.exact_count = r.exact_count;
+    *out = std::shared_ptr<const Matcher>(m.release());
+    return Status::Ok();
+  }
+
+  if (ov_added.size() + ov_removed.size() > std::max(kMinCompaction, r.base->table.size() / 8)) {
+    // Compact: a new base from every entry now present, and no overlay.
+    std::vector<std::string_view> texts;
+    texts.reserve(r.base->table.size() + ov_added.size());
+    for (uint32_t i = 0; i < r.base->table.size(); ++i) {
+      r.base->ForEachText(i, [&](std::string_view t) {
+        if (ov_removed.empty() || ov_removed.count(std::string(t)) == 0) texts.push_back(t);
+      });
+    }
+    for (const std::string& t : ov_added) texts.push_back(t);
+    Status s = BuildExact(n.options, n.default_canon, texts, &n.base);
+    if (!s.ok()) return s;
+    n.exact_count = n.base->table.size();
+    *out = std::shared_ptr<const Matcher>(m.release());
+    return Status::Ok();
+  }
+
+  // Rebuild the overlay: for every key an added or removed text maps to, what the key
+  // answers now (or that it answers nothing any more).
+  n.base = r.base;
+  std::unordered_map<std::string, std::string_view> best_added;  // key -> first added text
+  size_t bytes = 0;
+  for (const std::string& t : ov_added) {
+    std::string_view& best = best_added[n.Key(t)];
+    if (best.empty() || t < best) best = t;
+  }
+  for (const std::string& t : ov_removed) best_added.emplace(n.Key(t), std::string_view());
+  for (const auto& kv : best_added) bytes += kv.first.size();
+  Overlay& ov = n.overlay;
+  ov.table.Reserve(best_added.size(), bytes);
+  ov.reported.reserve(best_added.size());
+  size_t count = r.base->table.size();
+  for (const auto& [key, first_added] : best_added) {
+    std::string_view best = first_added;
+    const int64_t index = r.base->table.size() == 0 ? -1 : r.base->table.Find(key, HashLower(key));
+    if (index >= 0) {
+      r.base->ForEachText(static_cast<uint32_t>(index), [&](std::string_view t) {
+        if (ov_removed.count(std::string(t)) == 0 && (best.empty() || t < best)) best = t;
+      });
+      if (best.empty()) --count;
+    } else if (!best.empty()) {
+      ++count;
+    }
+    if (!ov.table.HasRoomFor(key.size())) return Status::Invalid("too many exact entries");
+    ov.table.Insert(key);
+    ov.reported.emplace_back(best);
+  }
+  ov.added = std::move(ov_added);
+  ov.removed = std::move(ov_removed);
+  n.exact_count = count;
   *out = std::shared_ptr<const Matcher>(m.release());
   return Status::Ok();
 }
 
 std::optional<Match> Matcher::Lookup(std::string_view address) const {
   const Rep& r = *rep_;
-  const bool have_exact = r.exact.size() > 0;
-  // With default options the canonical form is the ASCII lower-case, which the table
-  // hashes and compares on the fly: no copy, no allocation on the hot path.
+  const ExactTable& base = r.base->table;
+  const ExactTable& overlay = r.overlay.table;
+  const bool have_exact = base.size() > 0 || overlay.size() > 0;
+  // With default options the canonical form is the ASCII lower-case, which the tables
+  // hash and compare on the fly: no copy, no allocation on the hot path.
   std::string canonical;
   std::string_view key = address;
   if (have_exact && !r.default_canon) {
@@ -403,24 +635,56 @@ std::optional<Match> Matcher::Lookup(std::string_view address) const {
     key = canonical;
   }
   const uint64_t h = have_exact ? HashLower(key) : 0;
-  if (have_exact) r.exact.Prefetch(h);
+  if (base.size() > 0) base.Prefetch(h);
   // Exact entries win over patterns, but the patterns run first: meanwhile the table's
   // slot arrives from memory. Exact hits are rare, so the wasted pattern run is too.
-  const uint32_t id = r.sets.empty() ? kNoPattern : r.MatchPatterns(address);
-  if (have_exact) {
-    const int64_t index = r.exact.Find(key, h);
+  const PatternPart& p = *r.patterns;
+  const uint32_t id = p.sets.empty() ? kNoPattern : p.Match(address);
+  if (overlay.size() > 0) {
+    const int64_t index = overlay.Find(key, h);
     if (index >= 0) {
-      const uint32_t i = static_cast<uint32_t>(index);
-      auto it = r.exact_texts.find(i);
-      return Match{EntryKind::kExact,
-                   it == r.exact_texts.end() ? std::string(r.exact.Key(i)) : it->second};
+      const std::string& text = r.overlay.reported[static_cast<size_t>(index)];
+      // An overlay key without a text was removed: the base must not answer for it.
+      if (!text.empty()) return Match{EntryKind::kExact, text};
+      if (id == kNoPattern) return std::nullopt;
+      return Match{EntryKind::kPattern, p.patterns[id]};
+    }
+  }
+  if (base.size() > 0) {
+    const int64_t index = base.Find(key, h);
+    if (index >= 0) {
+      return Match{EntryKind::kExact, std::string(r.base->Reported(static_cast<uint32_t>(index)))};
     }
   }
   if (id == kNoPattern) return std::nullopt;
-  return Match{EntryKind::kPattern, r.patterns[id]};
+  return Match{EntryKind::kPattern, p.patterns[id]};
 }
 
-size_t Matcher::exact_count() const { return rep_->exact.size(); }
-size_t Matcher::pattern_count() const { return rep_->patterns.size(); }
+std::vector<std::string_view> Matcher::ExactTexts() const {
+  const Rep& r = *rep_;
+  std::vector<std::string_view> texts;
+  texts.reserve(r.base->table.size() + r.overlay.added.size());
+  const bool removals = !r.overlay.removed.empty();
+  for (uint32_t i = 0; i < r.base->table.size(); ++i) {
+    r.base->ForEachText(i, [&](std::string_view t) {
+      if (!removals || r.overlay.removed.count(std::string(t)) == 0) texts.push_back(t);
+    });
+  }
+  for (const std::string& t : r.overlay.added) texts.push_back(t);
+  std::sort(texts.begin(), texts.end());
+  return texts;
+}
+
+std::vector<std::string_view> Matcher::PatternTexts() const {
+  std::vector<std::string_view> texts;
+  for (const Entry& e : rep_->patterns->all) texts.push_back(e.text);
+  return texts;
+}
+
+size_t Matcher::exact_count() const { return rep_->exact_count; }
+size_t Matcher::pattern_count() const { return rep_->patterns->patterns.size(); }
+size_t Matcher::overlay_size() const {
+  return rep_->overlay.added.size() + rep_->overlay.removed.size();
+}
 
 }  // namespace compd

@@ -462,3 +462,124 @@ TEST_CASE("patterns equal but for case: the matcher keeps what rspamd keeps", "[
 
 }  // namespace
 }  // namespace compd
+
+namespace compd {
+namespace {
+
+// Apply must answer exactly as a snapshot built from scratch from the same entries: same
+// lookups, same texts to write out, same counts. Random adds and removes over a small
+// universe (so that removals and re-additions collide), with and without canon options
+// (several entries per key), in batches large enough to cross the compaction threshold.
+void CheckApplyAgainstBuild(const Matcher::Options& options, size_t base_size, size_t rounds,
+                            size_t batch, unsigned seed, int domains = 300) {
+  std::mt19937 rng(seed);
+  std::vector<Entry> universe;
+  const char* locals[] = {"a", "b", "j.o.e", "joe", "joe+x", "joe+y", "Mix", "q+1"};
+  for (int d = 0; d < domains; ++d) {
+    for (const char* l : locals) {
+      universe.push_back(Exact(std::string(l) + "@d" + std::to_string(d) + ".example"));
+    }
+  }
+  universe.push_back(RawExact("Upper@Case.example"));  // not canonical: still found
+  for (int i = 0; i < 6; ++i) universe.push_back(Pattern("^p" + std::to_string(i) + "[0-9]+@"));
+  universe.push_back(Pattern("^P0[0-9]+@"));  // equal to ^p0... but for case: rspamd drops it
+
+  std::vector<bool> present(universe.size(), false);
+  std::vector<Entry> initial;
+  for (size_t i = 0; i < base_size && i < universe.size(); ++i) {
+    present[i * 7 % universe.size()] = true;
+  }
+  for (size_t i = 0; i < universe.size(); ++i) {
+    if (present[i]) initial.push_back(universe[i]);
+  }
+  std::shared_ptr<const Matcher> m = MustBuild(initial, options);
+  bool compacted = false;
+  for (size_t round = 0; round < rounds; ++round) {
+    std::vector<Entry> added, removed;
+    for (size_t k = 0; k < batch; ++k) {
+      const size_t i = rng() % universe.size();
+      // Sometimes a no-op: adding what is there or removing what is not.
+      const bool add = rng() % 3 == 0 ? present[i] : !present[i];
+      (add ? added : removed).push_back(universe[i]);
+    }
+    // Removals first, then additions, as Apply takes them.
+    for (const Entry& e : removed) {
+      present[static_cast<size_t>(std::find(universe.begin(), universe.end(), e) -
+                                  universe.begin())] = false;
+    }
+    for (const Entry& e : added) {
+      present[static_cast<size_t>(std::find(universe.begin(), universe.end(), e) -
+                                  universe.begin())] = true;
+    }
+    std::shared_ptr<const Matcher> next;
+    const Status s = m->Apply(added, removed, &next);
+    INFO(s.ToString());
+    REQUIRE(s.ok());
+    if (next->overlay_size() < m->overlay_size()) compacted = true;
+    m = next;
+
+    std::vector<Entry> now;
+    for (size_t i = 0; i < universe.size(); ++i) {
+      if (present[i]) now.push_back(universe[i]);
+    }
+    std::shared_ptr<const Matcher> fresh = MustBuild(now, options);
+    INFO("round " << round);
+    REQUIRE(m->exact_count() == fresh->exact_count());
+    REQUIRE(m->pattern_count() == fresh->pattern_count());
+    REQUIRE(m->ExactTexts() == fresh->ExactTexts());
+    REQUIRE(m->PatternTexts() == fresh->PatternTexts());
+    // Every address of the universe, and variants the canon options fold together.
+    for (size_t i = round % 3; i < universe.size(); i += 3) {
+      if (universe[i].kind != EntryKind::kExact) continue;
+      const std::string& a = universe[i].text;
+      for (const std::string& probe : {a, "JOE+z" + a.substr(a.find('@')), "p3" + a}) {
+        INFO(probe);
+        REQUIRE(Describe(m->Lookup(probe)) == Describe(fresh->Lookup(probe)));
+      }
+    }
+  }
+  if (rounds * batch > 4 * 4096) CHECK(compacted);
+}
+
+TEST_CASE("Apply answers as a fresh build of the same entries", "[matcher][apply]") {
+  SECTION("default options, small batches") { CheckApplyAgainstBuild({}, 3000, 25, 25, 1); }
+  SECTION("subaddresses stripped and gmail dots: several entries per key") {
+    Matcher::Options o;
+    o.canon.strip_subaddress = true;
+    o.canon.gmail_dots = true;
+    CheckApplyAgainstBuild(o, 3000, 25, 25, 2);
+  }
+  SECTION("large batches compact the overlay") {
+    CheckApplyAgainstBuild({}, 6000, 4, 6000, 3, 2000);
+  }
+  SECTION("from an empty map") { CheckApplyAgainstBuild({}, 0, 20, 50, 4); }
+}
+
+TEST_CASE("Apply leaves the snapshot it came from as it was", "[matcher][apply]") {
+  auto m = MustBuild({Exact("a@x.example"), Exact("b@x.example"), Pattern("^spam")});
+  std::shared_ptr<const Matcher> next;
+  REQUIRE(m->Apply({Exact("c@x.example"), Pattern("^junk")},
+                   {Exact("a@x.example"), Pattern("^spam")}, &next)
+              .ok());
+  CHECK(Describe(m->Lookup("a@x.example")) == "exact a@x.example");
+  CHECK(Describe(m->Lookup("c@x.example")) == "");
+  CHECK(Describe(m->Lookup("spam@y")) == "pattern /^spam/");
+  CHECK(Describe(next->Lookup("A@x.example")) == "");
+  CHECK(Describe(next->Lookup("C@X.example")) == "exact c@x.example");
+  CHECK(Describe(next->Lookup("spam@y")) == "");
+  CHECK(Describe(next->Lookup("junk@y")) == "pattern /^junk/");
+  CHECK(next->exact_count() == 2);
+  CHECK(m->exact_count() == 2);
+}
+
+TEST_CASE("Apply refuses a pattern that does not compile and changes nothing", "[matcher][apply]") {
+  auto m = MustBuild({Exact("a@x.example")});
+  std::shared_ptr<const Matcher> next;
+  const Status s = m->Apply({RawPattern("(")}, {}, &next);
+  CHECK(s.IsInvalid());
+  CHECK(s.message().find("/(/") != std::string::npos);
+  CHECK(Describe(m->Lookup("a@x.example")) == "exact a@x.example");
+}
+
+}  // namespace
+}  // namespace compd

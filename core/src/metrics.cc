@@ -158,6 +158,9 @@ std::string RenderPrometheus(const MetricsInput& in) {
   if (in.watcher) {
     w.One("compd_map_loads_total", "counter", "Map snapshots swapped in.",
           static_cast<double>(in.watcher->loads));
+    w.One("compd_map_full_loads_total", "counter",
+          "Snapshots read whole (start, and changes the change log could not tell).",
+          static_cast<double>(in.watcher->full_loads));
     w.One("compd_map_load_errors_total", "counter", "Map loads or compilations that failed.",
           static_cast<double>(in.watcher->load_errors));
   }

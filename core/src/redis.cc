@@ -224,8 +224,45 @@ Status RedisClient::Command(const std::vector<std::string>& argv, RedisReply* re
   return s;
 }
 
+RedisReply::Type RedisReplyView::type() const {
+  switch (r_->type) {
+    case REDIS_REPLY_STRING:
+      return RedisReply::Type::kString;
+    case REDIS_REPLY_STATUS:
+      return RedisReply::Type::kStatus;
+    case REDIS_REPLY_ERROR:
+      return RedisReply::Type::kError;
+    case REDIS_REPLY_INTEGER:
+      return RedisReply::Type::kInteger;
+    case REDIS_REPLY_ARRAY:
+      return RedisReply::Type::kArray;
+    default:
+      return RedisReply::Type::kNil;
+  }
+}
+
+std::string_view RedisReplyView::str() const {
+  const int t = r_->type;
+  if (t != REDIS_REPLY_STRING && t != REDIS_REPLY_STATUS && t != REDIS_REPLY_ERROR) return {};
+  return std::string_view(r_->str, r_->len);
+}
+
+long long RedisReplyView::integer() const {
+  return r_->type == REDIS_REPLY_INTEGER ? r_->integer : 0;
+}
+
+size_t RedisReplyView::size() const { return r_->type == REDIS_REPLY_ARRAY ? r_->elements : 0; }
+
+RedisReplyView RedisReplyView::operator[](size_t i) const { return RedisReplyView(r_->element[i]); }
+
 Status RedisClient::Pipeline(const std::vector<std::vector<std::string>>& commands,
                              std::vector<RedisReply>* replies) {
+  return Pipeline(commands, replies, nullptr);
+}
+
+Status RedisClient::Pipeline(const std::vector<std::vector<std::string>>& commands,
+                             std::vector<RedisReply>* replies,
+                             const std::function<Status(const RedisReplyView&)>& last) {
   if (replies != nullptr) replies->clear();
   if (ctx_ == nullptr) {
     Status s = Connect();
@@ -252,6 +289,11 @@ Status RedisClient::Pipeline(const std::vector<std::vector<std::string>>& comman
       return Fail(commands[i].empty() ? "no reply" : "no reply to " + commands[i][0]);
     }
     ReplyPtr r(static_cast<redisReply*>(raw));
+    if (last && i + 1 == commands.size()) {
+      Status s = last(RedisReplyView(r.get()));
+      if (first_error.ok()) first_error = s;
+      break;
+    }
     RedisReply converted = Convert(r.get());
     if (converted.type == RedisReply::Type::kError && first_error.ok()) {
       first_error =

@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cctype>
 #include <cerrno>
+#include <cstring>
 #include <optional>
 #include <system_error>
 #include <unordered_map>
@@ -639,24 +640,40 @@ class Reader {
 
 std::string ErrnoText(int err) { return std::generic_category().message(err); }
 
-std::string FormatMap(const char* header, std::vector<std::string> lines) {
+constexpr const char* kExactHeader =
+    "# compd exact recipients (rspamd plain map); written by compd, do not edit";
+constexpr const char* kPatternHeader =
+    "# compd recipient patterns (rspamd regexp map); written by compd, do not edit";
+
+std::string FormatMap(const char* header, std::vector<std::string_view> lines) {
   std::sort(lines.begin(), lines.end());
   lines.erase(std::unique(lines.begin(), lines.end()), lines.end());
-  std::string out = header;
+  size_t size = std::strlen(header) + 1;
+  for (std::string_view l : lines) size += l.size() + 1;
+  std::string out;
+  out.reserve(size);
+  out += header;
   out += '\n';
-  for (const std::string& l : lines) {
+  for (std::string_view l : lines) {
     out += l;
     out += '\n';
   }
   return out;
 }
 
-std::vector<std::string> TextsOf(const std::vector<Entry>& entries, EntryKind kind) {
-  std::vector<std::string> texts;
+std::vector<std::string_view> TextsOf(const std::vector<Entry>& entries, EntryKind kind) {
+  std::vector<std::string_view> texts;
   for (const Entry& e : entries) {
     if (e.kind == kind) texts.push_back(e.text);
   }
   return texts;
+}
+
+std::string FormatPatternTexts(std::vector<std::string_view> texts) {
+  std::sort(texts.begin(), texts.end());
+  std::vector<std::string> kept(texts.begin(), texts.end());
+  DropRspamdDuplicates(&kept);
+  return FormatMap(kPatternHeader, std::vector<std::string_view>(kept.begin(), kept.end()));
 }
 
 }  // namespace
@@ -700,16 +717,11 @@ Status ReadRspamdMapFile(const std::string& path, MapKind kind, MapReadResult* o
 }
 
 std::string FormatExactMap(const std::vector<Entry>& entries) {
-  return FormatMap("# compd exact recipients (rspamd plain map); written by compd, do not edit",
-                   TextsOf(entries, EntryKind::kExact));
+  return FormatMap(kExactHeader, TextsOf(entries, EntryKind::kExact));
 }
 
 std::string FormatPatternMap(const std::vector<Entry>& entries) {
-  std::vector<std::string> texts = TextsOf(entries, EntryKind::kPattern);
-  std::sort(texts.begin(), texts.end());
-  DropRspamdDuplicates(&texts);
-  return FormatMap("# compd recipient patterns (rspamd regexp map); written by compd, do not edit",
-                   std::move(texts));
+  return FormatPatternTexts(TextsOf(entries, EntryKind::kPattern));
 }
 
 Status WriteFileAtomically(const std::string& path, std::string_view contents, mode_t mode) {
@@ -756,10 +768,16 @@ Status WriteFileAtomically(const std::string& path, std::string_view contents, m
 }
 
 Status WriteMapFiles(const std::string& dir, const std::vector<Entry>& entries) {
+  return WriteMapFiles(dir, TextsOf(entries, EntryKind::kExact),
+                       TextsOf(entries, EntryKind::kPattern));
+}
+
+Status WriteMapFiles(const std::string& dir, std::vector<std::string_view> exact,
+                     std::vector<std::string_view> patterns) {
   const std::string base = dir.empty() || dir.back() == '/' ? dir : dir + "/";
-  Status st = WriteFileAtomically(base + kExactMapFile, FormatExactMap(entries));
+  Status st = WriteFileAtomically(base + kExactMapFile, FormatMap(kExactHeader, std::move(exact)));
   if (!st.ok()) return st;
-  return WriteFileAtomically(base + kPatternMapFile, FormatPatternMap(entries));
+  return WriteFileAtomically(base + kPatternMapFile, FormatPatternTexts(std::move(patterns)));
 }
 
 }  // namespace compd

@@ -89,6 +89,10 @@ const std::vector<SettingDef>& Table() {
        "read them at start when Redis is unreachable."},
       {"map_poll_interval", SettingType::kDuration, "5s", 100 * kMs, kHour, "", "", kScopeMilter,
        "Also poll the map version this often, in case a change message was lost."},
+      {"map_load_timeout", SettingType::kDuration, "60s", kSec, kHour, "", "", kScopeMilter,
+       "Timeout for reading the whole map from Redis (at start, and after a change too large "
+       "for the change log, such as an import): a million entries take seconds, more than "
+       "redis_timeout allows. Lookups never wait for it."},
       {"alert_log", SettingType::kString, "/var/log/compd/alerts.jsonl", 0, 0, "", "", kScopeMilter,
        "Every hit is appended here as one JSON line (empty: off)."},
       {"spool_dir", SettingType::kString, "/var/spool/compd", 0, 0, "", "", kScopeMilter,

@@ -7,11 +7,14 @@
 //   {prefix}map:changed  hash  at (unix seconds, Redis' clock), by, op, added, removed,
 //                              version of the last change
 //   {prefix}map:changes  pub/sub channel; each change publishes the new version
+//   {prefix}map:log      list, the last kLogKeep changes, one element per version: what it
+//                        added and removed (see ChangesSince), so a milter applies a small
+//                        change to its snapshot instead of reloading a million entries
 // The exact hash uses canonical addresses as fields so rspamd's `redis://` multimap
 // (a plain HGET) can read it directly.
 //
 // Every change is one atomic Lua script: validated entries in, hashes, version, the
-// "changed" record and the PUBLISH all updated together or not at all.
+// "changed" record, the log and the PUBLISH all updated together or not at all.
 // A batch too large for one script call (more than max_script_entries()) is first staged
 // in a private list {prefix}map:staging:<random> with pipelined RPUSHes (it expires after
 // an hour if the writer dies), then applied by one script that reads and deletes it; the
@@ -22,7 +25,9 @@
 #define COMPD_MAP_STORE_H_
 
 #include <cstdint>
+#include <functional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "compd/entry.h"
@@ -42,6 +47,7 @@ struct Keys {
   std::string version() const { return prefix + "map:version"; }
   std::string changed() const { return prefix + "map:changed"; }
   std::string channel() const { return prefix + "map:changes"; }
+  std::string log() const { return prefix + "map:log"; }
   std::string events() const { return prefix + "events"; }
   std::string account(const std::string& name) const { return prefix + "account:" + name; }
   std::string accounts() const { return prefix + "accounts"; }
@@ -78,6 +84,22 @@ struct ChangeResult {
   uint64_t version = 0;  // the version after the change (unchanged if nothing changed)
 };
 
+// One version's change, from the log: exact entries by their text (as in the hash);
+// patterns parsed when added, by their text alone when removed.
+struct MapChange {
+  uint64_t version = 0;
+  std::vector<Entry> added;
+  std::vector<Entry> removed;
+};
+
+// The entries without metadata, read in place from Redis' reply (see ReadEntries).
+struct MapEntriesView {
+  uint64_t version = 0;
+  std::vector<std::string_view> exact;  // canonical addresses, unsorted
+  std::vector<Entry> patterns;          // sorted by text
+  std::vector<std::string> invalid;     // as MapState::invalid
+};
+
 struct MapStats {
   size_t exact = 0;
   size_t patterns = 0;
@@ -111,6 +133,21 @@ class MapStore {
   // times faster at 100,000 entries. `out` is sorted as in MapState.
   Status LoadEntries(std::vector<Entry>* out, uint64_t* version,
                      std::vector<std::string>* invalid = nullptr);
+  // The same, handed to `fn` while the reply is still in memory, so that a million exact
+  // entries are neither copied into Entry objects nor sorted: what a snapshot build
+  // needs. The views in `map` are only valid during the call; its status is returned.
+  Status ReadEntries(const std::function<Status(const MapEntriesView& map)>& fn);
+
+  // What changed after version `since`, oldest first, one MapChange per version up to the
+  // current one (`*version`; `out` is empty when that is `since`). kNotFound when the
+  // log cannot tell: it no longer reaches back that far (more than kLogKeep changes), a
+  // change in between was too big to log (over kLogMaxEntries entries: an import), the
+  // version went backwards (Redis restored or flushed), or an older compd made the change.
+  // The caller then loads the whole map.
+  Status ChangesSince(uint64_t since, std::vector<MapChange>* out, uint64_t* version);
+  static constexpr size_t kLogKeep = 200;
+  static constexpr size_t kLogMaxEntries = 10000;
+
   // The version alone: cheap, for polling.
   Status Version(uint64_t* version);
   Status Stats(MapStats* out);

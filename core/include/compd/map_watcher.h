@@ -15,11 +15,15 @@
 //   - Then the thread listens on {prefix}map:changes (a `mapctl add` publishes there, so
 //     it is enforced well within a second) and also polls {prefix}map:version every
 //     poll_interval, in case a message was lost while the connection was down.
-//   - A new version is loaded and compiled on the thread, off the lookup path, then
-//     swapped in atomically. A version that fails to compile is logged and the previous
-//     snapshot stays.
-//   - With map_dir set, the files are rewritten (atomically) after each load from Redis,
-//     so rspamd on the node and the next start without Redis see the same entries.
+//   - A new version is applied on the thread, off the lookup path, then swapped in
+//     atomically. Small changes come from the change log ({prefix}map:log) and are applied
+//     to the current snapshot (Matcher::Apply: milliseconds, even at a million entries);
+//     when the log cannot tell (an import, a gap, a restored Redis) the whole map is read
+//     again (with load_timeout) and compiled. A version that fails to compile is logged
+//     and the previous snapshot stays.
+//   - With map_dir set, the files are rewritten (atomically) after each new version from
+//     Redis, at most once per files_interval (a burst of changes writes once), so rspamd
+//     on the node and the next start without Redis see the same entries.
 //   - While Redis is away the last snapshot keeps serving; reconnection backs off.
 #ifndef COMPD_MAP_WATCHER_H_
 #define COMPD_MAP_WATCHER_H_
@@ -33,6 +37,7 @@
 #include <mutex>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "compd/log.h"
 #include "compd/map_store.h"
@@ -57,6 +62,9 @@ struct MapWatcherOptions {
   std::string map_dir;  // empty: no files written or read
   std::chrono::milliseconds poll_interval{5000};
   std::chrono::milliseconds redis_timeout{2000};
+  // Reading the whole map: seconds at a million entries, so not bound by redis_timeout.
+  std::chrono::milliseconds load_timeout{60000};
+  std::chrono::milliseconds files_interval{1000};
   // Reconnection backoff: starts at retry_min, doubles up to retry_max.
   std::chrono::milliseconds retry_min{250};
   std::chrono::milliseconds retry_max{5000};
@@ -67,6 +75,7 @@ struct MapWatcherStats {
   uint64_t version = 0;
   std::string source;
   uint64_t loads = 0;        // snapshots swapped in
+  uint64_t full_loads = 0;   // of those, read whole from Redis (or the files)
   uint64_t load_errors = 0;  // loads or compilations that failed
   uint64_t redis_errors = 0;
   bool redis_up = false;
@@ -98,6 +107,12 @@ class MapWatcher {
   bool CheckVersion();
   bool LoadFromRedis();
   bool LoadFromFiles();
+  // Applies `changes` to the current snapshot; false when one does not compile.
+  bool ApplyChanges(const std::vector<MapChange>& changes, uint64_t version);
+  // Notes that the version failed to compile (logged, not retried).
+  void NoteBadVersion(uint64_t version, const Status& s);
+  // Writes the map files for the current snapshot when they are due.
+  void MaybeWriteFiles(bool now);
   void Install(std::shared_ptr<const Snapshot> snap);
   void NoteRedisFailure(const Status& s);
   void NoteRedisSuccess();
@@ -116,7 +131,7 @@ class MapWatcher {
   bool started_ = false;
   std::thread thread_;
 
-  std::atomic<uint64_t> loads_{0}, load_errors_{0}, redis_errors_{0};
+  std::atomic<uint64_t> loads_{0}, full_loads_{0}, load_errors_{0}, redis_errors_{0};
   std::atomic<bool> redis_up_{false};
 
   // Start, then the thread only.
@@ -126,6 +141,9 @@ class MapWatcher {
   std::chrono::milliseconds backoff_{0};
   uint64_t failed_version_ = 0;  // a version that did not compile: not retried
   bool has_failed_version_ = false;
+  // The map files: whether the current snapshot still needs writing, and when allowed.
+  bool files_pending_ = false;
+  std::chrono::steady_clock::time_point files_next_{};
 };
 
 }  // namespace compd

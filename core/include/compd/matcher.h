@@ -7,6 +7,11 @@
 // Exact entries live in a hash set keyed by canonical address; all patterns are compiled
 // into RE2::Set objects (one per encoding, see entry.h, and anchoring) sized with an
 // explicit max_mem.
+//
+// A small change to a big map does not rebuild it: Apply derives a new snapshot that
+// shares the old one's exact table (and its pattern sets, when no pattern changed) and
+// keeps the changed keys in a small overlay table consulted first. When the overlay grows
+// past an eighth of the table, Apply compacts it into a new table.
 #ifndef COMPD_MATCHER_H_
 #define COMPD_MATCHER_H_
 
@@ -52,6 +57,25 @@ class Matcher {
   static Status Build(const std::vector<Entry>& entries, std::shared_ptr<const Matcher>* out) {
     return Build(entries, Options(), out);
   }
+  // The same from the exact entries' texts (each the `text` of an exact entry from
+  // ParseEntry) and the patterns: what a loader that holds the texts elsewhere (a Redis
+  // reply) passes, so that a million entries are not copied into Entry objects first.
+  static Status Build(const std::vector<std::string_view>& exact, std::vector<Entry> patterns,
+                      const Options& options, std::shared_ptr<const Matcher>* out);
+
+  // A snapshot equal to this one with `removed` taken out, then `added` put in (entries
+  // from ParseEntry, matched by text; adding what is there or removing what is not changes
+  // nothing). Costs time in proportion to the change and the overlay, plus compiling the
+  // patterns when they changed, plus now and then a compaction (see above). Errors as
+  // Build's; this snapshot is never changed.
+  Status Apply(const std::vector<Entry>& added, const std::vector<Entry>& removed,
+               std::shared_ptr<const Matcher>* out) const;
+
+  // Every entry of the snapshot by its text, for writing the map out: exact entries as
+  // given (not their canonical keys), sorted; patterns sorted, including those a lookup
+  // skips as rspamd does (DropRspamdDuplicates). Views into this snapshot.
+  std::vector<std::string_view> ExactTexts() const;
+  std::vector<std::string_view> PatternTexts() const;
 
   // `address` is the address as rspamd sees it (the output of EnvelopeAddress, or a
   // header addr-spec). Exact entries are tried first on the canonical form; patterns run
@@ -61,8 +85,11 @@ class Matcher {
   // reported, as written. No allocation on a miss with default canon options.
   std::optional<Match> Lookup(std::string_view address) const;
 
-  size_t exact_count() const;
-  size_t pattern_count() const;
+  size_t exact_count() const;    // distinct canonical keys
+  size_t pattern_count() const;  // patterns a lookup runs
+  size_t overlay_size() const;   // exact entries added or removed since the last full build
+
+  struct Rep;  // public only so that the implementation's helpers can name it
 
   Matcher(const Matcher&) = delete;
   Matcher& operator=(const Matcher&) = delete;
@@ -70,7 +97,6 @@ class Matcher {
 
  private:
   Matcher();
-  struct Rep;
   std::unique_ptr<Rep> rep_;
 };
 

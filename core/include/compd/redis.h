@@ -7,6 +7,7 @@
 #define COMPD_REDIS_H_
 
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -15,6 +16,7 @@
 #include "compd/status.h"
 
 struct redisContext;
+struct redisReply;
 
 namespace compd {
 
@@ -43,6 +45,22 @@ struct RedisReply {
   bool is_nil() const { return type == Type::kNil; }
 };
 
+// A reply read in place, as hiredis parsed it, for replies too big to copy (the whole map:
+// a million fields). Only valid inside the callback it is handed to.
+class RedisReplyView {
+ public:
+  RedisReply::Type type() const;
+  std::string_view str() const;  // kString, kStatus, kError
+  long long integer() const;
+  size_t size() const;  // elements of a kArray, else 0
+  RedisReplyView operator[](size_t i) const;
+
+ private:
+  friend class RedisClient;
+  explicit RedisReplyView(const redisReply* r) : r_(r) {}
+  const redisReply* r_;
+};
+
 class RedisClient {
  public:
   explicit RedisClient(RedisUrl url,
@@ -69,6 +87,11 @@ class RedisClient {
   // is an error, the first error is returned (replies still holds all of them).
   Status Pipeline(const std::vector<std::vector<std::string>>& commands,
                   std::vector<RedisReply>* replies = nullptr);
+  // The same, but the last reply is not copied: `last` reads it in place (and its status
+  // is returned, unless an earlier reply was an error). `replies` gets the others.
+  Status Pipeline(const std::vector<std::vector<std::string>>& commands,
+                  std::vector<RedisReply>* replies,
+                  const std::function<Status(const RedisReplyView&)>& last);
 
   // Pub/sub: after Subscribe the connection only reads messages. ReadMessage waits up to
   // `timeout`; on timeout it returns kNotFound with the connection intact.

@@ -87,6 +87,10 @@ std::string FormatPatternMap(const std::vector<Entry>& entries);
 Status WriteFileAtomically(const std::string& path, std::string_view contents, mode_t mode = 0644);
 // Writes kExactMapFile and kPatternMapFile into `dir` atomically (each file on its own).
 Status WriteMapFiles(const std::string& dir, const std::vector<Entry>& entries);
+// The same from the entries' texts (a snapshot's Matcher::ExactTexts and PatternTexts):
+// a million lines without a copy of each.
+Status WriteMapFiles(const std::string& dir, std::vector<std::string_view> exact,
+                     std::vector<std::string_view> patterns);
 
 }  // namespace compd
 
