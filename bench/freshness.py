@@ -131,7 +131,8 @@ def snapshot_bench(redis, map_dir, repeat=3):
     runs = [json.loads(l) for l in r.stdout.splitlines() if l.startswith("{")]
     out = {k: b.median([x[k] for x in runs]) for k in
            ("read_ms", "read_cpu_ms", "build_ms", "build_cpu_ms", "full_ms", "full_cpu_ms",
-            "files_ms", "apply_ms", "apply_cpu_ms", "apply_pattern_ms", "compact_ms",
+            "files_ms", "apply_ms", "apply_cpu_ms", "apply_pattern_ms", "apply_full_overlay_ms",
+            "compact_ms",
             "compact_cpu_ms", "load_meta_ms", "load_meta_cpu_ms", "rss_loaded_mb")}
     # Each repeat reads the map twice (without and with metadata).
     out["redis_cpu_ms_per_read"] = redis_cpu * 1000 / (2 * len(runs))
@@ -170,6 +171,7 @@ def main():
         rows.append([r["entries"],
                      "%.2f (%.2f)" % (sn["apply_ms"], sn["apply_cpu_ms"]),
                      "%.0f" % sn["apply_pattern_ms"],
+                     "%.0f" % sn["apply_full_overlay_ms"],
                      "%.0f (%.0f)" % (sn["read_ms"], sn["read_cpu_ms"]),
                      "%.0f (%.0f)" % (sn["build_ms"], sn["build_cpu_ms"]),
                      "%.0f (%.0f)" % (sn["full_ms"], sn["full_cpu_ms"]),
@@ -180,7 +182,8 @@ def main():
                      "%.0f" % sn["rss_loaded_mb"], "%.0f" % sn["hwm_mb"]])
     print("\nThe steps of a map change (snapshot_bench, median of 3; wall ms, CPU ms in "
           "brackets)\n")
-    print(b.table(rows, ["entries", "apply 1 exact", "apply 1 pattern", "whole read (HKEYS)",
+    print(b.table(rows, ["entries", "apply 1 exact", "apply 1 pattern",
+                         "apply 1, largest overlay", "whole read (HKEYS)",
                          "build", "read+build", "compaction", "map files",
                          "old read (HGETALL)", "Redis CPU/read", "RSS MB", "peak MB"]))
     for r in results:

@@ -4,7 +4,8 @@
 //     start and when the change log cannot tell (an import);
 //   - a small change from the log: Matcher::Apply of one exact entry, and of one pattern
 //     (which recompiles the pattern sets), on the snapshot just built;
-//   - a compaction: Apply of enough entries to fold the overlay into a new table;
+//   - one change on the largest overlay (just before MapWatcher compacts), and the
+//     compaction (Matcher::Compact), which runs after the change is enforced;
 //   - the rspamd map files written from the snapshot;
 //   - for comparison, MapStore::Load (HGETALL with metadata, copied), what the watcher
 //     used to read on every change.
@@ -135,19 +136,26 @@ int main(int argc, char** argv) {
     auto t4 = Clock::now();
     if (!Check(next->Apply({pattern}, {}, &next), "apply pattern")) return 2;
     double apply_pattern_ms = Ms(t4);
-    // Enough entries at once to make Apply compact the overlay into a new table.
-    std::vector<compd::Entry> many(std::max<size_t>(4096, current->exact_count() / 8) + 1);
+    // An overlay as large as it gets (NeedsCompaction: 1/64 of the table), then what one
+    // more change costs on it, and the compaction MapWatcher then runs.
+    std::vector<compd::Entry> many(std::max<size_t>(4096, current->exact_count() / 64) + 1);
     for (size_t i = 0; i < many.size(); ++i) {
       many[i].text = "c" + std::to_string(i) + "." + std::to_string(r) + "@compact.example";
     }
-    auto t5 = Clock::now();
-    double c5 = CpuMs();
-    if (!Check(next->Apply(many, {}, &next), "compact")) return 2;
-    double compact_ms = Ms(t5), compact_cpu = CpuMs() - c5;
-    if (next->overlay_size() != 0) {
-      std::fprintf(stderr, "snapshot_bench: Apply did not compact\n");
+    if (!Check(next->Apply(many, {}, &next), "apply many")) return 2;
+    compd::Entry one;
+    one.text = "one" + std::to_string(r) + "@compact.example";
+    auto t7 = Clock::now();
+    if (!Check(next->Apply({one}, {}, &next), "apply on a full overlay")) return 2;
+    double apply_full_overlay_ms = Ms(t7);
+    if (!next->NeedsCompaction()) {
+      std::fprintf(stderr, "snapshot_bench: the overlay should need compaction by now\n");
       return 2;
     }
+    auto t5 = Clock::now();
+    double c5 = CpuMs();
+    if (!Check(next->Compact(&next), "compact")) return 2;
+    double compact_ms = Ms(t5), compact_cpu = CpuMs() - c5;
     next.reset();
     many = {};
     malloc_trim(0);
@@ -164,12 +172,13 @@ int main(int argc, char** argv) {
         "{\"exact\": %zu, \"patterns\": %zu, \"read_ms\": %.1f, \"read_cpu_ms\": %.1f, "
         "\"build_ms\": %.1f, \"build_cpu_ms\": %.1f, \"full_ms\": %.1f, \"full_cpu_ms\": %.1f, "
         "\"files_ms\": %.1f, \"apply_ms\": %.2f, \"apply_cpu_ms\": %.2f, "
-        "\"apply_pattern_ms\": %.1f, \"compact_ms\": %.1f, \"compact_cpu_ms\": %.1f, "
+        "\"apply_pattern_ms\": %.1f, \"apply_full_overlay_ms\": %.1f, \"compact_ms\": %.1f, "
+        "\"compact_cpu_ms\": %.1f, "
         "\"load_meta_ms\": %.1f, \"load_meta_cpu_ms\": %.1f, \"rss_loaded_mb\": %.1f, "
         "\"rss_mb\": %.1f, \"rss_start_mb\": %.1f, \"hwm_mb\": %.1f}\n",
         current->exact_count(), current->pattern_count(), read_ms, read_cpu, build_ms, build_cpu,
-        full_ms, full_cpu, files_ms, apply_ms, apply_cpu, apply_pattern_ms, compact_ms, compact_cpu,
-        meta_ms, meta_cpu, rss_loaded, Vm("VmRSS:"), rss0, Vm("VmHWM:"));
+        full_ms, full_cpu, files_ms, apply_ms, apply_cpu, apply_pattern_ms, apply_full_overlay_ms,
+        compact_ms, compact_cpu, meta_ms, meta_cpu, rss_loaded, Vm("VmRSS:"), rss0, Vm("VmHWM:"));
     std::fflush(stdout);
   }
   return 0;

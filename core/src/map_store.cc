@@ -97,26 +97,41 @@ local version = v and tonumber(v) or 0
 if added + removed > 0 then
   version = redis.call('INCR', KEYS[3])
   local t = redis.call('TIME')
+  -- Names this state apart from any other with the same number (after a failover to a
+  -- replica that missed writes, or a restored backup, numbers repeat).
+  local id = t[1] .. '.' .. t[2]
   redis.call('HSET', KEYS[4], 'at', t[1], 'by', by, 'op', op, 'added', added,
-             'removed', removed, 'version', version)
-  redis.call('RPUSH', KEYS[6], 'compd1 ' .. version .. (full and ' full' or '') .. '\n' ..
-             table.concat(log))
+             'removed', removed, 'version', version, 'id', id)
+  redis.call('RPUSH', KEYS[6], string.format('compd1 %d %s', version, id) ..
+             (full and ' full' or '') .. '\n' .. table.concat(log))
   redis.call('LTRIM', KEYS[6], -LOG_KEEP, -1)
   redis.call('PUBLISH', channel, version)
 end
 return {version, added, removed, table.concat(flags)}
 )lua";
 
-// KEYS: version, log. ARGV: since, most records. Reads the version and the records after
-// `since` in one step, so they belong together; a 0 instead of the records means the log
-// cannot tell (too far back, or the version went backwards).
+// KEYS: version, log, changed. ARGV: since, most records, most bytes. Reads the version,
+// its state id and the log records from `since` (whose id tells whether the caller's
+// version `since` is the same state as Redis' version `since`) on, in one step, so they
+// belong together. A 0 instead of the records means the log cannot tell: too far back,
+// the version went backwards, or more bytes than a short read should carry.
 constexpr const char* kChangesScript = R"lua(
 local v = tonumber(redis.call('GET', KEYS[1]) or '0')
 local since = tonumber(ARGV[1])
-if v == since then return {v, {}} end
-if v < since or v - since > tonumber(ARGV[2]) then return {v, 0} end
-return {v, redis.call('LRANGE', KEYS[2], since - v, -1)}
+local id = redis.call('HGET', KEYS[3], 'id') or ''
+if v == since then return {v, id, {}} end
+if v < since or v - since > tonumber(ARGV[2]) then return {v, id, 0} end
+local first = since > 0 and since - v - 1 or -v
+local records = redis.call('LRANGE', KEYS[2], first, -1)
+local bytes = 0
+for _, r in ipairs(records) do bytes = bytes + #r end
+if bytes > tonumber(ARGV[3]) then return {v, id, 0} end
+return {v, id, records}
 )lua";
+
+// Log records a milter reads in one go, at most: beyond that a whole read is as cheap, and
+// gets map_load_timeout rather than redis_timeout.
+constexpr size_t kMaxLogBytes = 8 << 20;
 
 // Entries per RPUSH when staging; keeps each command a few MB at most.
 constexpr size_t kStageChunk = 10000;
@@ -180,11 +195,12 @@ Status PatternField(std::string_view field, Entry* out) {
   return Status::Ok();
 }
 
-// One record of the change log: "compd1 VERSION[ full]\n" then, per entry, a sign (+/-),
-// a kind (e/p), the field's length, ':' and the field.
+// One record of the change log: "compd1 VERSION ID[ full]\n" then, per entry, a sign
+// (+/-), a kind (e/p), the field's length, ':' and the field. kNotFound when it cannot be
+// read (corrupt, or written by a newer compd): the caller reads the whole map instead.
 Status ParseLogRecord(std::string_view rec, MapChange* out, bool* full) {
   auto bad = [&](const char* why) {
-    return Status::Internal(std::string("unreadable change log record (") + why + ")");
+    return Status::NotFound(std::string("unreadable change log record (") + why + ")");
   };
   const size_t nl = rec.find('\n');
   if (rec.substr(0, 7) != "compd1 " || nl == std::string_view::npos) return bad("header");
@@ -194,7 +210,10 @@ Status ParseLogRecord(std::string_view rec, MapChange* out, bool* full) {
     *full = true;
     head.remove_suffix(5);
   }
-  if (!ParseU64(std::string(head), &out->version)) return bad("version");
+  const size_t space = head.find(' ');
+  if (space == std::string_view::npos) return bad("id");
+  out->id = std::string(head.substr(space + 1));
+  if (!ParseU64(std::string(head.substr(0, space)), &out->version)) return bad("version");
   size_t pos = nl + 1;
   while (pos < rec.size()) {
     if (rec.size() - pos < 4) return bad("truncated");
@@ -430,9 +449,10 @@ Status MapStore::ReadEntries(const std::function<Status(const MapEntriesView& ma
        {"HKEYS", keys_.exact()},
        {"HKEYS", keys_.patterns()},
        {"GET", keys_.version()},
+       {"HGET", keys_.changed(), "id"},
        {"EXEC"}},
       &queued, [&](const RedisReplyView& exec) {
-        if (exec.type() != RedisReply::Type::kArray || exec.size() != 3 ||
+        if (exec.type() != RedisReply::Type::kArray || exec.size() != 4 ||
             exec[0].type() != RedisReply::Type::kArray ||
             exec[1].type() != RedisReply::Type::kArray) {
           return Malformed("MULTI/EXEC of the map");
@@ -444,6 +464,7 @@ Status MapStore::ReadEntries(const std::function<Status(const MapEntriesView& ma
         version.integer = exec[2].integer();
         Status s = ParseVersion(version, &map.version);
         if (!s.ok()) return s;
+        map.id = std::string(exec[3].str());
         const RedisReplyView exact = exec[0], patterns = exec[1];
         map.exact.reserve(exact.size());
         for (size_t i = 0; i < exact.size(); ++i) {
@@ -472,26 +493,38 @@ Status MapStore::ReadEntries(const std::function<Status(const MapEntriesView& ma
       });
 }
 
-Status MapStore::ChangesSince(uint64_t since, std::vector<MapChange>* out, uint64_t* version) {
+Status MapStore::ChangesSince(uint64_t since, const std::string& since_id,
+                              std::vector<MapChange>* out, uint64_t* version, std::string* id) {
   out->clear();
   RedisReply r;
-  Status s = client_->Command({"EVAL", kChangesScript, "2", keys_.version(), keys_.log(),
-                               std::to_string(since), std::to_string(kLogKeep)},
-                              &r);
+  Status s = client_->Command(
+      {"EVAL", kChangesScript, "3", keys_.version(), keys_.log(), keys_.changed(),
+       std::to_string(since), std::to_string(kLogKeep), std::to_string(kMaxLogBytes)},
+      &r);
   if (!s.ok()) return s;
-  if (r.type != RedisReply::Type::kArray || r.elements.size() != 2 ||
+  if (r.type != RedisReply::Type::kArray || r.elements.size() != 3 ||
       r.elements[0].type != RedisReply::Type::kInteger || r.elements[0].integer < 0) {
     return Malformed("the change log script");
   }
   *version = static_cast<uint64_t>(r.elements[0].integer);
-  const RedisReply& records = r.elements[1];
-  if (records.type != RedisReply::Type::kArray) {
-    return Status::NotFound("the change log does not reach back from version " +
-                            std::to_string(*version) + " to " + std::to_string(since));
+  *id = r.elements[1].str;
+  const RedisReply& records = r.elements[2];
+  const std::string other_state = "the map in Redis is not the one version " +
+                                  std::to_string(since) +
+                                  " came from (a failover to a replica, or a restored backup?)";
+  if (*version == since) {
+    if (*id != since_id) return Status::NotFound(other_state);
+    return Status::Ok();
   }
-  if (records.elements.size() != *version - since) {
+  if (records.type != RedisReply::Type::kArray) {
+    return Status::NotFound("the change log cannot tell what changed from version " +
+                            std::to_string(since) + " to " + std::to_string(*version));
+  }
+  // From `since` on: the record of `since` itself first (none for 0, the empty map).
+  const size_t want = *version - since + (since > 0 ? 1 : 0);
+  if (records.elements.size() != want) {
     return Status::NotFound("the change log holds " + std::to_string(records.elements.size()) +
-                            " of the " + std::to_string(*version - since) + " changes after " +
+                            " of the " + std::to_string(want) + " records from version " +
                             std::to_string(since));
   }
   out->reserve(records.elements.size());
@@ -500,9 +533,14 @@ Status MapStore::ChangesSince(uint64_t since, std::vector<MapChange>* out, uint6
     bool full = false;
     s = ParseLogRecord(records.elements[i].str, &change, &full);
     if (!s.ok()) return s;
-    if (change.version != since + 1 + i) {
-      return Status::NotFound("the change log skips from version " + std::to_string(since + i) +
+    const uint64_t expected = since + i + (since > 0 ? 0 : 1);
+    if (change.version != expected) {
+      return Status::NotFound("the change log skips from version " + std::to_string(expected) +
                               " to " + std::to_string(change.version));
+    }
+    if (since > 0 && i == 0) {
+      if (change.id != since_id) return Status::NotFound(other_state);
+      continue;  // our own version: already applied
     }
     if (full) {
       return Status::NotFound("change " + std::to_string(change.version) +

@@ -26,6 +26,29 @@ std::vector<std::string> Texts(const std::vector<Entry>& entries) {
   return out;
 }
 
+// The id of `version` as the log records it ("" for 0): what a watcher holding that
+// version knows. "none" when the log does not hold it.
+std::string IdOf(RedisClient& client, uint64_t version) {
+  if (version == 0) return "";
+  RedisReply r;
+  REQUIRE(client.Command({"LRANGE", "t:map:log", "0", "-1"}, &r).ok());
+  const std::string prefix = "compd1 " + std::to_string(version) + " ";
+  for (const RedisReply& e : r.elements) {
+    if (e.str.rfind(prefix, 0) != 0) continue;
+    std::string head = e.str.substr(prefix.size(), e.str.find('\n') - prefix.size());
+    if (head.size() > 5 && head.compare(head.size() - 5, 5, " full") == 0)
+      head.resize(head.size() - 5);
+    return head;
+  }
+  return "none";
+}
+
+Status Since(MapStore& store, RedisClient& client, uint64_t since, std::vector<MapChange>* out,
+             uint64_t* version) {
+  std::string id;
+  return store.ChangesSince(since, IdOf(client, since), out, version, &id);
+}
+
 TEST_CASE("the change log tells each version's change, oldest first", "[redis][map_store]") {
   RedisServer redis;
   RedisClient client(redis.url());
@@ -47,7 +70,7 @@ TEST_CASE("the change log tells each version's change, oldest first", "[redis][m
 
   std::vector<MapChange> changes;
   uint64_t version = 0;
-  REQUIRE(store.ChangesSince(0, &changes, &version).ok());
+  REQUIRE(Since(store, client, 0, &changes, &version).ok());
   CHECK(version == 3);
   REQUIRE(changes.size() == 3);
   CHECK(changes[0].version == 1);
@@ -58,16 +81,16 @@ TEST_CASE("the change log tells each version's change, oldest first", "[redis][m
   CHECK(Texts(changes[2].added) == std::vector<std::string>{"e b@x.example", "e c@x.example"});
   CHECK(Texts(changes[2].removed) == std::vector<std::string>{"p /^spam[0-9]+@/i"});
 
-  REQUIRE(store.ChangesSince(2, &changes, &version).ok());
+  REQUIRE(Since(store, client, 2, &changes, &version).ok());
   REQUIRE(changes.size() == 1);
   CHECK(changes[0].version == 3);
-  REQUIRE(store.ChangesSince(3, &changes, &version).ok());
+  REQUIRE(Since(store, client, 3, &changes, &version).ok());
   CHECK(changes.empty());
 
   // Applied to an empty snapshot, the log gives what a full load gives.
   std::shared_ptr<const Matcher> m;
   REQUIRE(Matcher::Build({}, &m).ok());
-  REQUIRE(store.ChangesSince(0, &changes, &version).ok());
+  REQUIRE(Since(store, client, 0, &changes, &version).ok());
   for (const MapChange& c : changes) REQUIRE(m->Apply(c.added, c.removed, &m).ok());
   std::vector<std::string> loaded;
   REQUIRE(store
@@ -99,37 +122,65 @@ TEST_CASE("the change log says when it cannot tell", "[redis][map_store]") {
     }
     REQUIRE(store.Add(many, "test", &flags).ok());
     REQUIRE(store.Add({Stored("small@x.example")}, "test", &flags).ok());
-    const Status s = store.ChangesSince(0, &changes, &version);
+    const Status s = Since(store, client, 0, &changes, &version);
     CHECK(s.IsNotFound());
     CHECK(s.message().find("too large") != std::string::npos);
     CHECK(version == 2);
     // After the big one, the log is fine again.
-    REQUIRE(store.ChangesSince(1, &changes, &version).ok());
+    REQUIRE(Since(store, client, 1, &changes, &version).ok());
     CHECK(changes.size() == 1);
   }
   SECTION("further back than the log keeps") {
     for (size_t i = 0; i < MapStore::kLogKeep + 3; ++i) {
       REQUIRE(store.Add({Stored("v" + std::to_string(i) + "@x.example")}, "test", &flags).ok());
     }
-    CHECK(store.ChangesSince(0, &changes, &version).IsNotFound());
-    CHECK(store.ChangesSince(2, &changes, &version).IsNotFound());
-    REQUIRE(store.ChangesSince(3, &changes, &version).ok());
-    CHECK(changes.size() == MapStore::kLogKeep);
+    CHECK(Since(store, client, 0, &changes, &version).IsNotFound());
+    // The record of the caller's own version must be there too, to check it is the same.
+    CHECK(Since(store, client, 3, &changes, &version).IsNotFound());
+    REQUIRE(Since(store, client, 4, &changes, &version).ok());
+    CHECK(changes.size() == MapStore::kLogKeep - 1);
   }
   SECTION("the version went backwards (Redis flushed or restored)") {
     REQUIRE(store.Add({Stored("w@x.example")}, "test", &flags).ok());
-    const Status s = store.ChangesSince(7, &changes, &version);
+    const Status s = Since(store, client, 7, &changes, &version);
     CHECK(s.IsNotFound());
     CHECK(version == 1);
   }
   SECTION("a map written before the log existed") {
     REQUIRE(store.Add({Stored("w@x.example")}, "test", &flags).ok());
     REQUIRE(client.Command({"DEL", "t:map:log"}).ok());
-    CHECK(store.ChangesSince(0, &changes, &version).IsNotFound());
+    CHECK(Since(store, client, 0, &changes, &version).IsNotFound());
+  }
+  SECTION("the same version number, another state (failover to a replica that missed writes)") {
+    REQUIRE(store.Add({Stored("w@x.example")}, "test", &flags).ok());
+    REQUIRE(store.Add({Stored("v@x.example")}, "test", &flags).ok());
+    std::string id;
+    // Our version 1 had another id: Redis' version 1 is not ours, whatever came after.
+    Status s = store.ChangesSince(1, "1700000000.123", &changes, &version, &id);
+    CHECK(s.IsNotFound());
+    CHECK(s.message().find("not the one version 1 came from") != std::string::npos);
+    // Same number as Redis' current version, another id.
+    s = store.ChangesSince(2, "1700000000.123", &changes, &version, &id);
+    CHECK(s.IsNotFound());
+    // With the right ids all is well, and the current id comes back.
+    REQUIRE(store.ChangesSince(1, IdOf(client, 1), &changes, &version, &id).ok());
+    CHECK(changes.size() == 1);
+    CHECK(id == IdOf(client, 2));
+    CHECK(changes[0].id == id);
+    REQUIRE(store.ChangesSince(2, id, &changes, &version, &id).ok());
+    CHECK(changes.empty());
+  }
+  SECTION("a record it cannot read (a newer compd wrote it, or it is corrupt)") {
+    REQUIRE(store.Add({Stored("w@x.example")}, "test", &flags).ok());
+    REQUIRE(client.Command({"RPUSH", "t:map:log", "compd2 2 x\n+e3:a@b"}).ok());
+    REQUIRE(client.Command({"INCR", "t:map:version"}).ok());
+    const Status s = Since(store, client, 1, &changes, &version);
+    CHECK(s.IsNotFound());
+    CHECK(s.message().find("unreadable change log record") != std::string::npos);
   }
   SECTION("Redis down is not 'cannot tell'") {
     redis.Stop();
-    const Status s = store.ChangesSince(0, &changes, &version);
+    const Status s = Since(store, client, 0, &changes, &version);
     CHECK(s.code() == Status::Code::kUnavailable);
   }
 }

@@ -61,12 +61,21 @@ Status MapWatcher::Start() {
   }
   redis_ = std::make_unique<RedisClient>(options_.redis, options_.redis_timeout);
   store_ = std::make_unique<MapStore>(redis_.get(), options_.prefix);
-  if (!LoadFromRedis() && !LoadFromFiles()) {
-    Log(LogLevel::kError,
-        "map: Redis " + options_.redis.ToString() + " is unreachable and " +
-            (options_.map_dir.empty() ? std::string("no map_dir is set")
-                                      : "there are no map files in " + options_.map_dir) +
-            ": serving an EMPTY map (nothing is blocked) until Redis answers");
+  const std::string redis = "Redis " + options_.redis.ToString();
+  if (!LoadFromRedis()) {
+    if (!LoadFromFiles(redis + " is unreachable")) {
+      Log(LogLevel::kError,
+          "map: " + redis + " is unreachable and " +
+              (options_.map_dir.empty() ? std::string("no map_dir is set")
+                                        : "there are no map files in " + options_.map_dir) +
+              ": serving an EMPTY map (nothing is blocked) until Redis answers");
+    }
+  } else if (Current()->source == "empty") {
+    LoadFromFiles("the map in " + redis + " does not compile");
+  } else if (Current()->version == 0 && LoadFromFiles(redis + " holds no map (version 0)")) {
+    // A Redis restarted without persistence, or flushed: the files written from the map
+    // it held are the better guess, until somebody writes the map again.
+    no_map_warned_ = true;
   }
   MaybeWriteFiles(/*now=*/true);
   thread_ = std::thread(&MapWatcher::Loop, this);
@@ -121,33 +130,70 @@ void MapWatcher::NoteBadVersion(uint64_t version, const Status& s) {
                             s.ToString() + "; still enforcing " + Describe(*Current()));
 }
 
+bool MapWatcher::KeepOverEmptyRedis(uint64_t version) {
+  auto cur = Current();
+  const bool has_map = cur->exact + cur->patterns > 0 &&
+                       (cur->source == "files" || (cur->source == "redis" && cur->version > 0));
+  if (version != 0 || !has_map) {
+    no_map_warned_ = false;
+    return false;
+  }
+  if (!no_map_warned_) {
+    Log(LogLevel::kError,
+        "map: Redis " + options_.redis.ToString() +
+            " holds no map (version 0: restarted without persistence, or flushed?); keeping " +
+            Describe(*cur) + " until the map is written again (e.g. mapctl import of " +
+            (options_.map_dir.empty() ? std::string("an export")
+                                      : options_.map_dir + "/" + kExactMapFile) +
+            ")");
+    no_map_warned_ = true;
+  }
+  return true;
+}
+
 bool MapWatcher::LoadFromRedis() {
   auto snap = std::make_shared<Snapshot>();
   Status built;
   std::vector<std::string> invalid;
-  bool was_connected = redis_->connected();
+  bool skipped = false;
   auto read = [&] {
-    return store_->ReadEntries([&](const MapEntriesView& map) {
+    // Connecting gets redis_timeout, as everything else; only the read of the whole map,
+    // which takes seconds at a million entries, gets load_timeout.
+    redis_->set_timeout(options_.redis_timeout);
+    Status c = redis_->Connect();
+    if (!c.ok()) return c;
+    redis_->set_timeout(std::max(options_.redis_timeout, options_.load_timeout));
+    c = store_->ReadEntries([&](const MapEntriesView& map) {
       snap->version = map.version;
+      snap->id = map.id;
       invalid = map.invalid;
-      // A version that did not compile before is not compiled again.
-      if (has_failed_version_ && map.version == failed_version_) return Status::Ok();
+      // A version that did not compile before is not compiled again, and a Redis that
+      // lost the map does not replace the one we have.
+      skipped = (has_failed_version_ && map.version == failed_version_) ||
+                KeepOverEmptyRedis(map.version);
+      if (skipped) return Status::Ok();
       built = Matcher::Build(map.exact, map.patterns, options_.matcher, &snap->matcher);
       return Status::Ok();
     });
+    redis_->set_timeout(options_.redis_timeout);
+    return c;
   };
-  // The whole map takes seconds at a million entries: a longer timeout for this read.
-  redis_->set_timeout(std::max(options_.redis_timeout, options_.load_timeout));
+  const bool was_connected = redis_->connected();
+  const auto t0 = std::chrono::steady_clock::now();
   Status s = read();
-  if (!s.ok() && was_connected) s = read();  // see CheckVersion
-  redis_->set_timeout(options_.redis_timeout);
+  // A connection from before an outage fails at once after Redis is back: try a fresh one
+  // (see CheckVersion). Not after a timeout, which would only double the wait.
+  if (!s.ok() && was_connected && std::chrono::steady_clock::now() - t0 < options_.redis_timeout) {
+    redis_->Disconnect();
+    s = read();
+  }
   if (!s.ok()) {
     redis_->Disconnect();
     NoteRedisFailure(s);
     return false;
   }
   NoteRedisSuccess();
-  if (has_failed_version_ && snap->version == failed_version_) return true;
+  if (skipped) return true;
   if (!invalid.empty()) {
     Log(LogLevel::kWarning, "map: " + std::to_string(invalid.size()) +
                                 " field(s) in Redis are not valid entries and are never "
@@ -175,7 +221,8 @@ bool MapWatcher::LoadFromRedis() {
   return true;
 }
 
-bool MapWatcher::ApplyChanges(const std::vector<MapChange>& changes, uint64_t version) {
+bool MapWatcher::ApplyChanges(const std::vector<MapChange>& changes, uint64_t version,
+                              const std::string& id) {
   // The net effect of the changes, applied at once: a burst costs one Apply, and a change
   // that did not compile (a pattern too big) stops blocking once a later one undoes it.
   std::unordered_map<std::string, const Entry*> net_added, net_removed;  // by kind + text
@@ -204,6 +251,7 @@ bool MapWatcher::ApplyChanges(const std::vector<MapChange>& changes, uint64_t ve
   auto snap = std::make_shared<Snapshot>();
   snap->matcher = std::move(m);
   snap->version = version;
+  snap->id = id;
   snap->loaded = std::chrono::system_clock::now();
   snap->exact = snap->matcher->exact_count();
   snap->patterns = snap->matcher->pattern_count();
@@ -212,8 +260,30 @@ bool MapWatcher::ApplyChanges(const std::vector<MapChange>& changes, uint64_t ve
                            " applied from the change log (" + std::to_string(changes.size()) +
                            " change(s): +" + std::to_string(added.size()) + " -" +
                            std::to_string(removed.size()) + "): " + Describe(*snap));
-  Install(std::move(snap));
+  const bool compact = snap->matcher->NeedsCompaction();
+  Install(snap);
   files_pending_ = true;
+  if (compact) {
+    // After the change is enforced, not before: a compaction costs about what reading the
+    // whole map costs (a second at a million entries), and changes nothing a lookup sees.
+    const auto t0 = std::chrono::steady_clock::now();
+    std::shared_ptr<const Matcher> compacted;
+    Status s = snap->matcher->Compact(&compacted);
+    if (s.ok()) {
+      auto next = std::make_shared<Snapshot>(*snap);
+      next->matcher = std::move(compacted);
+      snap.reset();
+      Install(std::move(next));
+      malloc_trim(0);
+      Log(LogLevel::kInfo, "map: compacted the changes into a new table in " +
+                               std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                                  std::chrono::steady_clock::now() - t0)
+                                                  .count()) +
+                               " ms");
+    } else {
+      Log(LogLevel::kWarning, "map: cannot compact the map's changes: " + s.ToString());
+    }
+  }
   return true;
 }
 
@@ -235,7 +305,7 @@ void MapWatcher::MaybeWriteFiles(bool now) {
   malloc_trim(0);  // the file's text was as big as the map
 }
 
-bool MapWatcher::LoadFromFiles() {
+bool MapWatcher::LoadFromFiles(const std::string& why) {
   if (options_.map_dir.empty()) return false;
   std::vector<Entry> entries;
   bool any = false;
@@ -276,9 +346,8 @@ bool MapWatcher::LoadFromFiles() {
   snap->exact = snap->matcher->exact_count();
   snap->patterns = snap->matcher->pattern_count();
   snap->source = "files";
-  Log(LogLevel::kWarning, "map: Redis " + options_.redis.ToString() + " is unreachable; serving " +
-                              Describe(*snap) + " in " + options_.map_dir + " (written " + newest +
-                              ") until it answers");
+  Log(LogLevel::kWarning, "map: " + why + "; serving " + Describe(*snap) + " in " +
+                              options_.map_dir + " (written " + newest + ") until it answers");
   Install(snap);
   ++full_loads_;
   return true;
@@ -287,14 +356,15 @@ bool MapWatcher::LoadFromFiles() {
 bool MapWatcher::CheckVersion() {
   auto cur = Current();
   const bool from_redis = cur->source == "redis";
-  const uint64_t since = cur->version;
   std::vector<MapChange> changes;
   uint64_t version = 0;
-  bool was_connected = redis_->connected();
-  // The changes since our version, or (when the snapshot is not from Redis) just the
+  std::string id;
+  const bool was_connected = redis_->connected();
+  // What changed since our version, or (when the snapshot is not from Redis) just the
   // version; one round trip either way.
   auto ask = [&] {
-    return from_redis ? store_->ChangesSince(since, &changes, &version) : store_->Version(&version);
+    return from_redis ? store_->ChangesSince(cur->version, cur->id, &changes, &version, &id)
+                      : store_->Version(&version);
   };
   Status s = ask();
   // A connection from before an outage fails once after Redis is back: try a fresh one
@@ -306,10 +376,11 @@ bool MapWatcher::CheckVersion() {
     return false;
   }
   NoteRedisSuccess();
-  if (from_redis && version == since) return true;
+  if (from_redis && s.ok() && version == cur->version) return true;
   if (has_failed_version_ && version == failed_version_) return true;
+  if (KeepOverEmptyRedis(version)) return true;
   if (from_redis && s.ok()) {
-    ApplyChanges(changes, version);
+    ApplyChanges(changes, version, id);
     return true;
   }
   if (from_redis) Log(LogLevel::kInfo, "map: reading the whole map: " + s.message());

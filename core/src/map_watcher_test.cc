@@ -169,6 +169,114 @@ TEST_CASE("map watcher applies small changes from the log, and reads the whole m
   CHECK(watcher.stats().full_loads == 2);
 }
 
+// Replaces every map key of `to` with `from`'s, in one transaction, and tells the
+// watchers: what a failover to a replica (or a restored backup) looks like to them.
+void SwapInMap(const RedisUrl& from, const RedisUrl& to, uint64_t version) {
+  RedisClient src(from), dst(to);
+  std::vector<std::vector<std::string>> tx = {{"MULTI"}};
+  for (const char* key :
+       {"t:map:exact", "t:map:re", "t:map:version", "t:map:changed", "t:map:log"}) {
+    RedisReply dump;
+    REQUIRE(src.Command({"DUMP", key}, &dump).ok());
+    tx.push_back({"DEL", key});
+    if (!dump.is_nil()) tx.push_back({"RESTORE", key, "0", dump.str});
+  }
+  tx.push_back({"EXEC"});
+  tx.push_back({"PUBLISH", "t:map:changes", std::to_string(version)});
+  REQUIRE(dst.Pipeline(tx).ok());
+}
+
+TEST_CASE("map watcher notices another map under the same version number (failover)",
+          "[redis][map_watcher]") {
+  RedisServer primary, replica;
+  LogCapture log;
+  // The replica missed the last write: both are at version 2, with other entries.
+  AddToMap(primary.url(), {Exact("a@x.example")});
+  AddToMap(primary.url(), {Exact("lost@x.example")});
+  AddToMap(replica.url(), {Exact("a@x.example")});
+  AddToMap(replica.url(), {Exact("other@x.example")});
+
+  MapWatcherOptions opts = Options(primary.url());
+  opts.poll_interval = std::chrono::minutes(10);  // the change message is what it gets
+  MapWatcher watcher(opts, log.fn());
+  REQUIRE(watcher.Start().ok());
+  REQUIRE(Listed(watcher, "lost@x.example"));
+  REQUIRE(watcher.Current()->version == 2);
+  RedisClient probe(primary.url());
+  REQUIRE(WaitUntil([&] {
+    RedisReply r;
+    return probe.Command({"PUBSUB", "NUMSUB", "t:map:changes"}, &r).ok() &&
+           r.elements.size() == 2 && r.elements[1].integer == 1;
+  }));
+
+  SwapInMap(replica.url(), primary.url(), 2);
+  CHECK(WaitUntil([&] { return Listed(watcher, "other@x.example"); }));
+  CHECK_FALSE(Listed(watcher, "lost@x.example"));
+  CHECK(watcher.Current()->version == 2);
+  CHECK(log.Contains("not the one version 2 came from"));
+  // And the log path works again from the new state.
+  AddToMap(primary.url(), {Exact("after@x.example")});
+  CHECK(WaitUntil([&] { return Listed(watcher, "after@x.example"); }));
+  CHECK(watcher.stats().full_loads == 2);
+}
+
+TEST_CASE("map watcher keeps its map when Redis comes back without one", "[redis][map_watcher]") {
+  RedisServer redis;
+  TempDir tmp;
+  LogCapture log;
+  AddToMap(redis.url(), {Exact("keep@x.example"), Pattern("^keep[0-9]+@")});
+  MapWatcherOptions opts = Options(redis.url());
+  opts.map_dir = tmp.path();
+  opts.poll_interval = std::chrono::milliseconds(200);
+  opts.files_interval = std::chrono::milliseconds(0);
+  {
+    MapWatcher watcher(opts, log.fn());
+    REQUIRE(watcher.Start().ok());
+    // Redis restarted without persistence (or somebody flushed it).
+    RedisClient c(redis.url());
+    REQUIRE(c.Command({"FLUSHALL"}).ok());
+    CHECK(WaitUntil([&] { return log.Contains("holds no map (version 0"); }));
+    CHECK(Listed(watcher, "keep@x.example"));
+    CHECK(Listed(watcher, "keep7@y.example"));
+    // The files still hold the map: nothing rewrote them from the empty Redis.
+    CHECK(ReadFileOrEmpty(tmp / kExactMapFile).find("keep@x.example") != std::string::npos);
+  }
+  {
+    // A milter started now, with the files from before, serves them rather than nothing.
+    LogCapture log2;
+    MapWatcher watcher(opts, log2.fn());
+    REQUIRE(watcher.Start().ok());
+    CHECK(watcher.Current()->source == "files");
+    CHECK(Listed(watcher, "keep@x.example"));
+    CHECK(log2.Contains("holds no map (version 0)"));
+    // Once the map is written again, it is the map.
+    AddToMap(redis.url(), {Exact("new@x.example")});
+    CHECK(WaitUntil([&] { return Listed(watcher, "new@x.example"); }));
+    CHECK_FALSE(Listed(watcher, "keep@x.example"));
+    CHECK(watcher.Current()->source == "redis");
+  }
+}
+
+TEST_CASE("map watcher compacts a grown overlay after enforcing the change",
+          "[redis][map_watcher]") {
+  RedisServer redis;
+  LogCapture log;
+  AddToMap(redis.url(), {Exact("base@x.example")});
+  MapWatcherOptions opts = Options(redis.url());
+  opts.poll_interval = std::chrono::milliseconds(200);
+  MapWatcher watcher(opts, log.fn());
+  REQUIRE(watcher.Start().ok());
+  std::vector<StoredEntry> batch;  // logged (under kLogMaxEntries), but a big overlay
+  for (int i = 0; i < 5000; ++i) batch.push_back(Exact("b" + std::to_string(i) + "@x.example"));
+  AddToMap(redis.url(), batch);
+  CHECK(WaitUntil([&] { return log.Contains("compacted the changes"); }));
+  CHECK(Listed(watcher, "b4999@x.example"));
+  CHECK(Listed(watcher, "base@x.example"));
+  CHECK(watcher.Current()->matcher->overlay_size() == 0);
+  CHECK(watcher.Current()->exact == 5001);
+  CHECK(watcher.stats().full_loads == 1);
+}
+
 TEST_CASE("map watcher keeps the old snapshot when a change does not compile",
           "[redis][map_watcher]") {
   RedisServer redis;

@@ -5,7 +5,8 @@
 //   {prefix}map:re       hash  `/regex/flags`    -> JSON metadata
 //   {prefix}map:version  int   bumped by every change that changes something
 //   {prefix}map:changed  hash  at (unix seconds, Redis' clock), by, op, added, removed,
-//                              version of the last change
+//                              version and id of the last change (the id, from Redis'
+//                              clock, tells states with the same version number apart)
 //   {prefix}map:changes  pub/sub channel; each change publishes the new version
 //   {prefix}map:log      list, the last kLogKeep changes, one element per version: what it
 //                        added and removed (see ChangesSince), so a milter applies a small
@@ -88,6 +89,7 @@ struct ChangeResult {
 // patterns parsed when added, by their text alone when removed.
 struct MapChange {
   uint64_t version = 0;
+  std::string id;  // of the state this change made
   std::vector<Entry> added;
   std::vector<Entry> removed;
 };
@@ -95,6 +97,7 @@ struct MapChange {
 // The entries without metadata, read in place from Redis' reply (see ReadEntries).
 struct MapEntriesView {
   uint64_t version = 0;
+  std::string id;  // of this state ("" for a map written before ids)
   std::vector<std::string_view> exact;  // canonical addresses, unsorted
   std::vector<Entry> patterns;          // sorted by text
   std::vector<std::string> invalid;     // as MapState::invalid
@@ -138,13 +141,16 @@ class MapStore {
   // needs. The views in `map` are only valid during the call; its status is returned.
   Status ReadEntries(const std::function<Status(const MapEntriesView& map)>& fn);
 
-  // What changed after version `since`, oldest first, one MapChange per version up to the
-  // current one (`*version`; `out` is empty when that is `since`). kNotFound when the
-  // log cannot tell: it no longer reaches back that far (more than kLogKeep changes), a
-  // change in between was too big to log (over kLogMaxEntries entries: an import), the
-  // version went backwards (Redis restored or flushed), or an older compd made the change.
-  // The caller then loads the whole map.
-  Status ChangesSince(uint64_t since, std::vector<MapChange>* out, uint64_t* version);
+  // What changed after the state (`since`, `since_id`) the caller holds, oldest first, one
+  // MapChange per version up to the current one (`*version`, `*id`; `out` is empty when
+  // that is `since`). kNotFound when the log cannot tell: it no longer reaches back that
+  // far (more than kLogKeep changes), a change in between was too big to log (over
+  // kLogMaxEntries entries: an import), the records are too big for one short read, a
+  // record cannot be read, the version went backwards, or Redis' state `since` is not the
+  // caller's (its id differs: a failover to a replica that missed writes, or a restored
+  // backup). The caller then reads the whole map.
+  Status ChangesSince(uint64_t since, const std::string& since_id, std::vector<MapChange>* out,
+                      uint64_t* version, std::string* id);
   static constexpr size_t kLogKeep = 200;
   static constexpr size_t kLogMaxEntries = 10000;
 

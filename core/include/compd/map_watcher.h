@@ -49,6 +49,7 @@ namespace compd {
 
 struct Snapshot {
   uint64_t version = 0;                    // the map version in Redis; 0 for "files" and "empty"
+  std::string id;                          // Redis' id of that version (see MapStore)
   std::shared_ptr<const Matcher> matcher;  // never null
   std::chrono::system_clock::time_point loaded;
   size_t exact = 0;
@@ -102,13 +103,19 @@ class MapWatcher {
 
  private:
   void Loop();
-  // Loads from Redis if its version differs from the snapshot's (or the snapshot is not
-  // from Redis). False when Redis failed.
+  // Brings the snapshot up to Redis' version: from the change log when it can tell,
+  // else by reading the whole map. False when Redis failed.
   bool CheckVersion();
   bool LoadFromRedis();
-  bool LoadFromFiles();
-  // Applies `changes` to the current snapshot; false when one does not compile.
-  bool ApplyChanges(const std::vector<MapChange>& changes, uint64_t version);
+  // Serves the map files; `why` says why in the log. False when there are none.
+  bool LoadFromFiles(const std::string& why);
+  // Applies the net effect of `changes` to the current snapshot (then compacts, if due);
+  // false when it does not compile.
+  bool ApplyChanges(const std::vector<MapChange>& changes, uint64_t version,
+                    const std::string& id);
+  // True (and says so, once) when Redis holds no map at all (version 0) while we hold one
+  // from it or from the files: Redis lost its data; keep ours until the map is rewritten.
+  bool KeepOverEmptyRedis(uint64_t version);
   // Notes that the version failed to compile (logged, not retried).
   void NoteBadVersion(uint64_t version, const Status& s);
   // Writes the map files for the current snapshot when they are due.
@@ -142,6 +149,7 @@ class MapWatcher {
   uint64_t failed_version_ = 0;  // a version that did not compile: not retried
   bool has_failed_version_ = false;
   // The map files: whether the current snapshot still needs writing, and when allowed.
+  bool no_map_warned_ = false;
   bool files_pending_ = false;
   std::chrono::steady_clock::time_point files_next_{};
 };

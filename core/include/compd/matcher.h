@@ -10,8 +10,9 @@
 //
 // A small change to a big map does not rebuild it: Apply derives a new snapshot that
 // shares the old one's exact table (and its pattern sets, when no pattern changed) and
-// keeps the changed keys in a small overlay table consulted first. When the overlay grows
-// past an eighth of the table, Apply compacts it into a new table.
+// keeps the changed keys in a small overlay table consulted first. Each Apply costs time
+// in proportion to the overlay, so its owner calls Compact (off the path that enforces
+// the change) once NeedsCompaction says so.
 #ifndef COMPD_MATCHER_H_
 #define COMPD_MATCHER_H_
 
@@ -66,10 +67,15 @@ class Matcher {
   // A snapshot equal to this one with `removed` taken out, then `added` put in (entries
   // from ParseEntry, matched by text; adding what is there or removing what is not changes
   // nothing). Costs time in proportion to the change and the overlay, plus compiling the
-  // patterns when they changed, plus now and then a compaction (see above). Errors as
-  // Build's; this snapshot is never changed.
+  // patterns when they changed. Errors as Build's; this snapshot is never changed.
   Status Apply(const std::vector<Entry>& added, const std::vector<Entry>& removed,
                std::shared_ptr<const Matcher>* out) const;
+  // True when the overlay has grown large enough (4,096 entries, or 1/64 of the table) that
+  // the next Apply would be cheaper after a Compact.
+  bool NeedsCompaction() const;
+  // The same snapshot with the overlay folded into a new exact table: costs about what
+  // Build costs for the exact entries; the pattern sets are shared.
+  Status Compact(std::shared_ptr<const Matcher>* out) const;
 
   // Every entry of the snapshot by its text, for writing the map out: exact entries as
   // given (not their canonical keys), sorted; patterns sorted, including those a lookup
