@@ -71,8 +71,10 @@ if want e2e; then
     --json "$OUT/e2e_postfix.json" | tee "$OUT/e2e_postfix.txt"
 fi
 if want freshness; then
-  if "$COMPD_BENCH_BUILD/compd-milter" --help 2>&1 | grep -q -- --socket &&
-     "$COMPD_BENCH_BUILD/mapctl" --help 2>&1 | grep -q import; then
+  # Captured first: with pipefail, `grep -q` closing the pipe early would fail the test.
+  milter_help=$("$COMPD_BENCH_BUILD/compd-milter" --help 2>&1 || true)
+  mapctl_help=$("$COMPD_BENCH_BUILD/mapctl" --help 2>&1 || true)
+  if grep -q -- --socket <<<"$milter_help" && grep -q import <<<"$mapctl_help"; then
     echo "== map freshness, rebuild, memory"
     python3 bench/freshness.py --sizes "$SIZES" --repeat "$REPEAT" \
       --json "$OUT/freshness.json" | tee "$OUT/freshness.txt"

@@ -72,13 +72,22 @@ Status MapWatcher::Start() {
     }
   } else if (Current()->source == "empty") {
     LoadFromFiles("the map in " + redis + " does not compile");
-  } else if (Current()->version == 0 && LoadFromFiles(redis + " holds no map (version 0)")) {
+  } else if (Current()->version == 0 && Current()->exact + Current()->patterns == 0 &&
+             LoadFromFiles(redis + " holds no map (version 0)")) {
     // A Redis restarted without persistence, or flushed: the files written from the map
     // it held are the better guess, until somebody writes the map again.
     no_map_warned_ = true;
   }
-  MaybeWriteFiles(/*now=*/true);
+  // The first files before Start returns, so that rspamd finds them at once.
+  std::shared_ptr<const Snapshot> first;
+  {
+    std::lock_guard<std::mutex> lock(files_mu_);
+    first = std::move(files_snapshot_);
+    files_snapshot_.reset();
+  }
+  if (first != nullptr) WriteFiles(*first);
   thread_ = std::thread(&MapWatcher::Loop, this);
+  if (!options_.map_dir.empty()) files_thread_ = std::thread(&MapWatcher::FilesLoop, this);
   return Status::Ok();
 }
 
@@ -89,6 +98,13 @@ void MapWatcher::Stop() {
   }
   cv_.notify_all();
   if (thread_.joinable()) thread_.join();
+  // After the watcher: the last version it applied still gets its files.
+  {
+    std::lock_guard<std::mutex> lock(files_mu_);
+    files_stop_ = true;
+  }
+  files_cv_.notify_all();
+  if (files_thread_.joinable()) files_thread_.join();
 }
 
 bool MapWatcher::stopping() {
@@ -212,9 +228,9 @@ bool MapWatcher::LoadFromRedis() {
   auto old = Current();
   Log(LogLevel::kInfo, "map: loaded " + Describe(*snap) + "; was " + Describe(*old));
   old.reset();
-  Install(std::move(snap));
+  Install(snap);
   ++full_loads_;
-  files_pending_ = true;
+  QueueFiles(std::move(snap));
   // The reply and the previous snapshot were freed in the middle of the heap; give those
   // pages back, or the milter keeps its peak size (twice the map) for good.
   malloc_trim(0);
@@ -262,7 +278,7 @@ bool MapWatcher::ApplyChanges(const std::vector<MapChange>& changes, uint64_t ve
                            std::to_string(removed.size()) + "): " + Describe(*snap));
   const bool compact = snap->matcher->NeedsCompaction();
   Install(snap);
-  files_pending_ = true;
+  QueueFiles(snap);
   if (compact) {
     // After the change is enforced, not before: a compaction costs about what reading the
     // whole map costs (a second at a million entries), and changes nothing a lookup sees.
@@ -287,22 +303,45 @@ bool MapWatcher::ApplyChanges(const std::vector<MapChange>& changes, uint64_t ve
   return true;
 }
 
-void MapWatcher::MaybeWriteFiles(bool now) {
-  if (!files_pending_ || options_.map_dir.empty()) return;
-  const auto t = std::chrono::steady_clock::now();
-  if (!now && t < files_next_) return;
-  files_pending_ = false;
-  files_next_ = t + options_.files_interval;
-  auto snap = Current();
-  if (snap->source != "redis") return;
+void MapWatcher::QueueFiles(std::shared_ptr<const Snapshot> snap) {
+  if (options_.map_dir.empty()) return;
+  {
+    std::lock_guard<std::mutex> lock(files_mu_);
+    files_snapshot_ = std::move(snap);  // a newer version replaces one not written yet
+  }
+  files_cv_.notify_all();
+}
+
+void MapWatcher::WriteFiles(const Snapshot& snap) {
+  if (snap.source != "redis") return;
   Status s =
-      WriteMapFiles(options_.map_dir, snap->matcher->ExactTexts(), snap->matcher->PatternTexts());
+      WriteMapFiles(options_.map_dir, snap.matcher->ExactTexts(), snap.matcher->PatternTexts());
   if (!s.ok()) {
     Log(LogLevel::kError,
         "map: cannot write the map files for rspamd and for starting without Redis: " +
             s.ToString());
   }
   malloc_trim(0);  // the file's text was as big as the map
+}
+
+void MapWatcher::FilesLoop() {
+  // On a thread of its own: at a million entries the files take most of a second to
+  // write, and the next change must not wait for them.
+  auto next = std::chrono::steady_clock::now();
+  std::unique_lock<std::mutex> lock(files_mu_);
+  for (;;) {
+    files_cv_.wait(lock, [&] { return files_snapshot_ != nullptr || files_stop_; });
+    if (files_snapshot_ == nullptr) break;  // stopping, nothing left to write
+    // At most once per files_interval: a burst of changes is written once, at its end.
+    files_cv_.wait_until(lock, next, [&] { return files_stop_; });
+    std::shared_ptr<const Snapshot> snap = std::move(files_snapshot_);
+    files_snapshot_.reset();
+    lock.unlock();
+    WriteFiles(*snap);
+    snap.reset();
+    next = std::chrono::steady_clock::now() + options_.files_interval;
+    lock.lock();
+  }
 }
 
 bool MapWatcher::LoadFromFiles(const std::string& why) {
@@ -393,7 +432,6 @@ void MapWatcher::Loop() {
   bool subscribed = false;
   auto next_poll = std::chrono::steady_clock::now() + options_.poll_interval;
   while (!stopping()) {
-    MaybeWriteFiles(/*now=*/false);
     if (!subscribed) {
       Status s = sub.Subscribe({keys.channel()});
       if (!s.ok()) {
@@ -410,10 +448,6 @@ void MapWatcher::Loop() {
     auto now = std::chrono::steady_clock::now();
     auto until_poll = std::chrono::duration_cast<std::chrono::milliseconds>(next_poll - now);
     auto slice = std::clamp(until_poll, std::chrono::milliseconds(0), kReadSlice);
-    if (files_pending_) {
-      auto until_files = std::chrono::duration_cast<std::chrono::milliseconds>(files_next_ - now);
-      slice = std::clamp(until_files, std::chrono::milliseconds(0), slice);
-    }
     std::string channel, payload;
     Status s = sub.ReadMessage(slice, &channel, &payload);
     if (s.ok()) {
@@ -436,7 +470,6 @@ void MapWatcher::Loop() {
       next_poll = std::chrono::steady_clock::now() + (ok ? options_.poll_interval : backoff_);
     }
   }
-  MaybeWriteFiles(/*now=*/true);  // a change applied just before the stop
 }
 
 MapWatcherStats MapWatcher::stats() const {

@@ -2,7 +2,7 @@
 //
 // Owns the current Snapshot (an immutable compiled Matcher plus where it came from), one
 // background thread and that thread's two Redis connections (one subscribed to the change
-// channel, one for commands).
+// channel, one for commands), and, with map_dir set, a second thread that writes the files.
 //
 // Thread-safe: Current() and stats() from any thread, lock-free for the caller in the
 // sense that it never waits for a load or for Redis (std::atomic_load of a shared_ptr).
@@ -23,7 +23,9 @@
 //     and the previous snapshot stays.
 //   - With map_dir set, the files are rewritten (atomically) after each new version from
 //     Redis, at most once per files_interval (a burst of changes writes once), so rspamd
-//     on the node and the next start without Redis see the same entries.
+//     on the node and the next start without Redis see the same entries. A second
+//     thread writes them: at a million entries that takes most of a second, which the
+//     next change must not wait for.
 //   - While Redis is away the last snapshot keeps serving; reconnection backs off.
 #ifndef COMPD_MAP_WATCHER_H_
 #define COMPD_MAP_WATCHER_H_
@@ -111,15 +113,16 @@ class MapWatcher {
   bool LoadFromFiles(const std::string& why);
   // Applies the net effect of `changes` to the current snapshot (then compacts, if due);
   // false when it does not compile.
-  bool ApplyChanges(const std::vector<MapChange>& changes, uint64_t version,
-                    const std::string& id);
+  bool ApplyChanges(const std::vector<MapChange>& changes, uint64_t version, const std::string& id);
   // True (and says so, once) when Redis holds no map at all (version 0) while we hold one
   // from it or from the files: Redis lost its data; keep ours until the map is rewritten.
   bool KeepOverEmptyRedis(uint64_t version);
   // Notes that the version failed to compile (logged, not retried).
   void NoteBadVersion(uint64_t version, const Status& s);
-  // Writes the map files for the current snapshot when they are due.
-  void MaybeWriteFiles(bool now);
+  // Hands `snap` to the files thread (replacing one it has not written yet).
+  void QueueFiles(std::shared_ptr<const Snapshot> snap);
+  void WriteFiles(const Snapshot& snap);
+  void FilesLoop();
   void Install(std::shared_ptr<const Snapshot> snap);
   void NoteRedisFailure(const Status& s);
   void NoteRedisSuccess();
@@ -150,8 +153,13 @@ class MapWatcher {
   bool has_failed_version_ = false;
   // The map files: whether the current snapshot still needs writing, and when allowed.
   bool no_map_warned_ = false;
-  bool files_pending_ = false;
-  std::chrono::steady_clock::time_point files_next_{};
+
+  // The files thread.
+  std::thread files_thread_;
+  std::mutex files_mu_;  // guards the two below
+  std::condition_variable files_cv_;
+  std::shared_ptr<const Snapshot> files_snapshot_;  // to write next, if not null
+  bool files_stop_ = false;
 };
 
 }  // namespace compd
