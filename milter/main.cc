@@ -1,6 +1,7 @@
 // compd-milter: the tripwire in the MTA's outbound path. Wiring only: configuration,
 // logging, the map watcher, the event recorder and libmilter; decisions live in core/.
 #include <libmilter/mfapi.h>
+#include <malloc.h>
 #include <signal.h>
 #include <unistd.h>
 
@@ -364,4 +365,11 @@ int Main(int argc, char** argv) {
 }  // namespace
 }  // namespace compd
 
-int main(int argc, char** argv) { return compd::Main(argc, argv); }
+int main(int argc, char** argv) {
+  // Big buffers (a snapshot's tables, the whole-map reply, the map files' text) straight
+  // from mmap and back to the system when freed. glibc's default threshold grows to 32 MB
+  // after the first such free, after which they come from the heap and stay in the RSS:
+  // measured at 1M entries, 142 MB after three whole reads instead of about 60.
+  mallopt(M_MMAP_THRESHOLD, 1 << 20);
+  return compd::Main(argc, argv);
+}
