@@ -646,7 +646,8 @@ constexpr const char* kPatternHeader =
     "# compd recipient patterns (rspamd regexp map); written by compd, do not edit";
 
 std::string FormatMap(const char* header, std::vector<std::string_view> lines) {
-  std::sort(lines.begin(), lines.end());
+  // A snapshot's texts come sorted already; a million of them take 0.1 s to sort again.
+  if (!std::is_sorted(lines.begin(), lines.end())) std::sort(lines.begin(), lines.end());
   lines.erase(std::unique(lines.begin(), lines.end()), lines.end());
   size_t size = std::strlen(header) + 1;
   for (std::string_view l : lines) size += l.size() + 1;
@@ -670,7 +671,7 @@ std::vector<std::string_view> TextsOf(const std::vector<Entry>& entries, EntryKi
 }
 
 std::string FormatPatternTexts(std::vector<std::string_view> texts) {
-  std::sort(texts.begin(), texts.end());
+  if (!std::is_sorted(texts.begin(), texts.end())) std::sort(texts.begin(), texts.end());
   std::vector<std::string> kept(texts.begin(), texts.end());
   DropRspamdDuplicates(&kept);
   return FormatMap(kPatternHeader, std::vector<std::string_view>(kept.begin(), kept.end()));
