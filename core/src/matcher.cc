@@ -406,6 +406,21 @@ struct Matcher::Rep {
     return CanonicalAddress(text, options.canon);
   }
 
+  // Every exact entry text now present (the base's less the removed, and the added),
+  // unsorted; views into this snapshot.
+  std::vector<std::string_view> PresentTexts() const {
+    std::vector<std::string_view> texts;
+    texts.reserve(base->table.size() + overlay.added.size());
+    const std::unordered_set<std::string_view> gone(overlay.removed.begin(), overlay.removed.end());
+    for (uint32_t i = 0; i < base->table.size(); ++i) {
+      base->ForEachText(i, [&](std::string_view t) {
+        if (gone.empty() || gone.count(t) == 0) texts.push_back(t);
+      });
+    }
+    for (const std::string& t : overlay.added) texts.push_back(t);
+    return texts;
+  }
+
   // Whether the base holds the entry `text` (removed or not).
   bool BaseHas(const std::string& text) const {
     const std::string key = Key(text);
@@ -646,17 +661,7 @@ std::optional<Match> Matcher::Lookup(std::string_view address) const {
 }
 
 std::vector<std::string_view> Matcher::ExactTexts() const {
-  const Rep& r = *rep_;
-  std::vector<std::string_view> texts;
-  texts.reserve(r.base->table.size() + r.overlay.added.size());
-  const std::unordered_set<std::string_view> gone(r.overlay.removed.begin(),
-                                                  r.overlay.removed.end());
-  for (uint32_t i = 0; i < r.base->table.size(); ++i) {
-    r.base->ForEachText(i, [&](std::string_view t) {
-      if (gone.empty() || gone.count(t) == 0) texts.push_back(t);
-    });
-  }
-  for (const std::string& t : r.overlay.added) texts.push_back(t);
+  std::vector<std::string_view> texts = rep_->PresentTexts();
   std::sort(texts.begin(), texts.end());
   return texts;
 }
@@ -672,17 +677,7 @@ Status Matcher::Compact(std::shared_ptr<const Matcher>* out) const {
   n.options = r.options;
   n.default_canon = r.default_canon;
   n.patterns = r.patterns;
-  std::vector<std::string_view> texts;
-  texts.reserve(r.base->table.size() + r.overlay.added.size());
-  const std::unordered_set<std::string_view> gone(r.overlay.removed.begin(),
-                                                  r.overlay.removed.end());
-  for (uint32_t i = 0; i < r.base->table.size(); ++i) {
-    r.base->ForEachText(i, [&](std::string_view t) {
-      if (gone.empty() || gone.count(t) == 0) texts.push_back(t);
-    });
-  }
-  for (const std::string& t : r.overlay.added) texts.push_back(t);
-  Status s = BuildExact(n.options, n.default_canon, texts, &n.base);
+  Status s = BuildExact(n.options, n.default_canon, r.PresentTexts(), &n.base);
   if (!s.ok()) return s;
   n.exact_count = n.base->table.size();
   *out = std::shared_ptr<const Matcher>(m.release());
