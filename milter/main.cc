@@ -270,12 +270,15 @@ int Run(const Plan& plan, const std::string& config_path, bool config_explicit,
       config.GetString("on_error") == "tempfail" ? OnError::kTempfail : OnError::kAccept;
   SetMilterContext(&context);
 
-  auto snap = watcher.Current();
-  logger.Log(LogLevel::kInfo, "listening on " + socket + "; map version " +
-                                  std::to_string(snap->version) + " from " + snap->source + " (" +
-                                  std::to_string(snap->exact) + " exact, " +
-                                  std::to_string(snap->patterns) + " patterns); action " +
-                                  config.GetString("action"));
+  {
+    // Scoped: a snapshot held here would stay in memory for the life of the process.
+    auto snap = watcher.Current();
+    logger.Log(LogLevel::kInfo, "listening on " + socket + "; map version " +
+                                    std::to_string(snap->version) + " from " + snap->source + " (" +
+                                    std::to_string(snap->exact) + " exact, " +
+                                    std::to_string(snap->patterns) + " patterns); action " +
+                                    config.GetString("action"));
+  }
   int rc = smfi_main();
   // libmilter returns after SIGTERM/SIGHUP/SIGINT and abandons idle connections without
   // calling close. Give busy ones a moment, then take the pending events of every

@@ -444,53 +444,59 @@ Status MapStore::LoadEntries(std::vector<Entry>* out, uint64_t* version,
 
 Status MapStore::ReadEntries(const std::function<Status(const MapEntriesView& map)>& fn) {
   std::vector<RedisReply> queued;
-  return client_->Pipeline(
-      {{"MULTI"},
-       {"HKEYS", keys_.exact()},
-       {"HKEYS", keys_.patterns()},
-       {"GET", keys_.version()},
-       {"HGET", keys_.changed(), "id"},
-       {"EXEC"}},
-      &queued, [&](const RedisReplyView& exec) {
-        if (exec.type() != RedisReply::Type::kArray || exec.size() != 4 ||
-            exec[0].type() != RedisReply::Type::kArray ||
-            exec[1].type() != RedisReply::Type::kArray) {
-          return Malformed("MULTI/EXEC of the map");
-        }
-        MapEntriesView map;
-        RedisReply version;
-        version.type = exec[2].type();
-        version.str = std::string(exec[2].str());
-        version.integer = exec[2].integer();
-        Status s = ParseVersion(version, &map.version);
-        if (!s.ok()) return s;
-        map.id = std::string(exec[3].str());
-        const RedisReplyView exact = exec[0], patterns = exec[1];
-        map.exact.reserve(exact.size());
-        for (size_t i = 0; i < exact.size(); ++i) {
-          const std::string_view field = exact[i].str();
-          const char* why = InvalidExactField(field);
-          if (*why != '\0') {
-            map.invalid.push_back(keys_.exact() + ": '" + std::string(field) + "': " + why);
-            continue;
-          }
-          map.exact.push_back(field);
-        }
-        for (size_t i = 0; i < patterns.size(); ++i) {
-          const std::string_view field = patterns[i].str();
-          Entry e;
-          Status ps = PatternField(field, &e);
-          if (!ps.ok()) {
-            map.invalid.push_back(keys_.patterns() + ": '" + std::string(field) +
-                                  "': " + ps.message());
-            continue;
-          }
-          map.patterns.push_back(std::move(e));
-        }
-        std::sort(map.patterns.begin(), map.patterns.end(),
-                  [](const Entry& a, const Entry& b) { return a.text < b.text; });
-        return fn(map);
-      });
+  PackedReply exec;
+  Status s = client_->Pipeline({{"MULTI"},
+                                {"HKEYS", keys_.exact()},
+                                {"HKEYS", keys_.patterns()},
+                                {"GET", keys_.version()},
+                                {"HGET", keys_.changed(), "id"},
+                                {"EXEC"}},
+                               &queued, &exec);
+  if (!s.ok()) return s;
+  for (const PackedReply::Item& item : exec.items) {
+    if (item.type == RedisReply::Type::kError) {
+      return Status::Unavailable("redis " + client_->url().ToString() +
+                                 ": reading the map: " + std::string(exec.str(item.first)));
+    }
+  }
+  if (exec.type != RedisReply::Type::kArray || exec.items.size() != 4 ||
+      exec.items[0].type != RedisReply::Type::kArray ||
+      exec.items[1].type != RedisReply::Type::kArray) {
+    return Malformed("MULTI/EXEC of the map");
+  }
+  MapEntriesView map;
+  RedisReply version;
+  version.type = exec.items[2].type;
+  version.integer = exec.items[2].integer;
+  if (exec.items[2].count == 1) version.str = std::string(exec.str(exec.items[2].first));
+  s = ParseVersion(version, &map.version);
+  if (!s.ok()) return s;
+  if (exec.items[3].count == 1) map.id = std::string(exec.str(exec.items[3].first));
+  const PackedReply::Item& exact = exec.items[0];
+  const PackedReply::Item& patterns = exec.items[1];
+  map.exact.reserve(exact.count);
+  for (size_t k = exact.first; k < exact.first + exact.count; ++k) {
+    const std::string_view field = exec.str(k);
+    const char* why = InvalidExactField(field);
+    if (*why != '\0') {
+      map.invalid.push_back(keys_.exact() + ": '" + std::string(field) + "': " + why);
+      continue;
+    }
+    map.exact.push_back(field);
+  }
+  for (size_t k = patterns.first; k < patterns.first + patterns.count; ++k) {
+    const std::string_view field = exec.str(k);
+    Entry e;
+    Status ps = PatternField(field, &e);
+    if (!ps.ok()) {
+      map.invalid.push_back(keys_.patterns() + ": '" + std::string(field) + "': " + ps.message());
+      continue;
+    }
+    map.patterns.push_back(std::move(e));
+  }
+  std::sort(map.patterns.begin(), map.patterns.end(),
+            [](const Entry& a, const Entry& b) { return a.text < b.text; });
+  return fn(map);
 }
 
 Status MapStore::ChangesSince(uint64_t since, const std::string& since_id,

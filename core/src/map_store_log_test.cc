@@ -213,6 +213,17 @@ TEST_CASE("ReadEntries reports fields that are not entries and skips them", "[re
   CHECK(invalid[0] == "t:map:exact: 'Upper@x.example': not in canonical (lower-case) form");
   CHECK(invalid[1] == "t:map:exact: 'no-at-sign': not an address");
   CHECK(invalid[2].rfind("t:map:re: '/(/': ", 0) == 0);
+  // The connection reads ordinary replies again after the packed one.
+  RedisReply pong;
+  REQUIRE(client.Command({"PING"}, &pong).ok());
+  CHECK(pong.str == "PONG");
+  // A key of the wrong type is Redis failing, named, never an empty map.
+  REQUIRE(client.Command({"SET", "u:map:exact", "x"}).ok());
+  MapStore wrong(&client, "u:");
+  const Status ws = wrong.ReadEntries([](const MapEntriesView&) { return Status::Ok(); });
+  CHECK(ws.code() == Status::Code::kUnavailable);
+  CHECK(ws.message().find("WRONGTYPE") != std::string::npos);
+  REQUIRE(client.Command({"PING"}, &pong).ok());
   // The callback's status is the call's.
   CHECK(
       store.ReadEntries([](const MapEntriesView&) { return Status::Internal("stop"); }).message() ==

@@ -53,6 +53,117 @@ RedisReply Convert(const redisReply* r) {
   return out;
 }
 
+// hiredis reader callbacks that pack a reply into a PackedReply (see redis.h) instead of
+// allocating an object per element. Every callback returns the Packer as the "object":
+// hiredis only needs it non-null, and frees nothing of ours (PackFree).
+struct Packer {
+  PackedReply* out;
+  bool too_deep = false;
+};
+
+int Depth(const redisReadTask* task) {
+  int depth = 0;
+  for (; task->parent != nullptr; task = task->parent) ++depth;
+  return depth;
+}
+
+RedisReply::Type TypeOf(int hiredis_type) {
+  switch (hiredis_type) {
+    case REDIS_REPLY_STRING:
+      return RedisReply::Type::kString;
+    case REDIS_REPLY_STATUS:
+      return RedisReply::Type::kStatus;
+    case REDIS_REPLY_ERROR:
+      return RedisReply::Type::kError;
+    case REDIS_REPLY_INTEGER:
+      return RedisReply::Type::kInteger;
+    case REDIS_REPLY_ARRAY:
+      return RedisReply::Type::kArray;
+    default:
+      return RedisReply::Type::kNil;
+  }
+}
+
+// The item of the top array that `task` (at depth 1) fills.
+PackedReply::Item* ItemOf(Packer* p, const redisReadTask* task) {
+  if (task->idx < 0 || static_cast<size_t>(task->idx) >= p->out->items.size()) {
+    p->too_deep = true;  // cannot happen: the top array announced its size
+    return nullptr;
+  }
+  return &p->out->items[static_cast<size_t>(task->idx)];
+}
+
+void* PackString(const redisReadTask* task, char* str, size_t len) {
+  auto* p = static_cast<Packer*>(task->privdata);
+  PackedReply& o = *p->out;
+  const int depth = Depth(task);
+  if (depth == 0) {
+    o.type = TypeOf(task->type);
+    o.text.assign(str, len);
+  } else if (depth <= 2) {
+    PackedReply::Item* item = ItemOf(p, depth == 1 ? task : task->parent);
+    if (item == nullptr) return p;
+    if (depth == 1) {
+      item->type = TypeOf(task->type);
+      item->first = o.ends.size();
+    }
+    o.bytes.append(str, len);
+    o.ends.push_back(o.bytes.size());
+    ++item->count;
+  } else {
+    p->too_deep = true;
+  }
+  return p;
+}
+
+void* PackArray(const redisReadTask* task, int elements) {
+  auto* p = static_cast<Packer*>(task->privdata);
+  PackedReply& o = *p->out;
+  const size_t n = elements > 0 ? static_cast<size_t>(elements) : 0;
+  const int depth = Depth(task);
+  if (depth == 0) {
+    o.type = RedisReply::Type::kArray;
+    o.items.assign(n, PackedReply::Item());
+  } else if (depth == 1) {
+    PackedReply::Item* item = ItemOf(p, task);
+    if (item == nullptr) return p;
+    item->type = RedisReply::Type::kArray;
+    item->first = o.ends.size();
+    o.ends.reserve(o.ends.size() + n);
+  } else {
+    p->too_deep = true;
+  }
+  return p;
+}
+
+void* PackInteger(const redisReadTask* task, long long value) {
+  auto* p = static_cast<Packer*>(task->privdata);
+  const int depth = Depth(task);
+  if (depth == 0) {
+    p->out->type = RedisReply::Type::kInteger;
+    p->out->text = std::to_string(value);
+  } else if (depth == 1) {
+    PackedReply::Item* item = ItemOf(p, task);
+    if (item != nullptr) {
+      item->type = RedisReply::Type::kInteger;
+      item->integer = value;
+    }
+  } else {
+    p->too_deep = true;
+  }
+  return p;
+}
+
+void* PackNil(const redisReadTask* task) {
+  auto* p = static_cast<Packer*>(task->privdata);
+  if (Depth(task) > 2) p->too_deep = true;  // a nil string or array: the defaults say nil
+  return p;
+}
+
+void PackFree(void*) {}
+
+redisReplyObjectFunctions kPackFunctions = {PackString, PackArray, PackInteger, PackNil, PackFree};
+
 struct ReplyDeleter {
   void operator()(void* r) const { freeReplyObject(r); }
 };
@@ -224,36 +335,32 @@ Status RedisClient::Command(const std::vector<std::string>& argv, RedisReply* re
   return s;
 }
 
-RedisReply::Type RedisReplyView::type() const {
-  switch (r_->type) {
-    case REDIS_REPLY_STRING:
-      return RedisReply::Type::kString;
-    case REDIS_REPLY_STATUS:
-      return RedisReply::Type::kStatus;
-    case REDIS_REPLY_ERROR:
-      return RedisReply::Type::kError;
-    case REDIS_REPLY_INTEGER:
-      return RedisReply::Type::kInteger;
-    case REDIS_REPLY_ARRAY:
-      return RedisReply::Type::kArray;
-    default:
-      return RedisReply::Type::kNil;
+Status RedisClient::ReadPacked(const std::string& command, PackedReply* out) {
+  *out = PackedReply();
+  Packer packer{out};
+  redisReader* reader = ctx_->reader;
+  redisReplyObjectFunctions* saved_fn = reader->fn;
+  void* saved_privdata = reader->privdata;
+  reader->fn = &kPackFunctions;
+  reader->privdata = &packer;
+  void* raw = nullptr;
+  if (redisGetReply(ctx_, &raw) != REDIS_OK || raw == nullptr) {
+    // Disconnect while our functions are in place: freeing the reader frees the partial
+    // reply with them (a no-op), never with hiredis' own freeReplyObject.
+    return Fail(command.empty() ? "no reply" : "no reply to " + command);
   }
+  reader->fn = saved_fn;
+  reader->privdata = saved_privdata;
+  if (packer.too_deep) {
+    return Status::Unavailable("redis " + url_.ToString() + ": " + command +
+                               ": reply nested deeper than expected");
+  }
+  if (out->type == RedisReply::Type::kError) {
+    return Status::Unavailable("redis " + url_.ToString() + ": " +
+                               (command.empty() ? "" : command + ": ") + out->text);
+  }
+  return Status::Ok();
 }
-
-std::string_view RedisReplyView::str() const {
-  const int t = r_->type;
-  if (t != REDIS_REPLY_STRING && t != REDIS_REPLY_STATUS && t != REDIS_REPLY_ERROR) return {};
-  return std::string_view(r_->str, r_->len);
-}
-
-long long RedisReplyView::integer() const {
-  return r_->type == REDIS_REPLY_INTEGER ? r_->integer : 0;
-}
-
-size_t RedisReplyView::size() const { return r_->type == REDIS_REPLY_ARRAY ? r_->elements : 0; }
-
-RedisReplyView RedisReplyView::operator[](size_t i) const { return RedisReplyView(r_->element[i]); }
 
 Status RedisClient::Pipeline(const std::vector<std::vector<std::string>>& commands,
                              std::vector<RedisReply>* replies) {
@@ -261,8 +368,7 @@ Status RedisClient::Pipeline(const std::vector<std::vector<std::string>>& comman
 }
 
 Status RedisClient::Pipeline(const std::vector<std::vector<std::string>>& commands,
-                             std::vector<RedisReply>* replies,
-                             const std::function<Status(const RedisReplyView&)>& last) {
+                             std::vector<RedisReply>* replies, PackedReply* last) {
   if (replies != nullptr) replies->clear();
   if (ctx_ == nullptr) {
     Status s = Connect();
@@ -284,16 +390,16 @@ Status RedisClient::Pipeline(const std::vector<std::vector<std::string>>& comman
   }
   Status first_error;
   for (size_t i = 0; i < commands.size(); ++i) {
+    if (last != nullptr && i + 1 == commands.size()) {
+      Status s = ReadPacked(commands[i].empty() ? "" : commands[i][0], last);
+      if (first_error.ok()) first_error = s;
+      break;
+    }
     void* raw = nullptr;
     if (redisGetReply(ctx_, &raw) != REDIS_OK || raw == nullptr) {
       return Fail(commands[i].empty() ? "no reply" : "no reply to " + commands[i][0]);
     }
     ReplyPtr r(static_cast<redisReply*>(raw));
-    if (last && i + 1 == commands.size()) {
-      Status s = last(RedisReplyView(r.get()));
-      if (first_error.ok()) first_error = s;
-      break;
-    }
     RedisReply converted = Convert(r.get());
     if (converted.type == RedisReply::Type::kError && first_error.ok()) {
       first_error =

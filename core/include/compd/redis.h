@@ -7,7 +7,6 @@
 #define COMPD_REDIS_H_
 
 #include <chrono>
-#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -16,7 +15,6 @@
 #include "compd/status.h"
 
 struct redisContext;
-struct redisReply;
 
 namespace compd {
 
@@ -45,20 +43,26 @@ struct RedisReply {
   bool is_nil() const { return type == Type::kNil; }
 };
 
-// A reply read in place, as hiredis parsed it, for replies too big to copy (the whole map:
-// a million fields). Only valid inside the callback it is handed to.
-class RedisReplyView {
- public:
-  RedisReply::Type type() const;
-  std::string_view str() const;  // kString, kStatus, kError
-  long long integer() const;
-  size_t size() const;  // elements of a kArray, else 0
-  RedisReplyView operator[](size_t i) const;
-
- private:
-  friend class RedisClient;
-  explicit RedisReplyView(const redisReply* r) : r_(r) {}
-  const redisReply* r_;
+// A reply packed as it is read, for replies too big to hold as RedisReply objects (the
+// whole map: a million fields, which hiredis' own objects would hold in about 110 MB and
+// these in about 32). Holds an array of up to two levels (what MULTI/EXEC of HKEYS
+// replies): its elements, and the strings of those that are arrays, back to back.
+struct PackedReply {
+  struct Item {
+    RedisReply::Type type = RedisReply::Type::kNil;
+    long long integer = 0;
+    size_t first = 0;  // strings [first, first + count): the array's, or the one string
+    size_t count = 0;
+  };
+  RedisReply::Type type = RedisReply::Type::kNil;  // of the whole reply
+  std::string text;                                // when that is a string, status or error
+  std::vector<Item> items;                         // when that is an array
+  std::string bytes;                               // every string of `items`, back to back
+  std::vector<size_t> ends;                        // string k ends at bytes[ends[k]]
+  std::string_view str(size_t k) const {
+    const size_t begin = k == 0 ? 0 : ends[k - 1];
+    return std::string_view(bytes).substr(begin, ends[k] - begin);
+  }
 };
 
 class RedisClient {
@@ -87,11 +91,10 @@ class RedisClient {
   // is an error, the first error is returned (replies still holds all of them).
   Status Pipeline(const std::vector<std::vector<std::string>>& commands,
                   std::vector<RedisReply>* replies = nullptr);
-  // The same, but the last reply is not copied: `last` reads it in place (and its status
-  // is returned, unless an earlier reply was an error). `replies` gets the others.
+  // The same, but the last reply is packed into `last` as it is read (kUnavailable when it
+  // nests deeper than two levels). `replies` gets the others.
   Status Pipeline(const std::vector<std::vector<std::string>>& commands,
-                  std::vector<RedisReply>* replies,
-                  const std::function<Status(const RedisReplyView&)>& last);
+                  std::vector<RedisReply>* replies, PackedReply* last);
 
   // Pub/sub: after Subscribe the connection only reads messages. ReadMessage waits up to
   // `timeout`; on timeout it returns kNotFound with the connection intact.
@@ -100,6 +103,7 @@ class RedisClient {
 
  private:
   Status Fail(const std::string& what);
+  Status ReadPacked(const std::string& command, PackedReply* out);
   RedisUrl url_;
   std::chrono::milliseconds timeout_;
   redisContext* ctx_ = nullptr;
