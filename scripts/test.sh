@@ -18,10 +18,11 @@ start=$SECONDS
 stage() { echo "== $1 (at $((SECONDS - start)) s)"; }
 
 stage "build (-Werror, ASan + UBSan)"
-# -O1: the sanitized programs run the integration tests at a reasonable speed, and the
-# optimizer's flow analysis feeds the warnings -Werror turns into errors.
-cmake -S . -B build/ci -G Ninja -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_FLAGS_DEBUG="-g -O1" \
-  -DCOMPD_WERROR=ON -DCOMPD_SANITIZE=ON >/dev/null
+# -O0 (Debug): GCC 12 with ASan at -O1 and above reports -Wmaybe-uninitialized inside
+# libstdc++'s <regex>, a known false positive. The optimizer's warnings are still errors
+# in the ThreadSanitizer build below (clang, -O2, -Werror).
+cmake -S . -B build/ci -G Ninja -DCMAKE_BUILD_TYPE=Debug -DCOMPD_WERROR=ON -DCOMPD_SANITIZE=ON \
+  >/dev/null
 cmake --build build/ci -j "$jobs"
 
 status=0
