@@ -4,7 +4,8 @@
 #   2. milter throughput: compd-milter vs the no-op libmilter milter vs rspamd's milter
 #      proxy, driven by bench/milter_load (bench/milter_compare.py);
 #   3. end to end through Postfix with smtp-source (bench/e2e_postfix.py);
-#   4. map freshness, snapshot rebuild and RSS at 10k/100k/1M entries (bench/freshness.py).
+#   4. map freshness, snapshot rebuild and RSS at 10k/100k/1M entries (bench/freshness.py),
+#      and memory across whole-map re-reads (bench/memory.py).
 # Results (text and JSON) go to $COMPD_BENCH_OUT (default build/bench/results); figures
 # and how to read them: docs/performance.md.
 #
@@ -78,6 +79,9 @@ if want freshness; then
     echo "== map freshness, rebuild, memory"
     python3 bench/freshness.py --sizes "$SIZES" --repeat "$REPEAT" \
       --json "$OUT/freshness.json" | tee "$OUT/freshness.txt"
+    echo "== memory across whole-map re-reads"
+    python3 bench/memory.py --entries "$ENTRIES" --json "$OUT/memory.json" |
+      tee "$OUT/memory.txt"
   else
     echo "== freshness skipped: compd-milter or mapctl not built" >&2
   fi
