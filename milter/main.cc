@@ -188,6 +188,7 @@ int Run(const Plan& plan, const std::string& config_path, bool config_explicit,
   wo.redis = plan.redis;
   wo.prefix = config.GetString("prefix");
   wo.map_dir = config.GetString("map_dir");
+  wo.hostname = plan.tripwire.hostname;
   wo.poll_interval = std::chrono::milliseconds(config.GetDurationMs("map_poll_interval"));
   wo.redis_timeout = std::chrono::milliseconds(config.GetDurationMs("redis_timeout"));
   wo.load_timeout = std::chrono::milliseconds(config.GetDurationMs("map_load_timeout"));

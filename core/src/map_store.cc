@@ -14,7 +14,7 @@ namespace compd {
 namespace {
 
 // One script for every change, so add, remove and replace share the version/publish
-// bookkeeping. KEYS: exact, re, version, changed, staging, log. ARGV: op, by, channel, mode
+// bookkeeping. KEYS: exact, re, version, changed, staging, log, lost. ARGV: op, by, channel, mode
 // ("inline" or "staged"), the number of exact entries, the number of patterns, the most
 // entries one log record lists, the number of records the log keeps, then
 // (inline) field/value pairs, exact ones first, no field twice (the caller sees to it).
@@ -37,6 +37,13 @@ if #items - base + 1 ~= 2 * (n_exact + n_re) then
 end
 if op ~= 'add' and op ~= 'remove' and op ~= 'replace' then
   return redis.error_reply('compd: unknown op ' .. op)
+end
+-- A milter found Redis without the map it holds (Redis lost its data): an add or remove
+-- now would make a one-entry map that every milter would take, dropping the real one.
+if op ~= 'replace' and redis.call('EXISTS', KEYS[7]) == 1 then
+  return redis.error_reply('compd: Redis lost the map (' .. redis.call('GET', KEYS[7]) ..
+                           '); restore it first with mapctl import --replace from a ' ..
+                           "milter's map_dir files or an export")
 end
 -- One call per entry: measured as fast as variadic HMGET/HSET slices on Redis 7, and simpler.
 local flags, added, removed = {}, 0, 0
@@ -94,7 +101,10 @@ if op == 'replace' then
 end
 local v = redis.call('GET', KEYS[3])
 local version = v and tonumber(v) or 0
-if added + removed > 0 then
+if op == 'replace' then redis.call('DEL', KEYS[7]) end
+-- A replace on a map without a version (a Redis that lost its data) makes version 1 even
+-- when it adds nothing: the milters keep their own map until a version says otherwise.
+if added + removed > 0 or (op == 'replace' and not v) then
   version = redis.call('INCR', KEYS[3])
   local t = redis.call('TIME')
   -- Names this state apart from any other with the same number (after a failover to a
@@ -120,7 +130,9 @@ local v = tonumber(redis.call('GET', KEYS[1]) or '0')
 local since = tonumber(ARGV[1])
 local id = redis.call('HGET', KEYS[3], 'id') or ''
 if v == since then return {v, id, {}} end
-if v < since or v - since > tonumber(ARGV[2]) then return {v, id, 0} end
+if v < since or v - since + (since > 0 and 1 or 0) > tonumber(ARGV[2]) then
+  return {v, id, 0}
+end
 local first = since > 0 and since - v - 1 or -v
 local records = redis.call('LRANGE', KEYS[2], first, -1)
 local bytes = 0
@@ -302,13 +314,14 @@ Status MapStore::Change(const char* op, const std::vector<Item>& items, const st
   const std::string staging = keys_.prefix + "map:staging:" + RandomHex();
   std::vector<std::string> eval = {"EVAL",
                                    kChangeScript,
-                                   "6",
+                                   "7",
                                    keys_.exact(),
                                    keys_.patterns(),
                                    keys_.version(),
                                    keys_.changed(),
                                    staging,
                                    keys_.log(),
+                                   keys_.lost(),
                                    op,
                                    by,
                                    keys_.channel(),

@@ -76,7 +76,7 @@ Status MapWatcher::Start() {
              LoadFromFiles(redis + " holds no map (version 0)")) {
     // A Redis restarted without persistence, or flushed: the files written from the map
     // it held are the better guess, until somebody writes the map again.
-    no_map_warned_ = true;
+    if (Current()->exact + Current()->patterns > 0) NoteMapLost(*Current());
   }
   // The first files before Start returns, so that rspamd finds them at once.
   std::shared_ptr<const Snapshot> first;
@@ -85,7 +85,9 @@ Status MapWatcher::Start() {
     first = std::move(files_snapshot_);
     files_snapshot_.reset();
   }
-  if (first != nullptr) WriteFiles(*first);
+  // Not when the files were served instead (Redis without a map): they would be
+  // overwritten with the empty map they replaced.
+  if (first != nullptr && first == Current()) WriteFiles(*first);
   thread_ = std::thread(&MapWatcher::Loop, this);
   if (!options_.map_dir.empty()) files_thread_ = std::thread(&MapWatcher::FilesLoop, this);
   return Status::Ok();
@@ -154,17 +156,30 @@ bool MapWatcher::KeepOverEmptyRedis(uint64_t version) {
     no_map_warned_ = false;
     return false;
   }
-  if (!no_map_warned_) {
-    Log(LogLevel::kError,
-        "map: Redis " + options_.redis.ToString() +
-            " holds no map (version 0: restarted without persistence, or flushed?); keeping " +
-            Describe(*cur) + " until the map is written again (e.g. mapctl import of " +
-            (options_.map_dir.empty() ? std::string("an export")
-                                      : options_.map_dir + "/" + kExactMapFile) +
-            ")");
-    no_map_warned_ = true;
-  }
+  if (!no_map_warned_) NoteMapLost(*cur);
   return true;
+}
+
+void MapWatcher::NoteMapLost(const Snapshot& kept) {
+  no_map_warned_ = true;
+  const std::string files =
+      options_.map_dir.empty() ? std::string("an export")
+                               : options_.map_dir + "/" + kExactMapFile + " and " + kPatternMapFile;
+  Log(LogLevel::kError, "map: Redis " + options_.redis.ToString() +
+                            " holds no map (version 0: restarted without persistence, or "
+                            "flushed?); keeping " +
+                            Describe(kept) +
+                            " until the map is written again: mapctl import --replace of " + files +
+                            " --apply");
+  // Tell mapctl too: until the map is restored, an add or remove would make a tiny map
+  // that every milter would take in place of the real one.
+  Status s = redis_->Command(
+      {"SET", Keys(options_.prefix).lost(),
+       "compd-milter" + (options_.hostname.empty() ? std::string() : " on " + options_.hostname) +
+           " holds " + Describe(kept) + ", seen " +
+           FormatUtcMillis(std::chrono::system_clock::now())});
+  if (!s.ok())
+    Log(LogLevel::kWarning, "map: cannot mark the map as lost in Redis: " + s.ToString());
 }
 
 bool MapWatcher::LoadFromRedis() {

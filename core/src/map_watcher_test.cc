@@ -249,11 +249,42 @@ TEST_CASE("map watcher keeps its map when Redis comes back without one", "[redis
     CHECK(watcher.Current()->source == "files");
     CHECK(Listed(watcher, "keep@x.example"));
     CHECK(log2.Contains("holds no map (version 0)"));
-    // Once the map is written again, it is the map.
-    AddToMap(redis.url(), {Exact("new@x.example")});
+    // ... and leaves them as they are: they hold the map Redis lost.
+    CHECK(ReadFileOrEmpty(tmp / kExactMapFile).find("keep@x.example") != std::string::npos);
+
+    // A stray add now would make a one-entry map every milter takes: refused, and why.
+    RedisClient client(redis.url());
+    MapStore store(&client, "t:");
+    std::vector<bool> flags;
+    Status s = store.Add({Exact("new@x.example")}, "test", &flags);
+    CHECK(s.code() == Status::Code::kUnavailable);
+    CHECK(s.message().find("Redis lost the map (compd-milter") != std::string::npos);
+    CHECK(s.message().find("mapctl import --replace") != std::string::npos);
+    s = store.Remove({Exact("keep@x.example").entry}, "test", &flags);
+    CHECK(s.code() == Status::Code::kUnavailable);
+    CHECK(Listed(watcher, "keep@x.example"));
+
+    // Restoring it (mapctl import --replace) makes it the map again, and clears the mark.
+    REQUIRE(store.Replace({Exact("keep@x.example"), Exact("new@x.example")}, "test").ok());
     CHECK(WaitUntil([&] { return Listed(watcher, "new@x.example"); }));
-    CHECK_FALSE(Listed(watcher, "keep@x.example"));
+    CHECK(Listed(watcher, "keep@x.example"));
     CHECK(watcher.Current()->source == "redis");
+    AddToMap(redis.url(), {Exact("after@x.example")});
+    CHECK(WaitUntil([&] { return Listed(watcher, "after@x.example"); }));
+  }
+  {
+    // Emptying the map on purpose after a loss: a replace with nothing is a new version.
+    RedisClient c(redis.url());
+    REQUIRE(c.Command({"FLUSHALL"}).ok());
+    LogCapture log3;
+    MapWatcher watcher(opts, log3.fn());
+    REQUIRE(watcher.Start().ok());
+    REQUIRE(Listed(watcher, "after@x.example"));  // from the files
+    MapStore store(&c, "t:");
+    REQUIRE(store.Replace({}, "test").ok());
+    CHECK(WaitUntil([&] { return !Listed(watcher, "after@x.example"); }));
+    CHECK(watcher.Current()->source == "redis");
+    CHECK(watcher.Current()->version == 1);
   }
 }
 

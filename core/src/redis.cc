@@ -93,7 +93,7 @@ PackedReply::Item* ItemOf(Packer* p, const redisReadTask* task) {
   return &p->out->items[static_cast<size_t>(task->idx)];
 }
 
-void* PackString(const redisReadTask* task, char* str, size_t len) {
+void* PackStringImpl(const redisReadTask* task, char* str, size_t len) {
   auto* p = static_cast<Packer*>(task->privdata);
   PackedReply& o = *p->out;
   const int depth = Depth(task);
@@ -116,7 +116,7 @@ void* PackString(const redisReadTask* task, char* str, size_t len) {
   return p;
 }
 
-void* PackArray(const redisReadTask* task, int elements) {
+void* PackArrayImpl(const redisReadTask* task, int elements) {
   auto* p = static_cast<Packer*>(task->privdata);
   PackedReply& o = *p->out;
   const size_t n = elements > 0 ? static_cast<size_t>(elements) : 0;
@@ -158,6 +158,24 @@ void* PackNil(const redisReadTask* task) {
   auto* p = static_cast<Packer*>(task->privdata);
   if (Depth(task) > 2) p->too_deep = true;  // a nil string or array: the defaults say nil
   return p;
+}
+
+// No exception may unwind through hiredis' C frames: an allocation that fails is hiredis'
+// "out of memory" (NULL), which fails the read cleanly (ReadPacked then disconnects).
+void* PackString(const redisReadTask* task, char* str, size_t len) {
+  try {
+    return PackStringImpl(task, str, len);
+  } catch (...) {
+    return nullptr;
+  }
+}
+
+void* PackArray(const redisReadTask* task, int elements) {
+  try {
+    return PackArrayImpl(task, elements);
+  } catch (...) {
+    return nullptr;
+  }
 }
 
 void PackFree(void*) {}

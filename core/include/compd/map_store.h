@@ -11,6 +11,9 @@
 //   {prefix}map:log      list, the last kLogKeep changes, one element per version: what it
 //                        added and removed (see ChangesSince), so a milter applies a small
 //                        change to its snapshot instead of reloading a million entries
+//   {prefix}map:lost     string, set by a milter that found Redis without the map it holds
+//                        (Redis lost its data): until a replace clears it, adds and removes
+//                        are refused, so one stray add cannot replace every milter's map
 // The exact hash uses canonical addresses as fields so rspamd's `redis://` multimap
 // (a plain HGET) can read it directly.
 //
@@ -49,6 +52,9 @@ struct Keys {
   std::string changed() const { return prefix + "map:changed"; }
   std::string channel() const { return prefix + "map:changes"; }
   std::string log() const { return prefix + "map:log"; }
+  // Set by a milter that found Redis without a map while it holds one (Redis lost its
+  // data); adds and removes are refused until a replace (mapctl import --replace).
+  std::string lost() const { return prefix + "map:lost"; }
   std::string events() const { return prefix + "events"; }
   std::string account(const std::string& name) const { return prefix + "account:" + name; }
   std::string accounts() const { return prefix + "accounts"; }

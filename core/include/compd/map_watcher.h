@@ -62,7 +62,8 @@ struct Snapshot {
 struct MapWatcherOptions {
   RedisUrl redis;
   std::string prefix = kDefaultPrefix;
-  std::string map_dir;  // empty: no files written or read
+  std::string map_dir;   // empty: no files written or read
+  std::string hostname;  // names this node where it tells mapctl the map was lost
   std::chrono::milliseconds poll_interval{5000};
   std::chrono::milliseconds redis_timeout{2000};
   // Reading the whole map: seconds at a million entries, so not bound by redis_timeout.
@@ -95,7 +96,9 @@ class MapWatcher {
   // watching thread. Redis being away is not an error: see Current()->source.
   // kInternal if called twice.
   Status Start();
-  // Joins the thread (within a few hundred milliseconds). Current() keeps working.
+  // Joins the threads: within a few hundred milliseconds, unless a whole read is under way
+  // (up to load_timeout on a hung Redis) or the files are being written (under a second
+  // at 1M entries). Current() keeps working.
   void Stop();
 
   // The snapshot to use for one lookup or one message. Never null, never waits.
@@ -117,6 +120,9 @@ class MapWatcher {
   // True (and says so, once) when Redis holds no map at all (version 0) while we hold one
   // from it or from the files: Redis lost its data; keep ours until the map is rewritten.
   bool KeepOverEmptyRedis(uint64_t version);
+  // Says so in the log, and in Redis ({prefix}map:lost) so that mapctl refuses adds and
+  // removes until the map is restored.
+  void NoteMapLost(const Snapshot& kept);
   // Notes that the version failed to compile (logged, not retried).
   void NoteBadVersion(uint64_t version, const Status& s);
   // Hands `snap` to the files thread (replacing one it has not written yet).
