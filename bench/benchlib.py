@@ -96,6 +96,20 @@ def rss_mb(pid, tree=False):
     return total / 1024.0
 
 
+def vm_mb(pid, field):
+    """VmRSS, VmHWM, ... of a process, in MB (0 when absent)."""
+    with open("/proc/%d/status" % pid) as f:
+        m = re.search(r"^%s:\s+(\d+) kB" % field, f.read(), re.M)
+    return int(m.group(1)) / 1024.0 if m else 0.0
+
+
+def save_json(path, **results):
+    """Writes `results` to `path` with the machine and the date, as every benchmark does."""
+    with open(path, "w") as f:
+        json.dump(dict({"machine": machine(), "date": time.strftime("%Y-%m-%d")}, **results),
+                  f, indent=2)
+
+
 def machine():
     model = platform.processor() or "unknown"
     try:

@@ -38,10 +38,7 @@ from benchlib import h  # noqa: E402
 BULK = 10001
 
 
-def vm(pid, field):
-    with open("/proc/%d/status" % pid) as f:
-        m = re.search(r"^%s:\s+(\d+) kB" % field, f.read(), re.M)
-    return int(m.group(1)) / 1024.0 if m else 0.0
+vm = b.vm_mb
 
 
 def probe_flip(spec, address, change_argv, until="refused", timeout=60.0):
@@ -217,9 +214,7 @@ def main():
             print("\ncompd-milter log at %d entries:\n  %s" % (r["entries"],
                                                            "\n  ".join(r["milter_log"])))
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump({"machine": b.machine(), "date": time.strftime("%Y-%m-%d"),
-                       "results": results}, f, indent=2)
+        b.save_json(args.json, results=results)
     return 0
 
 

@@ -12,7 +12,6 @@ sample of each round, and VmHWM (the peak) at the end.
 """
 
 import argparse
-import json
 import os
 import shlex
 import subprocess
@@ -26,12 +25,7 @@ from benchlib import h  # noqa: E402
 BULK = 10001  # one more than MapStore::kLogMaxEntries: read whole
 
 
-def vm(pid, field):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith(field + ":"):
-                return int(line.split()[1]) / 1024.0
-    return 0.0
+vm = b.vm_mb
 
 
 def main():
@@ -82,9 +76,7 @@ def main():
     rows.append(["end", "", "%.0f" % res["hwm_mb"]])
     print(b.table(rows, ["when", "RSS MB", "peak (VmHWM) MB"]))
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump({"machine": b.machine(), "date": time.strftime("%Y-%m-%d"),
-                       "results": res}, f, indent=2)
+        b.save_json(args.json, results=res)
     return 0
 
 

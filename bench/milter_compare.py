@@ -175,10 +175,7 @@ def main():
                 name, json.dumps(summary[name]["replies"]),
                 json.dumps(summary[name]["recipients"]), summary[name]["negotiated"]["protocol"]))
         if args.json:
-            with open(args.json, "w") as f:
-                json.dump({"machine": b.machine(), "date": time.strftime("%Y-%m-%d"),
-                           "args": vars(args), "summary": summary, "ratios": ratios,
-                           "runs": runs}, f, indent=2)
+            b.save_json(args.json, args=vars(args), summary=summary, ratios=ratios, runs=runs)
         return 0 if all(s["errors"] == 0 for s in summary.values()) else 1
     finally:
         for s in reversed(servers):
