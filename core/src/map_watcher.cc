@@ -140,9 +140,10 @@ void MapWatcher::NoteRedisSuccess() {
   redis_up_ = true;
 }
 
-void MapWatcher::NoteBadVersion(uint64_t version, const Status& s) {
+void MapWatcher::NoteBadVersion(uint64_t version, const std::string& id, const Status& s) {
   ++load_errors_;
   failed_version_ = version;
+  failed_id_ = id;
   has_failed_version_ = true;
   Log(LogLevel::kError, "map: version " + std::to_string(version) + " NOT applied: " +
                             s.ToString() + "; still enforcing " + Describe(*Current()));
@@ -200,7 +201,7 @@ bool MapWatcher::LoadFromRedis() {
       invalid = map.invalid;
       // A version that did not compile before is not compiled again, and a Redis that
       // lost the map does not replace the one we have.
-      skipped = (has_failed_version_ && map.version == failed_version_) ||
+      skipped = (has_failed_version_ && map.version == failed_version_ && map.id == failed_id_) ||
                 KeepOverEmptyRedis(map.version);
       if (skipped) return Status::Ok();
       built = Matcher::Build(map.exact, map.patterns, options_.matcher, &snap->matcher);
@@ -232,7 +233,7 @@ bool MapWatcher::LoadFromRedis() {
                                 invalid.front());
   }
   if (!built.ok() || snap->matcher == nullptr) {
-    NoteBadVersion(snap->version, built);
+    NoteBadVersion(snap->version, snap->id, built);
     return true;  // Redis is fine; the map is not
   }
   has_failed_version_ = false;
@@ -275,7 +276,7 @@ bool MapWatcher::ApplyChanges(const std::vector<MapChange>& changes, uint64_t ve
   std::shared_ptr<const Matcher> m;
   Status s = Current()->matcher->Apply(added, removed, &m);
   if (!s.ok()) {
-    NoteBadVersion(version, s);
+    NoteBadVersion(version, id, s);
     return false;
   }
   has_failed_version_ = false;
@@ -431,7 +432,11 @@ bool MapWatcher::CheckVersion() {
   }
   NoteRedisSuccess();
   if (from_redis && s.ok() && version == cur->version) return true;
-  if (has_failed_version_ && version == failed_version_) return true;
+  // (Without the log's answer the id is unknown: the number alone, rather than a whole
+  // read on every poll.)
+  if (has_failed_version_ && version == failed_version_ && (!from_redis || id == failed_id_)) {
+    return true;
+  }
   if (KeepOverEmptyRedis(version)) return true;
   if (from_redis && s.ok()) {
     ApplyChanges(changes, version, id);

@@ -124,7 +124,7 @@ class MapWatcher {
   // removes until the map is restored.
   void NoteMapLost(const Snapshot& kept);
   // Notes that the version failed to compile (logged, not retried).
-  void NoteBadVersion(uint64_t version, const Status& s);
+  void NoteBadVersion(uint64_t version, const std::string& id, const Status& s);
   // Hands `snap` to the files thread (replacing one it has not written yet).
   void QueueFiles(std::shared_ptr<const Snapshot> snap);
   void WriteFiles(const Snapshot& snap);
@@ -155,7 +155,8 @@ class MapWatcher {
   std::unique_ptr<MapStore> store_;
   bool failing_ = false;
   std::chrono::milliseconds backoff_{0};
-  uint64_t failed_version_ = 0;  // a version that did not compile: not retried
+  uint64_t failed_version_ = 0;  // a version (and its id) that did not compile: not retried
+  std::string failed_id_;
   bool has_failed_version_ = false;
   // The map files: whether the current snapshot still needs writing, and when allowed.
   bool no_map_warned_ = false;
