@@ -17,9 +17,6 @@ namespace compd {
 
 namespace {
 
-// How long one wait for a pub/sub message lasts: bounds how long Stop takes.
-constexpr std::chrono::milliseconds kReadSlice{200};
-
 std::string Describe(const LockedAccounts& s) {
   std::string d = std::to_string(s.locked.size()) + " locked accounts from " + s.source;
   if (s.source == "redis") d += " (version " + std::to_string(s.version) + ")";
@@ -76,7 +73,11 @@ Verdict LockVerdict(const LockedAccounts& snapshot, const std::string& account, 
 }
 
 AccountWatcher::AccountWatcher(AccountWatcherOptions options, LogFn log)
-    : options_(std::move(options)), log_(std::move(log)) {
+    : options_(std::move(options)),
+      log_(std::move(log)),
+      watch_({options_.redis, AccountKeys(options_.prefix).channel(), options_.poll_interval,
+              options_.redis_timeout, options_.retry_min, options_.retry_max},
+             "accounts", log_, [this] { return Describe(*Current()); }) {
   auto empty = std::make_shared<LockedAccounts>();
   empty->source = "empty";
   empty->loaded = std::chrono::system_clock::now();
@@ -110,59 +111,20 @@ void AccountWatcher::Install(std::shared_ptr<const LockedAccounts> snap) {
 }
 
 Status AccountWatcher::Start() {
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    if (started_) return Status::Internal("account watcher started twice");
-    started_ = true;
-  }
+  if (started_.exchange(true)) return Status::Internal("account watcher started twice");
   redis_ = std::make_unique<RedisClient>(options_.redis, options_.redis_timeout);
   if (!Load() && !LoadCache()) {
     Log(LogLevel::kWarning, "accounts: Redis " + options_.redis.ToString() +
                                 " is unreachable and there is no cache of locked accounts: no "
                                 "account is refused until Redis answers");
   }
-  thread_ = std::thread(&AccountWatcher::Loop, this);
+  thread_ = std::thread([this] { watch_.Run([this] { return CheckVersion(); }); });
   return Status::Ok();
 }
 
 void AccountWatcher::Stop() {
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    stop_ = true;
-  }
-  cv_.notify_all();
+  watch_.Stop();
   if (thread_.joinable()) thread_.join();
-}
-
-bool AccountWatcher::stopping() {
-  std::lock_guard<std::mutex> lock(mu_);
-  return stop_;
-}
-
-bool AccountWatcher::WaitFor(std::chrono::milliseconds d) {
-  std::unique_lock<std::mutex> lock(mu_);
-  return cv_.wait_for(lock, d, [&] { return stop_; });
-}
-
-void AccountWatcher::NoteRedisFailure(const Status& s) {
-  ++redis_errors_;
-  redis_up_ = false;
-  backoff_ =
-      backoff_.count() == 0 ? options_.retry_min : std::min(backoff_ * 2, options_.retry_max);
-  if (!failing_) {
-    Log(LogLevel::kError,
-        "accounts: " + s.ToString() + "; keeping " + Describe(*Current()) + " and retrying");
-  } else {
-    Log(LogLevel::kDebug, "accounts: still unavailable: " + s.ToString());
-  }
-  failing_ = true;
-}
-
-void AccountWatcher::NoteRedisSuccess() {
-  if (failing_) Log(LogLevel::kInfo, "accounts: Redis answers again");
-  failing_ = false;
-  backoff_ = std::chrono::milliseconds(0);
-  redis_up_ = true;
 }
 
 bool AccountWatcher::Load() {
@@ -182,10 +144,10 @@ bool AccountWatcher::Load() {
   }
   if (!s.ok()) {
     redis_->Disconnect();
-    NoteRedisFailure(s);
+    watch_.Failed(s);
     return false;
   }
-  NoteRedisSuccess();
+  watch_.Succeeded();
   const RedisReply& version = replies[3].elements[0];
   const RedisReply& hash = replies[3].elements[1];
   auto snap = std::make_shared<LockedAccounts>();
@@ -214,10 +176,10 @@ bool AccountWatcher::CheckVersion() {
   if (!s.ok() && was_connected) s = redis_->Command({"GET", keys.version()}, &reply);
   if (!s.ok()) {
     redis_->Disconnect();
-    NoteRedisFailure(s);
+    watch_.Failed(s);
     return false;
   }
-  NoteRedisSuccess();
+  watch_.Succeeded();
   uint64_t version = reply.is_nil() ? 0 : std::strtoull(reply.str.c_str(), nullptr, 10);
   auto cur = Current();
   if (cur->source == "redis" && cur->version == version) return true;
@@ -280,47 +242,6 @@ bool AccountWatcher::LoadCache() {
   return true;
 }
 
-void AccountWatcher::Loop() {
-  RedisClient sub(options_.redis, options_.redis_timeout);
-  const std::string channel = AccountKeys(options_.prefix).channel();
-  bool subscribed = false;
-  auto next_poll = std::chrono::steady_clock::now() + options_.poll_interval;
-  auto after = [&](bool ok) {
-    return std::chrono::steady_clock::now() + (ok ? options_.poll_interval : backoff_);
-  };
-  while (!stopping()) {
-    if (!subscribed) {
-      Status s = sub.Subscribe({channel});
-      if (!s.ok()) {
-        sub.Disconnect();
-        NoteRedisFailure(s);
-        if (WaitFor(backoff_)) break;
-        continue;
-      }
-      subscribed = true;
-      // Changes made while nobody listened sent messages nobody heard.
-      next_poll = after(CheckVersion());
-    }
-    auto until_poll = std::chrono::duration_cast<std::chrono::milliseconds>(
-        next_poll - std::chrono::steady_clock::now());
-    auto slice = std::clamp(until_poll, std::chrono::milliseconds(0), kReadSlice);
-    std::string ch, payload;
-    Status s = sub.ReadMessage(slice, &ch, &payload);
-    if (s.ok()) {
-      next_poll = after(CheckVersion());
-      continue;
-    }
-    if (!s.IsNotFound()) {
-      sub.Disconnect();
-      subscribed = false;
-      NoteRedisFailure(s);
-      if (WaitFor(backoff_)) break;
-      continue;
-    }
-    if (std::chrono::steady_clock::now() >= next_poll) next_poll = after(CheckVersion());
-  }
-}
-
 AccountWatcherStats AccountWatcher::stats() const {
   AccountWatcherStats st;
   auto cur = Current();
@@ -328,9 +249,9 @@ AccountWatcherStats AccountWatcher::stats() const {
   st.locked = cur->locked.size();
   st.source = cur->source;
   st.loads = loads_;
-  st.redis_errors = redis_errors_;
+  st.redis_errors = watch_.errors();
   st.refused = refused_;
-  st.redis_up = redis_up_;
+  st.redis_up = watch_.up();
   return st;
 }
 

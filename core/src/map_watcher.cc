@@ -14,9 +14,6 @@ namespace compd {
 
 namespace {
 
-// How long one wait for a pub/sub message lasts: bounds how long Stop takes.
-constexpr std::chrono::milliseconds kReadSlice{200};
-
 std::shared_ptr<const Snapshot> EmptySnapshot(const Matcher::Options& options) {
   auto snap = std::make_shared<Snapshot>();
   Status s = Matcher::Build({}, options, &snap->matcher);
@@ -38,7 +35,10 @@ std::string Describe(const Snapshot& s) {
 MapWatcher::MapWatcher(MapWatcherOptions options, LogFn log)
     : options_(std::move(options)),
       log_(std::move(log)),
-      snapshot_(EmptySnapshot(options_.matcher)) {}
+      snapshot_(EmptySnapshot(options_.matcher)),
+      watch_({options_.redis, Keys(options_.prefix).channel(), options_.poll_interval,
+              options_.redis_timeout, options_.retry_min, options_.retry_max},
+             "map", log_, [this] { return "the current map (" + Describe(*Current()) + ")"; }) {}
 
 MapWatcher::~MapWatcher() { Stop(); }
 
@@ -54,11 +54,7 @@ void MapWatcher::Install(std::shared_ptr<const Snapshot> snap) {
 }
 
 Status MapWatcher::Start() {
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    if (started_) return Status::Internal("map watcher started twice");
-    started_ = true;
-  }
+  if (started_.exchange(true)) return Status::Internal("map watcher started twice");
   redis_ = std::make_unique<RedisClient>(options_.redis, options_.redis_timeout);
   store_ = std::make_unique<MapStore>(redis_.get(), options_.prefix);
   const std::string redis = "Redis " + options_.redis.ToString();
@@ -88,17 +84,13 @@ Status MapWatcher::Start() {
   // Not when the files were served instead (Redis without a map): they would be
   // overwritten with the empty map they replaced.
   if (first != nullptr && first == Current()) WriteFiles(*first);
-  thread_ = std::thread(&MapWatcher::Loop, this);
+  thread_ = std::thread([this] { watch_.Run([this] { return CheckVersion(); }); });
   if (!options_.map_dir.empty()) files_thread_ = std::thread(&MapWatcher::FilesLoop, this);
   return Status::Ok();
 }
 
 void MapWatcher::Stop() {
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    stop_ = true;
-  }
-  cv_.notify_all();
+  watch_.Stop();
   if (thread_.joinable()) thread_.join();
   // After the watcher: the last version it applied still gets its files.
   {
@@ -107,37 +99,6 @@ void MapWatcher::Stop() {
   }
   files_cv_.notify_all();
   if (files_thread_.joinable()) files_thread_.join();
-}
-
-bool MapWatcher::stopping() {
-  std::lock_guard<std::mutex> lock(mu_);
-  return stop_;
-}
-
-bool MapWatcher::WaitFor(std::chrono::milliseconds d) {
-  std::unique_lock<std::mutex> lock(mu_);
-  return cv_.wait_for(lock, d, [&] { return stop_; });
-}
-
-void MapWatcher::NoteRedisFailure(const Status& s) {
-  ++redis_errors_;
-  redis_up_ = false;
-  backoff_ =
-      backoff_.count() == 0 ? options_.retry_min : std::min(backoff_ * 2, options_.retry_max);
-  if (!failing_) {
-    Log(LogLevel::kError, "map: " + s.ToString() + "; keeping the current map (" +
-                              Describe(*Current()) + ") and retrying");
-  } else {
-    Log(LogLevel::kDebug, "map: still unavailable: " + s.ToString());
-  }
-  failing_ = true;
-}
-
-void MapWatcher::NoteRedisSuccess() {
-  if (failing_) Log(LogLevel::kInfo, "map: Redis " + options_.redis.ToString() + " answers again");
-  failing_ = false;
-  backoff_ = std::chrono::milliseconds(0);
-  redis_up_ = true;
 }
 
 void MapWatcher::NoteBadVersion(uint64_t version, const std::string& id, const Status& s) {
@@ -221,10 +182,10 @@ bool MapWatcher::LoadFromRedis() {
   }
   if (!s.ok()) {
     redis_->Disconnect();
-    NoteRedisFailure(s);
+    watch_.Failed(s);
     return false;
   }
-  NoteRedisSuccess();
+  watch_.Succeeded();
   if (skipped) return true;
   if (!invalid.empty()) {
     Log(LogLevel::kWarning, "map: " + std::to_string(invalid.size()) +
@@ -427,10 +388,10 @@ bool MapWatcher::CheckVersion() {
   if (!s.ok() && !s.IsNotFound() && was_connected) s = ask();
   if (!s.ok() && !s.IsNotFound()) {
     redis_->Disconnect();
-    NoteRedisFailure(s);
+    watch_.Failed(s);
     return false;
   }
-  NoteRedisSuccess();
+  watch_.Succeeded();
   if (from_redis && s.ok() && version == cur->version) return true;
   // (Without the log's answer the id is unknown: the number alone, rather than a whole
   // read on every poll.)
@@ -446,52 +407,6 @@ bool MapWatcher::CheckVersion() {
   return LoadFromRedis();
 }
 
-void MapWatcher::Loop() {
-  RedisClient sub(options_.redis, options_.redis_timeout);
-  Keys keys(options_.prefix);
-  bool subscribed = false;
-  auto next_poll = std::chrono::steady_clock::now() + options_.poll_interval;
-  while (!stopping()) {
-    if (!subscribed) {
-      Status s = sub.Subscribe({keys.channel()});
-      if (!s.ok()) {
-        sub.Disconnect();
-        NoteRedisFailure(s);
-        if (WaitFor(backoff_)) break;
-        continue;
-      }
-      subscribed = true;
-      // Changes made while we were not listening sent messages nobody heard.
-      bool ok = CheckVersion();
-      next_poll = std::chrono::steady_clock::now() + (ok ? options_.poll_interval : backoff_);
-    }
-    auto now = std::chrono::steady_clock::now();
-    auto until_poll = std::chrono::duration_cast<std::chrono::milliseconds>(next_poll - now);
-    auto slice = std::clamp(until_poll, std::chrono::milliseconds(0), kReadSlice);
-    std::string channel, payload;
-    Status s = sub.ReadMessage(slice, &channel, &payload);
-    if (s.ok()) {
-      // The payload is the new version; asking Redis is as cheap and cannot be fooled
-      // by messages arriving out of order.
-      bool ok = CheckVersion();
-      next_poll = std::chrono::steady_clock::now() + (ok ? options_.poll_interval : backoff_);
-      continue;
-    }
-    if (!s.IsNotFound()) {
-      sub.Disconnect();
-      subscribed = false;
-      NoteRedisFailure(s);
-      if (WaitFor(backoff_)) break;
-      continue;
-    }
-    if (std::chrono::steady_clock::now() >= next_poll) {
-      // After a failure, try again after the backoff, not a whole poll interval later.
-      bool ok = CheckVersion();
-      next_poll = std::chrono::steady_clock::now() + (ok ? options_.poll_interval : backoff_);
-    }
-  }
-}
-
 MapWatcherStats MapWatcher::stats() const {
   MapWatcherStats st;
   auto cur = Current();
@@ -500,8 +415,8 @@ MapWatcherStats MapWatcher::stats() const {
   st.loads = loads_;
   st.full_loads = full_loads_;
   st.load_errors = load_errors_;
-  st.redis_errors = redis_errors_;
-  st.redis_up = redis_up_;
+  st.redis_errors = watch_.errors();
+  st.redis_up = watch_.up();
   return st;
 }
 

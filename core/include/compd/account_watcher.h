@@ -28,6 +28,7 @@
 
 #include "compd/log.h"
 #include "compd/redis.h"
+#include "compd/redis_watch.h"
 #include "compd/settings.h"
 #include "compd/status.h"
 #include "compd/tripwire.h"
@@ -101,35 +102,25 @@ class AccountWatcher {
   AccountWatcherStats stats() const;
 
  private:
-  void Loop();
   bool CheckVersion();  // false when Redis failed
   bool Load();          // from Redis; false when Redis failed
   bool LoadCache();
   void WriteCache(const LockedAccounts& snap);
   void Install(std::shared_ptr<const LockedAccounts> snap);
-  void NoteRedisFailure(const Status& s);
-  void NoteRedisSuccess();
-  bool WaitFor(std::chrono::milliseconds d);  // true when Stop was called
-  bool stopping();
   void Log(LogLevel level, const std::string& message) const;
 
   const AccountWatcherOptions options_;
   const LogFn log_;
   std::shared_ptr<const LockedAccounts> snapshot_;  // only through std::atomic_load/store
 
-  std::mutex mu_;  // guards stop_, started_
-  std::condition_variable cv_;
-  bool stop_ = false;
-  bool started_ = false;
+  std::atomic<bool> started_{false};
+  RedisWatch watch_;  // the watching thread's loop, stop flag and backoff
   std::thread thread_;
 
-  std::atomic<uint64_t> loads_{0}, redis_errors_{0}, refused_{0};
-  std::atomic<bool> redis_up_{false};
+  std::atomic<uint64_t> loads_{0}, refused_{0};
 
   // Start, then the thread only.
   std::unique_ptr<RedisClient> redis_;
-  bool failing_ = false;
-  std::chrono::milliseconds backoff_{0};
 };
 
 }  // namespace compd

@@ -45,6 +45,7 @@
 #include "compd/map_store.h"
 #include "compd/matcher.h"
 #include "compd/redis.h"
+#include "compd/redis_watch.h"
 #include "compd/status.h"
 
 namespace compd {
@@ -107,7 +108,6 @@ class MapWatcher {
   MapWatcherStats stats() const;
 
  private:
-  void Loop();
   // Brings the snapshot up to Redis' version: from the change log when it can tell,
   // else by reading the whole map. False when Redis failed.
   bool CheckVersion();
@@ -130,31 +130,21 @@ class MapWatcher {
   void WriteFiles(const Snapshot& snap);
   void FilesLoop();
   void Install(std::shared_ptr<const Snapshot> snap);
-  void NoteRedisFailure(const Status& s);
-  void NoteRedisSuccess();
-  // Sleeps up to `d`; true when Stop was called.
-  bool WaitFor(std::chrono::milliseconds d);
-  bool stopping();
   void Log(LogLevel level, const std::string& message) const;
 
   const MapWatcherOptions options_;
   const LogFn log_;
   std::shared_ptr<const Snapshot> snapshot_;  // only through std::atomic_load/store
 
-  std::mutex mu_;  // guards stop_, started_
-  std::condition_variable cv_;
-  bool stop_ = false;
-  bool started_ = false;
+  std::atomic<bool> started_{false};
+  RedisWatch watch_;  // the watching thread's loop, stop flag and backoff
   std::thread thread_;
 
-  std::atomic<uint64_t> loads_{0}, full_loads_{0}, load_errors_{0}, redis_errors_{0};
-  std::atomic<bool> redis_up_{false};
+  std::atomic<uint64_t> loads_{0}, full_loads_{0}, load_errors_{0};
 
   // Start, then the thread only.
   std::unique_ptr<RedisClient> redis_;
   std::unique_ptr<MapStore> store_;
-  bool failing_ = false;
-  std::chrono::milliseconds backoff_{0};
   uint64_t failed_version_ = 0;  // a version (and its id) that did not compile: not retried
   std::string failed_id_;
   bool has_failed_version_ = false;
