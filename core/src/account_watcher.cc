@@ -23,17 +23,6 @@ std::string Describe(const LockedAccounts& s) {
   return d;
 }
 
-// The reply must be one line, and libmilter treats '%' specially (as Tripwire does).
-std::string SafeReplyText(const std::string& text) {
-  std::string out;
-  for (char c : text) {
-    if (c == '\r' || c == '\n' || c == '\0') continue;
-    if (c == '%') out += '%';
-    out += c;
-  }
-  return out;
-}
-
 int64_t NowMs() { return UnixMs(std::chrono::system_clock::now()); }
 
 }  // namespace

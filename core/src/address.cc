@@ -8,6 +8,8 @@
 #include <string_view>
 #include <vector>
 
+#include "compd/base64.h"
+
 namespace compd {
 namespace {
 
@@ -132,34 +134,6 @@ int HexValue(char c) {
   return -1;
 }
 
-int Base64Value(char c) {
-  if (c >= 'A' && c <= 'Z') return c - 'A';
-  if (c >= 'a' && c <= 'z') return c - 'a' + 26;
-  if (c >= '0' && c <= '9') return c - '0' + 52;
-  if (c == '+') return 62;
-  if (c == '/') return 63;
-  return -1;
-}
-
-// Lenient like mail readers: characters outside the alphabet are skipped, '=' ends it.
-std::string DecodeBase64(std::string_view in) {
-  std::string out;
-  unsigned bits = 0;
-  int nbits = 0;
-  for (char c : in) {
-    if (c == '=') break;
-    int v = Base64Value(c);
-    if (v < 0) continue;
-    bits = ((bits << 6) | static_cast<unsigned>(v)) & 0xffffff;
-    nbits += 6;
-    if (nbits >= 8) {
-      nbits -= 8;
-      out.push_back(static_cast<char>((bits >> nbits) & 0xff));
-    }
-  }
-  return out;
-}
-
 std::string DecodeQ(std::string_view in) {
   std::string out;
   for (size_t i = 0; i < in.size(); ++i) {
@@ -232,7 +206,7 @@ bool DecodeEncodedWordAt(std::string_view s, size_t i, size_t* end, std::string*
   Charset cs = LookupCharset(charset);
   if (cs == Charset::kUnknown) return false;  // leave the raw text: better than mojibake
   std::string_view text = s.substr(text_start, j - text_start);
-  std::string bytes = enc == 'b' ? DecodeBase64(text) : DecodeQ(text);
+  std::string bytes = enc == 'b' ? DecodeBase64Lenient(text) : DecodeQ(text);
   out->clear();
   if (cs == Charset::kLatin1) {
     AppendLatin1AsUtf8(bytes, out);

@@ -9,6 +9,8 @@
 #include <fstream>
 #include <memory>
 
+#include "compd/base64.h"
+
 namespace compd {
 
 namespace {
@@ -59,15 +61,6 @@ std::string Crypt(std::string_view password, const std::string& setting) {
   return result;
 }
 
-int Base64Value(char c) {
-  if (c >= 'A' && c <= 'Z') return c - 'A';
-  if (c >= 'a' && c <= 'z') return c - 'a' + 26;
-  if (c >= '0' && c <= '9') return c - '0' + 52;
-  if (c == '+') return 62;
-  if (c == '/') return 63;
-  return -1;
-}
-
 bool StartsWithCaseless(std::string_view s, std::string_view prefix) {
   if (s.size() < prefix.size()) return false;
   for (size_t i = 0; i < prefix.size(); ++i) {
@@ -115,24 +108,6 @@ bool VerifyPassword(std::string_view password, const std::string& hash) {
   if (!IsSupportedHash(hash)) return false;
   std::string computed = Crypt(password, hash);
   return !computed.empty() && ConstantTimeEquals(computed, hash);
-}
-
-bool DecodeBase64(std::string_view in, std::string* out) {
-  out->clear();
-  while (!in.empty() && in.back() == '=') in.remove_suffix(1);
-  uint32_t acc = 0;
-  int bits = 0;
-  for (char c : in) {
-    int v = Base64Value(c);
-    if (v < 0) return false;
-    acc = (acc << 6) | static_cast<uint32_t>(v);
-    bits += 6;
-    if (bits >= 8) {
-      bits -= 8;
-      out->push_back(static_cast<char>((acc >> bits) & 0xff));
-    }
-  }
-  return bits < 6;  // a lone trailing character cannot be valid base64
 }
 
 Status LoadUsersFile(const std::string& path, std::vector<HttpUser>* out) {

@@ -3,6 +3,7 @@
 #include <catch2/catch.hpp>
 #include <fstream>
 
+#include "compd/base64.h"
 #include "testutil_redis.h"
 
 namespace compd {

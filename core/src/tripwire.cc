@@ -28,17 +28,6 @@ bool IEquals(std::string_view a, std::string_view b) {
   return true;
 }
 
-// Reply text must be a single line, and libmilter treats '%' specially.
-std::string SafeReplyText(std::string text) {
-  std::string out;
-  for (char c : text) {
-    if (c == '\r' || c == '\n' || c == '\0') continue;
-    if (c == '%') out += '%';
-    out += c;
-  }
-  return out;
-}
-
 std::string Unfold(std::string_view v) {
   std::string out;
   out.reserve(std::min(v.size(), kMaxFieldBytes));
@@ -68,6 +57,16 @@ bool ParseHitAction(std::string_view name, HitAction* out) {
     }
   }
   return false;
+}
+
+std::string SafeReplyText(std::string_view text) {
+  std::string out;
+  for (char c : text) {
+    if (c == '\r' || c == '\n' || c == '\0') continue;
+    if (c == '%') out += '%';
+    out += c;
+  }
+  return out;
 }
 
 const char* HitActionName(HitAction action) {

@@ -41,8 +41,6 @@ Status HashPassword(std::string_view password, std::string* hash);
 bool VerifyPassword(std::string_view password, const std::string& hash);
 // Whether `hash` is a crypt(3) hash of a method accepted here.
 bool IsSupportedHash(std::string_view hash);
-// Standard base64 (RFC 4648, padding optional); false on other characters.
-bool DecodeBase64(std::string_view in, std::string* out);
 
 class HttpAuthenticator {
  public:

@@ -42,6 +42,10 @@ namespace compd {
 
 enum class HitAction { kReject, kTempfail, kQuarantine, kDiscard, kMonitor };
 bool ParseHitAction(std::string_view name, HitAction* out);
+
+// Reply text the MTA can carry: one line (CR, LF and NUL dropped), '%' doubled because
+// libmilter treats it specially.
+std::string SafeReplyText(std::string_view text);
 const char* HitActionName(HitAction action);
 
 struct TripwireOptions {
