@@ -138,20 +138,8 @@ def median(xs):
 # Milters
 
 
-class NoopMilter(h._Service):
-    """bench/noop_milter on `spec` (inet:PORT@127.0.0.1 or unix:PATH), mode negotiated,
-    plain or plain-data."""
-
-    def __init__(self, spec, mode="negotiated"):
-        self.spec, self.mode = spec, mode
-        self.work = h._Workdir(None, "noop")
-        self.child = None
-
-    def start(self):
-        self.child = h._Child([binary("noop_milter"), "--socket", self.spec, "--mode", self.mode],
-                              self.work.join("noop.log"), "noop_milter")
-        wait_socket(self.spec, self.child)
-        return self
+class _BenchService(h._Service):
+    """A server the benchmarks start: one child process and a work folder."""
 
     @property
     def pid(self):
@@ -167,7 +155,23 @@ class NoopMilter(h._Service):
         self.work.cleanup()
 
 
-class Rspamd(h._Service):
+class NoopMilter(_BenchService):
+    """bench/noop_milter on `spec` (inet:PORT@127.0.0.1 or unix:PATH), mode negotiated,
+    plain or plain-data."""
+
+    def __init__(self, spec, mode="negotiated"):
+        self.spec, self.mode = spec, mode
+        self.work = h._Workdir(None, "noop")
+        self.child = None
+
+    def start(self):
+        self.child = h._Child([binary("noop_milter"), "--socket", self.spec, "--mode", self.mode],
+                              self.work.join("noop.log"), "noop_milter")
+        wait_socket(self.spec, self.child)
+        return self
+
+
+class Rspamd(_BenchService):
     """rspamd 3.4's milter proxy in self-scan mode with only compd's multimap rules
     (bench/rspamd/rspamd.conf), reading the map files in map_dir; listens on TCP and on a
     unix socket."""
@@ -210,19 +214,6 @@ class Rspamd(h._Service):
         wait_socket(self.tcp_spec, self.child, timeout)
         wait_socket(self.unix_spec, self.child, timeout)
         return self
-
-    @property
-    def pid(self):
-        return self.child.pid
-
-    def stop(self):
-        if self.child:
-            self.child.stop()
-            self.child = None
-
-    def close(self):
-        self.stop()
-        self.work.cleanup()
 
 
 def wait_socket(spec, child, timeout=30):
