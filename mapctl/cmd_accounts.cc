@@ -116,17 +116,26 @@ compd::Status SinceMs(const std::string& text, int64_t* out) {
   return compd::Status::Ok();
 }
 
-int RunList(const AccountsOptions& o, Context& ctx) {
-  int64_t since = 0;
-  compd::Status s = SinceMs(o.since, &since);
-  if (!s.ok()) return Fail(s);
+// The account records with a hit since `since_text` (a duration back from now, or a
+// time; `*since` gets it in unix ms), with their evidence when asked: what list and
+// report start from.
+compd::Status ListRecords(Context& ctx, const std::string& since_text, bool with_evidence,
+                          std::vector<compd::AccountRecord>* records, int64_t* since) {
+  compd::Status s = SinceMs(since_text, since);
+  if (!s.ok()) return s;
   std::unique_ptr<compd::AccountRegistry> reg;
   s = OpenRegistry(ctx, &reg);
-  if (!s.ok()) return Fail(s);
-  std::vector<compd::AccountRecord> records;
+  if (!s.ok()) return s;
   compd::AccountListOptions lo;
-  lo.since_ms = since;
-  s = reg->List(lo, &records);
+  lo.since_ms = *since;
+  lo.with_evidence = with_evidence;
+  return reg->List(lo, records);
+}
+
+int RunList(const AccountsOptions& o, Context& ctx) {
+  std::vector<compd::AccountRecord> records;
+  int64_t since = 0;
+  compd::Status s = ListRecords(ctx, o.since, /*with_evidence=*/false, &records, &since);
   if (!s.ok()) return Fail(s);
   const int64_t now = NowMs();
   std::vector<const compd::AccountRecord*> shown;
@@ -321,17 +330,10 @@ int RunNote(const AccountsOptions& o, Context& ctx) {
 }
 
 int RunReport(const AccountsOptions& o, Context& ctx) {
-  int64_t since = 0;
-  compd::Status s = SinceMs(o.since.empty() ? "24h" : o.since, &since);
-  if (!s.ok()) return Fail(s);
-  std::unique_ptr<compd::AccountRegistry> reg;
-  s = OpenRegistry(ctx, &reg);
-  if (!s.ok()) return Fail(s);
   std::vector<compd::AccountRecord> records;
-  compd::AccountListOptions lo;
-  lo.since_ms = since;
-  lo.with_evidence = true;
-  s = reg->List(lo, &records);
+  int64_t since = 0;
+  compd::Status s =
+      ListRecords(ctx, o.since.empty() ? "24h" : o.since, /*with_evidence=*/true, &records, &since);
   if (!s.ok()) return Fail(s);
   const int64_t now = NowMs();
   // To contact: flagged or locked (not released), with a hit in the window.
