@@ -12,8 +12,8 @@
 #include <string>
 #include <vector>
 
-#include "compd/map_store.h"
-#include "compd/redis.h"
+#include "compd/map/map_store.h"
+#include "compd/base/redis.h"
 
 namespace {
 

@@ -31,7 +31,7 @@
 #include <unordered_set>
 #include <vector>
 
-#include "compd/matcher.h"
+#include "compd/map/matcher.h"
 
 // Counts heap allocations (RE2's included: it allocates with new) to show that a lookup
 // that misses allocates nothing.

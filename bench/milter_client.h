@@ -24,7 +24,7 @@
 #include <utility>
 #include <vector>
 
-#include "compd/status.h"
+#include "compd/base/status.h"
 
 namespace compd_bench {
 

@@ -26,10 +26,10 @@
 #include <string>
 #include <vector>
 
-#include "compd/map_store.h"
-#include "compd/matcher.h"
-#include "compd/redis.h"
-#include "compd/rspamd_map.h"
+#include "compd/map/map_store.h"
+#include "compd/map/matcher.h"
+#include "compd/base/redis.h"
+#include "compd/map/rspamd_map.h"
 
 namespace {
 

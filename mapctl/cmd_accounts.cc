@@ -5,9 +5,9 @@
 #include <nlohmann/json.hpp>
 
 #include "app.h"
-#include "compd/accounts.h"
-#include "compd/event.h"
-#include "compd/text_output.h"
+#include "compd/accounts/accounts.h"
+#include "compd/events/event.h"
+#include "compd/base/text_output.h"
 
 namespace mapctl {
 

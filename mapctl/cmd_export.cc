@@ -2,7 +2,7 @@
 #include <iostream>
 
 #include "app.h"
-#include "compd/rspamd_map.h"
+#include "compd/map/rspamd_map.h"
 
 namespace mapctl {
 

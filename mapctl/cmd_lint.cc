@@ -3,7 +3,7 @@
 #include <nlohmann/json.hpp>
 
 #include "app.h"
-#include "compd/text_output.h"
+#include "compd/base/text_output.h"
 
 namespace mapctl {
 

@@ -9,11 +9,11 @@
 #include <set>
 
 #include "app.h"
-#include "compd/dashboard.h"
-#include "compd/event_stream.h"
-#include "compd/http_auth.h"
-#include "compd/text_output.h"
-#include "compd/volume.h"
+#include "compd/watch/dashboard.h"
+#include "compd/events/event_stream.h"
+#include "compd/watch/http_auth.h"
+#include "compd/base/text_output.h"
+#include "compd/watch/volume.h"
 
 namespace mapctl {
 

@@ -4,7 +4,7 @@
 #include <map>
 
 #include "app.h"
-#include "compd/cli_flags.h"
+#include "compd/base/cli_flags.h"
 
 namespace {
 

@@ -8,8 +8,8 @@
 #include <mutex>
 #include <set>
 
-#include "compd/log.h"
-#include "compd/tripwire.h"
+#include "compd/base/log.h"
+#include "compd/mta/tripwire.h"
 
 namespace compd {
 

@@ -13,16 +13,16 @@
 #include <memory>
 #include <optional>
 
-#include "compd/anomaly.h"
-#include "compd/dashboard.h"
-#include "compd/http_auth.h"
-#include "compd/log.h"
-#include "compd/map_watcher.h"
-#include "compd/metrics.h"
-#include "compd/recorder.h"
-#include "compd/settings.h"
-#include "compd/tripwire.h"
-#include "compd/volume.h"
+#include "compd/watch/anomaly.h"
+#include "compd/watch/dashboard.h"
+#include "compd/watch/http_auth.h"
+#include "compd/base/log.h"
+#include "compd/map/map_watcher.h"
+#include "compd/watch/metrics.h"
+#include "compd/accounts/recorder.h"
+#include "compd/base/settings.h"
+#include "compd/mta/tripwire.h"
+#include "compd/watch/volume.h"
 #include "http_listener.h"
 
 namespace compd {

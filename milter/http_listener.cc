@@ -2,7 +2,7 @@
 
 #include <httplib.h>
 
-#include "compd/dashboard_page.h"
+#include "compd/watch/dashboard_page.h"
 
 namespace compd {
 

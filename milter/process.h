@@ -8,7 +8,7 @@
 
 #include <string>
 
-#include "compd/status.h"
+#include "compd/base/status.h"
 
 namespace compd {
 

@@ -57,7 +57,7 @@ def roff_block(text):
 def parse_example_config(text):
     """The example config as a list of (name, type, default, doc).
 
-    Its format (core/src/settings.cc ExampleConfig): a header of comments, then for each
+    Its format (core/base/settings.cc ExampleConfig): a header of comments, then for each
     setting a blank line, `# doc`, `# (type)`, `#name = default`."""
     blocks = text.strip("\n").split("\n\n")
     out = []

@@ -7,7 +7,7 @@ loopback, Postfix + Dovecot + sink. Users submit through Postfix (swaks, and smt
 and `mapctl anomalies`, anomaly events in the stream, the JSON API, /metrics, HTTP 401s,
 and the dashboard page rendered by headless Chromium (screenshot + DOM).
 
-Seeded straight into Redis, in the key format of core/include/compd/volume.h:
+Seeded straight into Redis, in the key format of core/watch/include/compd/watch/volume.h:
   - yearly@customer.example sent one message a day for the past 365 days
     (hashes compd:vol:m:<YYYYMM>:<account>, field DD = "messages recipients networks");
   - the previous hour's top senders (zsets compd:vol:h:<YYYYMMDDHH>:msgs / :rcpts), so the

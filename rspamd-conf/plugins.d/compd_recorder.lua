@@ -14,7 +14,7 @@ matcher), in one atomic Lua script on the Redis side:
                             last_client_ip (only when rspamd knows the authenticated user)
   {prefix}accounts          sorted set: account -> unix time of its latest hit
   {prefix}seen:<id>         dedup marker with a TTL, as compd's recorder writes it
-This is the layout of compd's Recorder (core/include/compd/recorder.h); keep them in step.
+This is the layout of compd's Recorder (core/accounts/include/compd/accounts/recorder.h); keep them in step.
 
 The event's `account` is the authenticated user rspamd sees (task:get_user(): the `User`
 header of the scan request, filled from Postfix's {auth_authen} by rspamd's milter proxy),

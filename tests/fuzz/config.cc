@@ -16,7 +16,7 @@
 #include <string>
 #include <string_view>
 
-#include "compd/settings.h"
+#include "compd/base/settings.h"
 #include "fuzz_check.h"
 
 namespace {

@@ -8,7 +8,7 @@
 //    `/regex/flags` with flags from "imsu", sorted, each at most once;
 //  - the entry survives compd's own map file: written with FormatExactMap or
 //    FormatPatternMap and read back as rspamd would, it is the same entry, with no hazard.
-#include "compd/entry.h"
+#include "compd/map/entry.h"
 
 #include <cstddef>
 #include <cstdint>
@@ -16,8 +16,8 @@
 #include <string_view>
 #include <vector>
 
-#include "compd/address.h"
-#include "compd/rspamd_map.h"
+#include "compd/map/address.h"
+#include "compd/map/rspamd_map.h"
 #include "fuzz_check.h"
 
 namespace {

@@ -14,7 +14,7 @@
 #include <string>
 #include <string_view>
 
-#include "compd/address.h"
+#include "compd/map/address.h"
 #include "fuzz_check.h"
 
 namespace {

@@ -15,7 +15,7 @@
 //  - DecodeEximEscapes never makes a value longer.
 // Each input runs twice: with small limits (so the bounds are reached within -max_len) and
 // with the defaults.
-#include "compd/policy.h"
+#include "compd/mta/policy.h"
 
 #include <cstddef>
 #include <cstdint>
@@ -24,9 +24,9 @@
 #include <string_view>
 #include <vector>
 
-#include "compd/entry.h"
-#include "compd/matcher.h"
-#include "compd/tripwire.h"
+#include "compd/map/entry.h"
+#include "compd/map/matcher.h"
+#include "compd/mta/tripwire.h"
 #include "fuzz_check.h"
 
 namespace {

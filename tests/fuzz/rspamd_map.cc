@@ -9,7 +9,7 @@
 //  - writing the converted entries with compd's writers and reading those files back gives
 //    the same entries, with no hazard at all: compd's own files mean to rspamd exactly what
 //    they mean to compd.
-#include "compd/rspamd_map.h"
+#include "compd/map/rspamd_map.h"
 
 #include <algorithm>
 #include <cstddef>
@@ -19,7 +19,7 @@
 #include <string_view>
 #include <vector>
 
-#include "compd/entry.h"
+#include "compd/map/entry.h"
 #include "fuzz_check.h"
 
 namespace {

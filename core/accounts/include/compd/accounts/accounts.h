@@ -1,0 +1,232 @@
+// Accounts: the registry of SASL accounts that hit the map, and what happens to them.
+//
+// Owns the Redis layout of the registry and every script that changes it. The Recorder
+// runs the hit part (AccountHitLua) inside its own per-event script, so "the hit is
+// recorded", "the account is flagged (and locked)" and "a ticket job is queued" happen
+// together or not at all, exactly once per event, on whichever node saw the hit. mapctl
+// changes states through AccountRegistry. AccountWatcher (account_watcher.h) turns the
+// locked set into the MAIL gate; HookRunner (hook_runner.h) delivers the ticket jobs.
+//
+// Plain values and pure functions are safe from any thread. An AccountRegistry is not
+// thread-safe (it uses one RedisClient); give each thread its own.
+//
+// Account names are compared ASCII-case-insensitively (AccountKey): Alice@Example.com and
+// alice@example.com are one mailbox at every hosting provider, and a lock must not be
+// sidestepped by changing case at AUTH. Events keep the name as the client sent it.
+//
+// Redis layout under the prefix (A = AccountKey(account)):
+//   account:A          hash: first_seen, last_seen, hits, last_entry, last_recipient,
+//                      last_client_ip (written by the Recorder), and state (flagged|locked|
+//                      released), state_at, state_by, state_reason, flagged_at,
+//                      lock_expires (unix ms, 0: until released), ticket_exec,
+//                      ticket_webhook (delivery status of the ticket hooks)
+//   account-rcpts:A    hash: recipient hit -> count (at most kMaxEvidenceValues fields)
+//   account-ips:A      hash: client IP seen with a hit -> count (same bound)
+//   account-events:A   list: the account's last kMaxTimeline hit events (JSON), newest first
+//   account-log:A      list: state changes, notes and ticket deliveries (JSON), newest first
+//   account-quiet:A    string with a TTL: a ticket was opened within hook_quiet_period
+//   accounts           sorted set: account -> unix seconds of its latest hit (Recorder)
+//   accounts:changed   sorted set: account -> unix ms of its latest state change or note
+//   accounts:locked    hash: account -> lock expiry (unix ms, 0: until released); the set
+//                      every node enforces
+//   accounts:version   int, bumped by every change of accounts:locked
+//   accounts:changes   pub/sub channel; each change of accounts:locked publishes the version
+//   hooks:due          sorted set: ticket job id -> unix ms when it is due
+//   hook:<job id>      hash: one ticket job (see hook_runner.h)
+//
+// States: a hit flags an account that is new or was released (a release the operator made
+// after the hit happened, i.e. while the hit waited in a spool, stands); with lock_on_hit
+// it is locked instead, unless the allowlist exempts it. "Newly flagged" (new or released
+// before) queues one ticket job per configured hook target, at most once per account per
+// quiet period. A lock whose expiry has passed counts as flagged.
+#ifndef COMPD_ACCOUNTS_ACCOUNTS_H_
+#define COMPD_ACCOUNTS_ACCOUNTS_H_
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "compd/events/event.h"
+#include "compd/base/redis.h"
+#include "compd/base/settings.h"
+#include "compd/base/status.h"
+
+namespace compd {
+
+// Distinct recipients and client IPs kept per account: evidence, not an unbounded set a
+// botnet could grow.
+inline constexpr size_t kMaxEvidenceValues = 1000;
+inline constexpr size_t kMaxTimeline = 100;    // hit events kept per account
+inline constexpr size_t kMaxAccountLog = 200;  // log entries kept per account
+inline constexpr size_t kMaxAccountLength = 512;
+
+// The registry's key for an account: ASCII lower case.
+std::string AccountKey(std::string_view account);
+
+// kInvalid (naming the problem) for an account name that cannot be one: empty, too long,
+// or containing control characters.
+Status CheckAccountName(std::string_view account);
+
+struct AccountKeys {
+  explicit AccountKeys(std::string prefix) : prefix(std::move(prefix)) {}
+  std::string prefix;
+  // `a` is an AccountKey.
+  std::string record(const std::string& a) const { return prefix + "account:" + a; }
+  std::string recipients(const std::string& a) const { return prefix + "account-rcpts:" + a; }
+  std::string client_ips(const std::string& a) const { return prefix + "account-ips:" + a; }
+  std::string timeline(const std::string& a) const { return prefix + "account-events:" + a; }
+  std::string log(const std::string& a) const { return prefix + "account-log:" + a; }
+  std::string quiet(const std::string& a) const { return prefix + "account-quiet:" + a; }
+  std::string hits() const { return prefix + "accounts"; }
+  std::string changed() const { return prefix + "accounts:changed"; }
+  std::string locked() const { return prefix + "accounts:locked"; }
+  std::string version() const { return prefix + "accounts:version"; }
+  std::string channel() const { return prefix + "accounts:changes"; }
+  std::string hook_due() const { return prefix + "hooks:due"; }
+  std::string hook_job(const std::string& id) const { return prefix + "hook:" + id; }
+};
+
+// Accounts that are flagged but never locked automatically: exact accounts and whole
+// domains ("@example.com"), case-insensitive.
+class AccountAllowlist {
+ public:
+  AccountAllowlist() = default;
+  // Comma- or space-separated. kInvalid names a bad item.
+  static Status Parse(std::string_view text, AccountAllowlist* out);
+  bool Contains(std::string_view account) const;
+  bool empty() const { return items_.empty(); }
+  size_t size() const { return items_.size(); }
+
+ private:
+  std::vector<std::string> items_;  // lower case
+};
+
+// What a hit does to its account. Fixed when the Recorder starts.
+struct AccountReaction {
+  bool lock_on_hit = false;
+  AccountAllowlist allowlist;
+  std::chrono::milliseconds lock_duration{0};  // automatic locks; 0: until released
+  // A ticket job per target ("exec", "webhook") when an account is newly flagged.
+  std::vector<std::string> hook_targets;
+  std::chrono::milliseconds hook_quiet{std::chrono::hours(24)};
+
+  // Only SASL accounts are locked automatically: "ip:ADDR" (a trusted network's host, say
+  // a web server relaying for many users) and "local:..." (sendmail submissions, which
+  // cannot be refused) are flagged only; an operator may still lock them with mapctl.
+  bool MayAutoLock(std::string_view account) const {
+    return lock_on_hit && IsSaslAccount(account) && !allowlist.Contains(account);
+  }
+  static bool IsSaslAccount(std::string_view account) {
+    return account.rfind("ip:", 0) != 0 && account.rfind("local:", 0) != 0;
+  }
+  // lock_on_hit, lock_allowlist, lock_duration, hook_quiet_period; a target for each of
+  // hook_command and hook_url that is set. kInvalid names the setting.
+  static Status FromConfig(const Config& config, AccountReaction* out);
+};
+
+// What the Recorder's script reports for one account event (bits of its integer reply,
+// above bit 0 which means "written").
+inline constexpr long long kHitNewlyFlagged = 2;
+inline constexpr long long kHitLocked = 4;
+inline constexpr long long kHitTicketQueued = 8;
+
+// The Lua text defining `local function compd_account_hit(K, A)`, which the Recorder's
+// script calls with the KEYS and ARGV that AccountHitCall appended, and which returns the
+// kHit* bits. It must be pasted before the code that calls it.
+const char* AccountHitLua();
+
+// Appends the keys and arguments of compd_account_hit for `event` (whose account must not
+// be empty) to `keys` and `args`. `now` is the time of writing; `host` names the node for
+// "state_by".
+void AccountHitCall(const AccountKeys& names, const AccountReaction& reaction, const Event& event,
+                    std::chrono::system_clock::time_point now, const std::string& host,
+                    std::vector<std::string>* keys, std::vector<std::string>* args);
+
+// One line of an account's log: a state change, a note or a ticket delivery.
+struct AccountLogEntry {
+  std::string time;  // ISO, as FormatUtcMillis
+  std::string what;  // "flagged" | "locked" | "released" | "note" | "ticket"
+  std::string by;
+  std::string text;
+  int64_t expires_ms = 0;  // "locked": lock expiry, 0 for none
+  std::string ToJson() const;
+  static AccountLogEntry FromJson(const std::string& json);  // tolerant
+};
+
+struct AccountRecord {
+  std::string account;  // the AccountKey
+  std::string state;    // as stored: "flagged" | "locked" | "released" | "" (hits only)
+  std::string state_at, state_by, state_reason, flagged_at;
+  int64_t lock_expires_ms = 0;
+  std::string first_seen, last_seen;  // hit times, ISO
+  int64_t hits = 0;
+  std::string last_recipient, last_client_ip, last_entry;
+  int64_t changed_ms = 0;  // latest state change or note, unix ms; 0 if none
+  // Evidence, most hits first (ties by name); filled when asked for.
+  std::vector<std::pair<std::string, int64_t>> recipients, client_ips;
+  std::vector<std::string> timeline;  // hit event JSON, newest first (Get only)
+  std::vector<AccountLogEntry> log;   // newest first (Get only)
+  std::vector<std::pair<std::string, std::string>> tickets;  // target -> delivery status
+
+  // The state in force at `now_ms`: a lock past its expiry is "flagged", and an account
+  // with hits but no state (recorded before the registry existed) is "flagged" too.
+  std::string EffectiveState(int64_t now_ms) const;
+  bool LockExpired(int64_t now_ms) const {
+    return state == "locked" && lock_expires_ms != 0 && lock_expires_ms <= now_ms;
+  }
+  // Unix ms of the latest hit or state change, for --since.
+  int64_t LastActivityMs() const;
+};
+
+struct AccountListOptions {
+  int64_t since_ms = 0;        // only accounts active (hit or state change) at or after this
+  bool with_evidence = false;  // fill recipients and client_ips
+};
+
+// Outcome of a state change by an operator.
+struct AccountChange {
+  std::string previous_state;  // "" when the account had no state
+  uint64_t version = 0;        // accounts:version after a lock or release
+};
+
+class AccountRegistry {
+ public:
+  AccountRegistry(RedisClient* client, std::string prefix);
+
+  // kNotFound when there is no record for the account.
+  Status Get(const std::string& account, AccountRecord* out);
+  // Every account with a record (hits or a state), most recent activity first.
+  Status List(const AccountListOptions& options, std::vector<AccountRecord>* out);
+
+  // Locks (or re-locks, with the new reason and expiry) any account, known or not, and
+  // publishes the change so every node refuses it at once. `expires_ms` (unix ms) 0: until
+  // released.
+  Status Lock(const std::string& account, const std::string& by, const std::string& reason,
+              int64_t expires_ms, AccountChange* change);
+  // Marks a known account released (and unlocked). kNotFound when it has no record.
+  Status Release(const std::string& account, const std::string& by, const std::string& reason,
+                 AccountChange* change);
+  // Adds a note to a known account. kNotFound when it has no record.
+  Status Note(const std::string& account, const std::string& by, const std::string& text);
+
+  const AccountKeys& keys() const { return keys_; }
+
+ private:
+  Status Change(const std::string& op, const std::string& account, const std::string& by,
+                const std::string& text, int64_t expires_ms, AccountChange* change);
+  RedisClient* client_;
+  AccountKeys keys_;
+};
+
+// "24h", "30m", "7d", "90s": a positive age for --since. False for anything else.
+bool ParseAge(std::string_view text, std::chrono::milliseconds* out);
+
+// Unix ms of `t`.
+int64_t UnixMs(std::chrono::system_clock::time_point t);
+
+}  // namespace compd
+
+#endif  // COMPD_ACCOUNTS_ACCOUNTS_H_

@@ -1,0 +1,479 @@
+#include "compd/accounts/recorder.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <climits>
+#include <cstring>
+
+#include "compd/accounts/accounts.h"
+#include "compd/map/map_store.h"
+
+namespace compd {
+
+namespace {
+
+// One event, atomically: the dedup marker first, the writes only if it was new.
+// KEYS: seen, stream[, account, accounts, then the registry's keys (AccountHitCall)].
+// ARGV: ttl, maxlen (0: untrimmed), json, account key, time, unix seconds, entry, recipient,
+// client_ip[, then the registry's arguments]. Returns 0 (seen before) or 1 plus the kHit*
+// bits of the account's registry update.
+// Times compare as strings: FormatUtcMillis output sorts like the instants it names.
+constexpr const char* kRecordScript = R"lua(
+if not redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[1]) then return 0 end
+if ARGV[2] == '0' then
+  redis.call('XADD', KEYS[2], '*', 'event', ARGV[3])
+else
+  redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], '*', 'event', ARGV[3])
+end
+if #KEYS >= 4 then
+  local first = redis.call('HGET', KEYS[3], 'first_seen')
+  if (not first) or ARGV[5] < first then
+    redis.call('HSET', KEYS[3], 'first_seen', ARGV[5])
+  end
+  redis.call('HINCRBY', KEYS[3], 'hits', 1)
+  local last = redis.call('HGET', KEYS[3], 'last_seen')
+  if (not last) or last <= ARGV[5] then
+    redis.call('HSET', KEYS[3], 'last_seen', ARGV[5], 'last_entry', ARGV[7],
+               'last_recipient', ARGV[8], 'last_client_ip', ARGV[9])
+    redis.call('ZADD', KEYS[4], ARGV[6], ARGV[4])
+  end
+end
+if #KEYS > 4 then
+  local K, A = {}, {}
+  for i = 5, #KEYS do K[#K + 1] = KEYS[i] end
+  for i = 10, #ARGV do A[#A + 1] = ARGV[i] end
+  return 1 + compd_account_hit(K, A)
+end
+return 1
+)lua";
+
+// The registry's function first: Lua needs it defined before the code calling it.
+const std::string& RecordScript() {
+  static const std::string script = std::string(AccountHitLua()) + kRecordScript;
+  return script;
+}
+
+std::string Hostname() {
+  std::string name(HOST_NAME_MAX + 1, '\0');
+  if (gethostname(name.data(), name.size()) != 0) return "localhost";
+  name.resize(strnlen(name.c_str(), name.size()));
+  return name.empty() ? "localhost" : name;
+}
+
+bool WriteAll(int fd, std::string_view data) {
+  while (!data.empty()) {
+    ssize_t n = write(fd, data.data(), data.size());
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return false;
+    }
+    data.remove_prefix(static_cast<size_t>(n));
+  }
+  return true;
+}
+
+Status OpenAlertLog(const std::string& path, int* fd) {
+  // 0600: the log names customers' accounts and their victims.
+  *fd = open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+  if (*fd < 0) return Status::IoError("alert log " + path + ": " + std::strerror(errno));
+  return Status::Ok();
+}
+
+}  // namespace
+
+struct Recorder::Counters {
+  std::atomic<uint64_t> seq{0};
+  std::atomic<uint64_t> submitted{0}, written{0}, duplicates{0}, spooled{0}, replayed{0},
+      overflowed{0}, dropped{0}, rejected{0}, corrupt{0}, redis_errors{0}, alert_log_errors{0};
+  std::atomic<bool> redis_up{false};
+};
+
+Recorder::Recorder(RecorderOptions options, LogFn log)
+    : options_([&] {
+        if (options.hostname.empty()) options.hostname = Hostname();
+        if (options.max_batch == 0) options.max_batch = 1;
+        return std::move(options);
+      }()),
+      log_(std::move(log)),
+      instance_(options_.hostname + ":" +
+                std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                   std::chrono::system_clock::now().time_since_epoch())
+                                   .count()) +
+                "." + std::to_string(getpid())),
+      spool_(options_.spool_dir),
+      counters_(std::make_unique<Counters>()) {}
+
+Recorder::~Recorder() {
+  Stop();
+  if (alert_fd_ >= 0) close(alert_fd_);
+}
+
+void Recorder::Log(LogLevel level, const std::string& message) const {
+  if (log_) log_(level, message);
+}
+
+Status Recorder::Start() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (started_ || stop_) return Status::Internal("recorder started twice, or after Stop");
+  }
+  Status s = spool_.Open();
+  if (!s.ok()) return s;
+  if (!options_.alert_log.empty()) {
+    int fd = -1;
+    s = OpenAlertLog(options_.alert_log, &fd);
+    if (!s.ok()) return s;
+    std::lock_guard<std::mutex> lock(alert_mu_);
+    alert_fd_ = fd;
+  }
+  if (spool_.pending()) {
+    Log(LogLevel::kWarning, "recorder: " + std::to_string(spool_.depth()) + " events in spool " +
+                                spool_.dir() + " from an earlier run; replaying them to Redis");
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  started_ = true;
+  writer_ = std::thread(&Recorder::WriterLoop, this);
+  return Status::Ok();
+}
+
+void Recorder::Stop() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stop_ = true;
+  }
+  cv_.notify_all();
+  if (writer_.joinable()) writer_.join();
+}
+
+Status Recorder::Reopen() {
+  if (options_.alert_log.empty()) return Status::Ok();
+  int fd = -1;
+  Status s = OpenAlertLog(options_.alert_log, &fd);
+  if (!s.ok()) {
+    Log(LogLevel::kError,
+        "recorder: cannot reopen " + s.message() + "; still writing the old file");
+    return s;
+  }
+  std::lock_guard<std::mutex> lock(alert_mu_);
+  if (alert_fd_ >= 0) close(alert_fd_);
+  alert_fd_ = fd;
+  return Status::Ok();
+}
+
+void Recorder::Fill(Event* e) {
+  uint64_t seq = ++counters_->seq;
+  if (e->host.empty()) e->host = options_.hostname;
+  if (e->time.empty()) e->time = FormatUtcMillis(std::chrono::system_clock::now());
+  if (e->id.empty()) e->id = instance_ + ":" + std::to_string(seq);
+}
+
+void Recorder::Submit(Event event) {
+  Fill(&event);
+  ++counters_->submitted;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (started_ && !stop_ && queue_.size() < options_.queue_capacity) {
+      queue_.push_back(std::move(event));
+      cv_.notify_one();
+      return;
+    }
+    // Queue full (Redis slow and a burst of hits), or not running: the caller pays for a
+    // file write rather than the event being lost. The whole queue goes along, oldest
+    // first, and under the lock, so the spool keeps submission order and the next
+    // Submits find room again.
+    std::vector<Event> spill;
+    if (started_ && !stop_) {
+      ++counters_->overflowed;
+      spill.reserve(queue_.size() + 1);
+      for (Event& e : queue_) spill.push_back(std::move(e));
+      queue_.clear();
+    }
+    spill.push_back(std::move(event));
+    AppendAlertLog(spill);
+    SpoolOrDrop(spill);
+  }
+  cv_.notify_one();  // the writer replays the spool as soon as Redis answers
+}
+
+void Recorder::AppendAlertLog(const std::vector<Event>& events) {
+  if (options_.alert_log.empty() || events.empty()) return;
+  std::string data;
+  for (const Event& e : events) {
+    data += e.ToJson();
+    data += '\n';
+  }
+  std::lock_guard<std::mutex> lock(alert_mu_);
+  if (alert_fd_ < 0 || !WriteAll(alert_fd_, data)) {
+    counters_->alert_log_errors += events.size();
+    Log(LogLevel::kError, "recorder: alert log " + options_.alert_log + ": " +
+                              (alert_fd_ < 0 ? std::string("not open") : std::strerror(errno)) +
+                              "; " + std::to_string(events.size()) + " events not logged there");
+  }
+}
+
+void Recorder::SpoolOrDrop(const std::vector<Event>& events) {
+  Status s = spool_.Append(events);
+  if (s.ok()) {
+    counters_->spooled += events.size();
+    return;
+  }
+  counters_->dropped += events.size();
+  for (const Event& e : events) {
+    Log(LogLevel::kError, "recorder: event LOST (Redis unavailable and spool failed: " +
+                              s.ToString() + "): " + e.ToJson());
+  }
+}
+
+void Recorder::NoteRedisFailure(const Status& s) {
+  ++counters_->redis_errors;
+  if (!backing_off_) {
+    Log(LogLevel::kError, "recorder: " + s.ToString() + "; spooling events to " + spool_.dir() +
+                              " until Redis answers");
+  } else {
+    Log(LogLevel::kDebug, "recorder: still unavailable: " + s.ToString());
+  }
+  ScheduleRetry();
+  counters_->redis_up = false;
+  redis_->Disconnect();
+}
+
+void Recorder::ScheduleRetry() {
+  backing_off_ = true;
+  backoff_ =
+      backoff_.count() == 0 ? options_.retry_min : std::min(backoff_ * 2, options_.retry_max);
+  next_retry_ = std::chrono::steady_clock::now() + backoff_;
+}
+
+void Recorder::NoteRedisSuccess() {
+  if (backing_off_) Log(LogLevel::kInfo, "recorder: Redis answers again");
+  backing_off_ = false;
+  backoff_ = std::chrono::milliseconds(0);
+  counters_->redis_up = true;
+}
+
+Status Recorder::LoadScript() {
+  RedisReply reply;
+  Status s = redis_->Command({"SCRIPT", "LOAD", RecordScript()}, &reply);
+  if (!s.ok()) return s;
+  if (reply.type != RedisReply::Type::kString || reply.str.empty()) {
+    return Status::Unavailable("SCRIPT LOAD gave no digest");
+  }
+  script_sha_ = reply.str;
+  return Status::Ok();
+}
+
+Status Recorder::WriteToRedis(const std::vector<Event>& events, uint64_t* written) {
+  *written = 0;
+  if (events.empty()) return Status::Ok();
+  Keys keys(options_.prefix);
+  AccountKeys account_keys(options_.prefix);
+  const std::string ttl = std::to_string(options_.dedup_ttl.count());
+  const std::string maxlen = std::to_string(options_.stream_maxlen);
+  const auto now = std::chrono::system_clock::now();
+  std::vector<std::vector<std::string>> commands;
+  commands.reserve(events.size());
+  for (const Event& e : events) {
+    int64_t ms = 0;
+    if (!ParseUtcMillis(e.time, &ms)) ms = UnixMs(now);
+    // Only hits are evidence of a leaked password; other event types (anomalies) name an
+    // account too but must not count as hits in its record.
+    bool account = !e.account.empty() && e.type == "hit";
+    const std::string account_key = AccountKey(e.account);
+    std::vector<std::string> keys_part = {keys.event_seen(e.id), keys.events()};
+    std::vector<std::string> args = {ttl,         maxlen,      e.ToJson(),
+                                     account_key, e.time,      std::to_string(ms / 1000),
+                                     e.entry,     e.recipient, e.client_ip};
+    if (account) {
+      keys_part.push_back(keys.account(account_key));
+      keys_part.push_back(keys.accounts());
+      AccountHitCall(account_keys, options_.accounts, e, now, options_.hostname, &keys_part, &args);
+    }
+    std::vector<std::string> cmd = {"EVALSHA", script_sha_, std::to_string(keys_part.size())};
+    cmd.reserve(3 + keys_part.size() + args.size());
+    for (std::string& k : keys_part) cmd.push_back(std::move(k));
+    for (std::string& a : args) cmd.push_back(std::move(a));
+    commands.push_back(std::move(cmd));
+  }
+
+  // Sending a batch again is always safe: what got through is marked seen and skipped.
+  bool reconnected = false, reloaded = false;
+  for (;;) {
+    // A connection from before an outage fails once after Redis is back; a fresh one
+    // deserves a try before the batch goes to the spool.
+    bool was_connected = redis_->connected();
+    if (script_sha_.empty()) {
+      Status s = LoadScript();
+      if (!s.ok() && was_connected && !reconnected) {
+        reconnected = true;
+        continue;
+      }
+      if (!s.ok()) return s;
+    }
+    for (auto& cmd : commands) cmd[1] = script_sha_;
+    std::vector<RedisReply> replies;
+    Status s = redis_->Pipeline(commands, &replies);
+    if (replies.size() != commands.size()) {
+      if (replies.empty() && was_connected && !reconnected) {
+        reconnected = true;
+        continue;
+      }
+      return s.ok() ? Status::Unavailable("short reply from Redis") : s;
+    }
+    bool noscript = false;
+    for (const RedisReply& r : replies) {
+      if (r.type == RedisReply::Type::kError && r.str.rfind("NOSCRIPT", 0) == 0) noscript = true;
+    }
+    // A restarted Redis has an empty script cache.
+    if (noscript && !reloaded) {
+      reloaded = true;
+      script_sha_.clear();
+      continue;
+    }
+    Status transient;
+    for (size_t i = 0; i < replies.size(); ++i) {
+      const RedisReply& r = replies[i];
+      if (r.type == RedisReply::Type::kInteger) {
+        if (r.integer >= 1) {
+          ++*written;
+          NoteAccountOutcome(events[i], r.integer);
+        } else {
+          ++counters_->duplicates;
+        }
+      } else if (r.type == RedisReply::Type::kError && IsTransientRedisError(r.str)) {
+        if (transient.ok()) transient = Status::Unavailable("redis: " + r.str);
+      } else {
+        ++counters_->rejected;
+        Log(LogLevel::kError,
+            "recorder: Redis refused event " + events[i].id + " (" +
+                (r.type == RedisReply::Type::kError ? r.str : "unexpected reply") +
+                "); it stays only in the alert log: " + events[i].ToJson());
+      }
+    }
+    counters_->written += *written;
+    return transient;
+  }
+}
+
+void Recorder::NoteAccountOutcome(const Event& e, long long bits) {
+  if ((bits & (kHitNewlyFlagged | kHitLocked)) == 0) return;
+  std::string what = (bits & kHitLocked) ? "LOCKED" : "flagged";
+  if ((bits & kHitLocked) && !(bits & kHitNewlyFlagged)) what = "LOCKED (was flagged)";
+  Log(LogLevel::kWarning, "account " + EscapeForLog(e.account) + " " + what + ": hit on " +
+                              EscapeForLog(e.recipient) + " from " + e.client_ip +
+                              ((bits & kHitTicketQueued) ? "; ticket queued" : ""));
+}
+
+bool Recorder::ReplaySpool() {
+  for (;;) {
+    SpoolContents chunk;
+    Status s = spool_.BeginReplay(&chunk);
+    if (s.IsNotFound()) return true;
+    if (!s.ok()) {
+      Log(LogLevel::kError, "recorder: cannot read the spool: " + s.ToString());
+      ScheduleRetry();
+      return false;
+    }
+    for (const std::string& p : chunk.problems) Log(LogLevel::kError, "recorder: " + p);
+    counters_->corrupt += chunk.problems.size();
+    uint64_t replayed = 0;
+    for (size_t i = 0; i < chunk.events.size(); i += options_.max_batch) {
+      size_t end = std::min(chunk.events.size(), i + options_.max_batch);
+      std::vector<Event> part(chunk.events.begin() + i, chunk.events.begin() + end);
+      uint64_t written = 0;
+      s = WriteToRedis(part, &written);
+      replayed += written;
+      counters_->replayed += written;
+      if (!s.ok()) {
+        NoteRedisFailure(s);
+        return false;
+      }
+      NoteRedisSuccess();
+    }
+    s = spool_.FinishReplay();
+    if (!s.ok()) {
+      Log(LogLevel::kError, "recorder: " + s.ToString());
+      ScheduleRetry();
+      return false;
+    }
+    Log(LogLevel::kInfo,
+        "recorder: replayed " + std::to_string(replayed) + " spooled events to Redis (" +
+            std::to_string(chunk.events.size() - replayed) + " were there already, " +
+            std::to_string(chunk.problems.size()) + " unreadable lines skipped)");
+  }
+}
+
+void Recorder::WriterLoop() {
+  redis_ = std::make_unique<RedisClient>(options_.redis, options_.redis_timeout);
+  next_retry_ = std::chrono::steady_clock::now();
+  for (;;) {
+    std::vector<Event> batch;
+    bool stopping = false;
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      auto ready = [&] { return stop_ || !queue_.empty(); };
+      if (spool_.pending()) {
+        cv_.wait_until(lock, next_retry_, ready);
+      } else {
+        cv_.wait(lock, ready);
+      }
+      size_t n = std::min(queue_.size(), options_.max_batch);
+      batch.reserve(n);
+      for (size_t i = 0; i < n; ++i) {
+        batch.push_back(std::move(queue_.front()));
+        queue_.pop_front();
+      }
+      stopping = stop_ && queue_.empty();
+    }
+    // The alert log first: whatever Redis does, the morning log is complete.
+    AppendAlertLog(batch);
+    bool may_try = !backing_off_ || std::chrono::steady_clock::now() >= next_retry_;
+    // Older spooled events go to Redis before newer ones, so the stream stays in order.
+    if (may_try && spool_.pending()) may_try = ReplaySpool();
+    if (!batch.empty()) {
+      if (!may_try || spool_.pending()) {
+        SpoolOrDrop(batch);
+      } else {
+        uint64_t written = 0;
+        Status s = WriteToRedis(batch, &written);
+        if (s.ok()) {
+          NoteRedisSuccess();
+        } else {
+          NoteRedisFailure(s);
+          // Some of the batch may be in Redis already; the replay skips those.
+          SpoolOrDrop(batch);
+        }
+      }
+    }
+    if (stopping) break;
+  }
+  redis_.reset();
+}
+
+RecorderStats Recorder::stats() const {
+  RecorderStats st;
+  const Counters& c = *counters_;
+  st.submitted = c.submitted;
+  st.written = c.written;
+  st.duplicates = c.duplicates;
+  st.spooled = c.spooled;
+  st.replayed = c.replayed;
+  st.overflowed = c.overflowed;
+  st.dropped = c.dropped;
+  st.rejected = c.rejected;
+  st.corrupt = c.corrupt;
+  st.redis_errors = c.redis_errors;
+  st.alert_log_errors = c.alert_log_errors;
+  st.redis_up = c.redis_up;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    st.queue_depth = queue_.size();
+  }
+  st.spool_depth = spool_.depth();
+  return st;
+}
+
+}  // namespace compd

@@ -1,0 +1,32 @@
+// Networks: CIDR lists for trusted_networks.
+//
+// Values only; safe from any thread once built.
+#ifndef COMPD_BASE_NET_H_
+#define COMPD_BASE_NET_H_
+
+#include <array>
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "compd/base/status.h"
+
+namespace compd {
+
+struct Cidr {
+  bool v6 = false;
+  std::array<uint8_t, 16> addr{};  // IPv4 in the first 4 bytes
+  int bits = 0;
+};
+
+// "192.0.2.0/24, 2001:db8::/32, 10.1.2.3" (a bare address is a /32 or /128).
+// kInvalid names the bad item: "trusted_networks: '10.0.0.0/33': prefix length out of range".
+Status ParseCidrList(std::string_view list, std::vector<Cidr>* out);
+
+// True if `ip` (textual IPv4 or IPv6; IPv4-mapped IPv6 counts as IPv4) is in any network.
+bool InNetworks(const std::vector<Cidr>& networks, std::string_view ip);
+
+}  // namespace compd
+
+#endif  // COMPD_BASE_NET_H_

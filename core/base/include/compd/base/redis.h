@@ -1,0 +1,124 @@
+// Redis: URL parsing and one synchronous connection (hiredis).
+//
+// A RedisClient is NOT thread-safe: give each thread its own. Every failure to reach or
+// talk to Redis is Status::kUnavailable, so callers can never confuse an outage with an
+// empty answer. The password is never part of ToString() or any message.
+#ifndef COMPD_BASE_REDIS_H_
+#define COMPD_BASE_REDIS_H_
+
+#include <chrono>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "compd/base/status.h"
+
+struct redisContext;
+
+namespace compd {
+
+struct RedisUrl {
+  std::string host = "127.0.0.1";
+  int port = 6379;
+  std::string socket_path;  // non-empty for unix:///path
+  int db = 0;
+  std::string user;      // ACL user (Redis 6+); empty for the default user
+  std::string password;  // never from a URL on the command line: see ParseRedisUrl
+  // `redis://user@host:port/db` or `unix:///path?db=N`, never with the password.
+  std::string ToString() const;
+};
+
+// Accepts `redis://[user@]host[:port][/db]` and `unix:///path/redis.sock[?db=N]`.
+// A password inside the URL (`redis://user:pw@...`) is rejected with kInvalid, because
+// URLs end up in argv, logs and `ps`; passwords come from COMPD_REDIS_PASSWORD or a file.
+Status ParseRedisUrl(std::string_view url, RedisUrl* out);
+
+struct RedisReply {
+  enum class Type { kNil, kString, kInteger, kArray, kStatus, kError };
+  Type type = Type::kNil;
+  std::string str;  // kString, kStatus, kError
+  long long integer = 0;
+  std::vector<RedisReply> elements;  // kArray
+  bool is_nil() const { return type == Type::kNil; }
+};
+
+// A reply packed as it is read, for replies too big to hold as RedisReply objects (the
+// whole map: a million fields, which hiredis' own objects would hold in about 110 MB and
+// these in about 32). Holds an array of up to two levels (what MULTI/EXEC of HKEYS
+// replies): its elements, and the strings of those that are arrays, back to back.
+struct PackedReply {
+  struct Item {
+    RedisReply::Type type = RedisReply::Type::kNil;
+    long long integer = 0;
+    size_t first = 0;  // strings [first, first + count): the array's, or the one string
+    size_t count = 0;
+  };
+  RedisReply::Type type = RedisReply::Type::kNil;  // of the whole reply
+  std::string text;                                // when that is a string, status or error
+  std::vector<Item> items;                         // when that is an array
+  std::string bytes;                               // every string of `items`, back to back
+  std::vector<size_t> ends;                        // string k ends at bytes[ends[k]]
+  std::string_view str(size_t k) const {
+    const size_t begin = k == 0 ? 0 : ends[k - 1];
+    return std::string_view(bytes).substr(begin, ends[k] - begin);
+  }
+};
+
+class RedisClient {
+ public:
+  explicit RedisClient(RedisUrl url,
+                       std::chrono::milliseconds timeout = std::chrono::milliseconds(2000));
+  ~RedisClient();
+  RedisClient(const RedisClient&) = delete;
+  RedisClient& operator=(const RedisClient&) = delete;
+
+  const RedisUrl& url() const { return url_; }
+  std::chrono::milliseconds timeout() const { return timeout_; }
+  // Changes the connect/read/write timeout, also of a live connection (bulk writers lengthen
+  // it for one long script call: a reply that times out leaves the outcome unknown).
+  void set_timeout(std::chrono::milliseconds timeout);
+
+  // Connects (if not connected), authenticates and selects the database.
+  Status Connect();
+  bool connected() const { return ctx_ != nullptr; }
+  void Disconnect();
+
+  // One command. Connects first if needed; after a broken connection the next call
+  // reconnects. An error reply from Redis (`-ERR ...`) is kUnavailable with its text.
+  Status Command(const std::vector<std::string>& argv, RedisReply* reply = nullptr);
+  // Several commands in one round trip; `replies` gets one reply per command. If any reply
+  // is an error, the first error is returned (replies still holds all of them).
+  Status Pipeline(const std::vector<std::vector<std::string>>& commands,
+                  std::vector<RedisReply>* replies = nullptr);
+  // The same, but the last reply is packed into `last` as it is read (kUnavailable when it
+  // nests deeper than two levels). `replies` gets the others.
+  Status Pipeline(const std::vector<std::vector<std::string>>& commands,
+                  std::vector<RedisReply>* replies, PackedReply* last);
+
+  // Pub/sub: after Subscribe the connection only reads messages. ReadMessage waits up to
+  // `timeout`; on timeout it returns kNotFound with the connection intact.
+  Status Subscribe(const std::vector<std::string>& channels);
+  Status ReadMessage(std::chrono::milliseconds timeout, std::string* channel, std::string* payload);
+
+ private:
+  Status Fail(const std::string& what);
+  Status ReadPacked(const std::string& command, PackedReply* out);
+  RedisUrl url_;
+  std::chrono::milliseconds timeout_;
+  redisContext* ctx_ = nullptr;
+};
+
+// True for error replies that say "not now" rather than "never" (LOADING, BUSY, OOM,
+// READONLY, NOAUTH, ...): a writer retries those later; any other error (a key of the wrong
+// type, say) would fail the same way forever, so that write is logged and given up on.
+bool IsTransientRedisError(const std::string& error_reply);
+
+// The password from the environment (COMPD_REDIS_PASSWORD) or, if `password_file` is
+// not empty, from that file (first line, trailing newline removed). kIoError names the
+// file when it cannot be read.
+Status LoadRedisPassword(const std::string& password_file, std::string* password);
+
+}  // namespace compd
+
+#endif  // COMPD_BASE_REDIS_H_

@@ -1,0 +1,39 @@
+#include "compd/base/net.h"
+
+#include <catch2/catch.hpp>
+
+namespace compd {
+namespace {
+
+TEST_CASE("CIDR lists", "[net]") {
+  std::vector<Cidr> nets;
+  REQUIRE(ParseCidrList("192.0.2.0/24, 2001:db8::/32 10.1.2.3", &nets).ok());
+  struct Case {
+    const char* ip;
+    bool in;
+  };
+  const Case cases[] = {
+      {"192.0.2.1", true},         {"192.0.3.1", false},         {"::ffff:192.0.2.9", true},
+      {"2001:db8:1::5", true},     {"2001:db9::1", false},       {"10.1.2.3", true},
+      {"10.1.2.4", false},         {"[IPv6:2001:db8::1]", true}, {"not-an-ip", false},
+      {"", false},
+  };
+  for (const auto& c : cases) {
+    INFO(c.ip);
+    CHECK(InNetworks(nets, c.ip) == c.in);
+  }
+  REQUIRE(ParseCidrList("0.0.0.0/0", &nets).ok());
+  CHECK(InNetworks(nets, "203.0.113.7"));
+  CHECK_FALSE(InNetworks(nets, "::1"));
+}
+
+TEST_CASE("CIDR errors name the item", "[net]") {
+  std::vector<Cidr> nets;
+  CHECK(ParseCidrList("10.0.0.0/33", &nets).message() == "'10.0.0.0/33': prefix length out of range");
+  CHECK(ParseCidrList("10.0.0/8", &nets).message() == "'10.0.0/8': not an IP address");
+  CHECK(ParseCidrList("", &nets).ok());
+  CHECK(nets.empty());
+}
+
+}  // namespace
+}  // namespace compd

@@ -1,0 +1,520 @@
+#include "compd/base/redis.h"
+
+#include <hiredis/hiredis.h>
+#include <poll.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <fstream>
+
+namespace compd {
+
+namespace {
+
+bool ParseInt(std::string_view s, int lo, int hi, int* out) {
+  if (s.empty() || s.size() > 9) return false;
+  int v = 0;
+  for (char c : s) {
+    if (c < '0' || c > '9') return false;
+    v = v * 10 + (c - '0');
+  }
+  if (v < lo || v > hi) return false;
+  *out = v;
+  return true;
+}
+
+RedisReply Convert(const redisReply* r) {
+  RedisReply out;
+  switch (r->type) {
+    case REDIS_REPLY_STRING:
+      out.type = RedisReply::Type::kString;
+      out.str.assign(r->str, r->len);
+      break;
+    case REDIS_REPLY_STATUS:
+      out.type = RedisReply::Type::kStatus;
+      out.str.assign(r->str, r->len);
+      break;
+    case REDIS_REPLY_ERROR:
+      out.type = RedisReply::Type::kError;
+      out.str.assign(r->str, r->len);
+      break;
+    case REDIS_REPLY_INTEGER:
+      out.type = RedisReply::Type::kInteger;
+      out.integer = r->integer;
+      break;
+    case REDIS_REPLY_ARRAY:
+      out.type = RedisReply::Type::kArray;
+      out.elements.reserve(r->elements);
+      for (size_t i = 0; i < r->elements; ++i) out.elements.push_back(Convert(r->element[i]));
+      break;
+    default:
+      out.type = RedisReply::Type::kNil;
+  }
+  return out;
+}
+
+// hiredis reader callbacks that pack a reply into a PackedReply (see redis.h) instead of
+// allocating an object per element. Every callback returns the Packer as the "object":
+// hiredis only needs it non-null, and frees nothing of ours (PackFree).
+struct Packer {
+  PackedReply* out;
+  bool too_deep = false;
+};
+
+int Depth(const redisReadTask* task) {
+  int depth = 0;
+  for (; task->parent != nullptr; task = task->parent) ++depth;
+  return depth;
+}
+
+RedisReply::Type TypeOf(int hiredis_type) {
+  switch (hiredis_type) {
+    case REDIS_REPLY_STRING:
+      return RedisReply::Type::kString;
+    case REDIS_REPLY_STATUS:
+      return RedisReply::Type::kStatus;
+    case REDIS_REPLY_ERROR:
+      return RedisReply::Type::kError;
+    case REDIS_REPLY_INTEGER:
+      return RedisReply::Type::kInteger;
+    case REDIS_REPLY_ARRAY:
+      return RedisReply::Type::kArray;
+    default:
+      return RedisReply::Type::kNil;
+  }
+}
+
+// The item of the top array that `task` (at depth 1) fills.
+PackedReply::Item* ItemOf(Packer* p, const redisReadTask* task) {
+  if (task->idx < 0 || static_cast<size_t>(task->idx) >= p->out->items.size()) {
+    p->too_deep = true;  // cannot happen: the top array announced its size
+    return nullptr;
+  }
+  return &p->out->items[static_cast<size_t>(task->idx)];
+}
+
+void* PackStringImpl(const redisReadTask* task, char* str, size_t len) {
+  auto* p = static_cast<Packer*>(task->privdata);
+  PackedReply& o = *p->out;
+  const int depth = Depth(task);
+  if (depth == 0) {
+    o.type = TypeOf(task->type);
+    o.text.assign(str, len);
+  } else if (depth <= 2) {
+    PackedReply::Item* item = ItemOf(p, depth == 1 ? task : task->parent);
+    if (item == nullptr) return p;
+    if (depth == 1) {
+      item->type = TypeOf(task->type);
+      item->first = o.ends.size();
+    }
+    o.bytes.append(str, len);
+    o.ends.push_back(o.bytes.size());
+    ++item->count;
+  } else {
+    p->too_deep = true;
+  }
+  return p;
+}
+
+void* PackArrayImpl(const redisReadTask* task, int elements) {
+  auto* p = static_cast<Packer*>(task->privdata);
+  PackedReply& o = *p->out;
+  const size_t n = elements > 0 ? static_cast<size_t>(elements) : 0;
+  const int depth = Depth(task);
+  if (depth == 0) {
+    o.type = RedisReply::Type::kArray;
+    o.items.assign(n, PackedReply::Item());
+  } else if (depth == 1) {
+    PackedReply::Item* item = ItemOf(p, task);
+    if (item == nullptr) return p;
+    item->type = RedisReply::Type::kArray;
+    item->first = o.ends.size();
+    o.ends.reserve(o.ends.size() + n);
+  } else {
+    p->too_deep = true;
+  }
+  return p;
+}
+
+void* PackInteger(const redisReadTask* task, long long value) {
+  auto* p = static_cast<Packer*>(task->privdata);
+  const int depth = Depth(task);
+  if (depth == 0) {
+    p->out->type = RedisReply::Type::kInteger;
+    p->out->text = std::to_string(value);
+  } else if (depth == 1) {
+    PackedReply::Item* item = ItemOf(p, task);
+    if (item != nullptr) {
+      item->type = RedisReply::Type::kInteger;
+      item->integer = value;
+    }
+  } else {
+    p->too_deep = true;
+  }
+  return p;
+}
+
+void* PackNil(const redisReadTask* task) {
+  auto* p = static_cast<Packer*>(task->privdata);
+  if (Depth(task) > 2) p->too_deep = true;  // a nil string or array: the defaults say nil
+  return p;
+}
+
+// No exception may unwind through hiredis' C frames: an allocation that fails is hiredis'
+// "out of memory" (NULL), which fails the read cleanly (ReadPacked then disconnects).
+void* PackString(const redisReadTask* task, char* str, size_t len) {
+  try {
+    return PackStringImpl(task, str, len);
+  } catch (...) {
+    return nullptr;
+  }
+}
+
+void* PackArray(const redisReadTask* task, int elements) {
+  try {
+    return PackArrayImpl(task, elements);
+  } catch (...) {
+    return nullptr;
+  }
+}
+
+void PackFree(void*) {}
+
+redisReplyObjectFunctions kPackFunctions = {PackString, PackArray, PackInteger, PackNil, PackFree};
+
+struct ReplyDeleter {
+  void operator()(void* r) const { freeReplyObject(r); }
+};
+using ReplyPtr = std::unique_ptr<redisReply, ReplyDeleter>;
+
+timeval ToTimeval(std::chrono::milliseconds ms) {
+  timeval tv;
+  tv.tv_sec = static_cast<time_t>(ms.count() / 1000);
+  tv.tv_usec = static_cast<suseconds_t>((ms.count() % 1000) * 1000);
+  return tv;
+}
+
+}  // namespace
+
+std::string RedisUrl::ToString() const {
+  if (!socket_path.empty()) {
+    return "unix://" + socket_path + (db != 0 ? "?db=" + std::to_string(db) : "");
+  }
+  std::string s = "redis://";
+  if (!user.empty()) s += user + "@";
+  bool v6 = host.find(':') != std::string::npos;
+  s += v6 ? "[" + host + "]" : host;
+  s += ":" + std::to_string(port);
+  if (db != 0) s += "/" + std::to_string(db);
+  return s;
+}
+
+namespace {
+
+// The URL as it may be shown: a password in it (which is refused) becomes "***", so the
+// error about it does not print it to a terminal or a log.
+std::string RedactedUrl(std::string_view url) {
+  size_t scheme = url.find("://");
+  if (scheme == std::string_view::npos) return std::string(url);
+  size_t start = scheme + 3;
+  size_t end = url.find('/', start);
+  std::string_view authority = url.substr(start, end == std::string_view::npos ? end : end - start);
+  size_t at = authority.rfind('@');
+  if (at == std::string_view::npos) return std::string(url);
+  size_t colon = authority.substr(0, at).find(':');
+  if (colon == std::string_view::npos) return std::string(url);
+  return std::string(url.substr(0, start + colon + 1)) + "***" +
+         std::string(url.substr(start + at));
+}
+
+}  // namespace
+
+Status ParseRedisUrl(std::string_view url, RedisUrl* out) {
+  RedisUrl r;
+  auto bad = [&](const std::string& why) {
+    return Status::Invalid("redis URL '" + RedactedUrl(url) + "': " + why);
+  };
+  if (url.rfind("unix://", 0) == 0) {
+    std::string_view rest = url.substr(7);
+    size_t q = rest.find('?');
+    std::string_view path = rest.substr(0, q);
+    if (path.empty() || path[0] != '/') return bad("unix socket path must be absolute");
+    r.socket_path = std::string(path);
+    if (q != std::string_view::npos) {
+      std::string_view query = rest.substr(q + 1);
+      if (query.rfind("db=", 0) != 0 || !ParseInt(query.substr(3), 0, 1000000, &r.db)) {
+        return bad("only ?db=N is understood after a unix socket path");
+      }
+    }
+    *out = r;
+    return Status::Ok();
+  }
+  if (url.rfind("redis://", 0) != 0) {
+    return bad("expected redis://host:port/db or unix:///path");
+  }
+  std::string_view rest = url.substr(8);
+  size_t slash = rest.find('/');
+  std::string_view authority = rest.substr(0, slash);
+  if (slash != std::string_view::npos) {
+    std::string_view db = rest.substr(slash + 1);
+    if (!db.empty() && !ParseInt(db, 0, 1000000, &r.db)) return bad("database must be a number");
+  }
+  size_t at = authority.rfind('@');
+  if (at != std::string_view::npos) {
+    std::string_view userinfo = authority.substr(0, at);
+    if (userinfo.find(':') != std::string_view::npos) {
+      return bad(
+          "a password in the URL is refused (it would show in ps and logs); "
+          "use COMPD_REDIS_PASSWORD or redis_password_file");
+    }
+    r.user = std::string(userinfo);
+    authority = authority.substr(at + 1);
+  }
+  std::string_view hostport = authority;
+  std::string_view port;
+  if (!hostport.empty() && hostport[0] == '[') {
+    size_t close = hostport.find(']');
+    if (close == std::string_view::npos) return bad("unterminated [IPv6] host");
+    r.host = std::string(hostport.substr(1, close - 1));
+    std::string_view after = hostport.substr(close + 1);
+    if (!after.empty()) {
+      if (after[0] != ':') return bad("junk after ]");
+      port = after.substr(1);
+    }
+  } else {
+    size_t colon = hostport.rfind(':');
+    if (colon != std::string_view::npos) {
+      port = hostport.substr(colon + 1);
+      hostport = hostport.substr(0, colon);
+    }
+    if (!hostport.empty()) r.host = std::string(hostport);
+  }
+  if (r.host.empty()) return bad("empty host");
+  if (!port.empty() && !ParseInt(port, 1, 65535, &r.port)) return bad("port must be 1-65535");
+  *out = r;
+  return Status::Ok();
+}
+
+RedisClient::RedisClient(RedisUrl url, std::chrono::milliseconds timeout)
+    : url_(std::move(url)), timeout_(timeout) {}
+
+RedisClient::~RedisClient() { Disconnect(); }
+
+void RedisClient::set_timeout(std::chrono::milliseconds timeout) {
+  timeout_ = timeout;
+  if (ctx_ != nullptr) redisSetTimeout(ctx_, ToTimeval(timeout_));
+}
+
+void RedisClient::Disconnect() {
+  if (ctx_ != nullptr) {
+    redisFree(ctx_);
+    ctx_ = nullptr;
+  }
+}
+
+Status RedisClient::Fail(const std::string& what) {
+  std::string msg = "redis " + url_.ToString() + ": " + what;
+  if (ctx_ != nullptr && ctx_->err != 0) msg += ": " + std::string(ctx_->errstr);
+  Disconnect();
+  return Status::Unavailable(msg);
+}
+
+Status RedisClient::Connect() {
+  if (ctx_ != nullptr) return Status::Ok();
+  timeval tv = ToTimeval(timeout_);
+  ctx_ = url_.socket_path.empty() ? redisConnectWithTimeout(url_.host.c_str(), url_.port, tv)
+                                  : redisConnectUnixWithTimeout(url_.socket_path.c_str(), tv);
+  if (ctx_ == nullptr) return Status::Unavailable("redis " + url_.ToString() + ": out of memory");
+  if (ctx_->err != 0) return Fail("cannot connect");
+  if (redisSetTimeout(ctx_, tv) != REDIS_OK) return Fail("cannot set timeout");
+  if (!url_.password.empty()) {
+    std::vector<std::string> auth = {"AUTH"};
+    if (!url_.user.empty()) auth.push_back(url_.user);
+    auth.push_back(url_.password);
+    RedisReply reply;
+    Status s = Command(auth, &reply);
+    // A password given to a Redis that has none is harmless (and happens while a password
+    // is being rolled out): go on. Never echo the command: it holds the password.
+    if (!s.ok() && reply.str.find("without any password configured") == std::string::npos) {
+      return Status::Unavailable("redis " + url_.ToString() + ": authentication failed");
+    }
+  }
+  if (url_.db != 0) {
+    Status s = Command({"SELECT", std::to_string(url_.db)});
+    if (!s.ok()) return s;
+  }
+  return Status::Ok();
+}
+
+Status RedisClient::Command(const std::vector<std::string>& argv, RedisReply* reply) {
+  std::vector<RedisReply> replies;
+  Status s = Pipeline({argv}, &replies);
+  if (reply != nullptr && !replies.empty()) *reply = std::move(replies[0]);
+  return s;
+}
+
+Status RedisClient::ReadPacked(const std::string& command, PackedReply* out) {
+  *out = PackedReply();
+  Packer packer{out};
+  redisReader* reader = ctx_->reader;
+  redisReplyObjectFunctions* saved_fn = reader->fn;
+  void* saved_privdata = reader->privdata;
+  reader->fn = &kPackFunctions;
+  reader->privdata = &packer;
+  void* raw = nullptr;
+  if (redisGetReply(ctx_, &raw) != REDIS_OK || raw == nullptr) {
+    // Disconnect while our functions are in place: freeing the reader frees the partial
+    // reply with them (a no-op), never with hiredis' own freeReplyObject.
+    return Fail(command.empty() ? "no reply" : "no reply to " + command);
+  }
+  reader->fn = saved_fn;
+  reader->privdata = saved_privdata;
+  if (packer.too_deep) {
+    return Status::Unavailable("redis " + url_.ToString() + ": " + command +
+                               ": reply nested deeper than expected");
+  }
+  if (out->type == RedisReply::Type::kError) {
+    return Status::Unavailable("redis " + url_.ToString() + ": " +
+                               (command.empty() ? "" : command + ": ") + out->text);
+  }
+  return Status::Ok();
+}
+
+Status RedisClient::Pipeline(const std::vector<std::vector<std::string>>& commands,
+                             std::vector<RedisReply>* replies) {
+  return Pipeline(commands, replies, nullptr);
+}
+
+Status RedisClient::Pipeline(const std::vector<std::vector<std::string>>& commands,
+                             std::vector<RedisReply>* replies, PackedReply* last) {
+  if (replies != nullptr) replies->clear();
+  if (ctx_ == nullptr) {
+    Status s = Connect();
+    if (!s.ok()) return s;
+  }
+  std::vector<const char*> args;
+  std::vector<size_t> lens;
+  for (const auto& cmd : commands) {
+    args.clear();
+    lens.clear();
+    for (const auto& a : cmd) {
+      args.push_back(a.data());
+      lens.push_back(a.size());
+    }
+    if (redisAppendCommandArgv(ctx_, static_cast<int>(args.size()), args.data(), lens.data()) !=
+        REDIS_OK) {
+      return Fail("cannot send command");
+    }
+  }
+  Status first_error;
+  for (size_t i = 0; i < commands.size(); ++i) {
+    if (last != nullptr && i + 1 == commands.size()) {
+      Status s = ReadPacked(commands[i].empty() ? "" : commands[i][0], last);
+      if (first_error.ok()) first_error = s;
+      break;
+    }
+    void* raw = nullptr;
+    if (redisGetReply(ctx_, &raw) != REDIS_OK || raw == nullptr) {
+      return Fail(commands[i].empty() ? "no reply" : "no reply to " + commands[i][0]);
+    }
+    ReplyPtr r(static_cast<redisReply*>(raw));
+    RedisReply converted = Convert(r.get());
+    if (converted.type == RedisReply::Type::kError && first_error.ok()) {
+      first_error =
+          Status::Unavailable("redis " + url_.ToString() + ": " +
+                              (commands[i].empty() ? "" : commands[i][0] + ": ") + converted.str);
+    }
+    if (replies != nullptr) replies->push_back(std::move(converted));
+  }
+  return first_error;
+}
+
+Status RedisClient::Subscribe(const std::vector<std::string>& channels) {
+  std::vector<std::string> argv = {"SUBSCRIBE"};
+  argv.insert(argv.end(), channels.begin(), channels.end());
+  if (ctx_ == nullptr) {
+    Status s = Connect();
+    if (!s.ok()) return s;
+  }
+  std::vector<const char*> args;
+  std::vector<size_t> lens;
+  for (const auto& a : argv) {
+    args.push_back(a.data());
+    lens.push_back(a.size());
+  }
+  if (redisAppendCommandArgv(ctx_, static_cast<int>(args.size()), args.data(), lens.data()) !=
+      REDIS_OK) {
+    return Fail("cannot subscribe");
+  }
+  // One confirmation per channel.
+  for (size_t i = 0; i < channels.size(); ++i) {
+    void* raw = nullptr;
+    if (redisGetReply(ctx_, &raw) != REDIS_OK || raw == nullptr) return Fail("subscribe failed");
+    ReplyPtr r(static_cast<redisReply*>(raw));
+    if (r->type == REDIS_REPLY_ERROR) return Fail(std::string("subscribe: ") + r->str);
+  }
+  return Status::Ok();
+}
+
+Status RedisClient::ReadMessage(std::chrono::milliseconds timeout, std::string* channel,
+                                std::string* payload) {
+  if (ctx_ == nullptr) return Status::Unavailable("redis " + url_.ToString() + ": not connected");
+  for (;;) {
+    void* raw = nullptr;
+    // A reply may already sit in hiredis' buffer; only then wait on the socket, with poll,
+    // because a blocking read timing out would leave the context unusable.
+    if (redisGetReplyFromReader(ctx_, &raw) != REDIS_OK) return Fail("protocol error");
+    if (raw == nullptr) {
+      pollfd pfd{ctx_->fd, POLLIN, 0};
+      int n = poll(&pfd, 1, static_cast<int>(timeout.count()));
+      if (n == 0) return Status::NotFound("no message");
+      if (n < 0) {
+        if (errno == EINTR) return Status::NotFound("interrupted");
+        return Fail("poll failed");
+      }
+      if (redisBufferRead(ctx_) != REDIS_OK) return Fail("connection lost");
+      if (redisGetReplyFromReader(ctx_, &raw) != REDIS_OK) return Fail("protocol error");
+      if (raw == nullptr) continue;  // partial message; wait for the rest
+    }
+    ReplyPtr r(static_cast<redisReply*>(raw));
+    RedisReply reply = Convert(r.get());
+    if (reply.type == RedisReply::Type::kArray && reply.elements.size() == 3 &&
+        reply.elements[0].str == "message") {
+      if (channel != nullptr) *channel = reply.elements[1].str;
+      if (payload != nullptr) *payload = reply.elements[2].str;
+      return Status::Ok();
+    }
+    // subscribe confirmations and pongs: keep reading.
+  }
+}
+
+bool IsTransientRedisError(const std::string& err) {
+  static const char* const kTransient[] = {"LOADING",     "BUSY",
+                                           "OOM",         "READONLY",
+                                           "MASTERDOWN",  "TRYAGAIN",
+                                           "NOSCRIPT",    "MISCONF",
+                                           "NOAUTH",      "WRONGPASS",
+                                           "CLUSTERDOWN", "NOREPLICAS",
+                                           "NOPERM",      "ERR max number of clients"};
+  for (const char* p : kTransient) {
+    if (err.rfind(p, 0) == 0) return true;
+  }
+  return false;
+}
+
+Status LoadRedisPassword(const std::string& password_file, std::string* password) {
+  password->clear();
+  if (!password_file.empty()) {
+    std::ifstream in(password_file);
+    if (!in) return Status::IoError(password_file + ": cannot read the Redis password file");
+    std::getline(in, *password);
+    while (!password->empty() && (password->back() == '\r' || password->back() == '\n')) {
+      password->pop_back();
+    }
+    return Status::Ok();
+  }
+  if (const char* env = std::getenv("COMPD_REDIS_PASSWORD")) *password = env;
+  return Status::Ok();
+}
+
+}  // namespace compd

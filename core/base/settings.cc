@@ -1,0 +1,514 @@
+#include "compd/base/settings.h"
+
+#include <sys/stat.h>
+
+#include <cctype>
+#include <cerrno>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+
+namespace compd {
+
+namespace {
+
+constexpr int64_t kMs = 1;
+constexpr int64_t kSec = 1000 * kMs;
+constexpr int64_t kMin = 60 * kSec;
+constexpr int64_t kHour = 60 * kMin;
+constexpr int64_t kDay = 24 * kHour;
+
+// Rows are in documentation order. Keep docs to one line: they become --help text, the
+// example config and docs/configuration.md.
+const std::vector<SettingDef>& Table() {
+  static const std::vector<SettingDef> table = {
+      // --- Redis, shared by compd-milter and mapctl.
+      {"redis_url", SettingType::kString, "redis://127.0.0.1:6379/0", 0, 0, "", "redis",
+       kScopeShared,
+       "Redis holding the map and events: redis://[user@]host[:port][/db] or "
+       "unix:///path/redis.sock[?db=N]; also COMPD_REDIS_URL. Never put a password here."},
+      {"redis_password_file", SettingType::kString, "", 0, 0, "", "", kScopeShared,
+       "File whose first line is the Redis password (else COMPD_REDIS_PASSWORD); keep it mode "
+       "0600."},
+      {"redis_timeout", SettingType::kDuration, "2s", 10 * kMs, 60 * kSec, "", "", kScopeShared,
+       "Connect and command timeout for Redis."},
+      {"prefix", SettingType::kString, "compd:", 0, 0, "", "", kScopeShared,
+       "Prefix of every Redis key and channel compd uses."},
+
+      // --- Listener and process.
+      {"socket", SettingType::kString, "inet:8890@127.0.0.1", 0, 0, "", "", kScopeMilter,
+       "Milter socket as libmilter takes it: inet:PORT@ADDR, inet6:PORT@ADDR or unix:/PATH."},
+      {"socket_mode", SettingType::kString, "0660", 0, 0, "", "", kScopeMilter,
+       "Permissions of a unix milter socket (octal)."},
+      {"socket_group", SettingType::kString, "", 0, 0, "", "", kScopeMilter,
+       "Group of a unix milter socket, so the MTA (e.g. postfix) can connect."},
+      {"user", SettingType::kString, "", 0, 0, "", "", kScopeMilter,
+       "Drop privileges to this user after binding (when started as root)."},
+      {"group", SettingType::kString, "", 0, 0, "", "", kScopeMilter,
+       "Drop privileges to this group after binding (default: the user's group)."},
+      {"foreground", SettingType::kBool, "no", 0, 0, "", "", kScopeMilter,
+       "Stay in the foreground (systemd, containers) instead of daemonising."},
+      {"pid_file", SettingType::kString, "", 0, 0, "", "", kScopeMilter,
+       "Write the process id here (empty: none)."},
+      {"log_target", SettingType::kEnum, "stderr", 0, 0, "stderr|syslog", "", kScopeMilter,
+       "Where log lines go."},
+      {"log_level", SettingType::kEnum, "info", 0, 0, "error|warning|info|debug", "", kScopeMilter,
+       "Least important level that is logged."},
+      {"hostname", SettingType::kString, "", 0, 0, "", "", kScopeMilter,
+       "Node name recorded in events (empty: the system host name)."},
+
+      // --- What is checked and what happens on a hit.
+      {"action", SettingType::kEnum, "reject", 0, 0, "reject|tempfail|quarantine|discard|monitor",
+       "", kScopeMilter,
+       "What a hit does: reject (550 5.7.1), tempfail (451 4.7.1), quarantine (hold in the "
+       "MTA's queue), discard, or monitor (accept and record only, for rollout)."},
+      {"reject_text", SettingType::kString,
+       "Recipient address rejected: message refused by policy (ref {ref})", 0, 0, "", "",
+       kScopeMilter, "Reply text for reject and tempfail; {ref} becomes the event's reference id."},
+      {"check_headers", SettingType::kBool, "yes", 0, 0, "", "", kScopeMilter,
+       "Also check every address in the To and Cc headers (a hit acts at end of message)."},
+      {"check_display_names", SettingType::kBool, "yes", 0, 0, "", "", kScopeMilter,
+       "Also check addresses written inside To/Cc display names (\"x@y\" <a@b>)."},
+      {"trusted_networks", SettingType::kString, "", 0, 0, "", "", kScopeMilter,
+       "Also check unauthenticated clients from these networks (comma-separated CIDRs); "
+       "the account is then recorded as ip:ADDRESS."},
+      {"check_non_smtpd", SettingType::kBool, "no", 0, 0, "", "", kScopeMilter,
+       "Also check local submissions (Postfix non_smtpd_milters: sendmail/pickup)."},
+      {"non_smtpd_action", SettingType::kEnum, "quarantine", 0, 0, "quarantine|monitor", "",
+       kScopeMilter,
+       "Action for local submissions; non-SMTP mail cannot be refused per recipient."},
+      {"on_error", SettingType::kEnum, "accept", 0, 0, "accept|tempfail", "", kScopeMilter,
+       "What the milter answers when it fails internally: this filter guards reputation, not "
+       "delivery, so the default lets mail through and logs."},
+
+      // --- Map, events, files.
+      {"map_dir", SettingType::kString, "", 0, 0, "", "", kScopeMilter,
+       "Write compd_rcpt.map and compd_rcpt_re.map here on every change (for rspamd), and "
+       "read them at start when Redis is unreachable."},
+      {"map_poll_interval", SettingType::kDuration, "5s", 100 * kMs, kHour, "", "", kScopeMilter,
+       "Also poll the map version this often, in case a change message was lost."},
+      {"map_load_timeout", SettingType::kDuration, "60s", kSec, kHour, "", "", kScopeMilter,
+       "Timeout for reading the whole map from Redis (at start, and after a change too large "
+       "for the change log, such as an import): a million entries take seconds, more than "
+       "redis_timeout allows. Lookups never wait for it."},
+      {"alert_log", SettingType::kString, "/var/log/compd/alerts.jsonl", 0, 0, "", "", kScopeMilter,
+       "Every hit is appended here as one JSON line (empty: off)."},
+      {"spool_dir", SettingType::kString, "/var/spool/compd", 0, 0, "", "", kScopeMilter,
+       "Events wait here while Redis is unreachable, and are replayed when it returns."},
+      {"event_stream_maxlen", SettingType::kInt, "100000", 100, 100000000, "", "", kScopeMilter,
+       "Approximate cap of the Redis event stream."},
+      {"event_queue_size", SettingType::kInt, "10000", 10, 10000000, "", "", kScopeMilter,
+       "In-memory event queue; when full, events go to the spool, never lost."},
+      {"canon_strip_subaddress", SettingType::kBool, "no", 0, 0, "", "", kScopeShared,
+       "Compare exact entries without +tag subaddresses (user+x@dom = user@dom)."},
+      {"canon_gmail_dots", SettingType::kBool, "no", 0, 0, "", "", kScopeShared,
+       "Compare gmail.com/googlemail.com local parts without dots."},
+
+      // --- Policy listener for Exim and check_policy_service (issue 6).
+      {"policy_socket", SettingType::kString, "", 0, 0, "", "", kScopeMilter,
+       "Also answer Postfix policy-protocol requests (Exim ${readsocket}, Postfix "
+       "check_policy_service) here: unix:/PATH, inet:PORT[@ADDR] or inet6:PORT[@ADDR] "
+       "(empty: off; ADDR defaults to loopback)."},
+      {"policy_socket_mode", SettingType::kString, "0660", 0, 0, "", "", kScopeMilter,
+       "Permissions of a unix policy socket (octal)."},
+      {"policy_socket_group", SettingType::kString, "", 0, 0, "", "", kScopeMilter,
+       "Group of a unix policy socket, so the MTA (e.g. Debian-exim) can connect."},
+      {"policy_max_connections", SettingType::kInt, "100", 1, 10000, "", "", kScopeMilter,
+       "Policy connections served at once (one thread each); more wait to be accepted."},
+      {"policy_timeout", SettingType::kDuration, "5m", 100 * kMs, kHour, "", "", kScopeMilter,
+       "Close a policy connection idle this long, or whose request takes longer."},
+
+      // --- Accounts: flag, lock, ticket hook (issue 7).
+      {"lock_on_hit", SettingType::kBool, "no", 0, 0, "", "", kScopeMilter,
+       "Lock a SASL account at its hit (not only flag it): its MAIL FROM is then refused on "
+       "every node until `mapctl accounts release` or lock_duration."},
+      {"lock_allowlist", SettingType::kString, "", 0, 0, "", "", kScopeMilter,
+       "Accounts never locked automatically, only flagged (monitor only): comma-separated "
+       "accounts or @domain."},
+      {"lock_duration", SettingType::kDuration, "0s", 0, 365 * kDay, "", "", kScopeMilter,
+       "Automatic locks expire after this long; 0s: only a release ends them."},
+      {"lock_reply", SettingType::kEnum, "451", 0, 0, "451|550", "", kScopeMilter,
+       "Reply to a locked account's MAIL FROM: 451 (4.7.1, the client keeps the message and "
+       "retries) or 550 (5.7.1, refused for good)."},
+      {"lock_text", SettingType::kString, "Account suspended: contact support", 0, 0, "", "",
+       kScopeMilter, "Reply text for a locked account's MAIL FROM."},
+      {"hook_command", SettingType::kString, "", 0, 0, "", "", kScopeMilter,
+       "Program run when an account is newly flagged, the event JSON on stdin: absolute path "
+       "and arguments, '...'/\"...\" quote, no shell; {account} {state} {job} are replaced."},
+      {"hook_url", SettingType::kString, "", 0, 0, "", "", kScopeMilter,
+       "Webhook the same JSON is POSTed to when an account is newly flagged: http:// or "
+       "https:// (certificate checked against the system CAs); no credentials in the URL."},
+      {"hook_headers_file", SettingType::kString, "", 0, 0, "", "", kScopeMilter,
+       "File of extra 'Name: value' header lines for hook_url (e.g. Authorization); keep it "
+       "mode 0600."},
+      {"hook_timeout", SettingType::kDuration, "10s", 100 * kMs, 10 * kMin, "", "", kScopeMilter,
+       "Time a hook program or webhook request may take; the program is then killed."},
+      {"hook_quiet_period", SettingType::kDuration, "24h", 0, 365 * kDay, "", "", kScopeMilter,
+       "At most one ticket per account in this period (a release and a new hit within it open "
+       "none); 0s: one per newly flagged."},
+      {"hook_retry_min", SettingType::kDuration, "30s", 10 * kMs, kDay, "", "", kScopeMilter,
+       "Wait after a failed hook; doubles per failure up to hook_retry_max. Jobs wait in "
+       "Redis and are retried until delivered."},
+      {"hook_retry_max", SettingType::kDuration, "1h", 10 * kMs, 7 * kDay, "", "", kScopeMilter,
+       "Longest wait between attempts of a failing hook."},
+
+      // --- Volume, anomalies, dashboard and metrics (issue 8).
+      {"volume_counters", SettingType::kBool, "yes", 0, 0, "", "", kScopeMilter,
+       "Count accepted messages, recipients and client networks per account per hour and day "
+       "in Redis (for mapctl top, the dashboard and anomalies); written in batches, never on "
+       "the mail path."},
+      {"volume_flush_interval", SettingType::kDuration, "1s", 100 * kMs, kMin, "", "", kScopeMilter,
+       "How often the counters are written to Redis."},
+      {"volume_max_pending", SettingType::kInt, "100000", 100, 100000000, "", "", kScopeMilter,
+       "Most (account, hour) pairs kept in memory while Redis is away; beyond that new pairs "
+       "are not counted."},
+      {"volume_hour_retention", SettingType::kDuration, "48h", 2 * kHour, 90 * kDay, "", "",
+       kScopeMilter, "How long hourly counters are kept."},
+      {"volume_day_retention", SettingType::kDuration, "400d", 2 * kDay, 3650 * kDay, "", "",
+       kScopeMilter,
+       "How long daily counters are kept (anomaly baselines look back up to a year)."},
+      {"volume_ipv4_prefix", SettingType::kInt, "24", 8, 32, "", "", kScopeMilter,
+       "Client addresses in the same IPv4 network of this prefix length count as one network."},
+      {"volume_ipv6_prefix", SettingType::kInt, "48", 16, 128, "", "", kScopeMilter,
+       "Client addresses in the same IPv6 network of this prefix length count as one network."},
+      {"anomaly_detection", SettingType::kBool, "yes", 0, 0, "", "", kScopeMilter,
+       "Compare each account's hour and day with its own history and record anomalies as "
+       "events (needs volume_counters)."},
+      {"anomaly_history_days", SettingType::kInt, "365", 7, 3650, "", "", kScopeMilter,
+       "How many past days an account's baseline covers."},
+      {"anomaly_min_history_days", SettingType::kInt, "7", 1, 3650, "", "", kScopeMilter,
+       "Accounts with less history are new: only anomaly_new_account_messages applies."},
+      {"anomaly_percentile", SettingType::kInt, "99", 50, 100, "", "", kScopeMilter,
+       "Percentile of daily counts taken as an account's usual high (with median + MAD)."},
+      {"anomaly_mad_factor", SettingType::kInt, "5", 0, 1000, "", "", kScopeMilter,
+       "The usual high is at least median + this many robust standard deviations (1.4826 MAD)."},
+      {"anomaly_day_factor_percent", SettingType::kInt, "200", 100, 100000, "", "", kScopeMilter,
+       "A day is anomalous above this percentage of the account's usual high day."},
+      {"anomaly_hour_factor_percent", SettingType::kInt, "100", 1, 100000, "", "", kScopeMilter,
+       "An hour is anomalous above this percentage of the account's usual high day."},
+      {"anomaly_day_floor", SettingType::kInt, "100", 1, 1000000000, "", "", kScopeMilter,
+       "A day is never anomalous with this many messages or fewer (tiny accounts page nobody)."},
+      {"anomaly_hour_floor", SettingType::kInt, "50", 1, 1000000000, "", "", kScopeMilter,
+       "An hour is never anomalous with this many messages or fewer."},
+      {"anomaly_new_account_messages", SettingType::kInt, "200", 1, 1000000000, "", "",
+       kScopeMilter, "A new account's day is anomalous above this many messages."},
+      {"anomaly_network_floor", SettingType::kInt, "10", 1, 1000000, "", "", kScopeMilter,
+       "An hour is never anomalous for its client networks with this many or fewer."},
+      {"anomaly_network_factor_percent", SettingType::kInt, "200", 100, 100000, "", "",
+       kScopeMilter,
+       "An hour's distinct client networks are anomalous above this percentage of the "
+       "account's usual high."},
+      {"http_listen", SettingType::kString, "", 0, 0, "", "", kScopeMilter,
+       "Dashboard, JSON API and /metrics listener, HOST:PORT such as 127.0.0.1:8891 or "
+       "[::1]:8891 (empty: off). Put TLS in front with a reverse proxy."},
+      {"http_users_file", SettingType::kString, "", 0, 0, "", "", kScopeMilter,
+       "Dashboard users for HTTP basic auth, one `user:crypt-hash` per line (mapctl "
+       "dashboard-user makes one)."},
+      {"http_token_file", SettingType::kString, "", 0, 0, "", "", kScopeMilter,
+       "Bearer tokens for the dashboard and API, one per line (at least 16 characters)."},
+      {"metrics_token_file", SettingType::kString, "", 0, 0, "", "", kScopeMilter,
+       "Bearer tokens /metrics requires, one per line (empty: /metrics is open to whoever "
+       "reaches the listener)."},
+      {"dashboard_top", SettingType::kInt, "15", 1, 100, "", "", kScopeMilter,
+       "Accounts per column on the dashboard."},
+      {"dashboard_refresh", SettingType::kDuration, "10s", 2 * kSec, kHour, "", "", kScopeMilter,
+       "How often the dashboard page reloads itself."},
+  };
+  return table;
+}
+
+std::string Lower(std::string_view s) {
+  std::string out(s);
+  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return out;
+}
+
+std::string_view Trim(std::string_view s) {
+  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.front()))) s.remove_prefix(1);
+  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back()))) s.remove_suffix(1);
+  return s;
+}
+
+bool ParseBool(std::string_view v, bool* out) {
+  std::string l = Lower(v);
+  if (l == "yes" || l == "true" || l == "on" || l == "1") {
+    *out = true;
+    return true;
+  }
+  if (l == "no" || l == "false" || l == "off" || l == "0") {
+    *out = false;
+    return true;
+  }
+  return false;
+}
+
+bool ParseInt64(std::string_view v, int64_t* out) {
+  if (v.empty() || v.size() > 18) return false;
+  bool neg = v[0] == '-';
+  if (neg) v.remove_prefix(1);
+  if (v.empty()) return false;
+  int64_t n = 0;
+  for (char c : v) {
+    if (c < '0' || c > '9') return false;
+    n = n * 10 + (c - '0');
+  }
+  *out = neg ? -n : n;
+  return true;
+}
+
+bool ParseDuration(std::string_view v, int64_t* ms) {
+  size_t i = 0;
+  while (i < v.size() && v[i] >= '0' && v[i] <= '9') ++i;
+  int64_t n = 0;
+  if (!ParseInt64(v.substr(0, i), &n)) return false;
+  std::string_view unit = v.substr(i);
+  int64_t mul = 0;
+  if (unit == "ms")
+    mul = kMs;
+  else if (unit == "s" || unit.empty())
+    mul = kSec;
+  else if (unit == "m")
+    mul = kMin;
+  else if (unit == "h")
+    mul = kHour;
+  else if (unit == "d")
+    mul = kDay;
+  else
+    return false;
+  if (n > INT64_MAX / mul) return false;  // would overflow: out of any bound anyway
+  *ms = n * mul;
+  return true;
+}
+
+std::string FormatDuration(int64_t ms) {
+  if (ms % kDay == 0 && ms != 0) return std::to_string(ms / kDay) + "d";
+  if (ms % kHour == 0 && ms != 0) return std::to_string(ms / kHour) + "h";
+  if (ms % kMin == 0 && ms != 0) return std::to_string(ms / kMin) + "m";
+  if (ms % kSec == 0) return std::to_string(ms / kSec) + "s";
+  return std::to_string(ms) + "ms";
+}
+
+bool InChoices(const char* choices, std::string_view v) {
+  std::string_view all(choices);
+  while (!all.empty()) {
+    size_t bar = all.find('|');
+    if (all.substr(0, bar) == v) return true;
+    if (bar == std::string_view::npos) break;
+    all.remove_prefix(bar + 1);
+  }
+  return false;
+}
+
+std::string TypeName(const SettingDef& d) {
+  switch (d.type) {
+    case SettingType::kString:
+      return "string";
+    case SettingType::kInt:
+      return "integer " + std::to_string(d.min) + ".." + std::to_string(d.max);
+    case SettingType::kBool:
+      return "yes|no";
+    case SettingType::kEnum:
+      return d.choices;
+    case SettingType::kDuration:
+      return "duration " + FormatDuration(d.min) + ".." + FormatDuration(d.max);
+  }
+  return "";
+}
+
+}  // namespace
+
+const std::vector<SettingDef>& Settings() { return Table(); }
+
+const SettingDef* FindSetting(std::string_view name) {
+  for (const auto& d : Table()) {
+    if (name == d.name) return &d;
+  }
+  return nullptr;
+}
+
+Config::Config() {
+  for (const auto& d : Table()) {
+    // Through Set, so a default reads back in the same normal form as any value that is set
+    // ("24h" is kept as "1d"); the table test makes sure every default is valid.
+    values_[d.name] = d.default_value;
+    Set(d.name, d.default_value, "");
+    origins_[d.name] = "default";
+  }
+}
+
+Status Config::Set(std::string_view name, std::string_view raw, std::string_view where) {
+  std::string prefix = where.empty() ? "" : std::string(where) + ": ";
+  const SettingDef* d = FindSetting(name);
+  if (d == nullptr) return Status::Invalid(prefix + "unknown setting '" + std::string(name) + "'");
+  std::string_view value = Trim(raw);
+  std::string stored(value);
+  auto bad = [&](const std::string& why) {
+    return Status::Invalid(prefix + d->name + ": '" + std::string(value) + "' " + why);
+  };
+  switch (d->type) {
+    case SettingType::kString:
+      break;
+    case SettingType::kBool: {
+      bool b;
+      if (!ParseBool(value, &b)) return bad("is not yes or no");
+      stored = b ? "yes" : "no";
+      break;
+    }
+    case SettingType::kEnum:
+      if (!InChoices(d->choices, value)) return bad(std::string("is not one of ") + d->choices);
+      break;
+    case SettingType::kInt: {
+      int64_t n;
+      if (!ParseInt64(value, &n)) return bad("is not a whole number");
+      if (n < d->min || n > d->max) {
+        return bad("is out of range " + std::to_string(d->min) + ".." + std::to_string(d->max));
+      }
+      stored = std::to_string(n);
+      break;
+    }
+    case SettingType::kDuration: {
+      int64_t ms;
+      if (!ParseDuration(value, &ms))
+        return bad("is not a duration such as 250ms, 5s, 10m, 2h, 7d");
+      if (ms < d->min || ms > d->max) {
+        return bad("is out of range " + FormatDuration(d->min) + ".." + FormatDuration(d->max));
+      }
+      stored = FormatDuration(ms);
+      break;
+    }
+  }
+  values_[d->name] = stored;
+  origins_[d->name] = where.empty() ? "set" : std::string(where);
+  return Status::Ok();
+}
+
+Status Config::LoadFile(const std::string& path) {
+  struct stat st;
+  if (stat(path.c_str(), &st) != 0 && errno == ENOENT) {
+    return Status::NotFound(path + ": no such file");
+  }
+  std::ifstream in(path);
+  if (!in) return Status::IoError(path + ": cannot read: " + std::strerror(errno));
+  std::string line;
+  int lineno = 0;
+  while (std::getline(in, line)) {
+    ++lineno;
+    std::string where = path + ":" + std::to_string(lineno);
+    std::string_view l = Trim(line);
+    if (l.empty() || l[0] == '#') continue;
+    size_t eq = l.find('=');
+    if (eq == std::string_view::npos) {
+      return Status::Invalid(where + ": expected 'name = value'");
+    }
+    std::string_view name = Trim(l.substr(0, eq));
+    Status s = Set(name, l.substr(eq + 1), where);
+    if (!s.ok()) return s;
+  }
+  if (in.bad()) return Status::IoError(path + ": read error");
+  return Status::Ok();
+}
+
+Status Config::LoadEnvironment() {
+  if (const char* url = std::getenv("COMPD_REDIS_URL")) {
+    return Set("redis_url", url, "COMPD_REDIS_URL");
+  }
+  return Status::Ok();
+}
+
+std::string Config::GetString(std::string_view name) const {
+  auto it = values_.find(name);
+  return it == values_.end() ? std::string() : it->second;
+}
+
+int64_t Config::GetInt(std::string_view name) const {
+  int64_t n = 0;
+  ParseInt64(GetString(name), &n);
+  return n;
+}
+
+bool Config::GetBool(std::string_view name) const {
+  bool b = false;
+  ParseBool(GetString(name), &b);
+  return b;
+}
+
+int64_t Config::GetDurationMs(std::string_view name) const {
+  int64_t ms = 0;
+  ParseDuration(GetString(name), &ms);
+  return ms;
+}
+
+std::string Config::Origin(std::string_view name) const {
+  auto it = origins_.find(name);
+  return it == origins_.end() ? std::string() : it->second;
+}
+
+std::string Config::Dump(unsigned scope) const {
+  size_t width = 0;
+  for (const auto& d : Table()) {
+    if (d.scope & scope) width = std::max(width, std::string(d.name).size());
+  }
+  std::ostringstream out;
+  for (const auto& d : Table()) {
+    if (!(d.scope & scope)) continue;
+    std::string name = d.name;
+    out << name << std::string(width - name.size(), ' ') << " = " << GetString(name);
+    out << "    # " << Origin(name) << "\n";
+  }
+  return out.str();
+}
+
+Status LoadConfig(const std::string& config_path, bool config_explicit,
+                  const std::vector<CommandLineSetting>& command_line, Config* out) {
+  Config c;
+  Status s = c.LoadFile(config_path);
+  if (s.IsNotFound() && !config_explicit) s = Status::Ok();
+  if (!s.ok()) return s;
+  s = c.LoadEnvironment();
+  if (!s.ok()) return s;
+  for (const auto& setting : command_line) {
+    s = c.Set(setting.name, setting.value, setting.flag);
+    if (!s.ok()) return s;
+  }
+  *out = std::move(c);
+  return Status::Ok();
+}
+
+std::string ExampleConfig(unsigned scope) {
+  std::ostringstream out;
+  out << "# /etc/compd/compd.conf: generated from compd's settings table.\n"
+      << "# Every setting is shown at its default, commented out. Syntax: name = value.\n"
+      << "# Unknown names and bad values are errors with the line number.\n";
+  for (const auto& d : Table()) {
+    if (!(d.scope & scope)) continue;
+    out << "\n# " << d.doc << "\n# (" << TypeName(d) << ")\n#" << d.name << " = " << d.default_value
+        << "\n";
+  }
+  return out.str();
+}
+
+std::string SettingsReference() {
+  std::ostringstream out;
+  out << "# Configuration reference\n\n"
+      << "Generated from compd's settings table (`compd-milter --print-reference`); do not "
+         "edit by hand.\n"
+      << "Settings are read from `/etc/compd/compd.conf` (`name = value`, `#` comments), then\n"
+      << "the environment (`COMPD_REDIS_URL`), then the command line (`--name-with-dashes`).\n\n"
+      << "| setting | flag | type | default | used by | meaning |\n"
+      << "|---|---|---|---|---|---|\n";
+  for (const auto& d : Table()) {
+    std::string flag = std::string("--") + d.name;
+    for (char& c : flag) c = c == '_' ? '-' : c;
+    if (*d.alias) flag += ", --" + std::string(d.alias);
+    std::string def = *d.default_value ? "`" + std::string(d.default_value) + "`" : "(empty)";
+    std::string type = TypeName(d);
+    for (size_t i = 0; (i = type.find('|', i)) != std::string::npos; i += 2) type.insert(i, "\\");
+    out << "| `" << d.name << "` | `" << flag << "` | " << type << " | " << def << " | "
+        << ((d.scope & kScopeShared) ? "both" : "compd-milter") << " | " << d.doc << " |\n";
+  }
+  return out.str();
+}
+
+}  // namespace compd

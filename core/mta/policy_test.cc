@@ -1,0 +1,396 @@
+#include "compd/mta/policy.h"
+
+#include <catch2/catch.hpp>
+
+#include "compd/map/entry.h"
+
+namespace compd {
+namespace {
+
+// A tripwire over a real matcher, with events and message records collected.
+struct Fixture {
+  explicit Fixture(std::vector<std::string> entries, TripwireOptions options = {}) {
+    std::vector<Entry> parsed;
+    for (const auto& text : entries) {
+      Entry e;
+      REQUIRE(ParseEntry(text, &e).ok());
+      parsed.push_back(e);
+    }
+    REQUIRE(Matcher::Build(parsed, &matcher).ok());
+    options.hostname = "node1";
+    TripwireOutlets outlets;
+    outlets.snapshot = [this] { return matcher; };
+    outlets.events = [this](Event e) { events.push_back(e); };
+    outlets.messages = [this](const MessageRecord& m) { messages.push_back(m); };
+    outlets.account_gate = [this](const std::string& account) {
+      Verdict v;
+      if (account == locked) {
+        v.kind = Verdict::Kind::kTempfail;
+        v.rcode = "451";
+        v.xcode = "4.7.1";
+        v.text = "account suspended";
+      }
+      return v;
+    };
+    tripwire = std::make_unique<Tripwire>(options, outlets);
+  }
+
+  // Evaluates a request written as protocol text (without the final empty line).
+  std::string Ask(const std::string& text) {
+    PolicyParser parser;
+    size_t consumed = 0;
+    bool complete = false;
+    std::string wire = text + (!text.empty() && text.back() == '\n' ? "\n" : "\n\n");
+    Status s = parser.Feed(wire, &consumed, &complete);
+    REQUIRE(s.ok());
+    REQUIRE(complete);
+    std::string action;
+    s = EvaluatePolicyRequest(*tripwire, parser.TakeRequest(), &action);
+    INFO(s.ToString());
+    REQUIRE(s.ok());
+    return action;
+  }
+
+  std::shared_ptr<const Matcher> matcher;
+  std::vector<Event> events;
+  std::vector<MessageRecord> messages;
+  std::string locked;
+  std::unique_ptr<Tripwire> tripwire;
+};
+
+const char kRcptRequest[] =
+    "request=smtpd_access_policy\n"
+    "protocol_state=RCPT\n"
+    "protocol_name=ESMTPA\n"
+    "helo_name=botnet-helo\n"
+    "queue_id=\n"
+    "sender=alice@customer.example\n"
+    "client_address=203.0.113.9\n"
+    "client_name=client.example\n"
+    "sasl_method=LOGIN\n"
+    "sasl_username=alice@customer.example\n";
+
+std::string Rcpt(const std::string& recipient) {
+  return std::string(kRcptRequest) + "recipient=" + recipient + "\n";
+}
+
+// Feeds `wire` in one piece; returns the status of the last Feed and the requests.
+Status FeedAll(PolicyParser* parser, std::string_view wire, std::vector<PolicyRequest>* out) {
+  while (!wire.empty()) {
+    size_t consumed = 0;
+    bool complete = false;
+    Status s = parser->Feed(wire, &consumed, &complete);
+    wire.remove_prefix(consumed);
+    if (!s.ok()) return s;
+    if (complete) out->push_back(parser->TakeRequest());
+    if (!complete && consumed == 0) break;
+  }
+  return Status::Ok();
+}
+
+TEST_CASE("policy parser: requests, values with '=', empty values, CRLF", "[policy]") {
+  PolicyParser parser;
+  std::vector<PolicyRequest> got;
+  std::string wire =
+      "request=smtpd_access_policy\nsender=\nccert_subject=a=b=c\r\n\n"
+      "request=smtpd_access_policy\nrecipient=x@y\n\n"
+      "request=smtpd";
+  REQUIRE(FeedAll(&parser, wire, &got).ok());
+  REQUIRE(got.size() == 2);
+  CHECK(got[0].attributes.size() == 3);
+  CHECK(got[0].Has("sender"));
+  CHECK(got[0].Get("sender").empty());
+  CHECK(got[0].Get("ccert_subject") == "a=b=c");
+  CHECK_FALSE(got[0].Has("recipient"));
+  CHECK(got[1].Get("recipient") == "x@y");
+  CHECK(parser.requests() == 2);
+  CHECK(parser.mid_request());
+}
+
+TEST_CASE("policy parser: Feed stops at the end of each request", "[policy]") {
+  PolicyParser parser;
+  std::string wire = "a=1\n\nb=2\n\n";
+  size_t consumed = 0;
+  bool complete = false;
+  REQUIRE(parser.Feed(wire, &consumed, &complete).ok());
+  CHECK(complete);
+  CHECK(consumed == 5);
+  CHECK(parser.TakeRequest().Get("a") == "1");
+  CHECK_FALSE(parser.mid_request());
+}
+
+TEST_CASE("policy parser: byte by byte gives the same requests", "[policy]") {
+  std::string wire = std::string(kRcptRequest) + "recipient=a@b\n\n" + kRcptRequest + "\n";
+  PolicyParser whole, bytes;
+  std::vector<PolicyRequest> a, b;
+  REQUIRE(FeedAll(&whole, wire, &a).ok());
+  for (char c : wire) REQUIRE(FeedAll(&bytes, std::string_view(&c, 1), &b).ok());
+  REQUIRE(a.size() == 2);
+  REQUIRE(b.size() == 2);
+  CHECK(a[0].attributes == b[0].attributes);
+  CHECK(a[1].attributes == b[1].attributes);
+}
+
+TEST_CASE("policy parser: malformed input is refused with its place", "[policy]") {
+  struct Case {
+    std::string wire;
+    std::string message;
+  };
+  const Case cases[] = {
+      {"a=1\n\nb=2\nhello world\n", "request 2, line 2: expected name=value, got \"hello world\""},
+      {"=x\n", "request 1, line 1: empty attribute name"},
+      {"a b=1\n", "request 1, line 1: invalid attribute name \"a b\""},
+      {"a=1\nb=2\na=3\n", "request 1, line 3: attribute \"a\" given twice"},
+      {std::string("a=x\0y\n", 6), "request 1, line 1: NUL byte in \"a=x\\x00y\""},
+      {"\n", "request 1, line 1: empty line before any attribute"},
+      {"a=1\n\n\n", "request 2, line 1: empty line before any attribute"},
+  };
+  for (const Case& c : cases) {
+    INFO(c.wire);
+    PolicyParser parser;
+    std::vector<PolicyRequest> got;
+    Status s = FeedAll(&parser, c.wire, &got);
+    REQUIRE(s.IsInvalid());
+    CHECK(s.message().rfind(c.message, 0) == 0);
+    // A failed parser stays failed.
+    size_t consumed = 0;
+    bool complete = false;
+    CHECK_FALSE(parser.Feed("a=1\n\n", &consumed, &complete).ok());
+    CHECK_FALSE(complete);
+  }
+}
+
+TEST_CASE("policy parser: bounds on line, attributes and request size", "[policy]") {
+  PolicyLimits limits;
+  limits.max_line_bytes = 16;
+  limits.max_attributes = 3;
+  limits.max_request_bytes = 40;
+  std::vector<PolicyRequest> got;
+  {
+    // Refused before the newline arrives: a client cannot make us buffer without end.
+    PolicyParser parser(limits);
+    Status s = FeedAll(&parser, "a=" + std::string(20, 'x'), &got);
+    REQUIRE(s.IsInvalid());
+    CHECK(s.message() == "request 1, line 1: line longer than 16 bytes");
+  }
+  {
+    PolicyParser parser(limits);  // exactly 16 bytes with the LF is fine
+    REQUIRE(FeedAll(&parser, "a=" + std::string(13, 'x') + "\n\n", &got).ok());
+  }
+  {
+    PolicyParser parser(limits);
+    Status s = FeedAll(&parser, "a=1\nb=2\nc=3\nd=4\n\n", &got);
+    REQUIRE(s.IsInvalid());
+    CHECK(s.message() == "request 1, line 4: more than 3 attributes");
+  }
+  {
+    PolicyParser parser(limits);
+    Status s = FeedAll(&parser, "a=12345678901\nb=12345678901\nc=12345678901\n\n", &got);
+    REQUIRE(s.IsInvalid());
+    CHECK(s.message() == "request 1, line 3: request larger than 40 bytes");
+  }
+  {
+    // The size bound is per request: many small requests on one connection are fine.
+    PolicyParser parser(limits);
+    std::string wire;
+    for (int i = 0; i < 100; ++i) wire += "a=1\nb=2\n\n";
+    got.clear();
+    REQUIRE(FeedAll(&parser, wire, &got).ok());
+    CHECK(got.size() == 100);
+  }
+}
+
+TEST_CASE("Exim ${escape:} text is decoded", "[policy]") {
+  CHECK(DecodeEximEscapes("a@x,\\n b@y") == "a@x,\n b@y");
+  CHECK(DecodeEximEscapes("\\r\\t\\b\\v\\f") == "\r\t\b\v\f");
+  CHECK(DecodeEximEscapes("caf\\303\\251") == "caf\xc3\xa9");
+  CHECK(DecodeEximEscapes("\\001\\177\\377") == "\x01\x7f\xff");
+  // Exim leaves backslashes alone; so do we when no escape follows.
+  CHECK(DecodeEximEscapes("\"a\\\\c\" <c@d>") == "\"a\\\\c\" <c@d>");
+  CHECK(DecodeEximEscapes("\\x \\4000 \\12 end\\") == "\\x \\4000 \\12 end\\");
+  CHECK(DecodeEximEscapes("") == "");
+}
+
+TEST_CASE("verdicts become Postfix actions", "[policy]") {
+  Verdict v;
+  CHECK(PolicyAction(v, "R") == "DUNNO");
+  v.kind = Verdict::Kind::kAccept;
+  CHECK(PolicyAction(v, "R") == "DUNNO");
+  v = Verdict{Verdict::Kind::kReject, "550", "5.7.1", "refused 100%% (ref R)", ""};
+  CHECK(PolicyAction(v, "R") == "550 5.7.1 refused 100% (ref R)");
+  v = Verdict{Verdict::Kind::kTempfail, "451", "4.7.1", "later", ""};
+  CHECK(PolicyAction(v, "R") == "451 4.7.1 later");
+  v = Verdict{Verdict::Kind::kDiscard, "", "", "", ""};
+  CHECK(PolicyAction(v, "R") == "DISCARD compd: listed test recipient (ref R)");
+  v = Verdict{Verdict::Kind::kQuarantine, "", "", "", "compd: held (ref R)"};
+  CHECK(PolicyAction(v, "R") == "HOLD compd: held (ref R)");
+  CHECK(FormatPolicyReply("550 5.7.1 a\r\nb") == "action=550 5.7.1 ab\n\n");
+}
+
+TEST_CASE("policy: a listed recipient is refused and recorded with source policy", "[policy]") {
+  Fixture f({"listed@bad.example"});
+  std::string action = f.Ask(Rcpt("Listed@Bad.Example"));
+  CHECK(action.rfind("550 5.7.1 Recipient address rejected: message refused by policy (ref ", 0) ==
+        0);
+  REQUIRE(f.events.size() == 1);
+  const Event& e = f.events[0];
+  CHECK(action.find("(ref " + e.txn_id + ")") != std::string::npos);
+  CHECK(e.source == "policy");
+  CHECK(e.account == "alice@customer.example");
+  CHECK(e.auth_type == "LOGIN");
+  CHECK(e.client_ip == "203.0.113.9");
+  CHECK(e.client_name == "client.example");
+  CHECK(e.helo == "botnet-helo");
+  CHECK(e.sender == "alice@customer.example");
+  CHECK(e.recipient == "Listed@Bad.Example");
+  CHECK(e.entry == "listed@bad.example");
+  CHECK(e.where == "envelope");
+  CHECK(e.action == "reject");
+  CHECK(e.host == "node1");
+
+  CHECK(f.Ask(Rcpt("friend@fine.example")) == "DUNNO");
+  CHECK(f.Ask(Rcpt("<friend@fine.example>")) == "DUNNO");
+  CHECK(f.events.size() == 1);
+  // Postfix (which sends `instance`) writes "Recipient address rejected:" itself.
+  action = f.Ask(Rcpt("listed@bad.example") + "instance=1a2b.3c4d.0\n");
+  CHECK(action.rfind("550 5.7.1 message refused by policy (ref ", 0) == 0);
+  f.events.pop_back();
+  // Each request is its own transaction.
+  f.Ask(Rcpt("listed@bad.example"));
+  REQUIRE(f.events.size() == 2);
+  CHECK(f.events[0].txn_id != f.events[1].txn_id);
+  CHECK(f.messages.empty());  // a RCPT request is not a message
+}
+
+TEST_CASE("policy: scope is the milter's", "[policy]") {
+  TripwireOptions o;
+  REQUIRE(ParseCidrList("192.0.2.0/24", &o.trusted_networks).ok());
+  Fixture f({"listed@bad.example"}, o);
+  std::string base =
+      "request=smtpd_access_policy\nprotocol_state=RCPT\nsender=x@y.example\n"
+      "recipient=listed@bad.example\n";
+  // Unauthenticated: not ours.
+  CHECK(f.Ask(base + "client_address=203.0.113.9\nsasl_username=\n") == "DUNNO");
+  CHECK(f.Ask(base + "client_address=203.0.113.9\n") == "DUNNO");
+  CHECK(f.events.empty());
+  // A trusted network is checked, its account is the address.
+  CHECK(f.Ask(base + "client_address=192.0.2.7\n").rfind("550 5.7.1", 0) == 0);
+  REQUIRE(f.events.size() == 1);
+  CHECK(f.events[0].account == "ip:192.0.2.7");
+  // A locked account is refused whatever the recipient (the account gate of the milter).
+  f.locked = "alice@customer.example";
+  CHECK(f.Ask(Rcpt("friend@fine.example")) == "451 4.7.1 account suspended");
+}
+
+TEST_CASE("policy: each action has its Postfix form", "[policy]") {
+  struct Case {
+    HitAction action;
+    std::string prefix;
+    std::string event_action;
+  };
+  const Case cases[] = {
+      {HitAction::kTempfail, "451 4.7.1 Recipient address rejected", "tempfail"},
+      {HitAction::kQuarantine, "HOLD compd: listed test recipient (ref ", "quarantine"},
+      {HitAction::kDiscard, "DISCARD compd: listed test recipient (ref ", "discard"},
+      {HitAction::kMonitor, "DUNNO", "monitor"},
+  };
+  for (const Case& c : cases) {
+    INFO(HitActionName(c.action));
+    TripwireOptions o;
+    o.action = c.action;
+    Fixture f({"listed@bad.example"}, o);
+    std::string action = f.Ask(Rcpt("listed@bad.example"));
+    CHECK(action.rfind(c.prefix, 0) == 0);
+    REQUIRE(f.events.size() == 1);
+    CHECK(f.events[0].action == c.event_action);
+    CHECK(f.Ask(Rcpt("friend@fine.example")) == "DUNNO");
+  }
+}
+
+TEST_CASE("policy: header attributes are checked at end of message", "[policy]") {
+  Fixture f({"listed@bad.example", "hidden@bad.example"});
+  std::string base =
+      "request=smtpd_access_policy\nprotocol_state=END-OF-MESSAGE\n"
+      "sender=alice@customer.example\nclient_address=203.0.113.9\nqueue_id=1xWfS5-0005GW-2W\n"
+      "sasl_username=alice@customer.example\ncompd_subject=Caf\\303\\251 time\n"
+      "compd_message_id=<m1@customer.example>\n";
+  // Folded To header, as ${escape:$bh_to:} writes it.
+  std::string action = f.Ask(base +
+                             "compd_to=\"Doe, J\" <friend@fine.example>,\\n  Listed@bad.example\n"
+                             "compd_cc=\n");
+  CHECK(action.rfind("550 5.7.1 ", 0) == 0);
+  REQUIRE(f.events.size() == 1);
+  const Event& e = f.events[0];
+  CHECK(e.where == "header:to");
+  CHECK(e.recipient == "Listed@bad.example");
+  CHECK(e.subject == "Caf\xc3\xa9 time");
+  CHECK(e.message_id == "<m1@customer.example>");
+  CHECK(e.queue_id == "1xWfS5-0005GW-2W");
+  CHECK(e.source == "policy");
+
+  action = f.Ask(base +
+                 "compd_to=friend@fine.example\n"
+                 "compd_cc=\"hidden@bad.example\" <other@fine.example>\n");
+  CHECK(action.rfind("550 5.7.1 ", 0) == 0);
+  REQUIRE(f.events.size() == 2);
+  CHECK(f.events[1].where == "display-name");
+
+  CHECK(f.Ask(base + "compd_to=friend@fine.example\ncompd_cc=x@fine.example\n") == "DUNNO");
+  CHECK(f.events.size() == 2);
+  // Postfix's own END-OF-MESSAGE and DATA requests carry no headers: nothing to say.
+  CHECK(f.Ask(base) == "DUNNO");
+  CHECK(f.Ask("request=smtpd_access_policy\nprotocol_state=DATA\nrecipient=listed@bad.example"
+              "\nsasl_username=a") == "DUNNO");
+  CHECK(f.events.size() == 2);
+}
+
+TEST_CASE("policy: compd_rcpts checks a local submission's envelope at once", "[policy]") {
+  Fixture f({"listed@bad.example"});
+  std::string base =
+      "request=smtpd_access_policy\nprotocol_state=END-OF-MESSAGE\n"
+      "sender=cpuser@host.example\nsasl_username=local:cpuser\n";
+  CHECK(f.Ask(base + "compd_rcpts=a@fine.example, b@fine.example\ncompd_to=a@fine.example\n") ==
+        "DUNNO");
+  REQUIRE(f.messages.size() == 1);
+  CHECK(f.messages[0].account == "local:cpuser");
+  CHECK(f.messages[0].recipients == 2);
+  std::string action =
+      f.Ask(base +
+            "compd_rcpts=a@fine.example, listed@bad.example\ncompd_to=a@fine.example\n"
+            "compd_subject=hello\n");
+  CHECK(action.rfind("550 5.7.1 ", 0) == 0);
+  REQUIRE(f.events.size() == 1);
+  CHECK(f.events[0].where == "envelope");
+  CHECK(f.events[0].subject == "hello");
+  CHECK(f.events[0].account == "local:cpuser");
+  CHECK(f.messages.size() == 1);  // a refused message is not counted
+}
+
+TEST_CASE("policy: requests the protocol does not allow are errors", "[policy]") {
+  Fixture f({"listed@bad.example"});
+  auto eval = [&](const std::string& text) {
+    PolicyParser parser;
+    size_t consumed = 0;
+    bool complete = false;
+    std::string wire = text + "\n\n";
+    REQUIRE(parser.Feed(wire, &consumed, &complete).ok());
+    REQUIRE(complete);
+    std::string action;
+    return EvaluatePolicyRequest(*f.tripwire, parser.TakeRequest(), &action);
+  };
+  Status s = eval("protocol_state=RCPT\nrecipient=listed@bad.example\nsasl_username=a");
+  CHECK(s.IsInvalid());
+  CHECK(s.message() == "missing request=smtpd_access_policy");
+  s = eval("request=junk\nprotocol_state=RCPT");
+  CHECK(s.message() == "unsupported request=\"junk\" (expected smtpd_access_policy)");
+  s = eval("request=smtpd_access_policy\nrecipient=listed@bad.example\nsasl_username=a");
+  CHECK(s.IsInvalid());
+  CHECK(s.message().rfind("missing protocol_state", 0) == 0);
+  CHECK(f.events.empty());
+  // States compd has nothing to say about.
+  CHECK(f.Ask("request=smtpd_access_policy\nprotocol_state=CONNECT\nsasl_username=a") == "DUNNO");
+  CHECK(f.Ask("request=smtpd_access_policy\nprotocol_state=RCPT\nsasl_username=a") == "DUNNO");
+}
+
+}  // namespace
+}  // namespace compd

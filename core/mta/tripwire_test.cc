@@ -1,0 +1,302 @@
+#include "compd/mta/tripwire.h"
+
+#include <catch2/catch.hpp>
+#include <set>
+
+#include "compd/map/entry.h"
+
+namespace compd {
+namespace {
+
+// A tripwire over a real matcher, with events collected in a vector.
+struct Fixture {
+  explicit Fixture(std::vector<std::string> entries, TripwireOptions options = {}) {
+    std::vector<Entry> parsed;
+    for (const auto& text : entries) {
+      Entry e;
+      REQUIRE(ParseEntry(text, &e).ok());
+      parsed.push_back(e);
+    }
+    REQUIRE(Matcher::Build(parsed, &matcher).ok());
+    options.hostname = "node1";
+    TripwireOutlets outlets;
+    outlets.snapshot = [this] { return matcher; };
+    outlets.events = [this](Event e) { events.push_back(e); };
+    outlets.messages = [this](const MessageRecord& m) { messages.push_back(m); };
+    outlets.account_gate = [this](const std::string& account) {
+      Verdict v;
+      if (account == locked) {
+        v.kind = Verdict::Kind::kTempfail;
+        v.rcode = "451";
+        v.xcode = "4.7.1";
+        v.text = "account suspended";
+      }
+      return v;
+    };
+    tripwire = std::make_unique<Tripwire>(options, outlets);
+  }
+  std::shared_ptr<const Matcher> matcher;
+  std::vector<Event> events;
+  std::vector<MessageRecord> messages;
+  std::string locked;
+  std::unique_ptr<Tripwire> tripwire;
+};
+
+TEST_CASE("unauthenticated mail is not ours", "[tripwire]") {
+  Fixture f({"bad@spam.example"});
+  Session s(f.tripwire.get(), "203.0.113.5", "client.example");
+  CHECK(s.Mail("<a@b.example>", "", "", "").kind == Verdict::Kind::kAccept);
+  CHECK_FALSE(s.in_scope());
+}
+
+TEST_CASE("a listed envelope recipient is refused, others pass, one event", "[tripwire]") {
+  Fixture f({"bad@spam.example"});
+  {
+    Session s(f.tripwire.get(), "203.0.113.5", "client.example");
+    s.Helo("localhost");
+    REQUIRE(s.Mail("<winfield@customer.example>", "winfield@customer.example", "LOGIN", "").kind ==
+            Verdict::Kind::kContinue);
+    CHECK(s.Rcpt("<ok@fine.example>", "").kind == Verdict::Kind::kContinue);
+    Verdict v = s.Rcpt("<Bad@Spam.Example>", "4XyZ1");
+    CHECK(v.kind == Verdict::Kind::kReject);
+    CHECK(v.rcode == "550");
+    CHECK(v.xcode == "5.7.1");
+    CHECK(v.text.find("(ref " + s.transaction_id() + ")") != std::string::npos);
+    s.Header("Subject", "ZYaeD, X");
+    CHECK(s.EndOfHeaders().kind == Verdict::Kind::kContinue);
+    CHECK(s.EndOfMessage("4XyZ1").kind == Verdict::Kind::kContinue);
+    CHECK(s.accepted_recipients() == std::vector<std::string>{"ok@fine.example"});
+  }
+  REQUIRE(f.events.size() == 1);
+  const Event& e = f.events[0];
+  CHECK(e.account == "winfield@customer.example");
+  CHECK(e.auth_type == "LOGIN");
+  CHECK(e.client_ip == "203.0.113.5");
+  CHECK(e.client_name == "client.example");
+  CHECK(e.helo == "localhost");
+  CHECK(e.sender == "winfield@customer.example");
+  CHECK(e.recipient == "Bad@Spam.Example");
+  CHECK(e.where == "envelope");
+  CHECK(e.entry == "bad@spam.example");
+  CHECK(e.entry_kind == "exact");
+  CHECK(e.action == "reject");
+  CHECK(e.queue_id == "4XyZ1");
+  CHECK(e.subject == "ZYaeD, X");
+  CHECK(e.host == "node1");
+  CHECK(e.source == "milter");
+  CHECK_FALSE(e.txn_id.empty());
+}
+
+TEST_CASE("header hits act at end of message", "[tripwire]") {
+  struct Case {
+    const char* header;
+    const char* value;
+    const char* where;
+    const char* recipient;
+  };
+  const Case cases[] = {
+      {"To", "\"Friend\" <bad@spam.example>", "header:to", "bad@spam.example"},
+      {"Cc", "a@x.example,\r\n\tBAD@spam.example", "header:cc", "BAD@spam.example"},
+      {"To", "\"bad@spam.example\" <ok@fine.example>", "display-name", "bad@spam.example"},
+      {"to", "undisclosed-recipients:;", nullptr, nullptr},
+  };
+  for (const auto& c : cases) {
+    INFO(c.header << ": " << c.value);
+    Fixture f({"bad@spam.example"});
+    Session s(f.tripwire.get(), "198.51.100.7", "x");
+    s.Mail("<u@customer.example>", "u@customer.example", "PLAIN", "");
+    CHECK(s.Rcpt("<ok@fine.example>", "").kind == Verdict::Kind::kContinue);
+    s.Header(c.header, c.value);
+    s.Header("Message-ID", "<m1@x>");
+    s.EndOfHeaders();
+    Verdict v = s.EndOfMessage("QID");
+    if (c.where == nullptr) {
+      CHECK(v.kind == Verdict::Kind::kContinue);
+      CHECK(f.events.empty());
+      continue;
+    }
+    CHECK(v.kind == Verdict::Kind::kReject);
+    REQUIRE(f.events.size() == 1);
+    CHECK(f.events[0].where == c.where);
+    CHECK(f.events[0].recipient == c.recipient);
+    CHECK(f.events[0].queue_id == "QID");
+    CHECK(f.events[0].message_id == "<m1@x>");
+  }
+}
+
+TEST_CASE("display names are only checked when enabled", "[tripwire]") {
+  TripwireOptions o;
+  o.check_display_names = false;
+  Fixture f({"bad@spam.example"}, o);
+  Session s(f.tripwire.get(), "198.51.100.7", "x");
+  s.Mail("<u@c.example>", "u@c.example", "PLAIN", "");
+  s.Rcpt("<ok@fine.example>", "");
+  s.Header("To", "\"bad@spam.example\" <ok@fine.example>");
+  s.EndOfHeaders();
+  CHECK(s.EndOfMessage("Q").kind == Verdict::Kind::kContinue);
+  CHECK(f.events.empty());
+}
+
+TEST_CASE("actions", "[tripwire]") {
+  struct Case {
+    HitAction action;
+    Verdict::Kind at_rcpt;
+    Verdict::Kind at_eom;
+    const char* rcode;
+  };
+  const Case cases[] = {
+      {HitAction::kReject, Verdict::Kind::kReject, Verdict::Kind::kContinue, "550"},
+      {HitAction::kTempfail, Verdict::Kind::kTempfail, Verdict::Kind::kContinue, "451"},
+      {HitAction::kQuarantine, Verdict::Kind::kContinue, Verdict::Kind::kQuarantine, ""},
+      {HitAction::kDiscard, Verdict::Kind::kDiscard, Verdict::Kind::kContinue, ""},
+      {HitAction::kMonitor, Verdict::Kind::kContinue, Verdict::Kind::kContinue, ""},
+  };
+  for (const auto& c : cases) {
+    INFO(HitActionName(c.action));
+    TripwireOptions o;
+    o.action = c.action;
+    Fixture f({"/^bad[0-9]+@spam\\.example$/"}, o);
+    {
+      Session s(f.tripwire.get(), "198.51.100.7", "x");
+      s.Mail("<u@c.example>", "u@c.example", "PLAIN", "");
+      Verdict v = s.Rcpt("<bad42@spam.example>", "");
+      CHECK(v.kind == c.at_rcpt);
+      CHECK(v.rcode == c.rcode);
+      if (v.kind == Verdict::Kind::kContinue) CHECK(s.EndOfMessage("Q").kind == c.at_eom);
+    }
+    REQUIRE(f.events.size() == 1);
+    CHECK(f.events[0].action == HitActionName(c.action));
+    CHECK(f.events[0].entry_kind == "pattern");
+  }
+}
+
+TEST_CASE("trusted networks and local submissions", "[tripwire]") {
+  TripwireOptions o;
+  REQUIRE(ParseCidrList("192.0.2.0/24", &o.trusted_networks).ok());
+  o.check_non_smtpd = true;
+  Fixture f({"bad@spam.example"}, o);
+  {
+    Session s(f.tripwire.get(), "192.0.2.10", "web1");
+    REQUIRE(s.Mail("<www@host.example>", "", "", "").kind == Verdict::Kind::kContinue);
+    CHECK(s.account() == "ip:192.0.2.10");
+    CHECK(s.Rcpt("<bad@spam.example>", "").kind == Verdict::Kind::kReject);
+  }
+  {
+    // Postfix presents sendmail(1) mail as localhost [127.0.0.1]: never refuse it per
+    // recipient; quarantine the message instead.
+    Session s(f.tripwire.get(), "127.0.0.1", "localhost");
+    REQUIRE(s.Mail("<joe@host.example>", "", "", "").kind == Verdict::Kind::kContinue);
+    CHECK(s.account() == "local:joe@host.example");
+    CHECK(s.Rcpt("<bad@spam.example>", "").kind == Verdict::Kind::kContinue);
+    CHECK(s.EndOfMessage("Q").kind == Verdict::Kind::kQuarantine);
+  }
+  REQUIRE(f.events.size() == 2);
+  CHECK(f.events[1].action == "quarantine");
+}
+
+TEST_CASE("abort twice and a second transaction on one connection", "[tripwire]") {
+  Fixture f({"bad@spam.example"});
+  Session s(f.tripwire.get(), "198.51.100.7", "x");
+  s.Mail("<u@c.example>", "u@c.example", "PLAIN", "");
+  s.Rcpt("<bad@spam.example>", "");
+  std::string first = s.transaction_id();
+  s.Abort();
+  s.Abort();
+  CHECK(f.events.size() == 1);
+  s.Mail("<u@c.example>", "u@c.example", "PLAIN", "");
+  CHECK(s.transaction_id() != first);
+  s.Rcpt("<bad@spam.example>", "");
+  s.Close();
+  CHECK(f.events.size() == 2);
+  CHECK(f.events[0].txn_id == first);
+}
+
+TEST_CASE("reply text is one safe line", "[tripwire]") {
+  TripwireOptions o;
+  o.reject_text = "100% refused\r\nX: {ref}";
+  Fixture f({"bad@spam.example"}, o);
+  Session s(f.tripwire.get(), "198.51.100.7", "x");
+  s.Mail("<u@c.example>", "u@c.example", "PLAIN", "");
+  Verdict v = s.Rcpt("<bad@spam.example>", "");
+  CHECK(v.text == "100%% refusedX: " + s.transaction_id());
+}
+
+TEST_CASE("options can be swapped while sessions run", "[tripwire]") {
+  Fixture f({"bad@spam.example"});
+  Session s(f.tripwire.get(), "198.51.100.7", "x");
+  s.Mail("<u@c.example>", "u@c.example", "PLAIN", "");
+  TripwireOptions monitor;
+  monitor.action = HitAction::kMonitor;
+  f.tripwire->SetOptions(monitor);
+  // The running transaction keeps its options; the next one gets the new ones.
+  CHECK(s.Rcpt("<bad@spam.example>", "").kind == Verdict::Kind::kReject);
+  s.Mail("<u@c.example>", "u@c.example", "PLAIN", "");
+  CHECK(s.Rcpt("<bad@spam.example>", "").kind == Verdict::Kind::kContinue);
+}
+
+TEST_CASE("transaction ids are short and distinct", "[tripwire]") {
+  Fixture f({});
+  std::set<std::string> ids;
+  for (int i = 0; i < 10000; ++i) ids.insert(f.tripwire->NewTransactionId());
+  CHECK(ids.size() == 10000);
+  CHECK(ids.begin()->size() == 10);
+}
+
+}  // namespace
+}  // namespace compd
+
+namespace compd {
+namespace {
+
+TEST_CASE("accepted messages are counted, refused ones are not", "[tripwire]") {
+  Fixture f({"bad@spam.example"});
+  Session s(f.tripwire.get(), "198.51.100.7", "x");
+  s.Mail("<u@c.example>", "u@c.example", "PLAIN", "");
+  s.Rcpt("<a@fine.example>", "");
+  s.Rcpt("<bad@spam.example>", "");
+  s.Rcpt("<b@fine.example>", "");
+  s.EndOfHeaders();
+  s.EndOfMessage("Q1");
+  REQUIRE(f.messages.size() == 1);
+  CHECK(f.messages[0].account == "u@c.example");
+  CHECK(f.messages[0].recipients == 2);
+  CHECK(f.messages[0].client_ip == "198.51.100.7");
+  s.Mail("<u@c.example>", "u@c.example", "PLAIN", "");
+  s.Rcpt("<a@fine.example>", "");
+  s.Header("To", "bad@spam.example");
+  s.EndOfHeaders();
+  CHECK(s.EndOfMessage("Q2").kind == Verdict::Kind::kReject);
+  CHECK(f.messages.size() == 1);
+}
+
+TEST_CASE("a locked account is refused at MAIL", "[tripwire]") {
+  Fixture f({"bad@spam.example"});
+  f.locked = "stolen@c.example";
+  Session s(f.tripwire.get(), "198.51.100.7", "x");
+  Verdict v = s.Mail("<stolen@c.example>", "stolen@c.example", "PLAIN", "");
+  CHECK(v.kind == Verdict::Kind::kTempfail);
+  CHECK(v.text == "account suspended");
+  CHECK(s.Mail("<ok@c.example>", "ok@c.example", "PLAIN", "").kind == Verdict::Kind::kContinue);
+}
+
+TEST_CASE("the tripwire counts transactions and the addresses it checks", "[tripwire]") {
+  Fixture f({"bad@spam.example"});
+  {
+    Session s(f.tripwire.get(), "203.0.113.5", "client.example");
+    CHECK(s.Mail("<a@b.example>", "", "", "").kind == Verdict::Kind::kAccept);  // not ours
+    REQUIRE(s.Mail("<w@customer.example>", "w@customer.example", "LOGIN", "").kind ==
+            Verdict::Kind::kContinue);
+    s.Rcpt("<one@fine.example>", "");
+    s.Rcpt("<two@fine.example>", "");
+    s.Header("To", "one@fine.example, \"x@y.example\" <two@fine.example>");
+    s.EndOfHeaders();
+    s.EndOfMessage("Q1");
+  }
+  TripwireStats st = f.tripwire->stats();
+  CHECK(st.transactions == 1);
+  CHECK(st.recipients_checked == 2);
+  CHECK(st.header_addresses_checked == 3);  // two addresses and one in a display name
+}
+
+}  // namespace
+}  // namespace compd

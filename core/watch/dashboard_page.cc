@@ -1,0 +1,220 @@
+#include "compd/watch/dashboard_page.h"
+
+#include <set>
+#include <sstream>
+
+#include "compd/base/text_output.h"
+
+namespace compd {
+
+namespace {
+
+constexpr const char* kStyle = R"css(
+:root { color-scheme: dark; }
+* { box-sizing: border-box; }
+body { margin: 0; background: #0d1117; color: #e6edf3;
+  font: clamp(15px, 1.2vw, 44px)/1.35 "DejaVu Sans", Verdana, "Liberation Sans", sans-serif;
+  font-variant-numeric: tabular-nums; }
+header { display: flex; flex-wrap: wrap; gap: .4em 2em; align-items: baseline;
+  padding: .5em 1.2em; background: #161b22; border-bottom: 2px solid #30363d; }
+header h1 { font-size: 1.6em; margin: 0; color: #58a6ff; letter-spacing: .04em; }
+header .clock { font-size: 1.6em; font-weight: bold; }
+header .meta { color: #8b949e; }
+.error { margin: .6em 1.2em; padding: .5em 1em; background: #5a1d1d; border: 2px solid #da3633;
+  font-size: 1.2em; }
+.cols { display: grid; grid-template-columns: minmax(0, 1fr) minmax(0, 1fr); gap: 1.5em; padding: .8em 1.2em; }
+h2 { font-size: 1.25em; margin: .2em 0 .4em; color: #8b949e; text-transform: uppercase;
+  letter-spacing: .06em; font-weight: normal; }
+h2 b { color: #e6edf3; }
+table { width: 100%; border-collapse: collapse; table-layout: fixed; font-size: 1.25em; }
+th { color: #8b949e; font-weight: normal; font-size: .7em; text-transform: uppercase; }
+td, th { padding: .2em .45em; text-align: right; white-space: nowrap; }
+th.rank, td.rank { width: 1.7em; color: #8b949e; padding-left: 0; }
+th.num, td.num { width: 4.1em; }
+th.nets, td.nets { width: 3em; }
+th.chg, td.chg { width: 4.6em; }
+th.flag, td.flag { width: 3.7em; text-align: left; padding-left: 0; padding-right: .4em; }
+td.acct, th.acct { text-align: left; overflow: hidden; text-overflow: ellipsis; }
+tbody tr:nth-child(odd) { background: #161b22; }
+tr.new td.acct { color: #ffd866; }
+tr.anomaly, tr.anomaly:nth-child(odd) { background: #6e1b1b; }
+.badge { display: block; width: 6.2em; text-align: center; font-size: .48em; line-height: 1.5;
+  padding: 0 .3em; margin: .15em 0; border-radius: .3em; background: #9e6a03; color: #fff; font-weight: bold; }
+.badge.red { background: #da3633; }
+.up { color: #ff9e64; } .down { color: #7d8590; } .same { color: #7d8590; }
+.empty { color: #7d8590; font-style: italic; padding: .4em .45em; }
+.panels { display: grid; grid-template-columns: repeat(3, minmax(0, 1fr)); gap: 1.5em; padding: 0 1.2em 1em; }
+.panels ul { list-style: none; margin: 0; padding: 0; }
+.panels li { padding: .25em .45em; overflow-wrap: anywhere; }
+.panels li:nth-child(odd) { background: #161b22; }
+.panels .t { color: #8b949e; margin-right: .6em; }
+.panels .a { color: #ffd866; }
+.panels .bad { color: #ff7b72; }
+.state { font-size: .8em; font-weight: bold; padding: 0 .4em; border-radius: .25em;
+  margin-right: .5em; }
+.state.locked { background: #da3633; } .state.flagged { background: #9e6a03; }
+.state.other { background: #30363d; }
+footer { color: #7d8590; padding: .3em 1.2em .8em; font-size: .85em; }
+)css";
+
+std::string Thousands(int64_t n) {
+  std::string digits = std::to_string(n < 0 ? -n : n);
+  std::string out;
+  for (size_t i = 0; i < digits.size(); ++i) {
+    if (i > 0 && (digits.size() - i) % 3 == 0) out += ',';
+    out += digits[i];
+  }
+  return (n < 0 ? "-" : "") + out;
+}
+
+// "18:44:48" for an event of today, "11-25 18:44" for older ones.
+std::string EventTime(const std::string& iso, int64_t now) {
+  if (iso.size() < 19) return iso;
+  std::string today = DayLabel(now);
+  if (iso.compare(0, 10, today) == 0) return iso.substr(11, 8);
+  return iso.substr(5, 5) + " " + iso.substr(11, 5);
+}
+
+std::string Ago(int64_t seconds) {
+  if (seconds < 0) seconds = 0;
+  if (seconds < 120) return std::to_string(seconds) + " s ago";
+  if (seconds < 7200) return std::to_string(seconds / 60) + " min ago";
+  if (seconds < 172800) return std::to_string(seconds / 3600) + " h ago";
+  return std::to_string(seconds / 86400) + " days ago";
+}
+
+void Column(std::ostringstream& out, const char* id, const char* title, const TopColumn& col,
+            const std::set<std::string>& anomalous, bool current, int64_t now) {
+  std::string range =
+      HourLabel(col.hour_start).substr(11) + ":00–" +
+      (current ? std::string("now") : HourLabel(col.hour_start + 3600).substr(11) + ":00");
+  if (current) range += " (" + std::to_string((now - col.hour_start) / 60) + " min)";
+  out << "<section class=\"col\" id=\"" << id << "\"><h2><b>" << title << "</b> · " << range
+      << " UTC</h2>\n<table><thead><tr><th class=\"rank\">#</th><th class=\"acct\">account</th><th "
+         "class=\"flag\"></th>"
+      << "<th class=\"num\">msgs</th><th class=\"num\">rcpts</th><th class=\"nets\">nets</th>"
+      << "<th class=\"chg\">change</th></tr></thead><tbody>\n";
+  int rank = 0;
+  for (const TopRow& r : col.rows) {
+    ++rank;
+    bool anomaly = anomalous.count(r.account) > 0;
+    std::string cls = std::string(r.new_to_top ? "new" : "") +
+                      (anomaly ? (r.new_to_top ? " anomaly" : "anomaly") : "");
+    int64_t change = r.messages - r.previous;
+    std::string chg_cls = change > 0 ? "up" : (change < 0 ? "down" : "same");
+    std::string chg = r.previous == 0 ? "new"
+                      : change > 0    ? "+" + Thousands(change)
+                      : change < 0    ? "−" + Thousands(-change)
+                                      : "=";
+    out << "<tr" << (cls.empty() ? "" : " class=\"" + cls + "\"") << " data-account=\""
+        << HtmlEscape(r.account) << "\"><td class=\"rank\">" << rank
+        << "</td><td class=\"acct\" title=\"" << HtmlEscape(r.account) << "\">"
+        << HtmlEscape(r.account) << "</td><td class=\"flag\">";
+    if (r.new_to_top) out << "<span class=\"badge\">NEW</span>";
+    if (anomaly) out << "<span class=\"badge red\">ANOMALY</span>";
+    out << "</td><td class=\"num\">" << Thousands(r.messages) << "</td><td class=\"num\">"
+        << Thousands(r.recipients) << "</td><td class=\"nets\">" << Thousands(r.networks)
+        << "</td><td class=\"chg " << chg_cls << "\">" << chg << "</td></tr>\n";
+  }
+  out << "</tbody></table>";
+  if (col.rows.empty()) out << "<div class=\"empty\">no authenticated mail</div>";
+  out << "</section>\n";
+}
+
+}  // namespace
+
+std::string HtmlEscape(std::string_view text) {
+  std::string out;
+  out.reserve(text.size());
+  for (char c : text) {
+    switch (c) {
+      case '&':
+        out += "&amp;";
+        break;
+      case '<':
+        out += "&lt;";
+        break;
+      case '>':
+        out += "&gt;";
+        break;
+      case '"':
+        out += "&quot;";
+        break;
+      case '\'':
+        out += "&#39;";
+        break;
+      default:
+        if (static_cast<unsigned char>(c) >= 0x20 && c != 0x7f) out += c;
+    }
+  }
+  return out;
+}
+
+std::string RenderDashboardPage(const DashboardData& d, int refresh_seconds) {
+  std::ostringstream out;
+  std::set<std::string> anomalous = d.AnomalousAccounts();
+  out << "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+      << "<meta http-equiv=\"refresh\" content=\"" << refresh_seconds << "\">"
+      << "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
+      << "<title>compd · top senders · " << HtmlEscape(d.host) << "</title><style>" << kStyle
+      << "</style></head>\n<body>\n<header><h1>compd</h1><span class=\"clock\">"
+      << HourLabel(d.generated).substr(11) << ":" << FormatUnixTime(d.generated).substr(14, 2)
+      << " UTC</span><span class=\"meta\">" << HtmlEscape(d.host) << "</span>";
+  if (d.map) {
+    out << "<span class=\"meta\" id=\"map\">map v" << d.map->version << " · "
+        << Thousands(static_cast<int64_t>(d.map->exact)) << " exact · "
+        << Thousands(static_cast<int64_t>(d.map->patterns)) << " patterns · from "
+        << HtmlEscape(d.map->source) << " · loaded " << Ago(d.generated - d.map->loaded)
+        << "</span>";
+  }
+  out << "</header>\n";
+  if (!d.error.empty()) out << "<div class=\"error\">" << HtmlEscape(d.error) << "</div>\n";
+  out << "<main class=\"cols\">\n";
+  Column(out, "this-hour", "This hour", d.top.this_hour, anomalous, true, d.generated);
+  Column(out, "last-hour", "Last hour", d.top.last_hour, anomalous, false, d.generated);
+  out << "</main>\n<div class=\"panels\">\n";
+
+  out << "<section id=\"anomalies\"><h2><b>Anomalies</b> · 24 h</h2><ul>\n";
+  for (const Event& e : d.anomalies) {
+    out << "<li title=\"" << HtmlEscape(e.detail) << "\"><span class=\"t\">"
+        << EventTime(e.time, d.generated) << "</span><span class=\"a\">" << HtmlEscape(e.account)
+        << "</span> <span class=\"bad\">" << HtmlEscape(e.rule) << " " << HtmlEscape(e.value)
+        << "</span> &gt; " << HtmlEscape(e.threshold) << " (usual " << HtmlEscape(e.baseline)
+        << ")</li>\n";
+  }
+  out << "</ul>";
+  if (d.anomalies.empty()) out << "<div class=\"empty\">none</div>";
+  out << "</section>\n";
+
+  out << "<section id=\"hits\"><h2><b>Tripwire hits</b></h2><ul>\n";
+  for (const Event& e : d.hits) {
+    out << "<li><span class=\"t\">" << EventTime(e.time, d.generated) << "</span><span class=\"a\">"
+        << HtmlEscape(e.account) << "</span> → <span class=\"bad\">" << HtmlEscape(e.recipient)
+        << "</span> <span class=\"t\">" << HtmlEscape(e.where) << ", " << HtmlEscape(e.action)
+        << "</span></li>\n";
+  }
+  out << "</ul>";
+  if (d.hits.empty()) out << "<div class=\"empty\">none in 7 days</div>";
+  out << "</section>\n";
+
+  out << "<section id=\"accounts\"><h2><b>Flagged &amp; locked</b></h2><ul>\n";
+  for (const DashboardAccount& r : d.accounts) {
+    std::string state = r.state.empty() ? "hit" : r.state;
+    std::string cls = (state == "locked" || state == "flagged") ? state : "other";
+    out << "<li><span class=\"state " << cls << "\">" << HtmlEscape(state) << "</span>"
+        << "<span class=\"a\">" << HtmlEscape(r.account) << "</span> <span class=\"t\">"
+        << Thousands(r.hits) << (r.hits == 1 ? " hit" : " hits") << " · "
+        << Ago(d.generated - r.last_hit) << "</span></li>\n";
+  }
+  out << "</ul>";
+  if (d.accounts.empty()) out << "<div class=\"empty\">none</div>";
+  out << "</section>\n</div>\n";
+
+  out << "<footer>compd " << HtmlEscape(d.version) << " · generated " << FormatUnixTime(d.generated)
+      << " · refreshes every " << refresh_seconds
+      << " s · counts are all nodes, UTC hours · change: against the hour before</footer>\n"
+      << "</body></html>\n";
+  return out.str();
+}
+
+}  // namespace compd

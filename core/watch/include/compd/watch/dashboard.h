@@ -1,0 +1,107 @@
+// Dashboard data: what the abuse team's wall monitor shows, gathered from Redis: the top
+// senders of this hour and the last (volume.h), anomalies of the last 24 hours and recent
+// hits (the event stream), flagged and locked accounts (the account records), and the map
+// snapshot in use. The same data is served as JSON by the API.
+//
+// DashboardSource owns one Redis connection behind a mutex and caches what it gathered for
+// a moment, so many open dashboards cost Redis one read per second at most. Thread-safe.
+#ifndef COMPD_WATCH_DASHBOARD_H_
+#define COMPD_WATCH_DASHBOARD_H_
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "compd/events/event.h"
+#include "compd/base/redis.h"
+#include "compd/watch/volume.h"
+
+namespace compd {
+
+// An account record ({prefix}account:<name>), as far as the dashboard shows it.
+struct DashboardAccount {
+  std::string account;
+  std::string state;  // "flagged", "locked", "released" when the registry keeps one; else ""
+  int64_t hits = 0;
+  int64_t last_hit = 0;  // unix seconds (the {prefix}accounts score)
+  std::string last_entry;
+  std::map<std::string, std::string> fields;  // everything in the hash
+};
+
+struct MapInfo {
+  uint64_t version = 0;
+  size_t exact = 0;
+  size_t patterns = 0;
+  std::string source;  // "redis" | "files" | "empty"
+  int64_t loaded = 0;  // unix seconds
+};
+
+struct DashboardData {
+  int64_t generated = 0;  // unix seconds
+  std::string host;
+  std::string version;
+  size_t top_n = 15;
+  TopView top;
+  std::vector<Event> anomalies;         // last 24 hours, newest first
+  std::vector<Event> hits;              // newest first
+  std::vector<DashboardAccount> accounts;  // locked first, then flagged, then by latest hit
+  std::optional<MapInfo> map;
+  std::string error;  // set when Redis could not be read; the rest may be partial
+
+  // Accounts with an anomaly in `anomalies`.
+  std::set<std::string> AnomalousAccounts() const;
+};
+
+struct DashboardOptions {
+  RedisUrl redis;
+  std::string prefix = "compd:";
+  std::string host;
+  std::string version;
+  size_t top_n = 15;
+  size_t max_hits = 12;
+  size_t max_anomalies = 50;
+  size_t max_accounts = 12;
+  std::chrono::milliseconds cache_for{1000};
+  std::chrono::milliseconds redis_timeout{2000};
+};
+
+class DashboardSource {
+ public:
+  using MapInfoFn = std::function<std::optional<MapInfo>()>;
+  // `map_info` (optional) tells which snapshot this node uses.
+  DashboardSource(DashboardOptions options, MapInfoFn map_info);
+
+  // The current data; never null. A Redis failure is reported in `error`, not as null.
+  std::shared_ptr<const DashboardData> Get();
+
+ private:
+  std::shared_ptr<DashboardData> Gather();
+
+  const DashboardOptions options_;
+  const MapInfoFn map_info_;
+  std::mutex mu_;  // guards everything below
+  std::unique_ptr<RedisClient> redis_;
+  std::shared_ptr<const DashboardData> cached_;
+  std::chrono::steady_clock::time_point cached_at_;
+};
+
+// Reads up to `limit` account records, locked first, then flagged, then by latest hit.
+Status ReadDashboardAccounts(RedisClient* redis, const std::string& prefix, size_t limit,
+                          std::vector<DashboardAccount>* out);
+
+// JSON documents for the API. `part`: "top", "hits", "anomalies", "accounts", "map", or
+// "dashboard" for all of them. Never throws (invalid UTF-8 is replaced).
+std::string DashboardJson(const DashboardData& data, const std::string& part);
+std::string TopViewJson(const TopView& top);
+std::string EventsJson(const std::vector<Event>& events);
+
+}  // namespace compd
+
+#endif  // COMPD_WATCH_DASHBOARD_H_

@@ -1,0 +1,207 @@
+#include "compd/watch/metrics.h"
+
+#include <chrono>
+#include <sstream>
+
+namespace compd {
+
+namespace {
+
+const char* const kWhereNames[] = {"envelope", "header:to", "header:cc", "display-name", "other"};
+const char* const kActionNames[] = {"reject",  "tempfail", "quarantine",
+                                    "discard", "monitor",  "other"};
+
+template <size_t N>
+int IndexOf(const char* const (&names)[N], const std::string& value) {
+  for (size_t i = 0; i + 1 < N; ++i) {
+    if (value == names[i]) return static_cast<int>(i);
+  }
+  return static_cast<int>(N - 1);
+}
+
+class Writer {
+ public:
+  // A metric family: HELP and TYPE once, then samples.
+  void Family(const char* name, const char* type, const char* help) {
+    out_ << "# HELP " << name << " " << help << "\n# TYPE " << name << " " << type << "\n";
+  }
+  void Sample(const char* name, double value, const std::string& labels = "") {
+    out_ << name;
+    if (!labels.empty()) out_ << "{" << labels << "}";
+    out_ << " " << Format(value) << "\n";
+  }
+  void One(const char* name, const char* type, const char* help, double value) {
+    Family(name, type, help);
+    Sample(name, value);
+  }
+  std::string str() const { return out_.str(); }
+
+ private:
+  static std::string Format(double v) {
+    if (v == static_cast<double>(static_cast<int64_t>(v))) {
+      return std::to_string(static_cast<int64_t>(v));
+    }
+    std::ostringstream s;
+    s.precision(6);
+    s << std::fixed << v;
+    return s.str();
+  }
+  std::ostringstream out_;
+};
+
+std::string Label(const char* name, const std::string& value) {
+  return std::string(name) + "=\"" + EscapeLabelValue(value) + "\"";
+}
+
+}  // namespace
+
+std::string EscapeLabelValue(const std::string& value) {
+  std::string out;
+  for (char c : value) {
+    if (c == '\\') {
+      out += "\\\\";
+    } else if (c == '"') {
+      out += "\\\"";
+    } else if (c == '\n') {
+      out += "\\n";
+    } else {
+      out += c;
+    }
+  }
+  return out;
+}
+
+HitCounters::HitCounters() {
+  for (auto& row : counts_) {
+    for (auto& c : row) c.store(0);
+  }
+}
+
+void HitCounters::Count(const Event& e) {
+  if (e.type != "hit") return;
+  counts_[IndexOf(kWhereNames, e.where)][IndexOf(kActionNames, e.action)].fetch_add(
+      1, std::memory_order_relaxed);
+}
+
+std::vector<HitCounters::Row> HitCounters::Rows() const {
+  std::vector<Row> rows;
+  for (int w = 0; w < kWheres; ++w) {
+    for (int a = 0; a < kActions; ++a) {
+      rows.push_back(Row{kWhereNames[w], kActionNames[a], counts_[w][a].load()});
+    }
+  }
+  return rows;
+}
+
+std::string RenderPrometheus(const MetricsInput& in) {
+  Writer w;
+  w.Family("compd_build_info", "gauge", "Version of compd-milter.");
+  w.Sample("compd_build_info", 1, Label("version", in.version));
+  w.One("compd_start_time_seconds", "gauge", "When the process started (unix seconds).",
+        static_cast<double>(in.start_time));
+  if (in.tripwire) {
+    w.One("compd_transactions_total", "counter",
+          "In-scope (authenticated or trusted) transactions seen.",
+          static_cast<double>(in.tripwire->transactions));
+    w.Family("compd_recipients_checked_total", "counter",
+             "Addresses looked up in the map, by where they were found.");
+    w.Sample("compd_recipients_checked_total", static_cast<double>(in.tripwire->recipients_checked),
+             Label("where", "envelope"));
+    w.Sample("compd_recipients_checked_total",
+             static_cast<double>(in.tripwire->header_addresses_checked), Label("where", "header"));
+  }
+  w.Family("compd_hits_total", "counter", "Hits by where the address was found and action.");
+  for (const auto& r : in.hits) {
+    w.Sample("compd_hits_total", static_cast<double>(r.count),
+             Label("where", r.where) + "," + Label("action", r.action));
+  }
+  w.Family("compd_redis_errors_total", "counter", "Failed Redis round trips, by component.");
+  if (in.recorder) {
+    w.Sample("compd_redis_errors_total", static_cast<double>(in.recorder->redis_errors),
+             Label("component", "recorder"));
+  }
+  if (in.watcher) {
+    w.Sample("compd_redis_errors_total", static_cast<double>(in.watcher->redis_errors),
+             Label("component", "map"));
+  }
+  if (in.volume) {
+    w.Sample("compd_redis_errors_total", static_cast<double>(in.volume->redis_errors),
+             Label("component", "volume"));
+  }
+  if (in.anomaly) {
+    w.Sample("compd_redis_errors_total", static_cast<double>(in.anomaly->redis_errors),
+             Label("component", "anomaly"));
+  }
+  w.Family("compd_redis_up", "gauge", "1 if the component's last Redis attempt succeeded.");
+  if (in.recorder)
+    w.Sample("compd_redis_up", in.recorder->redis_up, Label("component", "recorder"));
+  if (in.watcher) w.Sample("compd_redis_up", in.watcher->redis_up, Label("component", "map"));
+  if (in.volume) w.Sample("compd_redis_up", in.volume->redis_up, Label("component", "volume"));
+  if (in.recorder) {
+    const RecorderStats& r = *in.recorder;
+    w.Family("compd_events_total", "counter", "Events by what happened to them.");
+    w.Sample("compd_events_total", static_cast<double>(r.submitted), Label("state", "submitted"));
+    w.Sample("compd_events_total", static_cast<double>(r.written), Label("state", "written"));
+    w.Sample("compd_events_total", static_cast<double>(r.duplicates), Label("state", "duplicate"));
+    w.Sample("compd_events_total", static_cast<double>(r.spooled), Label("state", "spooled"));
+    w.Sample("compd_events_total", static_cast<double>(r.replayed), Label("state", "replayed"));
+    w.Sample("compd_events_total", static_cast<double>(r.overflowed), Label("state", "overflowed"));
+    w.Sample("compd_events_total", static_cast<double>(r.dropped), Label("state", "dropped"));
+    w.Sample("compd_events_total", static_cast<double>(r.rejected), Label("state", "rejected"));
+    w.One("compd_event_queue_depth", "gauge", "Events waiting in memory for Redis.",
+          static_cast<double>(r.queue_depth));
+    w.One("compd_spool_depth", "gauge", "Events waiting in the spool for Redis.",
+          static_cast<double>(r.spool_depth));
+    w.One("compd_alert_log_errors_total", "counter", "Failed writes to the alert log.",
+          static_cast<double>(r.alert_log_errors));
+  }
+  if (in.watcher) {
+    w.One("compd_map_loads_total", "counter", "Map snapshots swapped in.",
+          static_cast<double>(in.watcher->loads));
+    w.One("compd_map_full_loads_total", "counter",
+          "Snapshots read whole (start, and changes the change log could not tell).",
+          static_cast<double>(in.watcher->full_loads));
+    w.One("compd_map_load_errors_total", "counter", "Map loads or compilations that failed.",
+          static_cast<double>(in.watcher->load_errors));
+  }
+  if (in.snapshot) {
+    const Snapshot& s = *in.snapshot;
+    int64_t loaded =
+        std::chrono::duration_cast<std::chrono::seconds>(s.loaded.time_since_epoch()).count();
+    w.One("compd_map_version", "gauge", "Version of the map snapshot in use (0: not from Redis).",
+          static_cast<double>(s.version));
+    w.One("compd_map_loaded_timestamp_seconds", "gauge", "When the snapshot in use was loaded.",
+          static_cast<double>(loaded));
+    w.One("compd_map_age_seconds", "gauge", "Seconds since the snapshot in use was loaded.",
+          static_cast<double>(in.now - loaded));
+    w.Family("compd_map_entries", "gauge", "Entries in the snapshot in use.");
+    w.Sample("compd_map_entries", static_cast<double>(s.exact), Label("kind", "exact"));
+    w.Sample("compd_map_entries", static_cast<double>(s.patterns), Label("kind", "pattern"));
+    w.Family("compd_map_source", "gauge", "Where the snapshot in use came from.");
+    w.Sample("compd_map_source", 1, Label("source", s.source));
+  }
+  if (in.volume) {
+    const VolumeStats& v = *in.volume;
+    w.One("compd_messages_total", "counter", "Accepted in-scope messages counted.",
+          static_cast<double>(v.messages));
+    w.One("compd_message_recipients_total", "counter", "Recipients of those messages.",
+          static_cast<double>(v.recipients));
+    w.One("compd_volume_flushes_total", "counter", "Counter batches written to Redis.",
+          static_cast<double>(v.flushes));
+    w.One("compd_volume_pending", "gauge", "(account, hour) counts waiting for Redis.",
+          static_cast<double>(v.pending));
+    w.One("compd_volume_dropped_total", "counter",
+          "Messages not counted because too many counts were waiting for Redis.",
+          static_cast<double>(v.dropped));
+    w.One("compd_volume_rejected_total", "counter",
+          "Messages whose counts Redis refused for good (a key of the wrong type).",
+          static_cast<double>(v.rejected));
+  }
+  if (in.anomaly) {
+    w.One("compd_anomalies_total", "counter", "Anomalies this node raised.",
+          static_cast<double>(in.anomaly->raised));
+  }
+  return w.str();
+}
+
+}  // namespace compd
