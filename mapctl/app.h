@@ -11,11 +11,11 @@
 #include <string>
 #include <vector>
 
-#include "compd/map/map_edit.h"
-#include "compd/map/map_store.h"
 #include "compd/base/redis.h"
 #include "compd/base/settings.h"
 #include "compd/base/status.h"
+#include "compd/map/map_edit.h"
+#include "compd/map/map_store.h"
 
 namespace mapctl {
 

@@ -6,8 +6,8 @@
 
 #include "app.h"
 #include "compd/accounts/accounts.h"
-#include "compd/events/event.h"
 #include "compd/base/text_output.h"
+#include "compd/events/event.h"
 
 namespace mapctl {
 

@@ -3,9 +3,9 @@
 #include <nlohmann/json.hpp>
 
 #include "app.h"
+#include "compd/base/text_output.h"
 #include "compd/map/address.h"
 #include "compd/map/matcher.h"
-#include "compd/base/text_output.h"
 
 namespace mapctl {
 

@@ -9,10 +9,10 @@
 #include <set>
 
 #include "app.h"
-#include "compd/watch/dashboard.h"
-#include "compd/events/event_stream.h"
-#include "compd/watch/http_auth.h"
 #include "compd/base/text_output.h"
+#include "compd/events/event_stream.h"
+#include "compd/watch/dashboard.h"
+#include "compd/watch/http_auth.h"
 #include "compd/watch/volume.h"
 
 namespace mapctl {

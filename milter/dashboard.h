@@ -13,15 +13,15 @@
 #include <memory>
 #include <optional>
 
+#include "compd/accounts/recorder.h"
+#include "compd/base/log.h"
+#include "compd/base/settings.h"
+#include "compd/map/map_watcher.h"
+#include "compd/mta/tripwire.h"
 #include "compd/watch/anomaly.h"
 #include "compd/watch/dashboard.h"
 #include "compd/watch/http_auth.h"
-#include "compd/base/log.h"
-#include "compd/map/map_watcher.h"
 #include "compd/watch/metrics.h"
-#include "compd/accounts/recorder.h"
-#include "compd/base/settings.h"
-#include "compd/mta/tripwire.h"
 #include "compd/watch/volume.h"
 #include "http_listener.h"
 

@@ -15,10 +15,10 @@
 #include <string_view>
 #include <thread>
 
-#include "compd/watch/dashboard.h"
-#include "compd/watch/http_auth.h"
 #include "compd/base/log.h"
 #include "compd/base/status.h"
+#include "compd/watch/dashboard.h"
+#include "compd/watch/http_auth.h"
 
 namespace httplib {
 class Server;

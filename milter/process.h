@@ -3,9 +3,9 @@
 #ifndef COMPD_MILTER_PROCESS_H_
 #define COMPD_MILTER_PROCESS_H_
 
-#include <functional>
 #include <sys/types.h>
 
+#include <functional>
 #include <string>
 
 #include "compd/base/status.h"

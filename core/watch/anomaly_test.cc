@@ -5,9 +5,9 @@
 #include <mutex>
 #include <nlohmann/json.hpp>
 
+#include "compd/accounts/recorder.h"
 #include "compd/events/event_stream.h"
 #include "compd/map/map_store.h"
-#include "compd/accounts/recorder.h"
 #include "compd/testutil/redis.h"
 
 namespace compd {

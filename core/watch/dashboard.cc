@@ -89,7 +89,7 @@ std::set<std::string> DashboardData::AnomalousAccounts() const {
 }
 
 Status ReadDashboardAccounts(RedisClient* redis, const std::string& prefix, size_t limit,
-                          std::vector<DashboardAccount>* out) {
+                             std::vector<DashboardAccount>* out) {
   out->clear();
   Keys keys(prefix);
   RedisReply reply;

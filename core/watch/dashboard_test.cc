@@ -3,9 +3,9 @@
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
 
-#include "compd/watch/dashboard_page.h"
 #include "compd/map/map_store.h"
 #include "compd/testutil/redis.h"
+#include "compd/watch/dashboard_page.h"
 
 namespace compd {
 namespace {

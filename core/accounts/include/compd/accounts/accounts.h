@@ -49,10 +49,10 @@
 #include <utility>
 #include <vector>
 
-#include "compd/events/event.h"
 #include "compd/base/redis.h"
 #include "compd/base/settings.h"
 #include "compd/base/status.h"
+#include "compd/events/event.h"
 
 namespace compd {
 

@@ -55,11 +55,11 @@
 #include <vector>
 
 #include "compd/accounts/accounts.h"
-#include "compd/events/event.h"
 #include "compd/base/log.h"
 #include "compd/base/redis.h"
-#include "compd/events/spool.h"
 #include "compd/base/status.h"
+#include "compd/events/event.h"
+#include "compd/events/spool.h"
 
 namespace compd {
 

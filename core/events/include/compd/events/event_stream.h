@@ -10,9 +10,9 @@
 #include <string>
 #include <vector>
 
-#include "compd/events/event.h"
 #include "compd/base/redis.h"
 #include "compd/base/status.h"
+#include "compd/events/event.h"
 
 namespace compd {
 

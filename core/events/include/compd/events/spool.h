@@ -22,8 +22,8 @@
 #include <string_view>
 #include <vector>
 
-#include "compd/events/event.h"
 #include "compd/base/status.h"
+#include "compd/events/event.h"
 
 namespace compd {
 

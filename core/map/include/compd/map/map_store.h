@@ -34,9 +34,9 @@
 #include <string_view>
 #include <vector>
 
-#include "compd/map/entry.h"
 #include "compd/base/redis.h"
 #include "compd/base/status.h"
+#include "compd/map/entry.h"
 
 namespace compd {
 
@@ -103,7 +103,7 @@ struct MapChange {
 // The entries without metadata, read in place from Redis' reply (see ReadEntries).
 struct MapEntriesView {
   uint64_t version = 0;
-  std::string id;  // of this state ("" for a map written before ids)
+  std::string id;                       // of this state ("" for a map written before ids)
   std::vector<std::string_view> exact;  // canonical addresses, unsorted
   std::vector<Entry> patterns;          // sorted by text
   std::vector<std::string> invalid;     // as MapState::invalid

@@ -42,11 +42,11 @@
 #include <vector>
 
 #include "compd/base/log.h"
-#include "compd/map/map_store.h"
-#include "compd/map/matcher.h"
 #include "compd/base/redis.h"
 #include "compd/base/redis_watch.h"
 #include "compd/base/status.h"
+#include "compd/map/map_store.h"
+#include "compd/map/matcher.h"
 
 namespace compd {
 

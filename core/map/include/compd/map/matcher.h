@@ -24,9 +24,9 @@
 #include <string_view>
 #include <vector>
 
+#include "compd/base/status.h"
 #include "compd/map/address.h"
 #include "compd/map/entry.h"
-#include "compd/base/status.h"
 
 namespace compd {
 

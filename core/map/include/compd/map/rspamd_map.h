@@ -28,8 +28,8 @@
 #include <string_view>
 #include <vector>
 
-#include "compd/map/entry.h"
 #include "compd/base/status.h"
+#include "compd/map/entry.h"
 
 namespace compd {
 

@@ -25,9 +25,9 @@
 #include <thread>
 
 #include "compd/base/log.h"
-#include "compd/mta/policy.h"
 #include "compd/base/settings.h"
 #include "compd/base/status.h"
+#include "compd/mta/policy.h"
 #include "compd/mta/tripwire.h"
 
 namespace compd {

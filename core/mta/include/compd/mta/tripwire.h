@@ -32,11 +32,11 @@
 #include <string_view>
 #include <vector>
 
-#include "compd/events/event.h"
-#include "compd/map/matcher.h"
 #include "compd/base/net.h"
 #include "compd/base/settings.h"
 #include "compd/base/status.h"
+#include "compd/events/event.h"
+#include "compd/map/matcher.h"
 
 namespace compd {
 

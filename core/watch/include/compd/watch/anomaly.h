@@ -40,11 +40,11 @@
 #include <unordered_set>
 #include <vector>
 
-#include "compd/events/event.h"
 #include "compd/base/log.h"
 #include "compd/base/redis.h"
 #include "compd/base/settings.h"
 #include "compd/base/status.h"
+#include "compd/events/event.h"
 #include "compd/watch/volume.h"
 
 namespace compd {

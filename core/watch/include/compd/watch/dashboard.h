@@ -19,8 +19,8 @@
 #include <string>
 #include <vector>
 
-#include "compd/events/event.h"
 #include "compd/base/redis.h"
+#include "compd/events/event.h"
 #include "compd/watch/volume.h"
 
 namespace compd {
@@ -49,8 +49,8 @@ struct DashboardData {
   std::string version;
   size_t top_n = 15;
   TopView top;
-  std::vector<Event> anomalies;         // last 24 hours, newest first
-  std::vector<Event> hits;              // newest first
+  std::vector<Event> anomalies;            // last 24 hours, newest first
+  std::vector<Event> hits;                 // newest first
   std::vector<DashboardAccount> accounts;  // locked first, then flagged, then by latest hit
   std::optional<MapInfo> map;
   std::string error;  // set when Redis could not be read; the rest may be partial
@@ -94,7 +94,7 @@ class DashboardSource {
 
 // Reads up to `limit` account records, locked first, then flagged, then by latest hit.
 Status ReadDashboardAccounts(RedisClient* redis, const std::string& prefix, size_t limit,
-                          std::vector<DashboardAccount>* out);
+                             std::vector<DashboardAccount>* out);
 
 // JSON documents for the API. `part`: "top", "hits", "anomalies", "accounts", "map", or
 // "dashboard" for all of them. Never throws (invalid UTF-8 is replaced).

@@ -13,11 +13,11 @@
 #include <string>
 #include <vector>
 
-#include "compd/watch/anomaly.h"
+#include "compd/accounts/recorder.h"
 #include "compd/events/event.h"
 #include "compd/map/map_watcher.h"
-#include "compd/accounts/recorder.h"
 #include "compd/mta/tripwire.h"
+#include "compd/watch/anomaly.h"
 #include "compd/watch/volume.h"
 
 namespace compd {
