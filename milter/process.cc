@@ -9,8 +9,9 @@
 
 #include <cerrno>
 #include <cstring>
-#include <fstream>
 #include <thread>
+
+#include "compd/base/file.h"
 
 namespace compd {
 
@@ -158,10 +159,9 @@ Status Daemonize() {
 
 Status WritePidFile(const std::string& path) {
   if (path.empty()) return Status::Ok();
-  std::ofstream out(path, std::ios::trunc);
-  out << getpid() << "\n";
-  out.close();
-  if (!out) return Status::IoError(path + ": cannot write pid file");
+  // Atomic: a supervisor reading it never sees an empty file.
+  Status s = WriteFileAtomically(path, std::to_string(getpid()) + "\n", 0644);
+  if (!s.ok()) return Status::IoError("pid_file: " + s.message());
   return Status::Ok();
 }
 

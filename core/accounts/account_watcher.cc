@@ -1,16 +1,11 @@
 #include "compd/accounts/account_watcher.h"
 
-#include <fcntl.h>
-#include <unistd.h>
-
 #include <algorithm>
-#include <cerrno>
-#include <cstring>
-#include <fstream>
+#include <cstdlib>
 #include <nlohmann/json.hpp>
-#include <sstream>
 
 #include "compd/accounts/accounts.h"
+#include "compd/base/file.h"
 #include "compd/events/event.h"
 
 namespace compd {
@@ -182,33 +177,24 @@ void AccountWatcher::WriteCache(const LockedAccounts& snap) {
                       {"locked", nlohmann::json::object()}};
   for (const auto& [a, exp] : snap.locked) j["locked"][a] = exp;
   std::string data = j.dump(1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
-  std::string tmp = options_.cache_file + ".tmp";
-  // 0600: the file names customers' accounts.
-  int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-  bool ok = fd >= 0;
-  for (size_t off = 0; ok && off < data.size();) {
-    ssize_t n = write(fd, data.data() + off, data.size() - off);
-    if (n < 0 && errno == EINTR) continue;
-    ok = n > 0;
-    if (ok) off += static_cast<size_t>(n);
-  }
-  if (fd >= 0 && close(fd) != 0) ok = false;
-  if (ok) ok = rename(tmp.c_str(), options_.cache_file.c_str()) == 0;
-  if (!ok) {
-    Log(LogLevel::kError, "accounts: cannot write " + options_.cache_file + ": " +
-                              std::strerror(errno) +
-                              " (a start without Redis would not refuse locked accounts)");
-    unlink(tmp.c_str());
+  // Atomic and durable: a node that crashes and restarts while Redis is down must find
+  // this run's locks, not an empty file. 0600: the file names customers' accounts.
+  Status s = WriteFileAtomically(options_.cache_file, data, 0600);
+  if (!s.ok()) {
+    Log(LogLevel::kError,
+        "accounts: " + s.message() + " (a start without Redis would not refuse locked accounts)");
   }
 }
 
 bool AccountWatcher::LoadCache() {
   if (options_.cache_file.empty()) return false;
-  std::ifstream in(options_.cache_file);
-  if (!in) return false;
-  std::stringstream ss;
-  ss << in.rdbuf();
-  nlohmann::json j = nlohmann::json::parse(ss.str(), nullptr, false);
+  std::string text;
+  Status s = ReadFile(options_.cache_file, &text);
+  if (!s.ok()) {
+    if (!s.IsNotFound()) Log(LogLevel::kError, "accounts: " + s.message());
+    return false;
+  }
+  nlohmann::json j = nlohmann::json::parse(text, nullptr, false);
   auto snap = std::make_shared<LockedAccounts>();
   if (!j.is_object() || !j.contains("locked") || !j["locked"].is_object()) {
     Log(LogLevel::kError, "accounts: " + options_.cache_file +

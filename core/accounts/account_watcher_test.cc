@@ -152,6 +152,39 @@ TEST_CASE("locks hold through a Redis outage, expire without Redis, and come fro
   CHECK_FALSE(second.Current()->IsLocked("dave@cust.example", NowMs()));
 }
 
+TEST_CASE("the cache survives what a crashed writer left beside it", "[redis][account_watcher]") {
+  RedisServer redis;
+  TempDir tmp;
+  const AccountWatcherOptions options = Options(redis.url(), tmp);
+  // A temporary name a crash left behind, or one another user owns since a run as root:
+  // here a folder, which no writer can open. A writer that used a fixed temporary name
+  // could never write the cache again.
+  REQUIRE(mkdir((options.cache_file + ".tmp").c_str(), 0700) == 0);
+  {
+    RedisClient c(redis.url());
+    AccountRegistry reg(&c, "t:");
+    REQUIRE(reg.Lock("gina@cust.example", "ops", "", 0, nullptr).ok());
+  }
+  LogCapture log;
+  {
+    AccountWatcher watcher(options, log.fn());
+    REQUIRE(watcher.Start().ok());
+    CHECK(watcher.Current()->source == "redis");
+  }
+  CHECK_FALSE(log.Contains("cannot"));
+  struct stat st;
+  REQUIRE(stat(options.cache_file.c_str(), &st) == 0);
+  CHECK((st.st_mode & 0777) == 0600);
+
+  // A node started while Redis is down still refuses the locked account.
+  redis.Stop();
+  LogCapture log2;
+  AccountWatcher second(options, log2.fn());
+  REQUIRE(second.Start().ok());
+  CHECK(second.Current()->source == "cache");
+  CHECK(second.Gate(LockReply())("gina@cust.example").kind == Verdict::Kind::kTempfail);
+}
+
 TEST_CASE("without Redis or a cache the watcher refuses nobody and says so", "[account_watcher]") {
   TempDir tmp;
   LogCapture log;

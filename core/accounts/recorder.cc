@@ -10,6 +10,7 @@
 #include <cstring>
 
 #include "compd/accounts/accounts.h"
+#include "compd/base/file.h"
 #include "compd/map/map_store.h"
 
 namespace compd {
@@ -62,18 +63,6 @@ std::string Hostname() {
   if (gethostname(name.data(), name.size()) != 0) return "localhost";
   name.resize(strnlen(name.c_str(), name.size()));
   return name.empty() ? "localhost" : name;
-}
-
-bool WriteAll(int fd, std::string_view data) {
-  while (!data.empty()) {
-    ssize_t n = write(fd, data.data(), data.size());
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return false;
-    }
-    data.remove_prefix(static_cast<size_t>(n));
-  }
-  return true;
 }
 
 Status OpenAlertLog(const std::string& path, int* fd) {

@@ -7,56 +7,13 @@
 #include <cerrno>
 #include <cstring>
 
+#include "compd/base/file.h"
+
 namespace compd {
 
 namespace {
 
 std::string Errno(const std::string& what) { return what + ": " + std::strerror(errno); }
-
-// Reads a whole file. kNotFound when it does not exist.
-Status ReadFile(const std::string& path, std::string* out) {
-  out->clear();
-  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) {
-    if (errno == ENOENT) return Status::NotFound(path);
-    return Status::IoError(Errno(path));
-  }
-  char buf[65536];
-  for (;;) {
-    ssize_t n = read(fd, buf, sizeof buf);
-    if (n == 0) break;
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      Status s = Status::IoError(Errno(path));
-      close(fd);
-      return s;
-    }
-    out->append(buf, static_cast<size_t>(n));
-  }
-  close(fd);
-  return Status::Ok();
-}
-
-bool WriteAll(int fd, std::string_view data) {
-  while (!data.empty()) {
-    ssize_t n = write(fd, data.data(), data.size());
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return false;
-    }
-    data.remove_prefix(static_cast<size_t>(n));
-  }
-  return true;
-}
-
-Status SyncDir(const std::string& dir) {
-  int fd = open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0) return Status::IoError(Errno(dir));
-  int rc = fsync(fd);
-  Status s = rc == 0 ? Status::Ok() : Status::IoError(Errno("fsync " + dir));
-  close(fd);
-  return s;
-}
 
 size_t CountLines(std::string_view contents) {
   size_t n = 0;
@@ -181,6 +138,9 @@ Status Spool::BeginReplay(SpoolContents* out) {
       }
       return Status::IoError(Errno("renaming " + path() + " to " + rp));
     }
+    // Durable, so that a crash cannot undo it and put the chunk through a second replay.
+    s = SyncDir(dir_);
+    if (!s.ok()) return s;
     s = ReadFile(rp, &contents);
   }
   if (!s.ok()) return s;

@@ -1,19 +1,15 @@
 #include "compd/map/rspamd_map.h"
 
-#include <fcntl.h>
 #include <re2/re2.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <cctype>
-#include <cerrno>
 #include <cstring>
 #include <optional>
-#include <system_error>
 #include <unordered_map>
 #include <utility>
 
+#include "compd/base/file.h"
 #include "compd/map/address.h"
 
 // The reader re-implements, rule for rule, what rspamd 3.4 does with a map file; the
@@ -638,8 +634,6 @@ class Reader {
   std::unordered_map<std::string, int> first_line_;
 };
 
-std::string ErrnoText(int err) { return std::generic_category().message(err); }
-
 constexpr const char* kExactHeader =
     "# compd exact recipients (rspamd plain map); written by compd, do not edit";
 constexpr const char* kPatternHeader =
@@ -697,22 +691,11 @@ MapReadResult ReadRspamdMap(std::string_view contents, MapKind kind) {
 }
 
 Status ReadRspamdMapFile(const std::string& path, MapKind kind, MapReadResult* out) {
-  const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return Status::IoError("cannot read " + path + ": " + ErrnoText(errno));
   std::string contents;
-  std::string chunk(1 << 16, '\0');
-  for (;;) {
-    const ssize_t r = read(fd, chunk.data(), chunk.size());
-    if (r < 0 && errno == EINTR) continue;
-    if (r < 0) {
-      const int err = errno;
-      close(fd);
-      return Status::IoError("cannot read " + path + ": " + ErrnoText(err));
-    }
-    if (r == 0) break;
-    contents.append(chunk.data(), static_cast<size_t>(r));
-  }
-  close(fd);
+  Status s = ReadFile(path, &contents);
+  // A map file that is not there is as much a failure to read it as any other here.
+  if (s.IsNotFound()) return Status::IoError(s.message());
+  if (!s.ok()) return s;
   *out = ReadRspamdMap(contents, kind);
   return Status::Ok();
 }
@@ -723,49 +706,6 @@ std::string FormatExactMap(const std::vector<Entry>& entries) {
 
 std::string FormatPatternMap(const std::vector<Entry>& entries) {
   return FormatPatternTexts(TextsOf(entries, EntryKind::kPattern));
-}
-
-Status WriteFileAtomically(const std::string& path, std::string_view contents, mode_t mode) {
-  const size_t slash = path.rfind('/');
-  const std::string dir =
-      slash == std::string::npos ? "." : (slash == 0 ? "/" : path.substr(0, slash));
-  // Same folder, so that rename() is atomic; mkostemp makes the name unique.
-  std::string tmp = path + ".tmp.XXXXXX";
-  const int fd = mkostemp(tmp.data(), O_CLOEXEC);
-  if (fd < 0) {
-    return Status::IoError("cannot create a temporary file beside " + path + ": " +
-                           ErrnoText(errno));
-  }
-  auto fail = [&](const std::string& what, int err, bool close_fd) {
-    if (close_fd) close(fd);
-    unlink(tmp.c_str());
-    return Status::IoError(what + ": " + ErrnoText(err));
-  };
-  size_t done = 0;
-  while (done < contents.size()) {
-    const ssize_t w = write(fd, contents.data() + done, contents.size() - done);
-    if (w < 0) {
-      if (errno == EINTR) continue;
-      return fail("cannot write " + path, errno, true);
-    }
-    done += static_cast<size_t>(w);
-  }
-  if (fsync(fd) != 0) return fail("cannot write " + path, errno, true);
-  // mkostemp creates 0600; set the mode explicitly, independent of the umask.
-  if (fchmod(fd, mode) != 0) return fail("cannot set the mode of " + path, errno, true);
-  if (close(fd) != 0) return fail("cannot write " + path, errno, false);
-  if (rename(tmp.c_str(), path.c_str()) != 0) {
-    return fail("cannot replace " + path, errno, false);
-  }
-  // The rename itself must reach the disk, or a crash could bring back the old file.
-  const int dfd = open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dfd < 0)
-    return Status::IoError("cannot sync the folder of " + path + ": " + ErrnoText(errno));
-  const int rc = fsync(dfd);
-  const int err = errno;
-  close(dfd);
-  if (rc != 0) return Status::IoError("cannot sync the folder of " + path + ": " + ErrnoText(err));
-  return Status::Ok();
 }
 
 Status WriteMapFiles(const std::string& dir, const std::vector<Entry>& entries) {

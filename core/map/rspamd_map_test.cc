@@ -1,9 +1,6 @@
 #include "compd/map/rspamd_map.h"
 
-#include <signal.h>
 #include <stdlib.h>
-#include <sys/resource.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
@@ -439,69 +436,6 @@ std::string Slurp(const std::string& path) {
   std::ostringstream s;
   s << in.rdbuf();
   return s.str();
-}
-
-mode_t ModeOf(const std::string& path) {
-  struct stat st;
-  REQUIRE(stat(path.c_str(), &st) == 0);
-  return st.st_mode & 07777;
-}
-
-TEST_CASE("WriteFileAtomically writes the contents with the mode asked for", "[rspamdmap]") {
-  TempDir dir;
-  const std::string path = dir / "m.map";
-  REQUIRE(WriteFileAtomically(path, "one\n").ok());
-  CHECK(Slurp(path) == "one\n");
-  CHECK(ModeOf(path) == 0644);
-
-  const mode_t old_umask = umask(0077);  // the mode must not depend on the umask
-  Status st = WriteFileAtomically(path, "two\n", 0640);
-  umask(old_umask);
-  REQUIRE(st.ok());
-  CHECK(Slurp(path) == "two\n");
-  CHECK(ModeOf(path) == 0640);
-  CHECK(dir.Names() == std::vector<std::string>{"m.map"});  // no temporary file left
-}
-
-TEST_CASE("WriteFileAtomically leaves the old file alone on failure", "[rspamdmap]") {
-  TempDir dir;
-
-  SECTION("the path is a folder") {
-    const std::string path = dir / "sub";
-    REQUIRE(fs::create_directory(path));
-    Status st = WriteFileAtomically(path, "x\n");
-    REQUIRE(st.IsIoError());
-    CHECK(st.message() == "cannot replace " + path + ": Is a directory");
-    CHECK(fs::is_directory(path));
-    CHECK(dir.Names() == std::vector<std::string>{"sub"});
-  }
-
-  SECTION("the folder does not exist") {
-    const std::string path = dir / "missing/m.map";
-    Status st = WriteFileAtomically(path, "x\n");
-    REQUIRE(st.IsIoError());
-    CHECK(st.message() ==
-          "cannot create a temporary file beside " + path + ": No such file or directory");
-  }
-
-  SECTION("writing fails half-way") {
-    const std::string path = dir / "m.map";
-    REQUIRE(WriteFileAtomically(path, "old contents\n").ok());
-    // A file size limit makes write() fail with EFBIG after a few bytes.
-    struct rlimit old_limit;
-    REQUIRE(getrlimit(RLIMIT_FSIZE, &old_limit) == 0);
-    struct rlimit small = old_limit;
-    small.rlim_cur = 4;
-    auto old_handler = signal(SIGXFSZ, SIG_IGN);
-    REQUIRE(setrlimit(RLIMIT_FSIZE, &small) == 0);
-    Status st = WriteFileAtomically(path, std::string(100, 'n'));
-    setrlimit(RLIMIT_FSIZE, &old_limit);
-    signal(SIGXFSZ, old_handler);
-    REQUIRE(st.IsIoError());
-    CHECK(st.message() == "cannot write " + path + ": File too large");
-    CHECK(Slurp(path) == "old contents\n");
-    CHECK(dir.Names() == std::vector<std::string>{"m.map"});
-  }
 }
 
 TEST_CASE("WriteMapFiles writes both files", "[rspamdmap]") {

@@ -22,7 +22,6 @@
 #ifndef COMPD_MAP_RSPAMD_MAP_H_
 #define COMPD_MAP_RSPAMD_MAP_H_
 
-#include <sys/types.h>
 
 #include <string>
 #include <string_view>
@@ -82,10 +81,8 @@ std::string FormatExactMap(const std::vector<Entry>& entries);
 // The pattern map: `/regex/flags` lines, sorted, unique, newline-terminated, no values.
 std::string FormatPatternMap(const std::vector<Entry>& entries);
 
-// Writes `contents` to `path` atomically: a temporary file in the same folder, fsync,
-// rename, fsync of the folder. The old file stays intact on any failure.
-Status WriteFileAtomically(const std::string& path, std::string_view contents, mode_t mode = 0644);
-// Writes kExactMapFile and kPatternMapFile into `dir` atomically (each file on its own).
+// Writes kExactMapFile and kPatternMapFile into `dir` atomically (each file on its own,
+// through WriteFileAtomically).
 Status WriteMapFiles(const std::string& dir, const std::vector<Entry>& entries);
 // The same from the entries' texts (a snapshot's Matcher::ExactTexts and PatternTexts):
 // a million lines without a copy of each.
