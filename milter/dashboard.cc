@@ -4,6 +4,8 @@
 
 #include <chrono>
 
+#include "compd/base/socket.h"
+
 namespace compd {
 
 namespace {
@@ -41,7 +43,7 @@ Status MakeDashboardPlan(const Config& config, const RedisUrl& redis, DashboardP
   const std::string listen = config.GetString("http_listen");
   p.http = !listen.empty();
   if (p.http) {
-    s = ParseListenAddress(listen, &p.http_options.host, &p.http_options.port);
+    s = ParseHostPort("http_listen", listen, &p.http_options.host, &p.http_options.port);
     if (!s.ok()) return s;
     p.http_options.refresh_seconds =
         static_cast<int>(config.GetDurationMs("dashboard_refresh") / 1000);

@@ -26,10 +26,8 @@ class Server;
 
 namespace compd {
 
-// "127.0.0.1:8891", "[::1]:8891", "localhost:8891". kInvalid names the setting.
-Status ParseListenAddress(std::string_view spec, std::string* host, int* port);
-
 struct HttpListenerOptions {
+  // From http_listen by ParseHostPort: "127.0.0.1:8891", "[::1]:8891", "localhost:8891".
   std::string host = "127.0.0.1";
   int port = 8891;
   int refresh_seconds = 10;

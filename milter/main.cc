@@ -21,6 +21,7 @@
 #include "compd/base/log.h"
 #include "compd/base/redis.h"
 #include "compd/base/settings.h"
+#include "compd/base/socket.h"
 #include "compd/base/text_output.h"
 #include "compd/map/map_watcher.h"
 #include "compd/mta/policy_server.h"
@@ -45,6 +46,7 @@ struct Plan {
   TripwireOptions tripwire;
   RedisUrl redis;
   LogLevel log_level = LogLevel::kInfo;
+  SocketSpec socket;  // the milter's
   PolicyServerOptions policy;
   // Accounts (issue 7).
   AccountReaction accounts;
@@ -61,8 +63,14 @@ Status MakePlan(const Config& config, Plan* plan) {
   if (!s.ok()) return Status::Invalid("redis_url: " + s.message());
   s = LoadRedisPassword(config.GetString("redis_password_file"), &plan->redis.password);
   if (!s.ok()) return s;
-  s = CheckSocketSpec(config.GetString("socket"));
+  s = ParseSocketSpec("socket", config.GetString("socket"), SocketRules::Libmilter(),
+                      &plan->socket);
   if (!s.ok()) return s;
+  mode_t mode;
+  if (!ParseOctalMode(config.GetString("socket_mode"), &mode)) {
+    return Status::Invalid("socket_mode: '" + config.GetString("socket_mode") +
+                           "' is not an octal mode");
+  }
   s = PolicyServerOptions::FromConfig(config, &plan->policy);
   if (!s.ok()) return s;
   ParseLogLevel(config.GetString("log_level"), &plan->log_level);
@@ -87,7 +95,8 @@ int Run(const Plan& plan, const std::string& config_path, bool config_explicit,
   const std::string socket = config.GetString("socket");
   const std::string user = config.GetString("user");
   const std::string group = config.GetString("group");
-  std::string unix_path = UnixSocketPath(socket);
+  const std::string unix_path =
+      plan.socket.kind == SocketSpec::Kind::kUnix ? plan.socket.path : std::string();
 
   // Bind first, as root if started so, then give up privileges.
   if (smfi_setconn(const_cast<char*>(socket.c_str())) != MI_SUCCESS) {
@@ -103,7 +112,7 @@ int Run(const Plan& plan, const std::string& config_path, bool config_explicit,
     return Fail("cannot listen on " + socket + " (in use, or no permission?)", kExitRuntime);
   }
   if (!unix_path.empty()) {
-    Status s = SetSocketPermissions(unix_path, config.GetString("socket_mode"),
+    Status s = SetSocketPermissions("socket", unix_path, config.GetString("socket_mode"),
                                     config.GetString("socket_group"));
     if (!s.ok()) return Fail(s.message(), kExitConfig);
   }

@@ -12,6 +12,7 @@
 #include <thread>
 
 #include "compd/base/file.h"
+#include "compd/base/socket.h"
 
 namespace compd {
 
@@ -27,67 +28,7 @@ bool LookupUser(const std::string& user, uid_t* uid, gid_t* gid) {
   return true;
 }
 
-bool LookupGroup(const std::string& group, gid_t* gid) {
-  struct group* gr = getgrnam(group.c_str());
-  if (gr == nullptr) return false;
-  *gid = gr->gr_gid;
-  return true;
-}
-
 }  // namespace
-
-std::string UnixSocketPath(const std::string& spec) {
-  for (const char* p : {"unix:", "local:"}) {
-    if (spec.rfind(p, 0) == 0) return spec.substr(std::strlen(p));
-  }
-  if (!spec.empty() && spec[0] == '/') return spec;
-  return "";
-}
-
-Status CheckSocketSpec(const std::string& spec) {
-  auto bad = [&](const std::string& why) {
-    return Status::Invalid("socket: '" + spec + "': " + why);
-  };
-  if (!UnixSocketPath(spec).empty()) {
-    if (UnixSocketPath(spec)[0] != '/') return bad("the unix socket path must be absolute");
-    return Status::Ok();
-  }
-  for (const char* p : {"inet:", "inet6:"}) {
-    if (spec.rfind(p, 0) != 0) continue;
-    std::string rest = spec.substr(std::strlen(p));
-    size_t at = rest.find('@');
-    std::string port = rest.substr(0, at);
-    if (port.empty() || port.find_first_not_of("0123456789") != std::string::npos ||
-        std::stol(port) < 1 || std::stol(port) > 65535) {
-      return bad("expected " + std::string(p) + "PORT@ADDRESS with PORT 1-65535");
-    }
-    if (at == std::string::npos) {
-      return bad("no address: this would listen on every interface; write @0.0.0.0 to mean it");
-    }
-    return Status::Ok();
-  }
-  return bad("expected inet:PORT@ADDRESS, inet6:PORT@ADDRESS or unix:/PATH");
-}
-
-Status SetSocketPermissions(const std::string& path, const std::string& mode,
-                            const std::string& group) {
-  char* end = nullptr;
-  long m = std::strtol(mode.c_str(), &end, 8);
-  if (mode.empty() || *end != '\0' || m < 0 || m > 07777) {
-    return Status::Invalid("socket_mode: '" + mode + "' is not an octal mode");
-  }
-  if (chmod(path.c_str(), static_cast<mode_t>(m)) != 0) {
-    return Status::IoError(path + ": chmod: " + Errno());
-  }
-  if (!group.empty()) {
-    gid_t gid;
-    if (!LookupGroup(group, &gid)) return Status::Invalid("socket_group: no group '" + group + "'");
-    if (chown(path.c_str(), static_cast<uid_t>(-1), gid) != 0) {
-      return Status::IoError(path + ": chgrp " + group + ": " + Errno());
-    }
-  }
-  return Status::Ok();
-}
 
 Status PrepareDirectory(const std::string& dir, const std::string& user, const std::string& group,
                         mode_t mode) {
@@ -110,7 +51,7 @@ Status PrepareDirectory(const std::string& dir, const std::string& user, const s
     uid_t uid;
     gid_t gid;
     if (!LookupUser(user, &uid, &gid)) return Status::Invalid("user: no user '" + user + "'");
-    if (!group.empty() && !LookupGroup(group, &gid)) {
+    if (!group.empty() && !LookupGroupId(group, &gid)) {
       return Status::Invalid("group: no group '" + group + "'");
     }
     if (chown(dir.c_str(), uid, gid) != 0) return Status::IoError(dir + ": chown: " + Errno());
@@ -123,7 +64,7 @@ Status DropPrivileges(const std::string& user, const std::string& group) {
   uid_t uid;
   gid_t gid;
   if (!LookupUser(user, &uid, &gid)) return Status::Invalid("user: no user '" + user + "'");
-  if (!group.empty() && !LookupGroup(group, &gid)) {
+  if (!group.empty() && !LookupGroupId(group, &gid)) {
     return Status::Invalid("group: no group '" + group + "'");
   }
   if (geteuid() != 0) {

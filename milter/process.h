@@ -1,5 +1,5 @@
-// Process plumbing for compd-milter: daemonising, pid file, privileges, socket
-// permissions, and the signal thread. Wiring only; called from main before smfi_main.
+// Process plumbing for compd-milter: daemonising, pid file, privileges and the signal
+// thread. Wiring only; called from main before smfi_main.
 #ifndef COMPD_MILTER_PROCESS_H_
 #define COMPD_MILTER_PROCESS_H_
 
@@ -11,16 +11,6 @@
 #include "compd/base/status.h"
 
 namespace compd {
-
-// For a "unix:/path" or "local:/path" milter socket: the path; else empty.
-std::string UnixSocketPath(const std::string& spec);
-// Checks the socket spec the way libmilter will read it, so mistakes are reported at
-// --check-config time with the setting's name.
-Status CheckSocketSpec(const std::string& spec);
-
-// chmod/chgrp of a unix socket after libmilter created it. `mode` is octal text.
-Status SetSocketPermissions(const std::string& path, const std::string& mode,
-                            const std::string& group);
 
 // Makes `dir` exist (created with `mode`) and, when `user` is set, owned by that user, so
 // the daemon can still write there after dropping privileges. A private `mode` (no group

@@ -6,6 +6,7 @@ recorded stays one JSON object per line with the control characters escaped.
 
 import json
 import os
+import subprocess
 import sys
 import time
 import unittest
@@ -137,6 +138,38 @@ class HostileInputTest(unittest.TestCase):
             if mt.getreply(conn) ~= SMFIR_REPLYCODE then error("RCPT after the big one") end
             mt.disconnect(conn)
         """)
+
+
+class BadSocketSettingsTest(unittest.TestCase):
+    """A bad socket setting is a configuration error naming the setting (exit 2), never an
+    abort, whatever the number in it."""
+
+    def check_config(self, *args):
+        return subprocess.run([h.compd_binary("compd-milter"), "--check-config", "--config",
+                               os.devnull] + list(args), stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True, timeout=10)
+
+    def test_bad_socket_specs_exit_2_naming_the_setting(self):
+        huge = "99999999999999999999"
+        for args, message in [
+                (["--socket", "inet:%s@127.0.0.1" % huge],
+                 "socket: 'inet:%s@127.0.0.1': port must be a number from 1 to 65535" % huge),
+                (["--socket", "inet:-1@127.0.0.1"], "socket: 'inet:-1@127.0.0.1': port"),
+                (["--socket", "inet:@127.0.0.1"], "socket: 'inet:@127.0.0.1': port"),
+                (["--socket", "tcp:25"], "socket: 'tcp:25': unknown kind 'tcp'"),
+                (["--socket", "unix:run/m.sock"], "socket: 'unix:run/m.sock': the unix socket "
+                                                  "path must be absolute"),
+                (["--socket-mode", "rw"], "socket_mode: 'rw' is not an octal mode"),
+                (["--policy-socket", "inet:%s" % huge], "policy_socket: 'inet:%s': port" % huge),
+                (["--http-listen", "127.0.0.1:%s" % huge],
+                 "http_listen: '127.0.0.1:%s' has no valid port" % huge),
+                (["--http-listen", "[::1:80"], "http_listen: '[::1:80' has an unclosed"),
+                (["--http-listen", "localhost"], "http_listen: 'localhost' is not HOST:PORT")]:
+            with self.subTest(args=args):
+                r = self.check_config(*args)
+                self.assertEqual(r.returncode, 2, r.stdout + r.stderr)
+                self.assertIn(message, r.stderr)
+                self.assertNotIn("terminate", r.stderr)
 
 
 class PostfixHostileTest(unittest.TestCase):

@@ -2,7 +2,6 @@
 
 #include <arpa/inet.h>
 #include <fcntl.h>
-#include <grp.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <sys/socket.h>
@@ -24,40 +23,6 @@ constexpr int kBacklog = 128;
 constexpr size_t kReadChunk = 64 * 1024;
 
 std::string Errno() { return std::strerror(errno); }
-
-bool ParsePort(std::string_view text, int* port) {
-  if (text.empty() || text.size() > 5) return false;
-  int p = 0;
-  for (char c : text) {
-    if (c < '0' || c > '9') return false;
-    p = p * 10 + (c - '0');
-  }
-  if (p > 65535) return false;
-  *port = p;
-  return true;
-}
-
-bool ParseMode(const std::string& text, mode_t* mode) {
-  if (text.empty() || text.size() > 4) return false;
-  char* end = nullptr;
-  long m = std::strtol(text.c_str(), &end, 8);
-  if (*end != '\0' || m < 0 || m > 07777) return false;
-  *mode = static_cast<mode_t>(m);
-  return true;
-}
-
-bool LookupGroupId(const std::string& name, gid_t* gid) {
-  std::vector<char> buf(16384);
-  group g{};
-  group* found = nullptr;
-  while (getgrnam_r(name.c_str(), &g, buf.data(), buf.size(), &found) == ERANGE &&
-         buf.size() < (1u << 22)) {
-    buf.resize(buf.size() * 2);
-  }
-  if (found == nullptr) return false;
-  *gid = found->gr_gid;
-  return true;
-}
 
 int64_t MillisUntil(std::chrono::steady_clock::time_point t) {
   auto left =
@@ -125,37 +90,7 @@ std::string Summary(const PolicyRequest& r) {
 }  // namespace
 
 Status ParsePolicySocket(std::string_view spec, PolicySocketSpec* out) {
-  auto bad = [&](const std::string& why) {
-    return Status::Invalid("policy_socket: '" + std::string(spec) + "': " + why);
-  };
-  PolicySocketSpec s;
-  size_t colon = spec.find(':');
-  if (colon == std::string_view::npos) {
-    return bad("expected unix:/PATH, inet:PORT[@ADDR] or inet6:PORT[@ADDR]");
-  }
-  std::string_view scheme = spec.substr(0, colon), rest = spec.substr(colon + 1);
-  if (scheme == "unix" || scheme == "local") {
-    if (rest.empty() || rest[0] != '/') return bad("the unix socket path must be absolute");
-    if (rest.size() >= sizeof(sockaddr_un{}.sun_path)) return bad("the path is too long");
-    s.kind = PolicySocketSpec::Kind::kUnix;
-    s.path = std::string(rest);
-  } else if (scheme == "inet" || scheme == "inet6") {
-    bool v6 = scheme == "inet6";
-    s.kind = v6 ? PolicySocketSpec::Kind::kInet6 : PolicySocketSpec::Kind::kInet;
-    size_t at = rest.find('@');
-    std::string_view port = rest.substr(0, at);
-    if (!ParsePort(port, &s.port)) return bad("port must be a number from 0 to 65535");
-    s.address = at == std::string_view::npos ? (v6 ? "::1" : "127.0.0.1")
-                                             : std::string(rest.substr(at + 1));
-    unsigned char buf[sizeof(in6_addr)];
-    if (inet_pton(v6 ? AF_INET6 : AF_INET, s.address.c_str(), buf) != 1) {
-      return bad("'" + s.address + "' is not a numeric " + (v6 ? "IPv6" : "IPv4") + " address");
-    }
-  } else {
-    return bad("unknown kind '" + std::string(scheme) + "' (unix, inet or inet6)");
-  }
-  *out = std::move(s);
-  return Status::Ok();
+  return ParseSocketSpec("policy_socket", spec, SocketRules(), out);
 }
 
 Status PolicyServerOptions::FromConfig(const Config& config, PolicyServerOptions* out) {
@@ -168,7 +103,7 @@ Status PolicyServerOptions::FromConfig(const Config& config, PolicyServerOptions
   }
   o.socket_mode = config.GetString("policy_socket_mode");
   mode_t mode;
-  if (!ParseMode(o.socket_mode, &mode)) {
+  if (!ParseOctalMode(o.socket_mode, &mode)) {
     return Status::Invalid("policy_socket_mode: '" + o.socket_mode + "' is not an octal mode");
   }
   o.socket_group = config.GetString("policy_socket_group");
@@ -244,28 +179,11 @@ Status PolicyServer::Listen() {
       close(fd);
       return Status::IoError("policy_socket: cannot bind " + spec_.path + ": " + e);
     }
-    mode_t mode;
-    if (!ParseMode(options_.socket_mode, &mode)) {
+    s = SetSocketPermissions("policy_socket", spec_.path, options_.socket_mode,
+                             options_.socket_group);
+    if (!s.ok()) {
       close(fd);
-      return Status::Invalid("policy_socket_mode: '" + options_.socket_mode +
-                             "' is not an octal mode");
-    }
-    if (chmod(spec_.path.c_str(), mode) != 0) {
-      std::string e = Errno();
-      close(fd);
-      return Status::IoError("policy_socket: chmod " + spec_.path + ": " + e);
-    }
-    if (!options_.socket_group.empty()) {
-      gid_t gid;
-      if (!LookupGroupId(options_.socket_group, &gid)) {
-        close(fd);
-        return Status::Invalid("policy_socket_group: no group '" + options_.socket_group + "'");
-      }
-      if (chown(spec_.path.c_str(), static_cast<uid_t>(-1), gid) != 0) {
-        std::string e = Errno();
-        close(fd);
-        return Status::IoError("policy_socket: chgrp " + spec_.path + ": " + e);
-      }
+      return s;
     }
   } else {
     bool v6 = spec_.kind == PolicySocketSpec::Kind::kInet6;

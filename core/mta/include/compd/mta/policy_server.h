@@ -26,6 +26,7 @@
 
 #include "compd/base/log.h"
 #include "compd/base/settings.h"
+#include "compd/base/socket.h"
 #include "compd/base/status.h"
 #include "compd/mta/policy.h"
 #include "compd/mta/tripwire.h"
@@ -36,14 +37,9 @@ namespace compd {
 // "inet:PORT" (127.0.0.1), "inet:PORT@ADDR", "inet6:PORT" (::1), "inet6:PORT@ADDR".
 // ADDR is a numeric address: the protocol has no authentication, so binding anything but
 // loopback must be a deliberate choice written out in full.
-struct PolicySocketSpec {
-  enum class Kind { kUnix, kInet, kInet6 };
-  Kind kind = Kind::kInet;
-  std::string path;     // kUnix
-  std::string address;  // kInet, kInet6
-  int port = 0;
-};
-// kInvalid naming the setting: "policy_socket: 'inet:99999': port out of range".
+using PolicySocketSpec = SocketSpec;
+// The policy listener's rules for the shared grammar (compd/base/socket.h); kInvalid naming
+// the setting: "policy_socket: 'inet:99999': port must be a number from 0 to 65535".
 Status ParsePolicySocket(std::string_view spec, PolicySocketSpec* out);
 
 struct PolicyServerOptions {
