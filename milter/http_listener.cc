@@ -2,6 +2,7 @@
 
 #include <httplib.h>
 
+#include "compd/base/thread_guard.h"
 #include "compd/watch/dashboard_page.h"
 
 namespace compd {
@@ -106,7 +107,12 @@ Status HttpListener::Start() {
     return Status::IoError("http_listen: cannot listen on " + options_.host + ":" +
                            std::to_string(options_.port) + " (in use, or not a local address?)");
   }
-  thread_ = std::thread([this] { server_->listen_after_bind(); });
+  // httplib catches what a handler throws (set_exception_handler above); what escapes its
+  // accept loop leaves the listener in an unknown state: the daemon stops instead.
+  thread_ = std::thread([this] {
+    RunOrStop(
+        "http", log_, [this] { server_->listen_after_bind(); }, options_.on_fatal);
+  });
   Log(LogLevel::kInfo,
       "http: dashboard and /metrics on " + options_.host + ":" + std::to_string(options_.port));
   return Status::Ok();

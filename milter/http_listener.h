@@ -31,6 +31,9 @@ struct HttpListenerOptions {
   std::string host = "127.0.0.1";
   int port = 8891;
   int refresh_seconds = 10;
+  // Called (from the listener's thread) when it fails and cannot carry on; it makes the
+  // daemon stop with a non-zero status. None: only logged.
+  std::function<void(const Status&)> on_fatal;
 };
 
 class HttpListener {

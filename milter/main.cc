@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <atomic>
 #include <cstdio>
 #include <iostream>
 #include <memory>
@@ -158,26 +159,29 @@ int Run(const Plan& plan, const std::string& config_path, bool config_explicit,
   };
   auto live = std::make_shared<Live>();
   const Logger* log = &logger;
-  StartReloadSignalThread([live, log, config_path, config_explicit, command_line] {
-    std::lock_guard<std::mutex> lock(live->mu);
-    if (live->tripwire == nullptr) return;
-    log->Log(LogLevel::kInfo, "SIGUSR1: reopening the alert log, reloading settings");
-    Status r = live->recorder->Reopen();
-    if (!r.ok()) log->Log(LogLevel::kError, "alert log: " + r.message());
-    Config fresh;
-    // Flags still win over the file, as they did at start.
-    r = LoadConfig(config_path, config_explicit, command_line, &fresh);
-    TripwireOptions options;
-    if (r.ok()) r = TripwireOptions::FromConfig(fresh, &options);
-    if (!r.ok()) {
-      log->Log(LogLevel::kError, "reload refused, keeping the running settings: " + r.message());
-      return;
-    }
-    // Only what is safe to change under running connections: the decisions. Sockets,
-    // Redis and paths need a restart.
-    live->tripwire->SetOptions(std::move(options));
-    log->Log(LogLevel::kInfo, "reloaded: action=" + fresh.GetString("action"));
-  });
+  StartReloadSignalThread(
+      [live, log, config_path, config_explicit, command_line] {
+        std::lock_guard<std::mutex> lock(live->mu);
+        if (live->tripwire == nullptr) return;
+        log->Log(LogLevel::kInfo, "SIGUSR1: reopening the alert log, reloading settings");
+        Status r = live->recorder->Reopen();
+        if (!r.ok()) log->Log(LogLevel::kError, "alert log: " + r.message());
+        Config fresh;
+        // Flags still win over the file, as they did at start.
+        r = LoadConfig(config_path, config_explicit, command_line, &fresh);
+        TripwireOptions options;
+        if (r.ok()) r = TripwireOptions::FromConfig(fresh, &options);
+        if (!r.ok()) {
+          log->Log(LogLevel::kError,
+                   "reload refused, keeping the running settings: " + r.message());
+          return;
+        }
+        // Only what is safe to change under running connections: the decisions. Sockets,
+        // Redis and paths need a restart.
+        live->tripwire->SetOptions(std::move(options));
+        log->Log(LogLevel::kInfo, "reloaded: action=" + fresh.GetString("action"));
+      },
+      logger.Fn());
 
   RecorderOptions ro;
   ro.redis = plan.redis;
@@ -250,7 +254,15 @@ int Run(const Plan& plan, const std::string& config_path, bool config_explicit,
             "; ticket hooks:" + (targets.empty() ? std::string(" none") : targets));
   }
   // Volume counters, anomalies, hit counts (issue 8): outlets.messages, events wrapped.
-  DashboardRuntime dashboard(plan.dashboard, logger.Fn(), &recorder, &watcher);
+  // A background thread that cannot carry on stops the daemon, which then exits non-zero
+  // after draining like any stop. Its thread is joined below, before `failed` goes away.
+  std::atomic<bool> failed{false};
+  DashboardPlan dashboard_plan = plan.dashboard;
+  dashboard_plan.http_options.on_fatal = [&failed](const Status&) {
+    failed = true;
+    RequestStop();
+  };
+  DashboardRuntime dashboard(dashboard_plan, logger.Fn(), &recorder, &watcher);
   dashboard.AttachOutlets(&outlets);
   // Reactions to anomalies (e.g. the ticket hook) subscribe here, before Start:
   //   if (dashboard.anomaly_detector()) dashboard.anomaly_detector()->SetListener(...);
@@ -315,6 +327,10 @@ int Run(const Plan& plan, const std::string& config_path, bool config_explicit,
   recorder.Stop();
   if (!config.GetString("pid_file").empty()) unlink(config.GetString("pid_file").c_str());
   if (!unix_path.empty()) unlink(unix_path.c_str());
+  if (failed) {
+    logger.Log(LogLevel::kError, "stopped after a failure (see above)");
+    return kExitRuntime;
+  }
   logger.Log(LogLevel::kInfo, "stopped");
   return rc == MI_SUCCESS ? 0 : kExitRuntime;
 }

@@ -13,6 +13,7 @@
 
 #include "compd/base/file.h"
 #include "compd/base/socket.h"
+#include "compd/base/thread_guard.h"
 
 namespace compd {
 
@@ -113,17 +114,20 @@ void BlockProcessSignals() {
   pthread_sigmask(SIG_BLOCK, &set, nullptr);
 }
 
-void StartReloadSignalThread(std::function<void()> on_reload) {
+void StartReloadSignalThread(std::function<void()> on_reload, LogFn on_error) {
   sigset_t set;
   sigemptyset(&set);
   sigaddset(&set, SIGUSR1);
   pthread_sigmask(SIG_BLOCK, &set, nullptr);
-  std::thread([set, on_reload = std::move(on_reload)] {
+  std::thread([set, on_reload = std::move(on_reload), on_error = std::move(on_error)] {
     for (;;) {
       int sig = 0;
-      if (sigwait(&set, &sig) == 0 && sig == SIGUSR1) on_reload();
+      if (sigwait(&set, &sig) != 0 || sig != SIGUSR1) continue;
+      RunGuarded("SIGUSR1", on_error, on_reload);
     }
   }).detach();
 }
+
+void RequestStop() { kill(getpid(), SIGTERM); }
 
 }  // namespace compd

@@ -8,6 +8,7 @@
 #include <functional>
 #include <string>
 
+#include "compd/base/log.h"
 #include "compd/base/status.h"
 
 namespace compd {
@@ -35,8 +36,13 @@ void BlockProcessSignals();
 // Blocks SIGUSR1 in the calling thread (call before any other thread starts, so every
 // thread inherits the mask) and starts a thread that runs `on_reload` for each SIGUSR1.
 // SIGHUP, SIGTERM and SIGINT are left to libmilter, which stops on all three: its signal
-// thread sigwaits them and cannot be told otherwise.
-void StartReloadSignalThread(std::function<void()> on_reload);
+// thread sigwaits them and cannot be told otherwise. What `on_reload` throws is logged
+// through `on_error`; the next SIGUSR1 is served all the same.
+void StartReloadSignalThread(std::function<void()> on_reload, LogFn on_error);
+
+// Makes smfi_main return as SIGTERM does (libmilter's signal thread receives it), from
+// any thread; for a background thread that failed beyond repair.
+void RequestStop();
 
 }  // namespace compd
 

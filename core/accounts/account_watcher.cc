@@ -6,6 +6,7 @@
 
 #include "compd/accounts/accounts.h"
 #include "compd/base/file.h"
+#include "compd/base/thread_guard.h"
 #include "compd/events/event.h"
 
 namespace compd {
@@ -102,7 +103,11 @@ Status AccountWatcher::Start() {
                                 " is unreachable and there is no cache of locked accounts: no "
                                 "account is refused until Redis answers");
   }
-  thread_ = std::thread([this] { watch_.Run([this] { return CheckVersion(); }); });
+  thread_ = std::thread([this] {
+    RunLoopGuarded(
+        "accounts", log_, [this] { watch_.Run([this] { return CheckVersion(); }); },
+        [this] { return watch_.stopping(); });
+  });
   return Status::Ok();
 }
 

@@ -4,6 +4,7 @@
 #include <map>
 #include <nlohmann/json.hpp>
 
+#include "compd/base/thread_guard.h"
 #include "compd/events/event.h"
 
 namespace compd {
@@ -124,7 +125,10 @@ Status HookRunner::Start() {
   std::lock_guard<std::mutex> lock(mu_);
   if (started_) return Status::Internal("hook runner started twice");
   started_ = true;
-  thread_ = std::thread(&HookRunner::Loop, this);
+  thread_ = std::thread([this] {
+    RunLoopGuarded(
+        "hooks", log_, [this] { Loop(); }, [this] { return stopping(); });
+  });
   return Status::Ok();
 }
 

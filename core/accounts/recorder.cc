@@ -11,6 +11,7 @@
 
 #include "compd/accounts/accounts.h"
 #include "compd/base/file.h"
+#include "compd/base/thread_guard.h"
 #include "compd/map/map_store.h"
 
 namespace compd {
@@ -125,7 +126,14 @@ Status Recorder::Start() {
   }
   std::lock_guard<std::mutex> lock(mu_);
   started_ = true;
-  writer_ = std::thread(&Recorder::WriterLoop, this);
+  writer_ = std::thread([this] {
+    RunLoopGuarded(
+        "recorder", log_, [this] { WriterLoop(); },
+        [this] {
+          std::lock_guard<std::mutex> lock(mu_);
+          return stop_;
+        });
+  });
   return Status::Ok();
 }
 

@@ -7,6 +7,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "compd/base/thread_guard.h"
 #include "compd/base/utc_time.h"
 #include "compd/map/rspamd_map.h"
 
@@ -84,8 +85,21 @@ Status MapWatcher::Start() {
   // Not when the files were served instead (Redis without a map): they would be
   // overwritten with the empty map they replaced.
   if (first != nullptr && first == Current()) WriteFiles(*first);
-  thread_ = std::thread([this] { watch_.Run([this] { return CheckVersion(); }); });
-  if (!options_.map_dir.empty()) files_thread_ = std::thread(&MapWatcher::FilesLoop, this);
+  thread_ = std::thread([this] {
+    RunLoopGuarded(
+        "map", log_, [this] { watch_.Run([this] { return CheckVersion(); }); },
+        [this] { return watch_.stopping(); });
+  });
+  if (!options_.map_dir.empty()) {
+    files_thread_ = std::thread([this] {
+      RunLoopGuarded(
+          "map files", log_, [this] { FilesLoop(); },
+          [this] {
+            std::lock_guard<std::mutex> lock(files_mu_);
+            return files_stop_;
+          });
+    });
+  }
   return Status::Ok();
 }
 

@@ -15,6 +15,8 @@
 #include <exception>
 #include <vector>
 
+#include "compd/base/thread_guard.h"
+
 namespace compd {
 
 namespace {
@@ -231,7 +233,14 @@ Status PolicyServer::Start(const Tripwire* tripwire) {
   if (tripwire == nullptr) return Status::Internal("policy listener: no tripwire");
   if (acceptor_.joinable()) return Status::Internal("policy listener: Start called twice");
   tripwire_ = tripwire;
-  acceptor_ = std::thread([this] { AcceptLoop(); });
+  acceptor_ = std::thread([this] {
+    RunLoopGuarded(
+        "policy", log_, [this] { AcceptLoop(); },
+        [this] {
+          std::lock_guard<std::mutex> lock(mu_);
+          return stopping_;
+        });
+  });
   return Status::Ok();
 }
 
@@ -296,7 +305,17 @@ void PolicyServer::AcceptLoop() {
       return;
     }
     try {
-      raw->thread = std::thread([this, raw] { Serve(raw); });
+      raw->thread = std::thread([this, raw] {
+        // A failure ends this connection only; the slot is given back all the same.
+        RunGuarded("policy: " + raw->peer, log_, [this, raw] { Serve(raw); });
+        // Closed under the lock: Stop() only touches the fds of connections not done.
+        std::lock_guard<std::mutex> lock(mu_);
+        close(raw->fd);
+        raw->fd = -1;
+        raw->done = true;
+        --active_;
+        slot_free_.notify_all();
+      });
     } catch (const std::exception& e) {  // no thread to be had: refuse this one
       log_(LogLevel::kError, std::string("policy: cannot start a connection thread: ") + e.what());
       close(fd);
@@ -407,13 +426,6 @@ void PolicyServer::Serve(Connection* conn) {
       drained += static_cast<size_t>(n);
     }
   }
-  // Closed under the lock: Stop() only touches the fds of connections not done.
-  std::lock_guard<std::mutex> lock(mu_);
-  close(conn->fd);
-  conn->fd = -1;
-  conn->done = true;
-  --active_;
-  slot_free_.notify_all();
 }
 
 void PolicyServer::Stop() {

@@ -11,6 +11,8 @@
 #include <random>
 #include <set>
 
+#include "compd/base/thread_guard.h"
+
 namespace compd {
 
 namespace {
@@ -235,7 +237,14 @@ Status VolumeCounter::Start() {
   std::lock_guard<std::mutex> lock(mu_);
   if (started_ || stop_) return Status::Internal("volume counter started twice, or after Stop");
   started_ = true;
-  thread_ = std::thread(&VolumeCounter::Loop, this);
+  thread_ = std::thread([this] {
+    RunLoopGuarded(
+        "volume", log_, [this] { Loop(); },
+        [this] {
+          std::lock_guard<std::mutex> lock(mu_);
+          return stop_;
+        });
+  });
   return Status::Ok();
 }
 

@@ -2,6 +2,7 @@
 // redis-server (started and stopped by the tests).
 #include "compd/watch/volume.h"
 
+#include <atomic>
 #include <catch2/catch.hpp>
 #include <map>
 #include <mutex>
@@ -134,6 +135,27 @@ TEST_CASE("volume counter writes messages, recipients and networks per hour and 
   CHECK(alice->hour_networks == 2);
   CHECK(v.stats().messages == 7);
   CHECK(v.stats().recipients == 14);
+}
+
+TEST_CASE("the volume thread outlives an anomaly detector that throws", "[redis][volume]") {
+  RedisServer redis;
+  LogCapture log;
+  std::atomic<int> calls{0};
+  VolumeCounter v(Options(redis.url()), log.fn());
+  // The observer is the anomaly detector, on the volume counter's thread.
+  v.SetObserver([&](const std::vector<AccountTotals>&) {
+    if (++calls == 1) throw std::bad_alloc();
+  });
+  REQUIRE(v.Start().ok());
+  v.Record(Msg("alice@example.test", "192.0.2.1", 1));
+  REQUIRE(WaitUntil([&] { return calls.load() == 1; }));
+  // Counted once, and the thread carries on: the next message is counted and observed.
+  v.Record(Msg("alice@example.test", "192.0.2.1", 1));
+  REQUIRE(WaitUntil([&] { return calls.load() == 2; }, std::chrono::seconds(5)));
+  CHECK(log.Contains("volume: unexpected error: std::bad_alloc; running again in"));
+  RedisClient c(redis.url());
+  CHECK(ZScore(c, VolumeKeys("v:").hour_messages(HourId(NowSeconds())), "alice@example.test") == 2);
+  v.Stop();
 }
 
 TEST_CASE("volume counts from several nodes add up", "[redis][volume]") {
