@@ -49,11 +49,12 @@ struct Plan {
   LogLevel log_level = LogLevel::kInfo;
   SocketSpec socket;  // the milter's
   PolicyServerOptions policy;
-  // Accounts (issue 7).
-  AccountReaction accounts;
+  RecorderOptions recorder;
+  MapWatcherOptions map;
+  AccountWatcherOptions accounts;
   LockReply lock_reply;
-  HookOptions hooks;
-  DashboardPlan dashboard;  // issue 8
+  HookRunnerOptions hooks;
+  DashboardPlan dashboard;
 };
 
 Status MakePlan(const Config& config, Plan* plan) {
@@ -75,9 +76,13 @@ Status MakePlan(const Config& config, Plan* plan) {
   s = PolicyServerOptions::FromConfig(config, &plan->policy);
   if (!s.ok()) return s;
   ParseLogLevel(config.GetString("log_level"), &plan->log_level);
-  s = AccountReaction::FromConfig(config, &plan->accounts);
+  plan->recorder.redis = plan->map.redis = plan->accounts.redis = plan->hooks.redis = plan->redis;
+  plan->recorder.hostname = plan->map.hostname = plan->hooks.hostname = plan->tripwire.hostname;
+  s = RecorderOptions::FromConfig(config, &plan->recorder);
+  if (s.ok()) s = MapWatcherOptions::FromConfig(config, &plan->map);
+  if (s.ok()) s = AccountWatcherOptions::FromConfig(config, &plan->accounts);
   if (s.ok()) s = LockReply::FromConfig(config, &plan->lock_reply);
-  if (s.ok()) s = HookOptions::FromConfig(config, &plan->hooks);
+  if (s.ok()) s = HookRunnerOptions::FromConfig(config, &plan->hooks);
   if (s.ok()) s = MakeDashboardPlan(config, plan->redis, &plan->dashboard);
   if (!s.ok()) return s;
   return Status::Ok();
@@ -117,7 +122,7 @@ int Run(const Plan& plan, const std::string& config_path, bool config_explicit,
                                     config.GetString("socket_group"));
     if (!s.ok()) return Fail(s.message(), kExitConfig);
   }
-  // Policy listener (issue 6): bound now, before privileges are dropped; serves below.
+  // Policy listener: bound now, before privileges are dropped; serves below.
   std::unique_ptr<PolicyServer> policy;
   if (!plan.policy.socket.empty()) {
     policy = std::make_unique<PolicyServer>(plan.policy, logger.Fn());
@@ -183,77 +188,43 @@ int Run(const Plan& plan, const std::string& config_path, bool config_explicit,
       },
       logger.Fn());
 
-  RecorderOptions ro;
-  ro.redis = plan.redis;
-  ro.prefix = config.GetString("prefix");
-  ro.alert_log = alert_log;
-  ro.spool_dir = config.GetString("spool_dir");
-  ro.hostname = plan.tripwire.hostname;
-  ro.stream_maxlen = static_cast<size_t>(config.GetInt("event_stream_maxlen"));
-  ro.queue_capacity = static_cast<size_t>(config.GetInt("event_queue_size"));
-  ro.redis_timeout = std::chrono::milliseconds(config.GetDurationMs("redis_timeout"));
-  ro.accounts = plan.accounts;
-  Recorder recorder(ro, logger.Fn());
+  Recorder recorder(plan.recorder, logger.Fn());
   s = recorder.Start();
   if (!s.ok()) return Fail("recorder: " + s.message(), kExitRuntime);
 
-  MapWatcherOptions wo;
-  wo.redis = plan.redis;
-  wo.prefix = config.GetString("prefix");
-  wo.map_dir = config.GetString("map_dir");
-  wo.hostname = plan.tripwire.hostname;
-  wo.poll_interval = std::chrono::milliseconds(config.GetDurationMs("map_poll_interval"));
-  wo.redis_timeout = std::chrono::milliseconds(config.GetDurationMs("redis_timeout"));
-  wo.load_timeout = std::chrono::milliseconds(config.GetDurationMs("map_load_timeout"));
-  wo.matcher.canon.strip_subaddress = config.GetBool("canon_strip_subaddress");
-  wo.matcher.canon.gmail_dots = config.GetBool("canon_gmail_dots");
-  MapWatcher watcher(wo, logger.Fn());
+  MapWatcher watcher(plan.map, logger.Fn());
   s = watcher.Start();
   if (!s.ok()) return Fail("map: " + s.message(), kExitRuntime);
 
   TripwireOutlets outlets;
   outlets.snapshot = [&watcher] { return watcher.Current()->matcher; };
   outlets.events = [&recorder](Event e) { recorder.Submit(std::move(e)); };
-  // Accounts (issue 7): the locked accounts every node refuses, and the ticket hooks.
-  AccountWatcherOptions awo;
-  awo.redis = plan.redis;
-  awo.prefix = config.GetString("prefix");
-  if (!config.GetString("spool_dir").empty()) {
-    awo.cache_file = config.GetString("spool_dir") + "/locked-accounts.json";
-  }
-  awo.poll_interval = std::chrono::milliseconds(config.GetDurationMs("map_poll_interval"));
-  awo.redis_timeout = std::chrono::milliseconds(config.GetDurationMs("redis_timeout"));
-  AccountWatcher account_watcher(awo, logger.Fn());
+  // The locked accounts every node refuses, and the ticket hooks.
+  AccountWatcher account_watcher(plan.accounts, logger.Fn());
   s = account_watcher.Start();
   if (!s.ok()) return Fail("accounts: " + s.message(), kExitRuntime);
   outlets.account_gate = account_watcher.Gate(plan.lock_reply);
   std::unique_ptr<HookRunner> hook_runner;
-  if (plan.hooks.enabled()) {
-    HookRunnerOptions ho;
-    ho.redis = plan.redis;
-    ho.prefix = config.GetString("prefix");
-    ho.hostname = plan.tripwire.hostname;
-    ho.hooks = plan.hooks;
-    ho.redis_timeout = std::chrono::milliseconds(config.GetDurationMs("redis_timeout"));
-    hook_runner = std::make_unique<HookRunner>(ho, logger.Fn());
+  if (plan.hooks.hooks.enabled()) {
+    hook_runner = std::make_unique<HookRunner>(plan.hooks, logger.Fn());
     s = hook_runner->Start();
     if (!s.ok()) return Fail("hooks: " + s.message(), kExitRuntime);
   }
   {
     std::string targets;
-    for (const std::string& t : plan.accounts.hook_targets) targets += " " + t;
-    logger.Log(
-        LogLevel::kInfo,
-        std::string("accounts: a hit ") +
-            (plan.accounts.lock_on_hit ? "locks the account (" +
-                                             CountOf(plan.accounts.allowlist.size(),
-                                                     "allowlist entry", "allowlist entries") +
-                                             " only flagged)"
-                                       : "flags the account (lock_on_hit off)") +
-            "; locked accounts get " + plan.lock_reply.rcode + " " + plan.lock_reply.xcode +
-            "; ticket hooks:" + (targets.empty() ? std::string(" none") : targets));
+    const AccountReaction& reaction = plan.recorder.accounts;
+    for (const std::string& t : reaction.hook_targets) targets += " " + t;
+    logger.Log(LogLevel::kInfo,
+               std::string("accounts: a hit ") +
+                   (reaction.lock_on_hit ? "locks the account (" +
+                                               CountOf(reaction.allowlist.size(), "allowlist entry",
+                                                       "allowlist entries") +
+                                               " only flagged)"
+                                         : "flags the account (lock_on_hit off)") +
+                   "; locked accounts get " + plan.lock_reply.rcode + " " + plan.lock_reply.xcode +
+                   "; ticket hooks:" + (targets.empty() ? std::string(" none") : targets));
   }
-  // Volume counters, anomalies, hit counts (issue 8): outlets.messages, events wrapped.
+  // Volume counters, anomalies, hit counts: outlets.messages, events wrapped.
   // A background thread that cannot carry on stops the daemon, which then exits non-zero
   // after draining like any stop. Its thread is joined below, before `failed` goes away.
   std::atomic<bool> failed{false};
@@ -267,13 +238,13 @@ int Run(const Plan& plan, const std::string& config_path, bool config_explicit,
   // Reactions to anomalies (e.g. the ticket hook) subscribe here, before Start:
   //   if (dashboard.anomaly_detector()) dashboard.anomaly_detector()->SetListener(...);
   Tripwire tripwire(plan.tripwire, std::move(outlets));
-  // Policy listener (issue 6) starts here.
+  // The policy listener serves from here on.
   if (policy) {
     s = policy->Start(&tripwire);
     if (!s.ok()) return Fail(s.message(), kExitRuntime);
     logger.Log(LogLevel::kInfo, "policy listener on " + policy->description());
   }
-  // Dashboard and /metrics listener (issue 8) start here.
+  // The dashboard and /metrics listener start here.
   s = dashboard.Start(&tripwire);
   if (!s.ok()) {
     if (policy) policy->Stop();  // its threads use the tripwire, which goes away now
@@ -318,7 +289,7 @@ int Run(const Plan& plan, const std::string& config_path, bool config_explicit,
     live->tripwire = nullptr;
     live->recorder = nullptr;
   }
-  // Listeners of issues 6 and 8 stop here, before the recorder drains.
+  // The listeners stop first, before the recorder drains.
   if (policy) policy->Stop();
   dashboard.Stop();
   if (hook_runner) hook_runner->Stop();

@@ -57,6 +57,18 @@ Verdict LockVerdict(const LockedAccounts& snapshot, const std::string& account, 
   return v;
 }
 
+Status AccountWatcherOptions::FromConfig(const Config& config, AccountWatcherOptions* out) {
+  AccountWatcherOptions o;
+  o.redis = out->redis;
+  o.prefix = config.GetString("prefix");
+  const std::string spool_dir = config.GetString("spool_dir");
+  if (!spool_dir.empty()) o.cache_file = spool_dir + "/" + kLockedAccountsCacheFile;
+  o.poll_interval = std::chrono::milliseconds(config.GetDurationMs("map_poll_interval"));
+  o.redis_timeout = std::chrono::milliseconds(config.GetDurationMs("redis_timeout"));
+  *out = std::move(o);
+  return Status::Ok();
+}
+
 AccountWatcher::AccountWatcher(AccountWatcherOptions options, LogFn log)
     : options_(std::move(options)),
       log_(std::move(log)),

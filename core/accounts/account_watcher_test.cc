@@ -6,6 +6,8 @@
 #include <catch2/catch.hpp>
 
 #include "compd/accounts/accounts.h"
+#include "compd/accounts/hook_runner.h"
+#include "compd/accounts/recorder.h"
 #include "compd/testutil/redis.h"
 
 namespace compd {
@@ -183,6 +185,40 @@ TEST_CASE("the cache survives what a crashed writer left beside it", "[redis][ac
   REQUIRE(second.Start().ok());
   CHECK(second.Current()->source == "cache");
   CHECK(second.Gate(LockReply())("gina@cust.example").kind == Verdict::Kind::kTempfail);
+}
+
+TEST_CASE("the daemon's options come from the settings", "[account_watcher]") {
+  Config config;
+  REQUIRE(config.Set("spool_dir", "/var/spool/compd", "t").ok());
+  REQUIRE(config.Set("prefix", "p:", "t").ok());
+  REQUIRE(config.Set("hostname", "mx1", "t").ok());
+  RedisUrl url;
+  url.port = 6390;
+
+  AccountWatcherOptions accounts;
+  accounts.redis = url;
+  REQUIRE(AccountWatcherOptions::FromConfig(config, &accounts).ok());
+  CHECK(accounts.cache_file == "/var/spool/compd/locked-accounts.json");
+  CHECK(accounts.prefix == "p:");
+  CHECK(accounts.redis.port == 6390);  // kept: it needs the password file
+
+  RecorderOptions recorder;
+  recorder.hostname = "mx1";
+  REQUIRE(RecorderOptions::FromConfig(config, &recorder).ok());
+  CHECK(recorder.spool_dir == "/var/spool/compd");
+  CHECK(recorder.hostname == "mx1");
+  CHECK(recorder.prefix == "p:");
+
+  HookRunnerOptions hooks;
+  REQUIRE(HookRunnerOptions::FromConfig(config, &hooks).ok());
+  CHECK_FALSE(hooks.hooks.enabled());
+
+  // Without a spool there is no cache, and a bad reaction setting is refused by name.
+  REQUIRE(config.Set("spool_dir", "", "t").ok());
+  REQUIRE(AccountWatcherOptions::FromConfig(config, &accounts).ok());
+  CHECK(accounts.cache_file.empty());
+  REQUIRE(config.Set("lock_allowlist", "@", "t").ok());
+  CHECK(RecorderOptions::FromConfig(config, &recorder).IsInvalid());
 }
 
 TEST_CASE("without Redis or a cache the watcher refuses nobody and says so", "[account_watcher]") {

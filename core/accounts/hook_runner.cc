@@ -112,6 +112,18 @@ std::chrono::milliseconds HookBackoff(int64_t attempts, std::chrono::millisecond
   return std::min(d, retry_max);
 }
 
+Status HookRunnerOptions::FromConfig(const Config& config, HookRunnerOptions* out) {
+  HookRunnerOptions o;
+  Status s = HookOptions::FromConfig(config, &o.hooks);
+  if (!s.ok()) return s;
+  o.redis = out->redis;
+  o.hostname = out->hostname;
+  o.prefix = config.GetString("prefix");
+  o.redis_timeout = std::chrono::milliseconds(config.GetDurationMs("redis_timeout"));
+  *out = std::move(o);
+  return Status::Ok();
+}
+
 HookRunner::HookRunner(HookRunnerOptions options, LogFn log)
     : options_(std::move(options)), log_(std::move(log)), keys_(options_.prefix) {}
 

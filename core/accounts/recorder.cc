@@ -75,6 +75,22 @@ Status OpenAlertLog(const std::string& path, int* fd) {
 
 }  // namespace
 
+Status RecorderOptions::FromConfig(const Config& config, RecorderOptions* out) {
+  RecorderOptions o;
+  Status s = AccountReaction::FromConfig(config, &o.accounts);
+  if (!s.ok()) return s;
+  o.redis = out->redis;
+  o.hostname = out->hostname;
+  o.prefix = config.GetString("prefix");
+  o.alert_log = config.GetString("alert_log");
+  o.spool_dir = config.GetString("spool_dir");
+  o.stream_maxlen = static_cast<size_t>(config.GetInt("event_stream_maxlen"));
+  o.queue_capacity = static_cast<size_t>(config.GetInt("event_queue_size"));
+  o.redis_timeout = std::chrono::milliseconds(config.GetDurationMs("redis_timeout"));
+  *out = std::move(o);
+  return Status::Ok();
+}
+
 struct Recorder::Counters {
   std::atomic<uint64_t> seq{0};
   std::atomic<uint64_t> submitted{0}, written{0}, duplicates{0}, spooled{0}, replayed{0},

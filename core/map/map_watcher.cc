@@ -33,6 +33,21 @@ std::string Describe(const Snapshot& s) {
 
 }  // namespace
 
+Status MapWatcherOptions::FromConfig(const Config& config, MapWatcherOptions* out) {
+  MapWatcherOptions o;
+  o.redis = out->redis;
+  o.hostname = out->hostname;
+  o.prefix = config.GetString("prefix");
+  o.map_dir = config.GetString("map_dir");
+  o.poll_interval = std::chrono::milliseconds(config.GetDurationMs("map_poll_interval"));
+  o.redis_timeout = std::chrono::milliseconds(config.GetDurationMs("redis_timeout"));
+  o.load_timeout = std::chrono::milliseconds(config.GetDurationMs("map_load_timeout"));
+  o.matcher.canon.strip_subaddress = config.GetBool("canon_strip_subaddress");
+  o.matcher.canon.gmail_dots = config.GetBool("canon_gmail_dots");
+  *out = std::move(o);
+  return Status::Ok();
+}
+
 MapWatcher::MapWatcher(MapWatcherOptions options, LogFn log)
     : options_(std::move(options)),
       log_(std::move(log)),

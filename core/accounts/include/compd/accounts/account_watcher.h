@@ -59,6 +59,9 @@ struct LockReply {
 Verdict LockVerdict(const LockedAccounts& snapshot, const std::string& account, int64_t now_ms,
                     const LockReply& reply);
 
+// The cache of locked accounts in the spool folder, for a start without Redis.
+inline constexpr const char* kLockedAccountsCacheFile = "locked-accounts.json";
+
 struct AccountWatcherOptions {
   RedisUrl redis;
   std::string prefix = "compd:";
@@ -67,6 +70,10 @@ struct AccountWatcherOptions {
   std::chrono::milliseconds redis_timeout{2000};
   std::chrono::milliseconds retry_min{250};
   std::chrono::milliseconds retry_max{5000};
+
+  // From the configuration; the cache is kLockedAccountsCacheFile in spool_dir (none
+  // without a spool). `redis` (it needs the password file) is kept from `out`.
+  static Status FromConfig(const Config& config, AccountWatcherOptions* out);
 };
 
 struct AccountWatcherStats {

@@ -88,6 +88,10 @@ struct HookRunnerOptions {
   std::chrono::milliseconds redis_timeout{2000};
   std::chrono::milliseconds retry_min{250};  // reconnection backoff while Redis is away
   std::chrono::milliseconds retry_max{5000};
+
+  // From the configuration. `redis` (it needs the password file) and `hostname` (resolved
+  // once, by TripwireOptions) are kept from `out`.
+  static Status FromConfig(const Config& config, HookRunnerOptions* out);
 };
 
 struct HookRunnerStats {

@@ -57,6 +57,7 @@
 #include "compd/accounts/accounts.h"
 #include "compd/base/log.h"
 #include "compd/base/redis.h"
+#include "compd/base/settings.h"
 #include "compd/base/status.h"
 #include "compd/events/event.h"
 #include "compd/events/spool.h"
@@ -80,6 +81,10 @@ struct RecorderOptions {
   std::chrono::milliseconds retry_max{5000};
   // What a hit does to its account in the registry (flag, lock, ticket job).
   AccountReaction accounts;
+
+  // From the configuration. `redis` (it needs the password file) and `hostname` (resolved
+  // once, by TripwireOptions) are kept from `out`.
+  static Status FromConfig(const Config& config, RecorderOptions* out);
 };
 
 struct RecorderStats {

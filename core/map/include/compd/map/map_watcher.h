@@ -44,6 +44,7 @@
 #include "compd/base/log.h"
 #include "compd/base/redis.h"
 #include "compd/base/redis_watch.h"
+#include "compd/base/settings.h"
 #include "compd/base/status.h"
 #include "compd/map/map_store.h"
 #include "compd/map/matcher.h"
@@ -74,6 +75,10 @@ struct MapWatcherOptions {
   std::chrono::milliseconds retry_min{250};
   std::chrono::milliseconds retry_max{5000};
   Matcher::Options matcher;
+
+  // From the configuration. `redis` (it needs the password file) and `hostname` (resolved
+  // once, by TripwireOptions) are kept from `out`.
+  static Status FromConfig(const Config& config, MapWatcherOptions* out);
 };
 
 struct MapWatcherStats {
