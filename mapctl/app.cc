@@ -174,7 +174,7 @@ const std::vector<CommandDef>& Commands() {
        "  mapctl stats\n"
        "  mapctl stats --json\n",
        &SetupStats},
-      // --- accounts (issue 7)
+      // --- accounts: the registry of compromised accounts
       {"accounts", "Compromised accounts: list, show, lock, release, note, report",
        "Examples:\n"
        "  mapctl accounts report --since 24h        (the morning list of accounts to contact)\n"
@@ -186,7 +186,7 @@ const std::vector<CommandDef>& Commands() {
        "  mapctl accounts note alice@customer.example 'customer called back'\n"
        "Exit status: 0 done; 1 no record for the account (show, release, note); 2 error.\n",
        &SetupAccounts},
-      // --- top, anomalies (issue 8)
+      // --- top, anomalies: the volume views
       {"top", "Top senders of this hour and the last, with the change",
        "Examples:\n"
        "  mapctl top\n"

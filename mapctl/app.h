@@ -103,7 +103,7 @@ RunFn SetupExport(CLI::App* cmd);
 RunFn SetupLint(CLI::App* cmd);
 RunFn SetupStats(CLI::App* cmd);
 RunFn SetupAccounts(CLI::App* cmd);
-// Issue 8 (cmd_top.cc).
+// The volume views (cmd_top.cc).
 RunFn SetupTop(CLI::App* cmd);
 RunFn SetupAnomalies(CLI::App* cmd);
 RunFn SetupDashboardUser(CLI::App* cmd);

@@ -1,4 +1,4 @@
-// mapctl top, anomalies, dashboard-user: the volume views of issue 8 and the helper that
+// mapctl top, anomalies, dashboard-user: the volume views and the helper that
 // makes a dashboard login.
 #include <termios.h>
 #include <unistd.h>

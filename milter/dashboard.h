@@ -1,4 +1,4 @@
-// Issue 8 wiring for compd-milter: per-account volume counters, anomaly detection, hit
+// Dashboard wiring for compd-milter: per-account volume counters, anomaly detection, hit
 // counters, and the HTTP listener (dashboard, JSON API, /metrics), built from the settings
 // and started/stopped by main at its markers.
 //
@@ -38,7 +38,7 @@ struct DashboardPlan {
   DashboardOptions dashboard_options;
 };
 
-// Reads the issue-8 settings and the credential files. kInvalid / kIoError name the
+// Reads the volume, anomaly, dashboard and metrics settings and the credential files. kInvalid / kIoError name the
 // setting or file:line.
 Status MakeDashboardPlan(const Config& config, const RedisUrl& redis, DashboardPlan* out);
 
@@ -50,7 +50,7 @@ class DashboardRuntime {
 
   // Counts hits on their way to the recorder and feeds accepted messages to the counters.
   void AttachOutlets(TripwireOutlets* outlets);
-  // The hook point for reactions to anomalies (issue 7's ticket hook): set a listener
+  // The hook point for reactions to anomalies (such as the ticket hook): set a listener
   // before Start. Null when anomaly detection is off.
   AnomalyDetector* anomaly_detector() { return detector_.get(); }
 

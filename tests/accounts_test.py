@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Compromised accounts end to end (issue 7): real Postfix + Dovecot SASL + swaks, a real
+"""Compromised accounts end to end: real Postfix + Dovecot SASL + swaks, a real
 redis-server, compd-milter with lock_on_hit, and both ticket hooks (a local program and a
 local webhook listener).
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Volume counters, anomalies and the dashboard, end to end (issue 8).
+"""Volume counters, anomalies and the dashboard, end to end.
 
 One environment for all cases: redis-server, compd-milter with its HTTP listener on
 loopback, Postfix + Dovecot + sink. Users submit through Postfix (swaks, and smtplib for the

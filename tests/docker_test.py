@@ -306,7 +306,7 @@ class RspamdEntrypointTest(unittest.TestCase):
 
     def setUp(self):
         if not os.path.isdir(RSPAMD_CONF):
-            self.skipTest("compd's rspamd snippets (rspamd-conf/local.d, issue 5) are not in "
+            self.skipTest("compd's rspamd snippets (rspamd-conf/local.d) are not in "
                           "the tree")
         h.require_programs("rspamadm")
         h.require_user("_rspamd", "rspamd")
@@ -550,7 +550,7 @@ class ComposeStackTest(unittest.TestCase):
         # With compd in monitor mode the message passes compd; rspamd, reading the file
         # compd-milter wrote to the shared folder, must refuse it on its own.
         if not self.rspamd:
-            self.skipTest("compd's rspamd snippets (rspamd-conf/local.d, issue 5) are not "
+            self.skipTest("compd's rspamd snippets (rspamd-conf/local.d) are not "
                           "in the tree, so the rspamd container cannot be exercised")
         self.mapctl_add("probe2@spammer.example")
         compd_conf = os.path.join(self.milter_env["COMPD_CONFIG_DIR"], "compd.conf")

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """End to end: a real Exim asking compd-milter's policy listener from its ACLs.
 
-Per issue 6 (Tests): Debian's exim4-daemon-heavy 4.96, unpacked by scripts/fetch-exim.sh
+Debian's exim4-daemon-heavy 4.96, unpacked by scripts/fetch-exim.sh
 (the package conflicts with postfix), runs as a private daemon on loopback with plaintext
 AUTH for test users and relays everything to a local sink. Its compd configuration is
 the snippets of docs/exim.md, taken from that file. compd-milter listens on loopback TCP,
@@ -139,7 +139,7 @@ class EximTest(unittest.TestCase):
         self.assertEqual(alerts, [event])
         return event
 
-    # -- the cases of the issue
+    # -- what a user and an operator see
 
     def test_a_unlisted_recipient_is_delivered(self):
         r = self.send("a", "friend-a@fine.example")

@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """End to end: compd-milter in a real Postfix, authenticated users submitting with swaks.
 
-Per issue 4 (Tests): a private Postfix on loopback with Dovecot passwd-file SASL relays
-everything to a local sink; compd-milter runs beside it against a real redis-server. We
+A private Postfix on loopback with Dovecot passwd-file SASL relays everything to a local
+sink; compd-milter runs beside it against a real redis-server. We
 assert what a user and an operator see: SMTP replies (swaks exit codes), what reaches the
 sink, the events in the Redis stream, and the JSON-lines alert log.
 

@@ -27,7 +27,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib
 import compd_harness as h  # noqa: E402
 import rspamd_harness as rh  # noqa: E402
 
-FRESHNESS_LIMIT = 2.0  # seconds, from the issue: mapctl add -> rspamd's verdict
+FRESHNESS_LIMIT = 2.0  # seconds: the most mapctl add may take to change rspamd's verdict
 
 # ---------------------------------------------------------------------------------------
 # The map under test and the corpus

@@ -106,7 +106,7 @@ const std::vector<SettingDef>& Table() {
       {"canon_gmail_dots", SettingType::kBool, "no", 0, 0, "", "", kScopeShared,
        "Compare gmail.com/googlemail.com local parts without dots."},
 
-      // --- Policy listener for Exim and check_policy_service (issue 6).
+      // --- Policy listener for Exim and check_policy_service.
       {"policy_socket", SettingType::kString, "", 0, 0, "", "", kScopeMilter,
        "Also answer Postfix policy-protocol requests (Exim ${readsocket}, Postfix "
        "check_policy_service) here: unix:/PATH, inet:PORT[@ADDR] or inet6:PORT[@ADDR] "
@@ -120,7 +120,7 @@ const std::vector<SettingDef>& Table() {
       {"policy_timeout", SettingType::kDuration, "5m", 100 * kMs, kHour, "", "", kScopeMilter,
        "Close a policy connection idle this long, or whose request takes longer."},
 
-      // --- Accounts: flag, lock, ticket hook (issue 7).
+      // --- Accounts: flag, lock, ticket hook.
       {"lock_on_hit", SettingType::kBool, "no", 0, 0, "", "", kScopeMilter,
        "Lock a SASL account at its hit (not only flag it): its MAIL FROM is then refused on "
        "every node until `mapctl accounts release` or lock_duration."},
@@ -154,7 +154,7 @@ const std::vector<SettingDef>& Table() {
       {"hook_retry_max", SettingType::kDuration, "1h", 10 * kMs, 7 * kDay, "", "", kScopeMilter,
        "Longest wait between attempts of a failing hook."},
 
-      // --- Volume, anomalies, dashboard and metrics (issue 8).
+      // --- Volume, anomalies, dashboard and metrics.
       {"volume_counters", SettingType::kBool, "yes", 0, 0, "", "", kScopeMilter,
        "Count accepted messages, recipients and client networks per account per hour and day "
        "in Redis (for mapctl top, the dashboard and anomalies); written in batches, never on "
