@@ -115,11 +115,9 @@ Status AccountWatcher::Start() {
                                 " is unreachable and there is no cache of locked accounts: no "
                                 "account is refused until Redis answers");
   }
-  thread_ = std::thread([this] {
-    RunLoopGuarded(
-        "accounts", log_, [this] { watch_.Run([this] { return CheckVersion(); }); },
-        [this] { return watch_.stopping(); });
-  });
+  thread_ = StartLoopThread(
+      "accounts", log_, [this] { watch_.Run([this] { return CheckVersion(); }); },
+      [this] { return watch_.stopping(); });
   return Status::Ok();
 }
 

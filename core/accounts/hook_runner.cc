@@ -137,10 +137,8 @@ Status HookRunner::Start() {
   std::lock_guard<std::mutex> lock(mu_);
   if (started_) return Status::Internal("hook runner started twice");
   started_ = true;
-  thread_ = std::thread([this] {
-    RunLoopGuarded(
-        "hooks", log_, [this] { Loop(); }, [this] { return stopping(); });
-  });
+  thread_ = StartLoopThread(
+      "hooks", log_, [this] { Loop(); }, [this] { return stopping(); });
   return Status::Ok();
 }
 

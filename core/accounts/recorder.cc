@@ -142,14 +142,8 @@ Status Recorder::Start() {
   }
   std::lock_guard<std::mutex> lock(mu_);
   started_ = true;
-  writer_ = std::thread([this] {
-    RunLoopGuarded(
-        "recorder", log_, [this] { WriterLoop(); },
-        [this] {
-          std::lock_guard<std::mutex> lock(mu_);
-          return stop_;
-        });
-  });
+  writer_ = StartLoopThread(
+      "recorder", log_, [this] { WriterLoop(); }, FlagUnder(&mu_, &stop_));
   return Status::Ok();
 }
 

@@ -85,6 +85,20 @@ void RunLoopGuarded(const std::string& name, const LogFn& log, const std::functi
   }
 }
 
+std::thread StartLoopThread(std::string name, LogFn log, std::function<void()> body,
+                            std::function<bool()> stopping) {
+  return std::thread(
+      [name = std::move(name), log = std::move(log), body = std::move(body),
+       stopping = std::move(stopping)] { RunLoopGuarded(name, log, body, stopping); });
+}
+
+std::function<bool()> FlagUnder(std::mutex* mu, const bool* flag) {
+  return [mu, flag] {
+    std::lock_guard<std::mutex> lock(*mu);
+    return *flag;
+  };
+}
+
 void RunOrStop(const std::string& name, const LogFn& log, const std::function<void()>& body,
                const std::function<void(const Status&)>& on_fatal) {
   std::optional<std::string> error = Catch(body);

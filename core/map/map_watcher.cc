@@ -100,20 +100,12 @@ Status MapWatcher::Start() {
   // Not when the files were served instead (Redis without a map): they would be
   // overwritten with the empty map they replaced.
   if (first != nullptr && first == Current()) WriteFiles(*first);
-  thread_ = std::thread([this] {
-    RunLoopGuarded(
-        "map", log_, [this] { watch_.Run([this] { return CheckVersion(); }); },
-        [this] { return watch_.stopping(); });
-  });
+  thread_ = StartLoopThread(
+      "map", log_, [this] { watch_.Run([this] { return CheckVersion(); }); },
+      [this] { return watch_.stopping(); });
   if (!options_.map_dir.empty()) {
-    files_thread_ = std::thread([this] {
-      RunLoopGuarded(
-          "map files", log_, [this] { FilesLoop(); },
-          [this] {
-            std::lock_guard<std::mutex> lock(files_mu_);
-            return files_stop_;
-          });
-    });
+    files_thread_ = StartLoopThread(
+        "map files", log_, [this] { FilesLoop(); }, FlagUnder(&files_mu_, &files_stop_));
   }
   return Status::Ok();
 }

@@ -233,14 +233,8 @@ Status PolicyServer::Start(const Tripwire* tripwire) {
   if (tripwire == nullptr) return Status::Internal("policy listener: no tripwire");
   if (acceptor_.joinable()) return Status::Internal("policy listener: Start called twice");
   tripwire_ = tripwire;
-  acceptor_ = std::thread([this] {
-    RunLoopGuarded(
-        "policy", log_, [this] { AcceptLoop(); },
-        [this] {
-          std::lock_guard<std::mutex> lock(mu_);
-          return stopping_;
-        });
-  });
+  acceptor_ = StartLoopThread(
+      "policy", log_, [this] { AcceptLoop(); }, FlagUnder(&mu_, &stopping_));
   return Status::Ok();
 }
 

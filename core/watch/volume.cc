@@ -237,14 +237,8 @@ Status VolumeCounter::Start() {
   std::lock_guard<std::mutex> lock(mu_);
   if (started_ || stop_) return Status::Internal("volume counter started twice, or after Stop");
   started_ = true;
-  thread_ = std::thread([this] {
-    RunLoopGuarded(
-        "volume", log_, [this] { Loop(); },
-        [this] {
-          std::lock_guard<std::mutex> lock(mu_);
-          return stop_;
-        });
-  });
+  thread_ = StartLoopThread(
+      "volume", log_, [this] { Loop(); }, FlagUnder(&mu_, &stop_));
   return Status::Ok();
 }
 

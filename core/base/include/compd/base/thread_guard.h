@@ -14,7 +14,9 @@
 
 #include <chrono>
 #include <functional>
+#include <mutex>
 #include <string>
+#include <thread>
 
 #include "compd/base/log.h"
 #include "compd/base/status.h"
@@ -39,6 +41,13 @@ struct LoopGuardOptions {
 // what the thread holds, and then the thread ends.
 void RunLoopGuarded(const std::string& name, const LogFn& log, const std::function<void()>& body,
                     const std::function<bool()>& stopping, LoopGuardOptions options = {});
+
+// A new thread running RunLoopGuarded(name, log, body, stopping).
+std::thread StartLoopThread(std::string name, LogFn log, std::function<void()> body,
+                            std::function<bool()> stopping);
+
+// A `stopping` function reading `*flag` under `*mu` (both must outlive the thread).
+std::function<bool()> FlagUnder(std::mutex* mu, const bool* flag);
 
 // For a thread that cannot carry on after a failure: runs `body` once; an exception is
 // logged ("<name>: unexpected error: <what>; stopping") and handed to `on_fatal` as
