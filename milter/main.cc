@@ -88,16 +88,11 @@ Status MakePlan(const Config& config, Plan* plan) {
   return Status::Ok();
 }
 
-int Run(const Plan& plan, const std::string& config_path, bool config_explicit,
-        const std::vector<CommandLineSetting>& command_line) {
+// Binds the milter socket and the policy listener (as root if started so), prepares the
+// folders, daemonises, writes the pid file and drops privileges. 0, or the exit status
+// once it has said why.
+int PrepareProcess(const Plan& plan, const Logger& logger, std::unique_ptr<PolicyServer>* policy) {
   const Config& config = plan.config;
-  Logger logger("compd-milter",
-                config.GetString("log_target") == "syslog" ? Logger::Target::kSyslog
-                                                           : Logger::Target::kStderr,
-                plan.log_level);
-  // libmilter writes to closed sockets now and then; that must not kill the process.
-  signal(SIGPIPE, SIG_IGN);
-
   const std::string socket = config.GetString("socket");
   const std::string user = config.GetString("user");
   const std::string group = config.GetString("group");
@@ -123,10 +118,9 @@ int Run(const Plan& plan, const std::string& config_path, bool config_explicit,
     if (!s.ok()) return Fail(s.message(), kExitConfig);
   }
   // Policy listener: bound now, before privileges are dropped; serves below.
-  std::unique_ptr<PolicyServer> policy;
   if (!plan.policy.socket.empty()) {
-    policy = std::make_unique<PolicyServer>(plan.policy, logger.Fn());
-    Status ps = policy->Listen();
+    *policy = std::make_unique<PolicyServer>(plan.policy, logger.Fn());
+    Status ps = (*policy)->Listen();
     if (!ps.ok()) return Fail(ps.message(), ps.IsInvalid() ? kExitConfig : kExitRuntime);
   }
   // The spool and the alert log hold customer data: private. The map folder is read by
@@ -152,6 +146,24 @@ int Run(const Plan& plan, const std::string& config_path, bool config_explicit,
   if (!s.ok()) return Fail(s.message(), kExitRuntime);
   s = DropPrivileges(user, group);
   if (!s.ok()) return Fail(s.message(), kExitRuntime);
+  return 0;
+}
+
+int Run(const Plan& plan, const std::string& config_path, bool config_explicit,
+        const std::vector<CommandLineSetting>& command_line) {
+  const Config& config = plan.config;
+  Logger logger("compd-milter",
+                config.GetString("log_target") == "syslog" ? Logger::Target::kSyslog
+                                                           : Logger::Target::kStderr,
+                plan.log_level);
+  // libmilter writes to closed sockets now and then; that must not kill the process.
+  signal(SIGPIPE, SIG_IGN);
+
+  const std::string socket = config.GetString("socket");
+  const std::string unix_path =
+      plan.socket.kind == SocketSpec::Kind::kUnix ? plan.socket.path : std::string();
+  std::unique_ptr<PolicyServer> policy;
+  if (int rc = PrepareProcess(plan, logger, &policy); rc != 0) return rc;
   BlockProcessSignals();
 
   // Block SIGUSR1 before any thread exists, so only the reload thread receives it. The
@@ -189,7 +201,7 @@ int Run(const Plan& plan, const std::string& config_path, bool config_explicit,
       logger.Fn());
 
   Recorder recorder(plan.recorder, logger.Fn());
-  s = recorder.Start();
+  Status s = recorder.Start();
   if (!s.ok()) return Fail("recorder: " + s.message(), kExitRuntime);
 
   MapWatcher watcher(plan.map, logger.Fn());
