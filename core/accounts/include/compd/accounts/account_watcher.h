@@ -6,12 +6,13 @@
 // wait for Redis; Start and Stop from one controlling thread.
 //
 // Like MapWatcher: Start loads {prefix}accounts:locked from Redis (or, when Redis does not
-// answer, from cache_file, which every load from Redis rewrites); the thread listens on
-// {prefix}accounts:changes, where every lock and release publishes, so a lock made on any
-// node (or by mapctl) refuses that account's next MAIL on every node within a second; it
-// also polls {prefix}accounts:version every poll_interval in case a message was lost. While
-// Redis is away the last snapshot keeps serving. Lock expiry is checked at lookup time
-// against the local clock, so an expired lock stops applying without Redis.
+// answer, from cache_file, which every load from Redis rewrites atomically and durably);
+// the thread listens on {prefix}accounts:changes, where every lock and release publishes,
+// so a lock made on any node (or by mapctl) refuses that account's next MAIL on every node
+// within a second; it also polls {prefix}accounts:version every poll_interval in case a
+// message was lost. While Redis is away the last snapshot keeps serving. Lock expiry is
+// checked at lookup time against the local clock, so an expired lock stops applying
+// without Redis.
 #ifndef COMPD_ACCOUNTS_ACCOUNT_WATCHER_H_
 #define COMPD_ACCOUNTS_ACCOUNT_WATCHER_H_
 
