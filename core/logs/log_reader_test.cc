@@ -259,5 +259,117 @@ TEST_CASE("a truncated .gz: what was read comes out, the error is reported", "[l
   REQUIRE_FALSE(r.stats.samples.empty());
 }
 
+const char kMaillog[] =
+    "Dec 31 23:59:58 mx1 postfix/submission/smtpd[2001]: connect from unknown[2001:db8::7]\n"
+    "Dec 31 23:59:58 mx1 postfix/submission/smtpd[2001]: 4Lk0Xb5Xq8z9sWp: "
+    "client=unknown[2001:db8::7], sasl_method=LOGIN, sasl_username=alice@customer.example\n"
+    "Dec 31 23:59:58 mx1 postfix/cleanup[2002]: 4Lk0Xb5Xq8z9sWp: message-id=<abc@pc>\n"
+    "Dec 31 23:59:58 mx1 postfix/cleanup[2002]: 4Lk0Xb5Xq8z9sWp: warning: header Subject: "
+    "News from home from unknown[2001:db8::7]; from=<alice@customer.example> "
+    "to=<x@gmx.example> proto=ESMTP helo=<pc-alice>\n"
+    "Dec 31 23:59:59 mx1 postfix/qmgr[900]: 4Lk0Xb5Xq8z9sWp: from=<alice@customer.example>, "
+    "size=735, nrcpt=2 (queue active)\n"
+    "Dec 31 23:59:59 mx1 dovecot: imap-login: Login: user=<alice@customer.example>\n"
+    "Dec 31 23:59:59 mx1 postfix/smtpd[3000]: connect from mail.example[192.0.2.9]\n"
+    "Dec 31 23:59:59 mx1 postfix/smtpd[3000]: 5B2C3D4E5F: client=mail.example[192.0.2.9]\n"
+    "Dec 31 23:59:59 mx1 postfix/cleanup[2002]: 5B2C3D4E5F: message-id=<in@mail.example>\n"
+    "Dec 31 23:59:59 mx1 postfix/qmgr[900]: 5B2C3D4E5F: from=<news@mail.example>, size=9000, "
+    "nrcpt=1 (queue active)\n"
+    "Jan  1 00:00:01 mx1 postfix/smtp[2003]: 4Lk0Xb5Xq8z9sWp: to=<x@gmx.example>, "
+    "relay=mx.gmx.example[192.0.2.99]:25, delay=2, status=sent (250 OK)\n"
+    "Jan  1 00:00:01 mx1 postfix/lmtp[2005]: 5B2C3D4E5F: to=<alice@customer.example>, "
+    "relay=mail[private/dovecot-lmtp], status=sent (250 2.0.0 Saved)\n"
+    "Jan  1 00:00:01 mx1 postfix/qmgr[900]: 5B2C3D4E5F: removed\n"
+    "Jan  1 00:00:02 mx1 postfix/smtp[2003]: 4Lk0Xb5Xq8z9sWp: to=<y@web.example>, "
+    "orig_to=<yy@web.example>, relay=none, delay=3, status=deferred (connect timed out)\n"
+    "Jan  1 00:00:02 mx1 CRON[4000]: (root) CMD (true)\n"
+    "\x01\x02 binary junk\n"
+    "Jan  1 00:01:00 mx1 postfix/submission/smtpd[2004]: connect from pc.example[192.0.2.20]\n"
+    "Jan  1 00:01:00 mx1 postfix/submission/smtpd[2004]: NOQUEUE: reject: RCPT from "
+    "pc.example[192.0.2.20]: 554 5.7.1 <spam@x.example>: Recipient address rejected: Access "
+    "denied; from=<bob@customer.example> to=<spam@x.example> proto=ESMTP helo=<bobs-pc>\n"
+    "Jan  1 00:01:01 mx1 postfix/submission/smtpd[2004]: 3A1B2C3D4E: "
+    "client=pc.example[192.0.2.20]:51234, sasl_method=PLAIN, sasl_username=bob@customer.example\n"
+    "Jan  1 00:01:02 mx1 postfix/cleanup[2002]: 3A1B2C3D4E: milter-reject: END-OF-MESSAGE from "
+    "pc.example[192.0.2.20]: 5.7.1 blocked; from=<bob@customer.example> to=<ok@x.example> "
+    "proto=ESMTP helo=<bobs-pc>\n"
+    "Jan  1 00:02:00 mx1 postfix/pickup[77]: 6C3D4E5F6A: uid=0 from=<root>\n"
+    "Jan  1 00:03:00 mx1 postfix/submission/smtpd[2004]: 7D4E5F6A7B: "
+    "client=pc.example[192.0.2.20], "
+    "sasl_method=PLAIN, sasl_username=bob@customer.example\n";
+
+TEST_CASE(
+    "postfix maillog: a message from its smtpd, cleanup, qmgr and delivery lines, "
+    "across New Year",
+    "[logs][reader]") {
+  ScopedTz tz("UTC0");
+  TempDir dir;
+  Write(dir / "maillog", kMaillog);
+  LogReaderOptions o;
+  o.reference_ms = 1798804800000;  // 2027-01-01T12:00Z
+  Result r = Read({dir / "maillog"}, o);
+  REQUIRE(r.messages.size() == 2);
+  const Message& m = r.messages[0];
+  CHECK(m.time_ms == 1798761599000);  // 2026-12-31T23:59:59Z, when qmgr took it
+  CHECK(m.node == "mx1");
+  CHECK(m.queue_id == "4Lk0Xb5Xq8z9sWp");
+  CHECK(m.account == "alice@customer.example");
+  CHECK(m.client_ip == "2001:db8::7");
+  CHECK(m.client_name == "unknown");
+  CHECK(m.helo == "pc-alice");
+  CHECK(m.sender == "alice@customer.example");
+  CHECK(m.recipients == std::vector<std::string>{"x@gmx.example", "yy@web.example"});
+  CHECK(m.subject == "News from home");
+  CHECK(m.size == 735);
+  CHECK(m.message_id == "abc@pc");
+  CHECK(m.source == "postfix-log");
+  CHECK(m.origin == "maillog:2");
+  // Refused after DATA by a milter: submitted all the same; HELO from the session's reject.
+  const Message& b = r.messages[1];
+  CHECK(b.time_ms == 1798761662000);  // 2027-01-01T00:01:02Z
+  CHECK(b.account == "bob@customer.example");
+  CHECK(b.client_ip == "192.0.2.20");
+  CHECK(b.helo == "bobs-pc");
+  CHECK(b.recipients == std::vector<std::string>{"ok@x.example"});
+  CHECK(b.size == -1);
+  // Inbound mail and sendmail on the host have no account; the last session never got to
+  // DATA (no qmgr line): no message.
+  CHECK(r.stats.total.unauthenticated == 2);
+  CHECK(r.stats.total.not_understood == 1);
+  REQUIRE(r.stats.samples.size() == 1);
+  CHECK(r.stats.samples[0].rfind(dir / "maillog" + ":16: ", 0) == 0);
+  CHECK(r.stats.files[0].format == LogFormat::kPostfix);
+  CHECK(r.stats.total.lines == 22);
+}
+
+TEST_CASE("postfix: RFC 3339 stamps, any syslog_name, the year from the file's time",
+          "[logs][reader]") {
+  ScopedTz tz("UTC0");
+  TempDir dir;
+  Write(dir / "rfc.log",
+        "2026-12-04T08:30:43.123456+01:00 mx2 postfix-out/smtpd[5]: 0123456789AB: "
+        "client=h.example[198.51.100.1], sasl_method=LOGIN, sasl_username=c@customer.example\n"
+        "2026-12-04T08:30:44.000001+01:00 mx2 postfix-out/qmgr[6]: 0123456789AB: from=<c@x>, "
+        "size=5, nrcpt=1 (queue active)\n"
+        "2026-12-04T08:30:45Z mx2 postfix-out/smtp[7]: 0123456789AB: to=<d@y>, relay=none, "
+        "status=bounced (no)\n");
+  // Classic stamps: 2026 from the reference, which is in December 2026.
+  Write(dir / "classic.log",
+        "Dec  4 07:30:43 mx3 postfix/smtpd[5]: 0123456789AB: client=h.example[198.51.100.2], "
+        "sasl_method=LOGIN, sasl_username=e@customer.example\n"
+        "Dec  4 07:30:43 mx3 postfix/qmgr[6]: 0123456789AB: from=<e@x>, size=5, nrcpt=1 (queue "
+        "active)\n");
+  Result r = Read({dir / "rfc.log", dir / "classic.log"});
+  REQUIRE(r.messages.size() == 2);
+  CHECK(r.messages[0].account == "e@customer.example");
+  CHECK(r.messages[0].time_ms == 1796369443000);  // 2026-12-04T07:30:43Z
+  CHECK(r.messages[1].account == "c@customer.example");
+  CHECK(r.messages[1].time_ms == 1796369444000);
+  CHECK(r.messages[1].recipients == std::vector<std::string>{"d@y"});
+  // One key per host: the same queue id on two nodes is two messages.
+  CHECK(r.messages[0].node == "mx3");
+  CHECK(r.messages[1].node == "mx2");
+}
+
 }  // namespace
 }  // namespace compd
