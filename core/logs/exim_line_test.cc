@@ -123,6 +123,8 @@ TEST_CASE("exim timestamps: plain, milliseconds, zone, pid", "[logs][exim]") {
   CHECK(rest == "1nh9qH-0008OE-RW Completed");
   REQUIRE(ParseEximStamp("2022-04-20 10:53:58 -0000 x", &clock, &ms, &rest));
   CHECK(ms == base);
+  REQUIRE(ParseEximStamp("2022-04-20 10:53:58 Z00000-500000-RW Completed", &clock, &ms, &rest));
+  CHECK(rest == "Z00000-500000-RW Completed");
   CHECK_FALSE(ParseEximStamp("2022-04-20T10:53:58 x", &clock, &ms, &rest));
   CHECK_FALSE(ParseEximStamp("garbage", &clock, &ms, &rest));
 }

@@ -184,7 +184,8 @@ bool ParseEximStamp(std::string_view s, LocalClock* clock, int64_t* unix_ms,
   int64_t unix;
   size_t zpos = pos + 1;
   int64_t offset;
-  if (pos < s.size() && s[pos] == ' ' && ParseZone(s, &zpos, &offset)) {
+  // Exim writes +hhmm, never Z: a message id may well start with a Z.
+  if (zpos < s.size() && s[pos] == ' ' && s[zpos] != 'Z' && ParseZone(s, &zpos, &offset)) {
     unix = civil - offset;
     pos = zpos;
   } else {
