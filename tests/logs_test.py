@@ -86,7 +86,7 @@ class PostfixLogTest(Mixin, unittest.TestCase):
                                  ["one@remote.example", "two@remote.example"],
                                  sender="alice@customer.example", user="alice@customer.example",
                                  password="pw-alice", auth="LOGIN", helo="pc-alice.example",
-                                 subject="Hello replay"))
+                                 subject="=?UTF-8?Q?Gr=C3=BC=C3=9Fe?= replay"))
         self.assert_sent(h.swaks(self.stack.submission_port, "three@remote.example",
                                  sender="bob@customer.example", user="bob@customer.example",
                                  password="pw-bob", auth="PLAIN", helo="pc-bob.example",
@@ -104,7 +104,7 @@ class PostfixLogTest(Mixin, unittest.TestCase):
         self.assertEqual(a["helo"], "pc-alice.example")  # from the WARN line
         self.assertEqual(a["sender"], "alice@customer.example")
         self.assertEqual(a["recipients"], ["one@remote.example", "two@remote.example"])
-        self.assertEqual(a["subject"], "Hello replay")
+        self.assertEqual(a["subject"], "Gr\u00fc\u00dfe replay")  # decoded, as Exim logs it
         self.assertEqual(a["source"], "postfix-log")
         self.assertEqual(a["node"], "mx", self.diag())
         m = re.search(r"%s: from=<alice@customer\.example>, size=(\d+), nrcpt=2" %
@@ -160,7 +160,7 @@ class EximLogTest(Mixin, unittest.TestCase):
         self.assert_sent(h.swaks(self.exim.port, "three@remote.example",
                                  sender="bob@customer.example", user="bob@customer.example",
                                  password="pw-bob", auth="PLAIN", helo="pc-bob.example",
-                                 subject="Second one"))
+                                 subject="=?UTF-8?Q?Gr=C3=BC=C3=9Fe?= second"))
         self.assert_sent(h.swaks(self.exim.port, "four@remote.example",
                                  sender="news@list.example", helo="list.example",
                                  subject="Not authenticated"))
@@ -184,7 +184,7 @@ class EximLogTest(Mixin, unittest.TestCase):
         b = self.by_account(messages, "bob@customer.example")
         self.assertEqual(b["recipients"], ["three@remote.example"])
         self.assertEqual(b["helo"], "pc-bob.example")
-        self.assertEqual(b["subject"], "Second one")
+        self.assertEqual(b["subject"], "Gr\u00fc\u00dfe second")
         self.assertLessEqual(a["time_ms"], b["time_ms"])
         self.assertEqual(stats["total"]["unauthenticated"], 1)
         self.assertEqual(stats["total"]["not_understood"], 0, stats["samples"])

@@ -26,6 +26,10 @@ struct Source {
   YearGuess year;
   LocalClock clock;
   LogLine line;  // the current line, once read
+  // The time of its first line: of two lines with the same time, the one from the file
+  // that began earlier goes first, so a rotated log (mainlog.1 before mainlog) keeps its
+  // order within a second whichever order the files were given in.
+  int64_t first_ms = INT64_MIN;
 };
 
 class Reader : public LogReader {
@@ -49,8 +53,9 @@ class Reader : public LogReader {
   void Step();
   int64_t Watermark() const;
   static bool Later(const Source* a, const Source* b) {
-    return a->line.time_ms != b->line.time_ms ? a->line.time_ms > b->line.time_ms
-                                              : a->line.file > b->line.file;
+    if (a->line.time_ms != b->line.time_ms) return a->line.time_ms > b->line.time_ms;
+    if (a->first_ms != b->first_ms) return a->first_ms > b->first_ms;
+    return a->line.file > b->line.file;
   }
 
   LogReaderOptions options_;
@@ -137,7 +142,9 @@ bool Reader::Next(Message* out) {
   if (!started_) {
     started_ = true;
     for (size_t i = 0; i < sources_.size(); ++i) {
-      if (Advance(i)) active_.push_back(&sources_[i]);
+      if (!Advance(i)) continue;
+      sources_[i].first_ms = sources_[i].line.time_ms;
+      active_.push_back(&sources_[i]);
     }
     std::make_heap(active_.begin(), active_.end(), Later);
   }

@@ -189,6 +189,13 @@ TEST_CASE("rotated, compressed and out-of-order files are merged in time order",
         "2022-04-20 10:05:03 1aaaab-000001-AA Completed\n" +
             arrival("10:06:00", "1aaaac-000001-AA", "c@x") +
             "2022-04-20 10:06:01 1aaaac-000001-AA Completed\n");
+  // The same second at the end of the older file and the start of the newer one.
+  WriteGz(dir / "tie.1.gz", arrival("10:00:00", "1ccccc-000001-AA", "first@x") +
+                                arrival("10:00:09", "1ccccd-000001-AA", "second@x"));
+  Write(dir / "tie", arrival("10:00:09", "1cccce-000001-AA", "third@x"));
+  Result tie = Read({dir / "tie", dir / "tie.1.gz"});
+  CHECK(Ids(tie.messages) ==
+        std::vector<std::string>{"1ccccc-000001-AA", "1ccccd-000001-AA", "1cccce-000001-AA"});
   // A second node's log, interleaved in time.
   Write(dir / "mx2-mainlog", arrival("10:02:00", "1bbbbb-000001-AA", "d@x") +
                                  arrival("10:05:30", "1bbbbc-000001-AA", "e@x"));
@@ -349,6 +356,9 @@ TEST_CASE("postfix: RFC 3339 stamps, any syslog_name, the year from the file's t
   Write(dir / "rfc.log",
         "2026-12-04T08:30:43.123456+01:00 mx2 postfix-out/smtpd[5]: 0123456789AB: "
         "client=h.example[198.51.100.1], sasl_method=LOGIN, sasl_username=c@customer.example\n"
+        "2026-12-04T08:30:43.5+01:00 mx2 postfix-out/cleanup[8]: 0123456789AB: info: header "
+        "Subject: =?UTF-8?Q?Gr=C3=BC=C3=9Fe?= =?ISO-8859-1?Q?caf=E9?= from "
+        "h.example[198.51.100.1]; from=<c@x> to=<d@y> proto=ESMTP helo=<c-pc>\n"
         "2026-12-04T08:30:44.000001+01:00 mx2 postfix-out/qmgr[6]: 0123456789AB: from=<c@x>, "
         "size=5, nrcpt=1 (queue active)\n"
         "2026-12-04T08:30:45Z mx2 postfix-out/smtp[7]: 0123456789AB: to=<d@y>, relay=none, "
@@ -366,6 +376,10 @@ TEST_CASE("postfix: RFC 3339 stamps, any syslog_name, the year from the file's t
   CHECK(r.messages[1].account == "c@customer.example");
   CHECK(r.messages[1].time_ms == 1796369444000);
   CHECK(r.messages[1].recipients == std::vector<std::string>{"d@y"});
+  CHECK(r.messages[1].subject ==
+        "Gr\xc3\xbc\xc3\x9f"
+        "ecaf\xc3\xa9");  // decoded, as Exim logs it
+  CHECK(r.messages[1].helo == "c-pc");
   // One key per host: the same queue id on two nodes is two messages.
   CHECK(r.messages[0].node == "mx3");
   CHECK(r.messages[1].node == "mx2");

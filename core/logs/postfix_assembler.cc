@@ -1,6 +1,7 @@
 #include "compd/logs/postfix_assembler.h"
 
 #include "compd/logs/exim_assembler.h"
+#include "compd/map/address.h"
 
 namespace compd {
 
@@ -194,7 +195,13 @@ void PostfixAssembler::Cleanup(const LogLine& line, std::string_view rest,
     if (!StartsWith(rest, p)) continue;
     size_t from = rest.rfind(" from ", detail);
     if (from != std::string_view::npos && from >= p.size()) {
-      m.subject.assign(rest.substr(p.size(), from - p.size()));
+      std::string_view raw = rest.substr(p.size(), from - p.size());
+      // Exim logs the subject decoded: so must this, for the same message to look the same.
+      if (raw.find("=?") != std::string_view::npos) {
+        m.subject = DecodeHeaderText(raw);
+      } else {
+        m.subject.assign(raw);
+      }
       CleanLoggedSubject(&m.subject);
     }
     return;
