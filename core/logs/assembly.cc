@@ -105,10 +105,18 @@ void SetOrigin(std::string_view base_name, uint64_t line, std::string* out) {
 }
 
 void AddRecipient(std::string_view addr, std::vector<std::string>* recipients) {
+  if (addr.empty()) return;
   for (const std::string& r : *recipients) {
     if (r == addr) return;
   }
   recipients->emplace_back(addr);
+}
+
+bool HasControlChar(std::string_view s) {
+  for (char c : s) {
+    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) return true;
+  }
+  return false;
 }
 
 }  // namespace compd

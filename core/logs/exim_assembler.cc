@@ -9,7 +9,8 @@ void CleanLoggedSubject(std::string* s) {
   for (size_t r = 0; r < s->size(); ++r) {
     char c = (*s)[r];
     if (c == '\r' || c == '\n') continue;  // unfolding: the blank after stays
-    (*s)[w++] = c;
+    // Tabs and stray control characters (Exim's \ooo escapes) print as blanks.
+    (*s)[w++] = static_cast<unsigned char>(c) < 0x20 || c == 0x7f ? ' ' : c;
   }
   s->resize(w);
   size_t b = 0;
@@ -63,6 +64,11 @@ void EximAssembler::Arrival(const LogLine& line) {
     AppendEximUnquoted(a.auth_id, &m.account);
   } else {
     m.account.assign(a.auth_id);
+  }
+  if (HasControlChar(m.account)) {
+    pool_->Release(slot);
+    tally_->NotUnderstood(line.file, line.number, line.raw);
+    return;
   }
   m.client_ip.assign(a.client_ip);
   m.client_name.assign(a.client_name);

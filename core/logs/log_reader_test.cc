@@ -173,6 +173,21 @@ TEST_CASE("exim without +received_recipients: recipients from the delivery lines
   CHECK(r.stats.total.ignored == 0);
 }
 
+TEST_CASE("a login with control characters is no login", "[logs][reader]") {
+  ScopedTz tz("UTC0");
+  TempDir dir;
+  Write(dir / "mainlog",
+        "2022-04-20 12:53:58 1nh9qH-0008OE-RW <= a@c.example H=(x) [192.0.2.1] P=esmtpsa "
+        "A=plain:\"a\\001b\" S=10 T=\"tab\\there\" for r@x.example\n"
+        "2022-04-20 12:53:59 1nh9qI-0008OE-RW <= a@c.example H=(x) [192.0.2.1] P=esmtpsa "
+        "A=plain:\"a b\" S=10 T=\"tab\\there\" for r@x.example\n");
+  Result r = Read({dir / "mainlog"});
+  REQUIRE(r.messages.size() == 1);
+  CHECK(r.messages[0].account == "a b");
+  CHECK(r.messages[0].subject == "tab here");
+  CHECK(r.stats.total.not_understood == 1);
+}
+
 TEST_CASE("rotated, compressed and out-of-order files are merged in time order", "[logs][reader]") {
   ScopedTz tz("UTC0");
   TempDir dir;

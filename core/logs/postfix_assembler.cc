@@ -166,7 +166,14 @@ void PostfixAssembler::Smtpd(const LogLine& line, std::string_view qid, std::str
   m.client_ip.assign(ip);
   m.client_name.assign(name);
   std::string_view user;
-  if (ListValue(rest, "sasl_username=", &user)) m.account.assign(user);
+  if (ListValue(rest, "sasl_username=", &user)) {
+    if (HasControlChar(user)) {
+      pool_->Release(slot);
+      tally_->NotUnderstood(line.file, line.number, line.raw);
+      return;
+    }
+    m.account.assign(user);
+  }
   auto h = session_helo_.find(session_key_);
   if (h != session_helo_.end()) m.helo = h->second;
   m.source.assign("postfix-log");

@@ -136,8 +136,10 @@ class Assembler {
 
 // `mainlog:88123` (the file's base name).
 void SetOrigin(std::string_view base_name, uint64_t line, std::string* out);
-// Appends `addr` unless it is there already.
+// Appends `addr` unless it is empty or there already.
 void AddRecipient(std::string_view addr, std::vector<std::string>* recipients);
+// A byte below 0x20 or 0x7f: no real login has one, and it must not reach keys or output.
+bool HasControlChar(std::string_view s);
 
 }  // namespace compd
 
