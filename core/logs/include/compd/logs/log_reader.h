@@ -21,6 +21,17 @@
 //     Year reads right.
 //   - Memory holds only the messages not yet complete or not yet safe to hand out
 //     (a minute of log time), not the files.
+//
+// What the logs hold depends on the MTA's settings (say so to operators):
+//   - Exim: `log_selector = +received_recipients +subject` gives recipients on the
+//     arrival line and the subject (decoded by Exim); without them recipients come from
+//     delivery lines and the subject is unknown. HELO, client address and name, size
+//     and Message-ID are always there. Fields: A= account, H= client, S= size, id=, T=.
+//   - Postfix: account, client, sender, size, Message-ID and recipients are always there;
+//     subject and HELO only with a header check such as `/^Subject:/ INFO` (Postfix then
+//     logs both); an smtpd reject or warning in the same session also gives the HELO.
+//     Postfix's time for a message is qmgr's `queue active` line (end of DATA).
+//   - Fields a log never has stay empty: From and To headers.
 #ifndef COMPD_LOGS_LOG_READER_H_
 #define COMPD_LOGS_LOG_READER_H_
 
