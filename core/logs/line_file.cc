@@ -14,6 +14,17 @@ namespace {
 
 constexpr size_t kBlock = 1 << 18;
 
+// logrotate can compress with other tools: say so instead of reading garbage lines.
+const char* CompressedOtherwise(const unsigned char* m, ssize_t n) {
+  if (n >= 3 && m[0] == 'B' && m[1] == 'Z' && m[2] == 'h') return "bzip2";
+  if (n >= 6 && m[0] == 0xfd && m[1] == '7' && m[2] == 'z' && m[3] == 'X' && m[4] == 'Z' &&
+      m[5] == 0) {
+    return "xz";
+  }
+  if (n >= 4 && m[0] == 0x28 && m[1] == 0xb5 && m[2] == 0x2f && m[3] == 0xfd) return "zstd";
+  return nullptr;
+}
+
 }  // namespace
 
 Status LineFile::Open(const std::string& path, std::unique_ptr<LineFile>* out) {
@@ -31,9 +42,15 @@ Status LineFile::Open(const std::string& path, std::unique_ptr<LineFile>* out) {
   std::unique_ptr<LineFile> f(new LineFile());
   f->path_ = path;
   f->mtime_ms_ = static_cast<int64_t>(st.st_mtim.tv_sec) * 1000 + st.st_mtim.tv_nsec / 1000000;
-  unsigned char magic[2] = {0, 0};
-  ssize_t n = pread(fd, magic, 2, 0);
-  if (n == 2 && magic[0] == 0x1f && magic[1] == 0x8b) {
+  unsigned char magic[6] = {0, 0, 0, 0, 0, 0};
+  ssize_t n = pread(fd, magic, sizeof magic, 0);
+  const char* other = CompressedOtherwise(magic, n);
+  if (other != nullptr) {
+    close(fd);
+    return Status::Invalid(path + ": " + other +
+                           "-compressed: only gzip is read; decompress it first");
+  }
+  if (n >= 2 && magic[0] == 0x1f && magic[1] == 0x8b) {
     gzFile gz = gzdopen(fd, "rb");
     if (gz == nullptr) {
       close(fd);

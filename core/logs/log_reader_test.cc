@@ -254,6 +254,13 @@ TEST_CASE("the time window, and an error for a file that cannot be opened", "[lo
   Status s = LogReader::Open({dir / "mainlog", dir / "missing.log"}, {}, &reader);
   CHECK(s.IsNotFound());
   CHECK(s.message().find(dir / "missing.log") != std::string::npos);
+  Write(dir / "mainlog.2.xz", std::string("\xfd"
+                                          "7zXZ\0rest",
+                                          10));
+  s = LogReader::Open({dir / "mainlog.2.xz"}, {}, &reader);
+  CHECK(s.IsInvalid());
+  CHECK(s.message() ==
+        dir / "mainlog.2.xz" + ": xz-compressed: only gzip is read; decompress it first");
   o.until_ms = o.since_ms;
   CHECK(LogReader::Open({dir / "mainlog"}, o, &reader).IsInvalid());
 }

@@ -17,8 +17,8 @@ namespace compd {
 
 class LineFile {
  public:
-  // kNotFound when the file does not exist, kIoError when it cannot be opened; the
-  // message names the path.
+  // kNotFound when the file does not exist, kIoError when it cannot be opened, kInvalid
+  // when it is compressed with something else than gzip; the message names the path.
   static Status Open(const std::string& path, std::unique_ptr<LineFile>* out);
   ~LineFile();
   LineFile(const LineFile&) = delete;

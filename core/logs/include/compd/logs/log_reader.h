@@ -93,8 +93,9 @@ struct LogReadStats {
 
 class LogReader {
  public:
-  // Opens every file (kIoError naming the first that cannot be opened, kInvalid for
-  // options that make no sense). Reading starts with the first Next().
+  // Opens every file (kNotFound or kIoError naming the first that cannot be opened;
+  // kInvalid for a file compressed otherwise than with gzip, or options that make no
+  // sense). Reading starts with the first Next().
   static Status Open(const std::vector<std::string>& paths, const LogReaderOptions& options,
                      std::unique_ptr<LogReader>* reader);
 
