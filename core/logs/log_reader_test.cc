@@ -322,6 +322,11 @@ const char kMaillog[] =
     "Jan  1 00:01:02 mx1 postfix/cleanup[2002]: 3A1B2C3D4E: milter-reject: END-OF-MESSAGE from "
     "pc.example[192.0.2.20]: 5.7.1 blocked; from=<bob@customer.example> to=<ok@x.example> "
     "proto=ESMTP helo=<bobs-pc>\n"
+    "Jan  1 00:01:30 mx1 postfix/submission/smtpd[2004]: 9F1B2C3D4E: "
+    "client=pc.example[192.0.2.20], sasl_method=PLAIN, sasl_username=bob@customer.example\n"
+    "Jan  1 00:01:31 mx1 postfix/cleanup[2002]: 9F1B2C3D4E: reject: header Subject: Buy "
+    "now from pc.example[192.0.2.20]; from=<bob@customer.example> to=<c@x.example> "
+    "proto=ESMTP helo=<bobs-pc>: 5.7.1 no spam\n"
     "Jan  1 00:02:00 mx1 postfix/pickup[77]: 6C3D4E5F6A: uid=0 from=<root>\n"
     "Jan  1 00:03:00 mx1 postfix/submission/smtpd[2004]: 7D4E5F6A7B: "
     "client=pc.example[192.0.2.20], "
@@ -337,7 +342,7 @@ TEST_CASE(
   LogReaderOptions o;
   o.reference_ms = 1798804800000;  // 2027-01-01T12:00Z
   Result r = Read({dir / "maillog"}, o);
-  REQUIRE(r.messages.size() == 2);
+  REQUIRE(r.messages.size() == 3);
   const Message& m = r.messages[0];
   CHECK(m.time_ms == 1798761599000);  // 2026-12-31T23:59:59Z, when qmgr took it
   CHECK(m.node == "mx1");
@@ -361,6 +366,11 @@ TEST_CASE(
   CHECK(b.helo == "bobs-pc");
   CHECK(b.recipients == std::vector<std::string>{"ok@x.example"});
   CHECK(b.size == -1);
+  // Refused by a header check: its line gives the subject too.
+  const Message& c = r.messages[2];
+  CHECK(c.queue_id == "9F1B2C3D4E");
+  CHECK(c.subject == "Buy now");
+  CHECK(c.recipients == std::vector<std::string>{"c@x.example"});
   // Inbound mail and sendmail on the host have no account; the last session never got to
   // DATA (no qmgr line): no message.
   CHECK(r.stats.total.unauthenticated == 2);
@@ -368,7 +378,7 @@ TEST_CASE(
   REQUIRE(r.stats.samples.size() == 1);
   CHECK(r.stats.samples[0].rfind(dir / "maillog" + ":16: ", 0) == 0);
   CHECK(r.stats.files[0].format == LogFormat::kPostfix);
-  CHECK(r.stats.total.lines == 22);
+  CHECK(r.stats.total.lines == 24);
 }
 
 TEST_CASE("postfix: RFC 3339 stamps, any syslog_name, the year from the file's time",

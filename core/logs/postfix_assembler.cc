@@ -191,30 +191,31 @@ void PostfixAssembler::Cleanup(const LogLine& line, std::string_view rest,
     m.message_id.assign(v);
     return;
   }
-  // `warning: header Subject: TEXT from name[ip]; from=<a> to=<b> proto=ESMTP helo=<h>`
+  // `ACTION: header Subject: TEXT from name[ip]; from=<a> to=<b> proto=ESMTP helo=<h>`
+  // (a header check: warning, info, reject, ...) or `milter-reject: END-OF-MESSAGE from
+  // name[ip]: 5.7.1 text; from=<a> to=<b> proto=ESMTP helo=<h>`.
   size_t detail = rest.find("; from=<");
-  if (detail == std::string_view::npos) {
+  size_t colon = rest.find(": ");
+  if (detail == std::string_view::npos || colon > detail) {
     tally_->Ignored(line.file);
     return;
   }
+  std::string_view action = rest.substr(0, colon);
+  std::string_view what = rest.substr(colon + 2, detail - colon - 2);
   if (AngleValue(rest, "helo=<", &v, detail)) m.helo.assign(v);
-  for (std::string_view p : {"warning: header Subject: ", "info: header Subject: "}) {
-    if (!StartsWith(rest, p)) continue;
-    size_t from = rest.rfind(" from ", detail);
-    if (from != std::string_view::npos && from >= p.size()) {
-      std::string_view raw = rest.substr(p.size(), from - p.size());
-      // Exim logs the subject decoded: so must this, for the same message to look the same.
-      if (raw.find("=?") != std::string_view::npos) {
-        m.subject = DecodeHeaderText(raw);
-      } else {
-        m.subject.assign(raw);
-      }
-      CleanLoggedSubject(&m.subject);
+  constexpr std::string_view kSubject = "header Subject: ";
+  size_t from = what.rfind(" from ");
+  if (StartsWith(what, kSubject) && from != std::string_view::npos && from >= kSubject.size()) {
+    std::string_view raw = what.substr(kSubject.size(), from - kSubject.size());
+    // Exim logs the subject decoded: so must this, for the same message to look the same.
+    if (raw.find("=?") != std::string_view::npos) {
+      m.subject = DecodeHeaderText(raw);
+    } else {
+      m.subject.assign(raw);
     }
-    return;
+    CleanLoggedSubject(&m.subject);
   }
-  if (StartsWith(rest, "milter-reject: ") || StartsWith(rest, "reject: ") ||
-      StartsWith(rest, "discard: ")) {
+  if (action == "milter-reject" || action == "reject" || action == "discard") {
     // Refused after DATA: the message was submitted all the same. The line names the
     // sender and one recipient.
     if (AngleValue(rest, "from=<", &v, detail)) m.sender.assign(v);
@@ -222,9 +223,7 @@ void PostfixAssembler::Cleanup(const LogLine& line, std::string_view rest,
     m.time_ms = line.time_ms;
     e->queued = true;
     Finish();
-    return;
   }
-  tally_->Ignored(line.file);
 }
 
 void PostfixAssembler::Qmgr(const LogLine& line, std::string_view rest, PendingMessages::Entry* e) {
