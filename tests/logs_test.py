@@ -6,7 +6,10 @@ and we assert what replay and history import will see: account, client address, 
 (Exim; Postfix only logs it with a header_checks WARN line, which this Postfix has),
 sender, recipients, size, subject, and that mail without an account is counted, not read.
 
-Run: python3 tests/logs_test.py (as root; needs build/logs_dump, or COMPD_BUILD_DIR).
+Also a smoke run of bench/logs_bench in each mode (no speed asserted).
+
+Run: python3 tests/logs_test.py (as root; needs build/logs_dump and build/logs_bench, or
+COMPD_BUILD_DIR).
 """
 
 import gzip
@@ -191,6 +194,26 @@ class EximLogTest(Mixin, unittest.TestCase):
         self.assertEqual(stats["files"][0]["format"], "exim")
         self.assert_rotation_changes_nothing(self.exim.mainlog_path, messages)
 
+
+
+class LogsBenchSmokeTest(unittest.TestCase):
+    """bench/logs_bench still reads every line it generates (it exits 1 otherwise), in
+    each of its modes. No speed is asserted."""
+
+    def test_every_mode_reads_its_whole_log(self):
+        d = h.temp_dir("logs")
+        for mode in ([], ["--no-for", "--gzip"], ["--format", "postfix"],
+                     ["--format", "postfix", "--gzip"]):
+            r = subprocess.run([h.compd_binary("logs_bench"), "--messages", "3000", "--dir", d] +
+                               mode, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                               timeout=120)
+            out = r.stdout.decode()
+            self.assertEqual(r.returncode, 0, "%s: %s" % (mode, out))
+            m = re.search(r"messages read=(\d+) .*unauthenticated=(\d+), not understood=0", out)
+            self.assertTrue(m, out)
+            self.assertEqual(int(m.group(1)) + int(m.group(2)), 3000, out)
+            self.assertGreater(int(m.group(1)), 2000, out)
+        self.assertEqual(os.listdir(d), [])  # it removes its log
 
 if __name__ == "__main__":
     unittest.main()
