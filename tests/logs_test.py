@@ -216,4 +216,4 @@ class LogsBenchSmokeTest(unittest.TestCase):
         self.assertEqual(os.listdir(d), [])  # it removes its log
 
 if __name__ == "__main__":
-    unittest.main()
+    h.main()
