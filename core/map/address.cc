@@ -853,4 +853,6 @@ std::vector<std::string> AddressesInText(std::string_view text) {
   return found;
 }
 
+std::string DecodeHeaderText(std::string_view value) { return DecodeEncodedWords(value); }
+
 }  // namespace compd

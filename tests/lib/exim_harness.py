@@ -105,8 +105,8 @@ qualify_domain = compd.test
 exim_path = {exim}
 spool_directory = {spool}
 log_file_path = {log}/%slog
-log_selector = +received_recipients +smtp_protocol_error +smtp_syntax_error \\
-  +incoming_interface
+log_selector = +received_recipients +subject +smtp_protocol_error +smtp_syntax_error \\
+  +incoming_interface +incoming_port
 local_interfaces = <; 127.0.0.1
 host_lookup =
 rfc1413_hosts =

@@ -80,6 +80,12 @@ std::vector<HeaderAddress> ParseAddressList(std::string_view header_value);
 // trailing `.!?` hugging a token are stripped. In order, duplicates kept.
 std::vector<std::string> AddressesInText(std::string_view text);
 
+// An unstructured header value (Subject) with its encoded words decoded as in display
+// names (B and Q; utf-8/us-ascii and iso-8859-1/latin1 to UTF-8, other charsets left raw;
+// blanks between two encoded words dropped). For MTA logs that keep the raw header
+// (Postfix) next to those that decode it (Exim's T=).
+std::string DecodeHeaderText(std::string_view value);
+
 }  // namespace compd
 
 #endif  // COMPD_MAP_ADDRESS_H_

@@ -1,0 +1,219 @@
+#!/usr/bin/env python3
+"""LogReader on the logs real MTAs write: the suite's Postfix (its maillog_file) and Exim
+4.96 (its mainlog, with +received_recipients +subject +incoming_port). Mail goes in with
+swaks, authenticated and not; bench/logs_dump prints what the reader makes of each log,
+and we assert what replay and history import will see: account, client address, HELO
+(Exim; Postfix only logs it with a header_checks WARN line, which this Postfix has),
+sender, recipients, size, subject, and that mail without an account is counted, not read.
+
+Also a smoke run of bench/logs_bench in each mode (no speed asserted).
+
+Run: python3 tests/logs_test.py (as root; needs build/logs_dump and build/logs_bench, or
+COMPD_BUILD_DIR).
+"""
+
+import gzip
+import json
+import os
+import re
+import subprocess
+import sys
+import unittest
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib"))
+import compd_harness as h  # noqa: E402
+import exim_harness as eh  # noqa: E402
+
+USERS = {"alice@customer.example": "pw-alice", "bob@customer.example": "pw-bob"}
+
+
+def logs_dump(*args):
+    """(messages, stats) as logs_dump prints them."""
+    r = subprocess.run([h.compd_binary("logs_dump")] + list(args), stdout=subprocess.PIPE,
+                       stderr=subprocess.PIPE, timeout=60)
+    if r.returncode != 0:
+        raise AssertionError("logs_dump %s: exit %d\n%s" % (args, r.returncode,
+                                                             r.stderr.decode()))
+    lines = [json.loads(line) for line in r.stdout.decode().splitlines()]
+    return lines[:-1], lines[-1]["stats"]
+
+
+class Mixin:
+    def assert_rotation_changes_nothing(self, path, messages):
+        """The same log cut in two, the older half gzipped as logrotate leaves it, given
+        newest first: the same messages (only their origin differs)."""
+        with open(path, "rb") as f:
+            lines = f.read().splitlines(keepends=True)
+        half = len(lines) // 2
+        d = h.temp_dir("logs")
+        with gzip.open(os.path.join(d, "log.1.gz"), "wb") as f:
+            f.writelines(lines[:half])
+        with open(os.path.join(d, "log"), "wb") as f:
+            f.writelines(lines[half:])
+        rotated, _ = logs_dump(os.path.join(d, "log"), os.path.join(d, "log.1.gz"))
+
+        def strip(ms):
+            return [{k: v for k, v in m.items() if k != "origin"} for m in ms]
+        self.assertEqual(strip(rotated), strip(messages))
+
+    def by_account(self, messages, account):
+        found = [m for m in messages if m["account"] == account]
+        self.assertEqual(len(found), 1, "messages of %s in %s" % (account, messages))
+        return found[0]
+
+    def assert_sent(self, result):
+        self.assertEqual(result.code, 0, "swaks: %s\n%s" % (result.transcript, self.diag()))
+
+
+class PostfixLogTest(Mixin, unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.stack = None
+        cls.work = h.temp_dir("logs")
+        checks = os.path.join(cls.work, "header_checks")
+        with open(checks, "w") as f:
+            f.write("/^Subject:/ WARN\n")
+        cls.stack = h.MailStack(users=USERS, main={"header_checks": "regexp:" + checks}).start()
+
+    @classmethod
+    def tearDownClass(cls):
+        if cls.stack:
+            cls.stack.close()
+
+    def diag(self):
+        return self.stack.logs()
+
+    def test_submissions_read_back_from_the_maillog(self):
+        pf = self.stack.postfix
+        self.assert_sent(h.swaks(self.stack.submission_port,
+                                 ["one@remote.example", "two@remote.example"],
+                                 sender="alice@customer.example", user="alice@customer.example",
+                                 password="pw-alice", auth="LOGIN", helo="pc-alice.example",
+                                 subject="=?UTF-8?Q?Gr=C3=BC=C3=9Fe?= replay"))
+        self.assert_sent(h.swaks(self.stack.submission_port, "three@remote.example",
+                                 sender="bob@customer.example", user="bob@customer.example",
+                                 password="pw-bob", auth="PLAIN", helo="pc-bob.example",
+                                 subject="Second one"))
+        self.assert_sent(h.swaks(self.stack.smtp_port, "four@remote.example",
+                                 sender="news@list.example", helo="list.example",
+                                 subject="Not authenticated"))
+        # All three delivered to the sink and gone from the queue.
+        h.wait_for(lambda: len(re.findall(r": removed$", pf.log(), re.M)) >= 3, 20,
+                   what="three messages removed from the queue")
+        messages, stats = logs_dump(pf.maillog)
+        self.assertEqual(len(messages), 2, "%s\n%s" % (messages, self.diag()))
+        a = self.by_account(messages, "alice@customer.example")
+        self.assertEqual(a["client_ip"], "127.0.0.1")
+        self.assertEqual(a["helo"], "pc-alice.example")  # from the WARN line
+        self.assertEqual(a["sender"], "alice@customer.example")
+        self.assertEqual(a["recipients"], ["one@remote.example", "two@remote.example"])
+        self.assertEqual(a["subject"], "Gr\u00fc\u00dfe replay")  # decoded, as Exim logs it
+        self.assertEqual(a["source"], "postfix-log")
+        self.assertEqual(a["node"], "mx", self.diag())
+        m = re.search(r"%s: from=<alice@customer\.example>, size=(\d+), nrcpt=2" %
+                      re.escape(a["queue_id"]), pf.log())
+        self.assertTrue(m, self.diag())
+        self.assertEqual(a["size"], int(m.group(1)))
+        self.assertGreater(a["size"], 100)
+        self.assertTrue(a["message_id"])
+        b = self.by_account(messages, "bob@customer.example")
+        self.assertEqual(b["recipients"], ["three@remote.example"])
+        self.assertEqual(b["subject"], "Second one")
+        self.assertLessEqual(a["time_ms"], b["time_ms"])
+        self.assertEqual(stats["total"]["unauthenticated"], 1)
+        self.assertEqual(stats["total"]["not_understood"], 0, stats["samples"])
+        self.assertEqual(stats["files"][0]["format"], "postfix")
+        self.assert_rotation_changes_nothing(pf.maillog, messages)
+
+
+class EximLogTest(Mixin, unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.parts = []
+        try:
+            cls.sink = cls.keep(h.SmtpSink().start())
+            # Nothing listens at the policy port: the documented snippets let mail through.
+            cls.exim = cls.keep(eh.Exim(cls.sink.port, USERS,
+                                        "inet:127.0.0.1:%d" % h.free_port()).start())
+        except BaseException:
+            cls.tearDownClass()
+            raise
+
+    @classmethod
+    def keep(cls, part):
+        cls.parts.append(part)
+        return part
+
+    @classmethod
+    def tearDownClass(cls):
+        for part in reversed(cls.parts):
+            try:
+                part.close()
+            except Exception as e:
+                print("closing %s: %s" % (type(part).__name__, e), file=sys.stderr)
+
+    def diag(self):
+        return self.exim.logs()
+
+    def test_submissions_read_back_from_the_mainlog(self):
+        self.assert_sent(h.swaks(self.exim.port, ["one@remote.example", "two@remote.example"],
+                                 sender="alice@customer.example", user="alice@customer.example",
+                                 password="pw-alice", auth="LOGIN", helo="pc-alice.example",
+                                 subject='Say "hi" \\ now'))
+        self.assert_sent(h.swaks(self.exim.port, "three@remote.example",
+                                 sender="bob@customer.example", user="bob@customer.example",
+                                 password="pw-bob", auth="PLAIN", helo="pc-bob.example",
+                                 subject="=?UTF-8?Q?Gr=C3=BC=C3=9Fe?= second"))
+        self.assert_sent(h.swaks(self.exim.port, "four@remote.example",
+                                 sender="news@list.example", helo="list.example",
+                                 subject="Not authenticated"))
+        h.wait_for(lambda: len(re.findall(r" Completed", self.exim.mainlog())) >= 3, 20,
+                   what="three messages completed")
+        messages, stats = logs_dump(self.exim.mainlog_path)
+        self.assertEqual(len(messages), 2, "%s\n%s" % (messages, self.diag()))
+        a = self.by_account(messages, "alice@customer.example")
+        self.assertEqual(a["client_ip"], "127.0.0.1")
+        self.assertEqual(a["helo"], "pc-alice.example")
+        self.assertEqual(a["sender"], "alice@customer.example")
+        self.assertEqual(a["recipients"], ["one@remote.example", "two@remote.example"])
+        self.assertEqual(a["subject"], 'Say "hi" \\ now')
+        self.assertEqual(a["source"], "exim-log")
+        self.assertRegex(a["message_id"], r"^[^<>]+@[^<>]+$")
+        self.assertRegex(a["queue_id"], r"^[0-9A-Za-z]{6}-[0-9A-Za-z]{6,11}-[0-9A-Za-z]{2,4}$")
+        m = re.search(r"%s <= .* S=(\d+)" % re.escape(a["queue_id"]), self.exim.mainlog())
+        self.assertTrue(m, self.diag())
+        self.assertEqual(a["size"], int(m.group(1)))
+        self.assertGreater(a["size"], 100)
+        b = self.by_account(messages, "bob@customer.example")
+        self.assertEqual(b["recipients"], ["three@remote.example"])
+        self.assertEqual(b["helo"], "pc-bob.example")
+        self.assertEqual(b["subject"], "Gr\u00fc\u00dfe second")
+        self.assertLessEqual(a["time_ms"], b["time_ms"])
+        self.assertEqual(stats["total"]["unauthenticated"], 1)
+        self.assertEqual(stats["total"]["not_understood"], 0, stats["samples"])
+        self.assertEqual(stats["files"][0]["format"], "exim")
+        self.assert_rotation_changes_nothing(self.exim.mainlog_path, messages)
+
+
+
+class LogsBenchSmokeTest(unittest.TestCase):
+    """bench/logs_bench still reads every line it generates (it exits 1 otherwise), in
+    each of its modes. No speed is asserted."""
+
+    def test_every_mode_reads_its_whole_log(self):
+        d = h.temp_dir("logs")
+        for mode in ([], ["--no-for", "--gzip"], ["--format", "postfix"],
+                     ["--format", "postfix", "--gzip"]):
+            r = subprocess.run([h.compd_binary("logs_bench"), "--messages", "3000", "--dir", d] +
+                               mode, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                               timeout=120)
+            out = r.stdout.decode()
+            self.assertEqual(r.returncode, 0, "%s: %s" % (mode, out))
+            m = re.search(r"messages read=(\d+) .*unauthenticated=(\d+), not understood=0", out)
+            self.assertTrue(m, out)
+            self.assertEqual(int(m.group(1)) + int(m.group(2)), 3000, out)
+            self.assertGreater(int(m.group(1)), 2000, out)
+        self.assertEqual(os.listdir(d), [])  # it removes its log
+
+if __name__ == "__main__":
+    h.main()
