@@ -2,6 +2,7 @@
 
 #include <httplib.h>
 
+#include "compd/base/net.h"
 #include "compd/watch/dashboard_page.h"
 
 namespace compd {
@@ -15,28 +16,11 @@ constexpr const char* kSecurityPolicy =
 }  // namespace
 
 Status ParseListenAddress(std::string_view spec, std::string* host, int* port) {
-  auto bad = [&](const char* why) {
-    return Status::Invalid("http_listen: '" + std::string(spec) + "' " + why);
-  };
-  size_t colon = spec.rfind(':');
-  if (colon == std::string_view::npos || colon == 0) return bad("is not HOST:PORT");
-  std::string_view h = spec.substr(0, colon);
-  std::string_view p = spec.substr(colon + 1);
-  if (h.front() == '[') {
-    if (h.size() < 3 || h.back() != ']') return bad("has an unclosed [IPv6] address");
-    h = h.substr(1, h.size() - 2);
-  } else if (h.find(':') != std::string_view::npos) {
-    return bad("needs brackets around an IPv6 address: [::1]:8891");
-  }
-  if (p.empty() || p.size() > 5) return bad("has no valid port");
-  int n = 0;
-  for (char c : p) {
-    if (c < '0' || c > '9') return bad("has no valid port");
-    n = n * 10 + (c - '0');
-  }
-  if (n < 1 || n > 65535) return bad("has a port out of range 1..65535");
-  *host = std::string(h);
-  *port = n;
+  HostPort hp;
+  Status s = ParseHostPort(spec, &hp);
+  if (!s.ok()) return Status::Invalid("http_listen: " + s.message());
+  *host = std::move(hp.host);
+  *port = hp.port;
   return Status::Ok();
 }
 

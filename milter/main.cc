@@ -20,6 +20,8 @@
 #include "compd/base/cli_flags.h"
 #include "compd/base/log.h"
 #include "compd/base/redis.h"
+#include "compd/base/redis_config.h"
+#include "compd/base/sentinel.h"
 #include "compd/base/settings.h"
 #include "compd/base/text_output.h"
 #include "compd/map/map_watcher.h"
@@ -57,9 +59,7 @@ Status MakePlan(const Config& config, Plan* plan) {
   plan->config = config;
   Status s = TripwireOptions::FromConfig(config, &plan->tripwire);
   if (!s.ok()) return s;
-  s = ParseRedisUrl(config.GetString("redis_url"), &plan->redis);
-  if (!s.ok()) return Status::Invalid("redis_url: " + s.message());
-  s = LoadRedisPassword(config.GetString("redis_password_file"), &plan->redis.password);
+  s = RedisUrlFromConfig(config, &plan->redis);
   if (!s.ok()) return s;
   s = CheckSocketSpec(config.GetString("socket"));
   if (!s.ok()) return s;
@@ -170,8 +170,17 @@ int Run(const Plan& plan, const std::string& config_path, bool config_explicit,
     log->Log(LogLevel::kInfo, "reloaded: action=" + fresh.GetString("action"));
   });
 
+  // One subscriber per process hears `+switch-master` for every connection below.
+  if (plan.redis.sentinel) {
+    plan.redis.sentinel->Start(logger.Fn());
+    logger.Log(LogLevel::kInfo, "redis: following " + plan.redis.sentinel->Describe());
+  }
+
   RecorderOptions ro;
   ro.redis = plan.redis;
+  if (plan.redis.sentinel) {
+    ro.replica_wait = std::chrono::milliseconds(config.GetDurationMs("redis_replica_wait"));
+  }
   ro.prefix = config.GetString("prefix");
   ro.alert_log = alert_log;
   ro.spool_dir = config.GetString("spool_dir");
@@ -304,6 +313,7 @@ int Run(const Plan& plan, const std::string& config_path, bool config_explicit,
   account_watcher.Stop();
   watcher.Stop();
   recorder.Stop();
+  if (plan.redis.sentinel) plan.redis.sentinel->Stop();
   if (!config.GetString("pid_file").empty()) unlink(config.GetString("pid_file").c_str());
   if (!unix_path.empty()) unlink(unix_path.c_str());
   logger.Log(LogLevel::kInfo, "stopped");

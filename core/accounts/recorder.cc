@@ -10,6 +10,7 @@
 #include <cstring>
 
 #include "compd/accounts/accounts.h"
+#include "compd/base/sentinel.h"
 #include "compd/map/map_store.h"
 
 namespace compd {
@@ -88,7 +89,8 @@ Status OpenAlertLog(const std::string& path, int* fd) {
 struct Recorder::Counters {
   std::atomic<uint64_t> seq{0};
   std::atomic<uint64_t> submitted{0}, written{0}, duplicates{0}, spooled{0}, replayed{0},
-      overflowed{0}, dropped{0}, rejected{0}, corrupt{0}, redis_errors{0}, alert_log_errors{0};
+      overflowed{0}, dropped{0}, rejected{0}, corrupt{0}, redis_errors{0}, alert_log_errors{0},
+      unconfirmed{0}, resent{0};
   std::atomic<bool> redis_up{false};
 };
 
@@ -354,8 +356,54 @@ Status Recorder::WriteToRedis(const std::vector<Event>& events, uint64_t* writte
       }
     }
     counters_->written += *written;
+    if (transient.ok()) ConfirmOnReplica(events);
     return transient;
   }
+}
+
+void Recorder::ConfirmOnReplica(const std::vector<Event>& events) {
+  if (options_.replica_wait.count() <= 0) return;
+  RedisReply reply;
+  Status s = redis_->Command({"WAIT", "1", std::to_string(options_.replica_wait.count())}, &reply);
+  if (s.ok() && reply.type == RedisReply::Type::kInteger && reply.integer >= 1) {
+    unconfirmed_.clear();
+    return;
+  }
+  if (unconfirmed_.empty()) {
+    Log(LogLevel::kWarning, "recorder: no replica confirmed " + std::to_string(events.size()) +
+                                " events within " + std::to_string(options_.replica_wait.count()) +
+                                "ms (" + (s.ok() ? "WAIT timed out" : s.message()) +
+                                "); they are written again if the primary changes");
+  }
+  counters_->unconfirmed += events.size();
+  unconfirmed_generation_ = redis_->primary_generation();
+  for (const Event& e : events) unconfirmed_.push_back(e);
+  while (unconfirmed_.size() > options_.max_unconfirmed) unconfirmed_.pop_front();
+}
+
+bool Recorder::ResendUnconfirmed() {
+  std::vector<Event> events(unconfirmed_.begin(), unconfirmed_.end());
+  unconfirmed_.clear();
+  uint64_t resent = 0;
+  for (size_t i = 0; i < events.size(); i += options_.max_batch) {
+    size_t end = std::min(events.size(), i + options_.max_batch);
+    std::vector<Event> part(events.begin() + i, events.begin() + end);
+    uint64_t written = 0;
+    Status s = WriteToRedis(part, &written);
+    resent += written;
+    if (!s.ok()) {
+      // Keep the rest (and this part: the markers make a second try safe) for next time.
+      unconfirmed_.insert(unconfirmed_.begin(), events.begin() + i, events.end());
+      counters_->resent += resent;
+      NoteRedisFailure(s);
+      return false;
+    }
+  }
+  counters_->resent += resent;
+  Log(LogLevel::kWarning, "recorder: the primary changed; wrote " + std::to_string(events.size()) +
+                              " unconfirmed events again, " + std::to_string(resent) +
+                              " of them had not reached the new primary");
+  return true;
 }
 
 void Recorder::NoteAccountOutcome(const Event& e, long long bits) {
@@ -431,6 +479,13 @@ void Recorder::WriterLoop() {
     // The alert log first: whatever Redis does, the morning log is complete.
     AppendAlertLog(batch);
     bool may_try = !backing_off_ || std::chrono::steady_clock::now() >= next_retry_;
+    // A new primary: retry at once rather than after the backoff, and first give it what
+    // the old one may not have passed on.
+    const Sentinel* sentinel = options_.redis.sentinel.get();
+    const bool moved = sentinel != nullptr && !unconfirmed_.empty() &&
+                       sentinel->generation() != unconfirmed_generation_;
+    if (!may_try && redis_->primary_moved()) may_try = true;
+    if (may_try && moved) may_try = ResendUnconfirmed();
     // Older spooled events go to Redis before newer ones, so the stream stays in order.
     if (may_try && spool_.pending()) may_try = ReplaySpool();
     if (!batch.empty()) {
@@ -465,6 +520,8 @@ RecorderStats Recorder::stats() const {
   st.dropped = c.dropped;
   st.rejected = c.rejected;
   st.corrupt = c.corrupt;
+  st.unconfirmed = c.unconfirmed;
+  st.resent = c.resent;
   st.redis_errors = c.redis_errors;
   st.alert_log_errors = c.alert_log_errors;
   st.redis_up = c.redis_up;

@@ -7,6 +7,8 @@
 #include <cstdlib>
 #include <fstream>
 
+#include "compd/base/sentinel.h"
+
 namespace compd {
 
 namespace {
@@ -197,6 +199,12 @@ timeval ToTimeval(std::chrono::milliseconds ms) {
 }  // namespace
 
 std::string RedisUrl::ToString() const {
+  if (sentinel) {
+    std::string s = sentinel->Describe();
+    if (!user.empty()) s += " (user " + user + ")";
+    if (db != 0) s += " (db " + std::to_string(db) + ")";
+    return s;
+  }
   if (!socket_path.empty()) {
     return "unix://" + socket_path + (db != 0 ? "?db=" + std::to_string(db) : "");
   }
@@ -312,20 +320,75 @@ void RedisClient::Disconnect() {
   }
 }
 
+std::string RedisClient::server() const {
+  if (!url_.sentinel && !url_.socket_path.empty()) return url_.socket_path;
+  return HostPort{host_.empty() ? url_.host : host_, port_ == 0 ? url_.port : port_}.ToString();
+}
+
+std::string RedisClient::Where() const {
+  if (!url_.sentinel) return "redis " + url_.ToString();
+  if (host_.empty()) return "redis " + url_.ToString();
+  return "redis primary " + server() + " of master " + url_.sentinel->options().master;
+}
+
+bool RedisClient::primary_moved() const {
+  return url_.sentinel && url_.sentinel->generation() != generation_;
+}
+
+void RedisClient::DropIfMoved() {
+  // Not while connecting: AUTH, SELECT and ROLE go to the primary Connect chose.
+  if (ctx_ != nullptr && !connecting_ && primary_moved()) Disconnect();
+}
+
 Status RedisClient::Fail(const std::string& what) {
-  std::string msg = "redis " + url_.ToString() + ": " + what;
+  std::string msg = Where() + ": " + what;
   if (ctx_ != nullptr && ctx_->err != 0) msg += ": " + std::string(ctx_->errstr);
   Disconnect();
+  if (url_.sentinel) url_.sentinel->ReportLost(generation_, msg);
   return Status::Unavailable(msg);
+}
+
+Status RedisClient::CheckRole() {
+  RedisReply reply;
+  Status s = Command({"ROLE"}, &reply);
+  if (ctx_ == nullptr) return s;  // the connection broke (Fail reported it)
+  std::string role;
+  // An error reply (an ACL without ROLE) leaves the sentinels' word standing.
+  if (s.ok() && ParseRoleReply(reply, &role).ok() && role != "master") {
+    std::string msg = Where() + ": is a " + role +
+                      ", not the primary (the sentinels have not finished failing over)";
+    Disconnect();
+    url_.sentinel->ReportLost(generation_, msg);
+    return Status::Unavailable(msg);
+  }
+  url_.sentinel->ReportConfirmed(generation_);
+  return Status::Ok();
 }
 
 Status RedisClient::Connect() {
   if (ctx_ != nullptr) return Status::Ok();
   timeval tv = ToTimeval(timeout_);
-  ctx_ = url_.socket_path.empty() ? redisConnectWithTimeout(url_.host.c_str(), url_.port, tv)
-                                  : redisConnectUnixWithTimeout(url_.socket_path.c_str(), tv);
-  if (ctx_ == nullptr) return Status::Unavailable("redis " + url_.ToString() + ": out of memory");
+  if (!url_.sentinel) {
+    host_ = url_.host;
+    port_ = url_.port;
+  } else {
+    Primary primary;
+    Status s = url_.sentinel->Resolve(&primary);
+    if (!s.ok()) return s;
+    host_ = primary.address.host;
+    port_ = primary.address.port;
+    generation_ = primary.generation;
+  }
+  ctx_ = url_.sentinel || url_.socket_path.empty()
+             ? redisConnectWithTimeout(host_.c_str(), port_, tv)
+             : redisConnectUnixWithTimeout(url_.socket_path.c_str(), tv);
+  if (ctx_ == nullptr) return Status::Unavailable(Where() + ": out of memory");
   if (ctx_->err != 0) return Fail("cannot connect");
+  struct Connecting {
+    bool* flag;
+    ~Connecting() { *flag = false; }
+  } connecting{&connecting_};
+  connecting_ = true;
   if (redisSetTimeout(ctx_, tv) != REDIS_OK) return Fail("cannot set timeout");
   if (!url_.password.empty()) {
     std::vector<std::string> auth = {"AUTH"};
@@ -336,13 +399,14 @@ Status RedisClient::Connect() {
     // A password given to a Redis that has none is harmless (and happens while a password
     // is being rolled out): go on. Never echo the command: it holds the password.
     if (!s.ok() && reply.str.find("without any password configured") == std::string::npos) {
-      return Status::Unavailable("redis " + url_.ToString() + ": authentication failed");
+      return Status::Unavailable(Where() + ": authentication failed");
     }
   }
   if (url_.db != 0) {
     Status s = Command({"SELECT", std::to_string(url_.db)});
     if (!s.ok()) return s;
   }
+  if (url_.sentinel) return CheckRole();
   return Status::Ok();
 }
 
@@ -370,12 +434,11 @@ Status RedisClient::ReadPacked(const std::string& command, PackedReply* out) {
   reader->fn = saved_fn;
   reader->privdata = saved_privdata;
   if (packer.too_deep) {
-    return Status::Unavailable("redis " + url_.ToString() + ": " + command +
-                               ": reply nested deeper than expected");
+    return Status::Unavailable(Where() + ": " + command + ": reply nested deeper than expected");
   }
   if (out->type == RedisReply::Type::kError) {
-    return Status::Unavailable("redis " + url_.ToString() + ": " +
-                               (command.empty() ? "" : command + ": ") + out->text);
+    return Status::Unavailable(Where() + ": " + (command.empty() ? "" : command + ": ") +
+                               out->text);
   }
   return Status::Ok();
 }
@@ -388,6 +451,7 @@ Status RedisClient::Pipeline(const std::vector<std::vector<std::string>>& comman
 Status RedisClient::Pipeline(const std::vector<std::vector<std::string>>& commands,
                              std::vector<RedisReply>* replies, PackedReply* last) {
   if (replies != nullptr) replies->clear();
+  DropIfMoved();
   if (ctx_ == nullptr) {
     Status s = Connect();
     if (!s.ok()) return s;
@@ -407,6 +471,7 @@ Status RedisClient::Pipeline(const std::vector<std::vector<std::string>>& comman
     }
   }
   Status first_error;
+  bool readonly = false;
   for (size_t i = 0; i < commands.size(); ++i) {
     if (last != nullptr && i + 1 == commands.size()) {
       Status s = ReadPacked(commands[i].empty() ? "" : commands[i][0], last);
@@ -420,11 +485,18 @@ Status RedisClient::Pipeline(const std::vector<std::vector<std::string>>& comman
     ReplyPtr r(static_cast<redisReply*>(raw));
     RedisReply converted = Convert(r.get());
     if (converted.type == RedisReply::Type::kError && first_error.ok()) {
-      first_error =
-          Status::Unavailable("redis " + url_.ToString() + ": " +
-                              (commands[i].empty() ? "" : commands[i][0] + ": ") + converted.str);
+      first_error = Status::Unavailable(
+          Where() + ": " + (commands[i].empty() ? "" : commands[i][0] + ": ") + converted.str);
+    }
+    if (converted.type == RedisReply::Type::kError && converted.str.rfind("READONLY", 0) == 0) {
+      readonly = true;
     }
     if (replies != nullptr) replies->push_back(std::move(converted));
+  }
+  // A primary demoted under us: the next call asks the sentinels where the primary went.
+  if (readonly && url_.sentinel) {
+    Disconnect();
+    url_.sentinel->ReportLost(generation_, Where() + " answers READONLY");
   }
   return first_error;
 }
@@ -432,6 +504,7 @@ Status RedisClient::Pipeline(const std::vector<std::vector<std::string>>& comman
 Status RedisClient::Subscribe(const std::vector<std::string>& channels) {
   std::vector<std::string> argv = {"SUBSCRIBE"};
   argv.insert(argv.end(), channels.begin(), channels.end());
+  DropIfMoved();
   if (ctx_ == nullptr) {
     Status s = Connect();
     if (!s.ok()) return s;
@@ -458,7 +531,11 @@ Status RedisClient::Subscribe(const std::vector<std::string>& channels) {
 
 Status RedisClient::ReadMessage(std::chrono::milliseconds timeout, std::string* channel,
                                 std::string* payload) {
-  if (ctx_ == nullptr) return Status::Unavailable("redis " + url_.ToString() + ": not connected");
+  if (primary_moved()) {
+    Disconnect();
+    return Status::Unavailable(Where() + ": the primary moved; subscribe again");
+  }
+  if (ctx_ == nullptr) return Status::Unavailable(Where() + ": not connected");
   for (;;) {
     void* raw = nullptr;
     // A reply may already sit in hiredis' buffer; only then wait on the socket, with poll,

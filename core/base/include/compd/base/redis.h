@@ -3,10 +3,14 @@
 // A RedisClient is NOT thread-safe: give each thread its own. Every failure to reach or
 // talk to Redis is Status::kUnavailable, so callers can never confuse an outage with an
 // empty answer. The password is never part of ToString() or any message.
+// With a Sentinel in its RedisUrl a client connects to the primary the sentinels name,
+// checks it with ROLE, and drops its connection (the next call reconnects) on a
+// connection error, a READONLY reply or a change of primary announced by the Sentinel.
 #ifndef COMPD_BASE_REDIS_H_
 #define COMPD_BASE_REDIS_H_
 
 #include <chrono>
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -18,6 +22,8 @@ struct redisContext;
 
 namespace compd {
 
+class Sentinel;
+
 struct RedisUrl {
   std::string host = "127.0.0.1";
   int port = 6379;
@@ -25,7 +31,11 @@ struct RedisUrl {
   int db = 0;
   std::string user;      // ACL user (Redis 6+); empty for the default user
   std::string password;  // never from a URL on the command line: see ParseRedisUrl
-  // `redis://user@host:port/db` or `unix:///path?db=N`, never with the password.
+  // When set, the sentinels name the host and port (host, port and socket_path unused);
+  // shared by every client of the process (redis_config.h makes it).
+  std::shared_ptr<Sentinel> sentinel;
+  // `redis://user@host:port/db` or `unix:///path?db=N`, never with the password;
+  // `master NAME via sentinels h:p,h:p (db N)` with sentinels.
   std::string ToString() const;
 };
 
@@ -83,6 +93,14 @@ class RedisClient {
   Status Connect();
   bool connected() const { return ctx_ != nullptr; }
   void Disconnect();
+  // The server of the current (or last) connection, "host:port" or the socket path.
+  std::string server() const;
+  // With sentinels: the primary changed since this client last connected, so its next call
+  // goes elsewhere (waiting loops use it to retry at once). Always false without.
+  bool primary_moved() const;
+  // With sentinels: the generation of the primary this client last connected to (see
+  // sentinel.h); 0 without.
+  uint64_t primary_generation() const { return generation_; }
 
   // One command. Connects first if needed; after a broken connection the next call
   // reconnects. An error reply from Redis (`-ERR ...`) is kUnavailable with its text.
@@ -104,9 +122,19 @@ class RedisClient {
  private:
   Status Fail(const std::string& what);
   Status ReadPacked(const std::string& command, PackedReply* out);
+  // "redis <url>" or, with sentinels, "redis primary host:port of master NAME".
+  std::string Where() const;
+  // With sentinels: after connecting, ROLE must say master.
+  Status CheckRole();
+  // Drops a connection to a primary that is no longer current (with sentinels).
+  void DropIfMoved();
   RedisUrl url_;
   std::chrono::milliseconds timeout_;
   redisContext* ctx_ = nullptr;
+  std::string host_;  // where the connection goes (the primary, with sentinels)
+  int port_ = 0;
+  uint64_t generation_ = 0;
+  bool connecting_ = false;
 };
 
 // True for error replies that say "not now" rather than "never" (LOADING, BUSY, OOM,
