@@ -88,7 +88,7 @@ struct RecorderOptions {
   AccountReaction accounts;
   // How long to wait for a replica to confirm a batch; 0: never ask (no replicas).
   std::chrono::milliseconds replica_wait{0};
-  size_t max_unconfirmed = 100000;  // kept for a resend; older ones are only counted
+  size_t max_unconfirmed = 10000;  // kept for a resend; older ones are only counted
 };
 
 struct RecorderStats {
