@@ -9,10 +9,10 @@ Timings are printed (FAILOVER ...) for docs/operations.md; the asserted bounds a
 promises (5 s to follow a promotion, 1 s for a map change), not measurements.
 """
 
+import contextlib
 import json
 import os
 import re
-import signal
 import sys
 import threading
 import time
@@ -107,22 +107,88 @@ def refuses(port, rcpt):
         return c.rcpt("<%s>" % rcpt) in ("r", "y", "t")
 
 
-class SentinelFailoverTest(unittest.TestCase):
+class StallingLink:
+    """A TCP relay in front of the primary: the sentinels, compd and the replica all reach
+    the primary through it (so the sentinels see one consistent address). stall() drops
+    what the primary sends on the replication link from then on (the replica's
+    acknowledgements still pass): a link that has fallen behind, so writes are acknowledged
+    by the primary and never reach the replica."""
 
-    @classmethod
-    def setUpClass(cls):
+    def __init__(self, target_port):
+        self.target = target_port
+        self.stalled = threading.Event()
+        self.listener = h.socket.socket()
+        self.listener.bind((h.LOOPBACK, 0))
+        self.listener.listen(64)
+        self.port = self.listener.getsockname()[1]
+        self.socks = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def stall(self):
+        self.stalled.set()
+
+    def _accept(self):
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            try:
+                upstream = h.socket.create_connection((h.LOOPBACK, self.target), timeout=2)
+                upstream.settimeout(None)
+            except OSError:
+                client.close()  # the primary is gone: refuse as it would
+                continue
+            self.socks += [client, upstream]
+            state = {"replication": False}
+            threading.Thread(target=self._pipe, args=(client, upstream, state, False),
+                             daemon=True).start()
+            threading.Thread(target=self._pipe, args=(upstream, client, state, True),
+                             daemon=True).start()
+
+    def _pipe(self, src, dst, state, from_primary):
+        try:
+            while True:
+                data = src.recv(65536)
+                if not data:
+                    break
+                if not from_primary and b"REPLCONF" in data:
+                    state["replication"] = True
+                if from_primary and state["replication"] and self.stalled.is_set():
+                    continue
+                dst.sendall(data)
+        except OSError:
+            pass
+        for s in (src, dst):
+            with contextlib.suppress(OSError):
+                s.shutdown(h.socket.SHUT_RDWR)
+
+    def close(self):
+        for s in [self.listener] + self.socks:
+            with contextlib.suppress(OSError):
+                s.close()
+
+
+class SentinelFailoverTest(unittest.TestCase):
+    """Each test builds its own primary, replica (through a StallingLink), sentinels,
+    two compd nodes and a Postfix stack, and kills the primary."""
+
+    def setUp(self):
+        cls = self
         cls.parts = []
         cls.dir = h.temp_dir("sentinel")
         cls.primary = h.RedisServer(dir=os.path.join(cls.dir, "primary")).start()
         cls.parts.append(cls.primary)
         cls.replica = h.RedisServer(dir=os.path.join(cls.dir, "replica")).start()
         cls.parts.append(cls.replica)
-        cls.replica.call("REPLICAOF", h.LOOPBACK, cls.primary.port)
+        cls.link = StallingLink(cls.primary.port)
+        cls.parts.append(cls.link)
+        cls.replica.call("REPLICAOF", h.LOOPBACK, cls.link.port)
         h.wait_for(lambda: "master_link_status:up" in cls.replica.call("INFO", "replication"),
                    15, what="replica in sync")
         cls.sentinels = []
         for i in range(3):
-            s = Sentinel(cls.primary.port, os.path.join(cls.dir, "sentinel%d" % i)).start()
+            s = Sentinel(cls.link.port, os.path.join(cls.dir, "sentinel%d" % i)).start()
             cls.sentinels.append(s)
             cls.parts.append(s)
 
@@ -164,17 +230,15 @@ class SentinelFailoverTest(unittest.TestCase):
         cls.parts.append(cls.stack)
         cls.stack.start()
 
-    @classmethod
-    def tearDownClass(cls):
-        for part in reversed(cls.parts):
+    def tearDown(self):
+        for part in reversed(self.parts):
             try:
                 part.close()
             except Exception as e:
                 print("closing %s: %s" % (type(part).__name__, e), file=sys.stderr)
 
-    @classmethod
-    def mapctl(cls, *args):
-        return h.mapctl(*(cls.flags + ["--prefix", PREFIX] + list(args)))
+    def mapctl(self, *args):
+        return h.mapctl(*(self.flags + ["--prefix", PREFIX] + list(args)))
 
     def send(self, account, to):
         return h.swaks(self.stack.submission_port, to, sender=account, user=account,
@@ -192,7 +256,7 @@ class SentinelFailoverTest(unittest.TestCase):
         # Both nodes are on the primary and enforce the map.
         for m in self.milters:
             h.wait_for(lambda: metric(metrics(m.http_port), "compd_redis_primary",
-                                      '{address="127.0.0.1:%d"}' % self.primary.port) == 1,
+                                      '{address="127.0.0.1:%d"}' % self.link.port) == 1,
                        10, what="node on the first primary")
         self.assertEqual(self.send("alice@customer.example", LISTED).code, 24, self.diag())
         self.assertEqual(self.send("alice@customer.example", "friend@fine.example").code, 0)
@@ -274,7 +338,7 @@ class SentinelFailoverTest(unittest.TestCase):
             gap = metric(text, "compd_redis_without_primary_seconds_total")
             self.assertGreater(gap, 0)
             self.assertIn("moved from 127.0.0.1:%d to 127.0.0.1:%d" %
-                          (self.primary.port, self.replica.port), m.log())
+                          (self.link.port, self.replica.port), m.log())
         text = metrics(self.milters[0].http_port)
         print("\nFAILOVER promotion %.2fs after SIGKILL; nodes on the new primary %s s after "
               "the promotion; without a primary (node-a) %.2fs; map change on both nodes in "
@@ -286,6 +350,39 @@ class SentinelFailoverTest(unittest.TestCase):
                metric(text, "compd_events_total", '{state="resent"}')), file=sys.stderr)
         for f in followed:
             self.assertLess(f - promoted, 5.0, "node followed the promotion too late")
+
+
+    def test_events_the_replica_never_got_are_written_again(self):
+        node = self.milters[0]
+        h.wait_for(lambda: metric(metrics(node.http_port), "compd_redis_primary_up") == 1, 10,
+                   what="node on the primary")
+        bob = "bob@customer.example"
+        self.assertEqual(self.send(bob, LISTED).code, 24, self.diag())
+        h.wait_for(lambda: len(bob_hits(self.replica)) == 1, 10, what="first hit replicated")
+        # The replication link falls behind: the primary acknowledges hits the replica
+        # never gets. compd's WAIT finds no replica that confirms them, and counts them.
+        self.link.stall()
+        for _ in range(3):
+            self.assertEqual(self.send(bob, LISTED).code, 24, self.diag())
+        h.wait_for(lambda: len(bob_hits(self.primary)) == 4, 10, what="hits on the primary")
+        h.wait_for(lambda: metric(metrics(node.http_port), "compd_events_total",
+                                  '{state="unconfirmed"}') >= 3, 10, what="unconfirmed hits")
+        self.assertEqual(len(bob_hits(self.replica)), 1)
+        self.primary.child.kill()
+        self.primary.child = None
+        h.wait_for(lambda: role(self.replica) == "master", 30, interval=0.05,
+                   what="promotion\n" + self.diag())
+        # Without compd's resend the three hits would be gone with the old primary.
+        h.wait_for(lambda: len(bob_hits(self.replica)) >= 4, 15,
+                   what="the lost hits written again\n" + self.diag())
+        time.sleep(1)
+        hits = bob_hits(self.replica)
+        self.assertEqual(len(hits), 4, hits)
+        self.assertEqual(len({e["id"] for e in hits}), 4)
+        text = metrics(node.http_port)
+        self.assertEqual(metric(text, "compd_events_total", '{state="resent"}'), 3, text)
+        self.assertIn("unconfirmed events again, 3 of them had not reached the new primary",
+                      node.log())
 
 
 class SentinelConfigTest(unittest.TestCase):

@@ -17,6 +17,9 @@ namespace compd {
 
 namespace {
 
+// How often the writer looks for a new primary while it holds unconfirmed events.
+constexpr std::chrono::milliseconds kUnconfirmedCheck{200};
+
 // One event, atomically: the dedup marker first, the writes only if it was new.
 // KEYS: seen, stream[, account, accounts, then the registry's keys (AccountHitCall)].
 // ARGV: ttl, maxlen (0: untrimmed), json, account key, time, unix seconds, entry, recipient,
@@ -465,6 +468,10 @@ void Recorder::WriterLoop() {
       auto ready = [&] { return stop_ || !queue_.empty(); };
       if (spool_.pending()) {
         cv_.wait_until(lock, next_retry_, ready);
+      } else if (!unconfirmed_.empty()) {
+        // Look now and then whether the primary changed: the resend must not wait for
+        // the next hit, which may come hours later.
+        cv_.wait_for(lock, kUnconfirmedCheck, ready);
       } else {
         cv_.wait(lock, ready);
       }
