@@ -372,6 +372,9 @@ Status RedisClient::Connect() {
     host_ = url_.host;
     port_ = url_.port;
   } else {
+    // Seen, even if the sentinels do not answer now: primary_moved() must report the next
+    // change, not this one again (waiting loops would spin on it).
+    generation_ = url_.sentinel->generation();
     Primary primary;
     Status s = url_.sentinel->Resolve(&primary);
     if (!s.ok()) return s;

@@ -1,6 +1,7 @@
 #include "compd/base/sentinel.h"
 
 #include <catch2/catch.hpp>
+#include <thread>
 
 #include "compd/base/redis_config.h"
 #include "compd/base/settings.h"
@@ -109,6 +110,27 @@ TEST_CASE("No sentinel answering is Redis unavailable, counted", "[sentinel]") {
   RedisClient client(url, std::chrono::milliseconds(200));
   CHECK(client.Command({"PING"}).IsUnavailable());
   CHECK(url.ToString() == "master compd via sentinels 127.0.0.1:1,127.0.0.1:2");
+}
+
+TEST_CASE("Time without a primary runs from a loss to a confirmation", "[sentinel]") {
+  SentinelOptions o;
+  o.sentinels = {{"127.0.0.1", 1}};
+  o.master = "compd";
+  Sentinel sentinel(o);
+  sentinel.ReportConfirmed(sentinel.generation());
+  CHECK(sentinel.stats().primary_up);
+  const double before = sentinel.stats().seconds_without_primary;
+  sentinel.ReportLost(sentinel.generation(), "test");
+  CHECK_FALSE(sentinel.stats().primary_up);
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  // News about another generation (a client still on an old primary) changes nothing.
+  sentinel.ReportConfirmed(sentinel.generation() + 1);
+  CHECK_FALSE(sentinel.stats().primary_up);
+  sentinel.ReportConfirmed(sentinel.generation());
+  SentinelStats st = sentinel.stats();
+  CHECK(st.primary_up);
+  CHECK(st.seconds_without_primary - before >= 0.05);
+  CHECK(st.switches == 0);
 }
 
 TEST_CASE("Sentinel settings", "[sentinel][settings]") {
