@@ -1,4 +1,4 @@
-// Redis: URL parsing and one synchronous connection (hiredis).
+// Redis: one synchronous connection (hiredis); its address is a RedisUrl (redis_url.h).
 //
 // A RedisClient is NOT thread-safe: give each thread its own. Every failure to reach or
 // talk to Redis is Status::kUnavailable, so callers can never confuse an outage with an
@@ -16,33 +16,12 @@
 #include <string_view>
 #include <vector>
 
+#include "compd/base/redis_url.h"
 #include "compd/base/status.h"
 
 struct redisContext;
 
 namespace compd {
-
-class Sentinel;
-
-struct RedisUrl {
-  std::string host = "127.0.0.1";
-  int port = 6379;
-  std::string socket_path;  // non-empty for unix:///path
-  int db = 0;
-  std::string user;      // ACL user (Redis 6+); empty for the default user
-  std::string password;  // never from a URL on the command line: see ParseRedisUrl
-  // When set, the sentinels name the host and port (host, port and socket_path unused);
-  // shared by every client of the process (redis_config.h makes it).
-  std::shared_ptr<Sentinel> sentinel;
-  // `redis://user@host:port/db` or `unix:///path?db=N`, never with the password;
-  // `master NAME via sentinels h:p,h:p (db N)` with sentinels.
-  std::string ToString() const;
-};
-
-// Accepts `redis://[user@]host[:port][/db]` and `unix:///path/redis.sock[?db=N]`.
-// A password inside the URL (`redis://user:pw@...`) is rejected with kInvalid, because
-// URLs end up in argv, logs and `ps`; passwords come from COMPD_REDIS_PASSWORD or a file.
-Status ParseRedisUrl(std::string_view url, RedisUrl* out);
 
 struct RedisReply {
   enum class Type { kNil, kString, kInteger, kArray, kStatus, kError };
@@ -141,11 +120,6 @@ class RedisClient {
 // READONLY, NOAUTH, ...): a writer retries those later; any other error (a key of the wrong
 // type, say) would fail the same way forever, so that write is logged and given up on.
 bool IsTransientRedisError(const std::string& error_reply);
-
-// The password from the environment (COMPD_REDIS_PASSWORD) or, if `password_file` is
-// not empty, from that file (first line, trailing newline removed). kIoError names the
-// file when it cannot be read.
-Status LoadRedisPassword(const std::string& password_file, std::string* password);
 
 }  // namespace compd
 
