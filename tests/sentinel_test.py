@@ -384,6 +384,40 @@ class SentinelFailoverTest(unittest.TestCase):
         self.assertIn("unconfirmed events again, 3 of them had not reached the new primary",
                       node.log())
 
+    def test_switchover_with_the_old_primary_alive(self):
+        # An operator's `SENTINEL FAILOVER`: the old primary lives on as a replica, so a
+        # connection left on it would read stale data and get READONLY on writes.
+        for m in self.milters:
+            h.wait_for(lambda: metric(metrics(m.http_port), "compd_redis_primary_up") == 1, 10,
+                       what="node on the primary")
+        bob = "bob@customer.example"
+        self.assertEqual(self.send(bob, LISTED).code, 24, self.diag())
+        self.assertEqual(self.sentinels[0].call("SENTINEL", "FAILOVER", MASTER), "OK")
+        h.wait_for(lambda: role(self.replica) == "master" and role(self.primary) == "slave", 30,
+                   interval=0.05, what="switchover\n" + self.diag())
+        new = '{address="127.0.0.1:%d"}' % self.replica.port
+        for m in self.milters:
+            h.wait_for(lambda: metric(metrics(m.http_port), "compd_redis_primary", new) == 1, 10,
+                       interval=0.05, what="%s on the new primary" % m.work.path)
+        for _ in range(3):
+            self.assertEqual(self.send(bob, LISTED).code, 24, self.diag())
+            self.assertEqual(self.send(bob, "friend@fine.example").code, 0, self.diag())
+        h.wait_for(lambda: len(bob_hits(self.replica)) >= 4, 15,
+                   what="hits on the new primary\n" + self.diag())
+        time.sleep(1)
+        self.assertEqual(len(bob_hits(self.replica)), 4)
+        # The demoted server replicates from the new primary: the same four, none of its own.
+        h.wait_for(lambda: len(bob_hits(self.primary)) == 4, 10, what="old primary in sync")
+        p = self.mapctl("add", LATER)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        for m in self.milters:
+            h.wait_for(lambda: refuses(m.port, LATER), 2, interval=0.02,
+                       what="%s refusing the new entry" % m.work.path)
+        for m in self.milters:
+            text = metrics(m.http_port)
+            self.assertEqual(metric(text, "compd_redis_primary_switches_total"), 1, text)
+            self.assertEqual(metric(text, "compd_events_total", '{state="rejected"}'), 0, text)
+
 
 class SentinelConfigTest(unittest.TestCase):
 
