@@ -5,7 +5,8 @@
 #      proxy, driven by bench/milter_load (bench/milter_compare.py);
 #   3. end to end through Postfix with smtp-source (bench/e2e_postfix.py);
 #   4. map freshness, snapshot rebuild and RSS at 10k/100k/1M entries (bench/freshness.py),
-#      and memory across whole-map re-reads (bench/memory.py).
+#      and memory across whole-map re-reads (bench/memory.py);
+#   5. Redis CPU, commands and memory per authenticated message (bench/redis_capacity.py).
 # Results (text and JSON) go to $COMPD_BENCH_OUT (default build/bench/results); figures
 # and how to read them: docs/performance.md.
 #
@@ -82,6 +83,9 @@ if want freshness; then
     echo "== memory across whole-map re-reads"
     python3 bench/memory.py --entries "$ENTRIES" --json "$OUT/memory.json" |
       tee "$OUT/memory.txt"
+    echo "== Redis cost per authenticated message"
+    python3 bench/redis_capacity.py --json "$OUT/redis_capacity.json" 2>&1 |
+      tee "$OUT/redis_capacity.txt"
   else
     echo "== freshness skipped: compd-milter or mapctl not built" >&2
   fi

@@ -8,6 +8,8 @@
 #include <iostream>
 #include <iterator>
 
+#include "compd/base/redis_config.h"
+
 namespace mapctl {
 
 compd::Status Context::LoadConfig() {
@@ -22,9 +24,7 @@ compd::Status Context::OpenStore(compd::MapStore** store) {
     compd::Status s = LoadConfig();
     if (!s.ok()) return s;
     compd::RedisUrl url;
-    s = compd::ParseRedisUrl(config_.GetString("redis_url"), &url);
-    if (!s.ok()) return s;
-    s = compd::LoadRedisPassword(config_.GetString("redis_password_file"), &url.password);
+    s = compd::RedisUrlFromConfig(config_, &url);
     if (!s.ok()) return s;
     auto timeout = std::chrono::milliseconds(config_.GetDurationMs("redis_timeout"));
     auto client = std::make_unique<compd::RedisClient>(std::move(url), timeout);
@@ -47,6 +47,7 @@ compd::Status Context::OpenStore(compd::MapStore** store) {
 }
 
 std::string Context::RedisDescription() const {
+  if (client_) return client_->url().ToString();
   compd::RedisUrl url;
   std::string raw = config_.GetString("redis_url");
   return compd::ParseRedisUrl(raw, &url).ok() ? url.ToString() : raw;

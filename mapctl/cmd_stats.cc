@@ -24,6 +24,7 @@ int RunStats(Context& ctx) {
                         {"changed_by", st.changed_by},
                         {"changed_op", st.changed_op},
                         {"redis", ctx.RedisDescription()},
+                        {"server", ctx.redis()->server()},
                         {"prefix", store->keys().prefix}};
     PrintJson(j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace));
     return kExitOk;
@@ -36,6 +37,8 @@ int RunStats(Context& ctx) {
                                                   : compd::FormatUnixTime(st.changed_at) + " " +
                                                         st.changed_op + " by " + st.changed_by});
   table.AddRow({"redis", ctx.RedisDescription()});
+  // With sentinels, the primary this command used; else the one server.
+  table.AddRow({ctx.redis()->url().sentinel ? "primary" : "server", ctx.redis()->server()});
   table.AddRow({"prefix", store->keys().prefix});
   std::cout << table.Render();
   return kExitOk;

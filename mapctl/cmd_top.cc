@@ -31,13 +31,8 @@ compd::Status OpenRedis(Context& ctx, std::unique_ptr<compd::RedisClient>* out) 
   compd::MapStore* store = nullptr;
   compd::Status s = ctx.OpenStore(&store);
   if (!s.ok()) return s;
-  compd::RedisUrl url;
-  s = compd::ParseRedisUrl(ctx.config().GetString("redis_url"), &url);
-  if (!s.ok()) return s;
-  s = compd::LoadRedisPassword(ctx.config().GetString("redis_password_file"), &url.password);
-  if (!s.ok()) return s;
-  *out = std::make_unique<compd::RedisClient>(
-      std::move(url), std::chrono::milliseconds(ctx.config().GetDurationMs("redis_timeout")));
+  // The same URL, password and sentinels as the store's connection.
+  *out = std::make_unique<compd::RedisClient>(ctx.redis()->url(), ctx.redis()->timeout());
   return compd::Status::Ok();
 }
 

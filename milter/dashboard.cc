@@ -126,6 +126,9 @@ std::string DashboardRuntime::Metrics() const {
   }
   if (volume_) in.volume = volume_->stats();
   if (detector_) in.anomaly = detector_->stats();
+  if (plan_.dashboard_options.redis.sentinel) {
+    in.sentinel = plan_.dashboard_options.redis.sentinel->stats();
+  }
   in.hits = hits_.Rows();
   return RenderPrometheus(in);
 }

@@ -21,6 +21,8 @@
 #include "compd/base/cli_flags.h"
 #include "compd/base/log.h"
 #include "compd/base/redis.h"
+#include "compd/base/redis_config.h"
+#include "compd/base/sentinel.h"
 #include "compd/base/settings.h"
 #include "compd/base/socket.h"
 #include "compd/base/text_output.h"
@@ -61,9 +63,7 @@ Status MakePlan(const Config& config, Plan* plan) {
   plan->config = config;
   Status s = TripwireOptions::FromConfig(config, &plan->tripwire);
   if (!s.ok()) return s;
-  s = ParseRedisUrl(config.GetString("redis_url"), &plan->redis);
-  if (!s.ok()) return Status::Invalid("redis_url: " + s.message());
-  s = LoadRedisPassword(config.GetString("redis_password_file"), &plan->redis.password);
+  s = RedisUrlFromConfig(config, &plan->redis);
   if (!s.ok()) return s;
   s = ParseSocketSpec("socket", config.GetString("socket"), SocketRules::Libmilter(),
                       &plan->socket);
@@ -200,6 +200,12 @@ int Run(const Plan& plan, const std::string& config_path, bool config_explicit,
       },
       logger.Fn());
 
+  // One subscriber per process hears `+switch-master` for every connection below.
+  if (plan.redis.sentinel) {
+    plan.redis.sentinel->Start(logger.Fn());
+    logger.Log(LogLevel::kInfo, "redis: following " + plan.redis.sentinel->Describe());
+  }
+
   Recorder recorder(plan.recorder, logger.Fn());
   Status s = recorder.Start();
   if (!s.ok()) return Fail("recorder: " + s.message(), kExitRuntime);
@@ -308,6 +314,7 @@ int Run(const Plan& plan, const std::string& config_path, bool config_explicit,
   account_watcher.Stop();
   watcher.Stop();
   recorder.Stop();
+  if (plan.redis.sentinel) plan.redis.sentinel->Stop();
   if (!config.GetString("pid_file").empty()) unlink(config.GetString("pid_file").c_str());
   if (!unix_path.empty()) unlink(unix_path.c_str());
   if (failed) {

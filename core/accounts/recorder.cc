@@ -11,12 +11,16 @@
 
 #include "compd/accounts/accounts.h"
 #include "compd/base/file.h"
+#include "compd/base/sentinel.h"
 #include "compd/base/thread_guard.h"
 #include "compd/map/map_store.h"
 
 namespace compd {
 
 namespace {
+
+// How often the writer looks for a new primary while it holds unconfirmed events.
+constexpr std::chrono::milliseconds kUnconfirmedCheck{200};
 
 // One event, atomically: the dedup marker first, the writes only if it was new.
 // KEYS: seen, stream[, account, accounts, then the registry's keys (AccountHitCall)].
@@ -87,6 +91,10 @@ Status RecorderOptions::FromConfig(const Config& config, RecorderOptions* out) {
   o.stream_maxlen = static_cast<size_t>(config.GetInt("event_stream_maxlen"));
   o.queue_capacity = static_cast<size_t>(config.GetInt("event_queue_size"));
   o.redis_timeout = std::chrono::milliseconds(config.GetDurationMs("redis_timeout"));
+  // Only a primary found through sentinels has replicas to confirm a batch.
+  if (o.redis.sentinel) {
+    o.replica_wait = std::chrono::milliseconds(config.GetDurationMs("redis_replica_wait"));
+  }
   *out = std::move(o);
   return Status::Ok();
 }
@@ -94,7 +102,8 @@ Status RecorderOptions::FromConfig(const Config& config, RecorderOptions* out) {
 struct Recorder::Counters {
   std::atomic<uint64_t> seq{0};
   std::atomic<uint64_t> submitted{0}, written{0}, duplicates{0}, spooled{0}, replayed{0},
-      overflowed{0}, dropped{0}, rejected{0}, corrupt{0}, redis_errors{0}, alert_log_errors{0};
+      overflowed{0}, dropped{0}, rejected{0}, corrupt{0}, redis_errors{0}, alert_log_errors{0},
+      unconfirmed{0}, resent{0};
   std::atomic<bool> redis_up{false};
 };
 
@@ -361,8 +370,54 @@ Status Recorder::WriteToRedis(const std::vector<Event>& events, uint64_t* writte
       }
     }
     counters_->written += *written;
+    if (transient.ok()) ConfirmOnReplica(events);
     return transient;
   }
+}
+
+void Recorder::ConfirmOnReplica(const std::vector<Event>& events) {
+  if (options_.replica_wait.count() <= 0) return;
+  RedisReply reply;
+  Status s = redis_->Command({"WAIT", "1", std::to_string(options_.replica_wait.count())}, &reply);
+  if (s.ok() && reply.type == RedisReply::Type::kInteger && reply.integer >= 1) {
+    unconfirmed_.clear();
+    return;
+  }
+  if (unconfirmed_.empty()) {
+    Log(LogLevel::kWarning, "recorder: no replica confirmed " + std::to_string(events.size()) +
+                                " events within " + std::to_string(options_.replica_wait.count()) +
+                                "ms (" + (s.ok() ? "WAIT timed out" : s.message()) +
+                                "); they are written again if the primary changes");
+  }
+  counters_->unconfirmed += events.size();
+  unconfirmed_generation_ = redis_->primary_generation();
+  for (const Event& e : events) unconfirmed_.push_back(e);
+  while (unconfirmed_.size() > options_.max_unconfirmed) unconfirmed_.pop_front();
+}
+
+bool Recorder::ResendUnconfirmed() {
+  std::vector<Event> events(unconfirmed_.begin(), unconfirmed_.end());
+  unconfirmed_.clear();
+  uint64_t resent = 0;
+  for (size_t i = 0; i < events.size(); i += options_.max_batch) {
+    size_t end = std::min(events.size(), i + options_.max_batch);
+    std::vector<Event> part(events.begin() + i, events.begin() + end);
+    uint64_t written = 0;
+    Status s = WriteToRedis(part, &written);
+    resent += written;
+    if (!s.ok()) {
+      // Keep the rest (and this part: the markers make a second try safe) for next time.
+      unconfirmed_.insert(unconfirmed_.begin(), events.begin() + i, events.end());
+      counters_->resent += resent;
+      NoteRedisFailure(s);
+      return false;
+    }
+  }
+  counters_->resent += resent;
+  Log(LogLevel::kWarning, "recorder: the primary changed; wrote " + std::to_string(events.size()) +
+                              " unconfirmed events again, " + std::to_string(resent) +
+                              " of them had not reached the new primary");
+  return true;
 }
 
 void Recorder::NoteAccountOutcome(const Event& e, long long bits) {
@@ -424,6 +479,10 @@ void Recorder::WriterLoop() {
       auto ready = [&] { return stop_ || !queue_.empty(); };
       if (spool_.pending()) {
         cv_.wait_until(lock, next_retry_, ready);
+      } else if (!unconfirmed_.empty()) {
+        // Look now and then whether the primary changed: the resend must not wait for
+        // the next hit, which may come hours later.
+        cv_.wait_for(lock, kUnconfirmedCheck, ready);
       } else {
         cv_.wait(lock, ready);
       }
@@ -438,6 +497,13 @@ void Recorder::WriterLoop() {
     // The alert log first: whatever Redis does, the morning log is complete.
     AppendAlertLog(batch);
     bool may_try = !backing_off_ || std::chrono::steady_clock::now() >= next_retry_;
+    // A new primary: retry at once rather than after the backoff, and first give it what
+    // the old one may not have passed on.
+    const Sentinel* sentinel = options_.redis.sentinel.get();
+    const bool moved = sentinel != nullptr && !unconfirmed_.empty() &&
+                       sentinel->generation() != unconfirmed_generation_;
+    if (!may_try && redis_->primary_moved()) may_try = true;
+    if (may_try && moved) may_try = ResendUnconfirmed();
     // Older spooled events go to Redis before newer ones, so the stream stays in order.
     if (may_try && spool_.pending()) may_try = ReplaySpool();
     if (!batch.empty()) {
@@ -472,6 +538,8 @@ RecorderStats Recorder::stats() const {
   st.dropped = c.dropped;
   st.rejected = c.rejected;
   st.corrupt = c.corrupt;
+  st.unconfirmed = c.unconfirmed;
+  st.resent = c.resent;
   st.redis_errors = c.redis_errors;
   st.alert_log_errors = c.alert_log_errors;
   st.redis_up = c.redis_up;

@@ -85,6 +85,35 @@ Status ParseCidrList(std::string_view list, std::vector<Cidr>* out) {
   return Status::Ok();
 }
 
+std::string HostPort::ToString() const {
+  const bool v6 = host.find(':') != std::string::npos;
+  return (v6 ? "[" + host + "]" : host) + ":" + std::to_string(port);
+}
+
+Status ParseHostPort(std::string_view spec, HostPort* out) {
+  auto bad = [&](const char* why) { return Status::Invalid("'" + std::string(spec) + "' " + why); };
+  size_t colon = spec.rfind(':');
+  if (colon == std::string_view::npos || colon == 0) return bad("is not HOST:PORT");
+  std::string_view h = spec.substr(0, colon);
+  std::string_view p = spec.substr(colon + 1);
+  if (h.front() == '[') {
+    if (h.size() < 3 || h.back() != ']') return bad("has an unclosed [IPv6] address");
+    h = h.substr(1, h.size() - 2);
+  } else if (h.find(':') != std::string_view::npos) {
+    return bad("needs brackets around an IPv6 address: [::1]:8891");
+  }
+  if (p.empty() || p.size() > 5) return bad("has no valid port");
+  int n = 0;
+  for (char c : p) {
+    if (c < '0' || c > '9') return bad("has no valid port");
+    n = n * 10 + (c - '0');
+  }
+  if (n < 1 || n > 65535) return bad("has a port out of range 1..65535");
+  out->host = std::string(h);
+  out->port = n;
+  return Status::Ok();
+}
+
 bool InNetworks(const std::vector<Cidr>& networks, std::string_view ip) {
   Cidr addr;
   if (networks.empty() || !ParseIp(ip, &addr)) return false;

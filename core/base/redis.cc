@@ -4,24 +4,12 @@
 #include <poll.h>
 
 #include <cerrno>
-#include <cstdlib>
-#include <fstream>
+
+#include "compd/base/sentinel.h"
 
 namespace compd {
 
 namespace {
-
-bool ParseInt(std::string_view s, int lo, int hi, int* out) {
-  if (s.empty() || s.size() > 9) return false;
-  int v = 0;
-  for (char c : s) {
-    if (c < '0' || c > '9') return false;
-    v = v * 10 + (c - '0');
-  }
-  if (v < lo || v > hi) return false;
-  *out = v;
-  return true;
-}
 
 RedisReply Convert(const redisReply* r) {
   RedisReply out;
@@ -196,105 +184,6 @@ timeval ToTimeval(std::chrono::milliseconds ms) {
 
 }  // namespace
 
-std::string RedisUrl::ToString() const {
-  if (!socket_path.empty()) {
-    return "unix://" + socket_path + (db != 0 ? "?db=" + std::to_string(db) : "");
-  }
-  std::string s = "redis://";
-  if (!user.empty()) s += user + "@";
-  bool v6 = host.find(':') != std::string::npos;
-  s += v6 ? "[" + host + "]" : host;
-  s += ":" + std::to_string(port);
-  if (db != 0) s += "/" + std::to_string(db);
-  return s;
-}
-
-namespace {
-
-// The URL as it may be shown: a password in it (which is refused) becomes "***", so the
-// error about it does not print it to a terminal or a log.
-std::string RedactedUrl(std::string_view url) {
-  size_t scheme = url.find("://");
-  if (scheme == std::string_view::npos) return std::string(url);
-  size_t start = scheme + 3;
-  size_t end = url.find('/', start);
-  std::string_view authority = url.substr(start, end == std::string_view::npos ? end : end - start);
-  size_t at = authority.rfind('@');
-  if (at == std::string_view::npos) return std::string(url);
-  size_t colon = authority.substr(0, at).find(':');
-  if (colon == std::string_view::npos) return std::string(url);
-  return std::string(url.substr(0, start + colon + 1)) + "***" +
-         std::string(url.substr(start + at));
-}
-
-}  // namespace
-
-Status ParseRedisUrl(std::string_view url, RedisUrl* out) {
-  RedisUrl r;
-  auto bad = [&](const std::string& why) {
-    return Status::Invalid("redis URL '" + RedactedUrl(url) + "': " + why);
-  };
-  if (url.rfind("unix://", 0) == 0) {
-    std::string_view rest = url.substr(7);
-    size_t q = rest.find('?');
-    std::string_view path = rest.substr(0, q);
-    if (path.empty() || path[0] != '/') return bad("unix socket path must be absolute");
-    r.socket_path = std::string(path);
-    if (q != std::string_view::npos) {
-      std::string_view query = rest.substr(q + 1);
-      if (query.rfind("db=", 0) != 0 || !ParseInt(query.substr(3), 0, 1000000, &r.db)) {
-        return bad("only ?db=N is understood after a unix socket path");
-      }
-    }
-    *out = r;
-    return Status::Ok();
-  }
-  if (url.rfind("redis://", 0) != 0) {
-    return bad("expected redis://host:port/db or unix:///path");
-  }
-  std::string_view rest = url.substr(8);
-  size_t slash = rest.find('/');
-  std::string_view authority = rest.substr(0, slash);
-  if (slash != std::string_view::npos) {
-    std::string_view db = rest.substr(slash + 1);
-    if (!db.empty() && !ParseInt(db, 0, 1000000, &r.db)) return bad("database must be a number");
-  }
-  size_t at = authority.rfind('@');
-  if (at != std::string_view::npos) {
-    std::string_view userinfo = authority.substr(0, at);
-    if (userinfo.find(':') != std::string_view::npos) {
-      return bad(
-          "a password in the URL is refused (it would show in ps and logs); "
-          "use COMPD_REDIS_PASSWORD or redis_password_file");
-    }
-    r.user = std::string(userinfo);
-    authority = authority.substr(at + 1);
-  }
-  std::string_view hostport = authority;
-  std::string_view port;
-  if (!hostport.empty() && hostport[0] == '[') {
-    size_t close = hostport.find(']');
-    if (close == std::string_view::npos) return bad("unterminated [IPv6] host");
-    r.host = std::string(hostport.substr(1, close - 1));
-    std::string_view after = hostport.substr(close + 1);
-    if (!after.empty()) {
-      if (after[0] != ':') return bad("junk after ]");
-      port = after.substr(1);
-    }
-  } else {
-    size_t colon = hostport.rfind(':');
-    if (colon != std::string_view::npos) {
-      port = hostport.substr(colon + 1);
-      hostport = hostport.substr(0, colon);
-    }
-    if (!hostport.empty()) r.host = std::string(hostport);
-  }
-  if (r.host.empty()) return bad("empty host");
-  if (!port.empty() && !ParseInt(port, 1, 65535, &r.port)) return bad("port must be 1-65535");
-  *out = r;
-  return Status::Ok();
-}
-
 RedisClient::RedisClient(RedisUrl url, std::chrono::milliseconds timeout)
     : url_(std::move(url)), timeout_(timeout) {}
 
@@ -312,20 +201,78 @@ void RedisClient::Disconnect() {
   }
 }
 
+std::string RedisClient::server() const {
+  if (!url_.sentinel && !url_.socket_path.empty()) return url_.socket_path;
+  return HostPort{host_.empty() ? url_.host : host_, port_ == 0 ? url_.port : port_}.ToString();
+}
+
+std::string RedisClient::Where() const {
+  if (!url_.sentinel) return "redis " + url_.ToString();
+  if (host_.empty()) return "redis " + url_.ToString();
+  return "redis primary " + server() + " of master " + url_.sentinel->options().master;
+}
+
+bool RedisClient::primary_moved() const {
+  return url_.sentinel && url_.sentinel->generation() != generation_;
+}
+
+void RedisClient::DropIfMoved() {
+  // Not while connecting: AUTH, SELECT and ROLE go to the primary Connect chose.
+  if (ctx_ != nullptr && !connecting_ && primary_moved()) Disconnect();
+}
+
 Status RedisClient::Fail(const std::string& what) {
-  std::string msg = "redis " + url_.ToString() + ": " + what;
+  std::string msg = Where() + ": " + what;
   if (ctx_ != nullptr && ctx_->err != 0) msg += ": " + std::string(ctx_->errstr);
   Disconnect();
+  if (url_.sentinel) url_.sentinel->ReportLost(generation_, msg);
   return Status::Unavailable(msg);
+}
+
+Status RedisClient::CheckRole() {
+  RedisReply reply;
+  Status s = Command({"ROLE"}, &reply);
+  if (ctx_ == nullptr) return s;  // the connection broke (Fail reported it)
+  std::string role;
+  // An error reply (an ACL without ROLE) leaves the sentinels' word standing.
+  if (s.ok() && ParseRoleReply(reply, &role).ok() && role != "master") {
+    std::string msg = Where() + ": is a " + role +
+                      ", not the primary (the sentinels have not finished failing over)";
+    Disconnect();
+    url_.sentinel->ReportLost(generation_, msg);
+    return Status::Unavailable(msg);
+  }
+  url_.sentinel->ReportConfirmed(generation_);
+  return Status::Ok();
 }
 
 Status RedisClient::Connect() {
   if (ctx_ != nullptr) return Status::Ok();
   timeval tv = ToTimeval(timeout_);
-  ctx_ = url_.socket_path.empty() ? redisConnectWithTimeout(url_.host.c_str(), url_.port, tv)
-                                  : redisConnectUnixWithTimeout(url_.socket_path.c_str(), tv);
-  if (ctx_ == nullptr) return Status::Unavailable("redis " + url_.ToString() + ": out of memory");
+  if (!url_.sentinel) {
+    host_ = url_.host;
+    port_ = url_.port;
+  } else {
+    // Seen, even if the sentinels do not answer now: primary_moved() must report the next
+    // change, not this one again (waiting loops would spin on it).
+    generation_ = url_.sentinel->generation();
+    Primary primary;
+    Status s = url_.sentinel->Resolve(&primary);
+    if (!s.ok()) return s;
+    host_ = primary.address.host;
+    port_ = primary.address.port;
+    generation_ = primary.generation;
+  }
+  ctx_ = url_.sentinel || url_.socket_path.empty()
+             ? redisConnectWithTimeout(host_.c_str(), port_, tv)
+             : redisConnectUnixWithTimeout(url_.socket_path.c_str(), tv);
+  if (ctx_ == nullptr) return Status::Unavailable(Where() + ": out of memory");
   if (ctx_->err != 0) return Fail("cannot connect");
+  struct Connecting {
+    bool* flag;
+    ~Connecting() { *flag = false; }
+  } connecting{&connecting_};
+  connecting_ = true;
   if (redisSetTimeout(ctx_, tv) != REDIS_OK) return Fail("cannot set timeout");
   if (!url_.password.empty()) {
     std::vector<std::string> auth = {"AUTH"};
@@ -336,13 +283,14 @@ Status RedisClient::Connect() {
     // A password given to a Redis that has none is harmless (and happens while a password
     // is being rolled out): go on. Never echo the command: it holds the password.
     if (!s.ok() && reply.str.find("without any password configured") == std::string::npos) {
-      return Status::Unavailable("redis " + url_.ToString() + ": authentication failed");
+      return Status::Unavailable(Where() + ": authentication failed");
     }
   }
   if (url_.db != 0) {
     Status s = Command({"SELECT", std::to_string(url_.db)});
     if (!s.ok()) return s;
   }
+  if (url_.sentinel) return CheckRole();
   return Status::Ok();
 }
 
@@ -370,12 +318,11 @@ Status RedisClient::ReadPacked(const std::string& command, PackedReply* out) {
   reader->fn = saved_fn;
   reader->privdata = saved_privdata;
   if (packer.too_deep) {
-    return Status::Unavailable("redis " + url_.ToString() + ": " + command +
-                               ": reply nested deeper than expected");
+    return Status::Unavailable(Where() + ": " + command + ": reply nested deeper than expected");
   }
   if (out->type == RedisReply::Type::kError) {
-    return Status::Unavailable("redis " + url_.ToString() + ": " +
-                               (command.empty() ? "" : command + ": ") + out->text);
+    return Status::Unavailable(Where() + ": " + (command.empty() ? "" : command + ": ") +
+                               out->text);
   }
   return Status::Ok();
 }
@@ -388,6 +335,7 @@ Status RedisClient::Pipeline(const std::vector<std::vector<std::string>>& comman
 Status RedisClient::Pipeline(const std::vector<std::vector<std::string>>& commands,
                              std::vector<RedisReply>* replies, PackedReply* last) {
   if (replies != nullptr) replies->clear();
+  DropIfMoved();
   if (ctx_ == nullptr) {
     Status s = Connect();
     if (!s.ok()) return s;
@@ -407,6 +355,7 @@ Status RedisClient::Pipeline(const std::vector<std::vector<std::string>>& comman
     }
   }
   Status first_error;
+  bool readonly = false;
   for (size_t i = 0; i < commands.size(); ++i) {
     if (last != nullptr && i + 1 == commands.size()) {
       Status s = ReadPacked(commands[i].empty() ? "" : commands[i][0], last);
@@ -420,11 +369,18 @@ Status RedisClient::Pipeline(const std::vector<std::vector<std::string>>& comman
     ReplyPtr r(static_cast<redisReply*>(raw));
     RedisReply converted = Convert(r.get());
     if (converted.type == RedisReply::Type::kError && first_error.ok()) {
-      first_error =
-          Status::Unavailable("redis " + url_.ToString() + ": " +
-                              (commands[i].empty() ? "" : commands[i][0] + ": ") + converted.str);
+      first_error = Status::Unavailable(
+          Where() + ": " + (commands[i].empty() ? "" : commands[i][0] + ": ") + converted.str);
+    }
+    if (converted.type == RedisReply::Type::kError && converted.str.rfind("READONLY", 0) == 0) {
+      readonly = true;
     }
     if (replies != nullptr) replies->push_back(std::move(converted));
+  }
+  // A primary demoted under us: the next call asks the sentinels where the primary went.
+  if (readonly && url_.sentinel) {
+    Disconnect();
+    url_.sentinel->ReportLost(generation_, Where() + " answers READONLY");
   }
   return first_error;
 }
@@ -432,6 +388,7 @@ Status RedisClient::Pipeline(const std::vector<std::vector<std::string>>& comman
 Status RedisClient::Subscribe(const std::vector<std::string>& channels) {
   std::vector<std::string> argv = {"SUBSCRIBE"};
   argv.insert(argv.end(), channels.begin(), channels.end());
+  DropIfMoved();
   if (ctx_ == nullptr) {
     Status s = Connect();
     if (!s.ok()) return s;
@@ -458,7 +415,11 @@ Status RedisClient::Subscribe(const std::vector<std::string>& channels) {
 
 Status RedisClient::ReadMessage(std::chrono::milliseconds timeout, std::string* channel,
                                 std::string* payload) {
-  if (ctx_ == nullptr) return Status::Unavailable("redis " + url_.ToString() + ": not connected");
+  if (primary_moved()) {
+    Disconnect();
+    return Status::Unavailable(Where() + ": the primary moved; subscribe again");
+  }
+  if (ctx_ == nullptr) return Status::Unavailable(Where() + ": not connected");
   for (;;) {
     void* raw = nullptr;
     // A reply may already sit in hiredis' buffer; only then wait on the socket, with poll,
@@ -500,21 +461,6 @@ bool IsTransientRedisError(const std::string& err) {
     if (err.rfind(p, 0) == 0) return true;
   }
   return false;
-}
-
-Status LoadRedisPassword(const std::string& password_file, std::string* password) {
-  password->clear();
-  if (!password_file.empty()) {
-    std::ifstream in(password_file);
-    if (!in) return Status::IoError(password_file + ": cannot read the Redis password file");
-    std::getline(in, *password);
-    while (!password->empty() && (password->back() == '\r' || password->back() == '\n')) {
-      password->pop_back();
-    }
-    return Status::Ok();
-  }
-  if (const char* env = std::getenv("COMPD_REDIS_PASSWORD")) *password = env;
-  return Status::Ok();
 }
 
 }  // namespace compd

@@ -36,6 +36,18 @@ bool RedisWatch::WaitFor(std::chrono::milliseconds d) {
   return cv_.wait_for(lock, d, [&] { return stop_; });
 }
 
+bool RedisWatch::Backoff(const RedisClient& sub) {
+  // With sentinels a new primary ends the wait: a failover must not cost a whole backoff.
+  const auto until = std::chrono::steady_clock::now() + backoff_;
+  for (;;) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        until - std::chrono::steady_clock::now());
+    if (left.count() <= 0) return stopping();
+    if (WaitFor(std::min(left, kReadSlice))) return true;
+    if (sub.primary_moved()) return false;
+  }
+}
+
 void RedisWatch::Failed(const Status& s) {
   ++errors_;
   up_ = false;
@@ -75,7 +87,7 @@ void RedisWatch::Run(const std::function<bool()>& check) {
       if (!s.ok()) {
         sub.Disconnect();
         Failed(s);
-        if (WaitFor(backoff_)) break;
+        if (Backoff(sub)) break;
         continue;
       }
       subscribed = true;
@@ -96,7 +108,7 @@ void RedisWatch::Run(const std::function<bool()>& check) {
       sub.Disconnect();
       subscribed = false;
       Failed(s);
-      if (WaitFor(backoff_)) break;
+      if (Backoff(sub)) break;
       continue;
     }
     if (std::chrono::steady_clock::now() >= next_poll) next_poll = after(check());

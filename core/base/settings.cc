@@ -34,6 +34,19 @@ const std::vector<SettingDef>& Table() {
        "0600."},
       {"redis_timeout", SettingType::kDuration, "2s", 10 * kMs, 60 * kSec, "", "", kScopeShared,
        "Connect and command timeout for Redis."},
+      {"redis_sentinels", SettingType::kString, "", 0, 0, "", "", kScopeShared,
+       "Redis Sentinels that name the primary, HOST:PORT,HOST:PORT,... ([IPv6]:PORT); when "
+       "set, compd follows failovers and redis_url gives only the user and database."},
+      {"redis_sentinel_master", SettingType::kString, "", 0, 0, "", "", kScopeShared,
+       "Name the sentinels monitor the primary under (`sentinel monitor NAME ...`); required "
+       "with redis_sentinels."},
+      {"redis_sentinel_password_file", SettingType::kString, "", 0, 0, "", "", kScopeShared,
+       "File whose first line is the sentinels' own password (else "
+       "COMPD_REDIS_SENTINEL_PASSWORD); keep it mode 0600."},
+      {"redis_replica_wait", SettingType::kDuration, "100ms", 0, 10 * kSec, "", "", kScopeMilter,
+       "With redis_sentinels: after each batch of events, wait up to this long for a replica "
+       "to confirm it (WAIT 1); unconfirmed events are counted and written again after a "
+       "failover. 0s: do not wait."},
       {"prefix", SettingType::kString, "compd:", 0, 0, "", "", kScopeShared,
        "Prefix of every Redis key and channel compd uses."},
 

@@ -11,6 +11,8 @@
 #include <cstring>
 #include <vector>
 
+#include "compd/base/net.h"
+
 namespace compd {
 
 namespace {
@@ -84,24 +86,11 @@ Status ParseSocketSpec(std::string_view setting, std::string_view spec, const So
 
 Status ParseHostPort(std::string_view setting, std::string_view spec, std::string* host,
                      int* port) {
-  auto bad = [&](const char* why) {
-    return Status::Invalid(std::string(setting) + ": '" + std::string(spec) + "' " + why);
-  };
-  size_t colon = spec.rfind(':');
-  if (colon == std::string_view::npos || colon == 0) return bad("is not HOST:PORT");
-  std::string_view h = spec.substr(0, colon);
-  std::string_view p = spec.substr(colon + 1);
-  if (h.front() == '[') {
-    if (h.size() < 3 || h.back() != ']') return bad("has an unclosed [IPv6] address");
-    h = h.substr(1, h.size() - 2);
-  } else if (h.find(':') != std::string_view::npos) {
-    return bad("needs brackets around an IPv6 address: [::1]:8891");
-  }
-  int n = 0;
-  if (!ParsePort(p, &n)) return bad("has no valid port");
-  if (n < 1) return bad("has a port out of range 1..65535");
-  *host = std::string(h);
-  *port = n;
+  HostPort hp;
+  Status s = ParseHostPort(spec, &hp);
+  if (!s.ok()) return Status::Invalid(std::string(setting) + ": " + s.message());
+  *host = std::move(hp.host);
+  *port = hp.port;
   return Status::Ok();
 }
 

@@ -148,6 +148,9 @@ std::string RenderPrometheus(const MetricsInput& in) {
     w.Sample("compd_events_total", static_cast<double>(r.overflowed), Label("state", "overflowed"));
     w.Sample("compd_events_total", static_cast<double>(r.dropped), Label("state", "dropped"));
     w.Sample("compd_events_total", static_cast<double>(r.rejected), Label("state", "rejected"));
+    w.Sample("compd_events_total", static_cast<double>(r.unconfirmed),
+             Label("state", "unconfirmed"));
+    w.Sample("compd_events_total", static_cast<double>(r.resent), Label("state", "resent"));
     w.One("compd_event_queue_depth", "gauge", "Events waiting in memory for Redis.",
           static_cast<double>(r.queue_depth));
     w.One("compd_spool_depth", "gauge", "Events waiting in the spool for Redis.",
@@ -196,6 +199,24 @@ std::string RenderPrometheus(const MetricsInput& in) {
     w.One("compd_volume_rejected_total", "counter",
           "Messages whose counts Redis refused for good (a key of the wrong type).",
           static_cast<double>(v.rejected));
+  }
+  if (in.sentinel) {
+    const SentinelStats& st = *in.sentinel;
+    w.Family("compd_redis_primary", "gauge",
+             "The Redis primary the sentinels named last (1), by address.");
+    if (!st.primary.empty()) w.Sample("compd_redis_primary", 1, Label("address", st.primary));
+    w.One("compd_redis_primary_up", "gauge",
+          "1 while a connection confirmed the primary with ROLE; 0 from a loss until then.",
+          st.primary_up ? 1 : 0);
+    w.One("compd_redis_primary_switches_total", "counter",
+          "Changes of the Redis primary's address (failovers) seen.",
+          static_cast<double>(st.switches));
+    w.One("compd_redis_without_primary_seconds_total", "counter",
+          "Seconds spent between losing the Redis primary and confirming a new one.",
+          st.seconds_without_primary);
+    w.One("compd_redis_sentinel_errors_total", "counter",
+          "Questions to a sentinel that got no answer (the next sentinel was asked).",
+          static_cast<double>(st.sentinel_errors));
   }
   if (in.anomaly) {
     w.One("compd_anomalies_total", "counter", "Anomalies this node raised.",

@@ -28,6 +28,12 @@
 // reach Redis (say the reply was lost) is a no-op. XADD with ids derived from the event was
 // not an option: stream ids must grow, and replayed events are older than live ones.
 //
+// Replication (with sentinels, replica_wait > 0): after each batch the writer asks
+// `WAIT 1 replica_wait`. Events no replica confirmed are counted (unconfirmed) and kept;
+// when the primary changes they are written again to the new one (resent), where the
+// dedup marker makes those that did replicate no-ops. A later confirmed batch confirms
+// them too (a replica applies the stream in order).
+//
 // Redis layout (see Keys in map_store.h):
 //   {prefix}events            stream, MAXLEN ~ stream_maxlen, field `event` = Event JSON
 //   {prefix}account:<account> hash: first_seen, last_seen (event times), hits,
@@ -81,6 +87,9 @@ struct RecorderOptions {
   std::chrono::milliseconds retry_max{5000};
   // What a hit does to its account in the registry (flag, lock, ticket job).
   AccountReaction accounts;
+  // How long to wait for a replica to confirm a batch; 0: never ask (no replicas).
+  std::chrono::milliseconds replica_wait{0};
+  size_t max_unconfirmed = 10000;  // kept for a resend; older ones are only counted
 
   // From the configuration. `redis` (it needs the password file) and `hostname` (resolved
   // once, by TripwireOptions) are kept from `out`.
@@ -97,6 +106,8 @@ struct RecorderStats {
   uint64_t dropped = 0;       // events lost: queue full or Redis away AND the spool failed
   uint64_t rejected = 0;      // events Redis refused for good (e.g. WRONGTYPE); in alert log
   uint64_t corrupt = 0;       // unreadable spool lines skipped
+  uint64_t unconfirmed = 0;   // written, but no replica confirmed them within replica_wait
+  uint64_t resent = 0;        // unconfirmed events written again after the primary changed
   uint64_t redis_errors = 0;  // failed Redis round trips
   uint64_t alert_log_errors = 0;
   size_t queue_depth = 0;
@@ -143,6 +154,10 @@ class Recorder {
   void NoteAccountOutcome(const Event& e, long long bits);
   // Replays spool chunks while Redis takes them. False when Redis failed.
   bool ReplaySpool();
+  // WAIT for a replica after `events` were written; keeps them if none confirms.
+  void ConfirmOnReplica(const std::vector<Event>& events);
+  // Writes the unconfirmed events again once the primary changed. False when Redis failed.
+  bool ResendUnconfirmed();
   void AppendAlertLog(const std::vector<Event>& events);
   void SpoolOrDrop(const std::vector<Event>& events);
   void NoteRedisFailure(const Status& s);
@@ -170,7 +185,9 @@ class Recorder {
   // Writer thread only.
   std::unique_ptr<RedisClient> redis_;
   std::string script_sha_;
-  bool backing_off_ = false;  // Redis (or the spool) failed: wait until next_retry_
+  std::deque<Event> unconfirmed_;
+  uint64_t unconfirmed_generation_ = 0;  // the primary they were written to
+  bool backing_off_ = false;             // Redis (or the spool) failed: wait until next_retry_
   std::chrono::milliseconds backoff_{0};
   std::chrono::steady_clock::time_point next_retry_;
 };

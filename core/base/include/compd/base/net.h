@@ -1,4 +1,4 @@
-// Networks: CIDR lists for trusted_networks.
+// Networks: CIDR lists for trusted_networks, HOST:PORT addresses (listeners, sentinels).
 //
 // Values only; safe from any thread once built.
 #ifndef COMPD_BASE_NET_H_
@@ -26,6 +26,18 @@ Status ParseCidrList(std::string_view list, std::vector<Cidr>* out);
 
 // True if `ip` (textual IPv4 or IPv6; IPv4-mapped IPv6 counts as IPv4) is in any network.
 bool InNetworks(const std::vector<Cidr>& networks, std::string_view ip);
+
+struct HostPort {
+  std::string host;  // without brackets
+  int port = 0;
+  // "host:port", or "[v6]:port".
+  std::string ToString() const;
+  bool operator==(const HostPort& o) const { return host == o.host && port == o.port; }
+};
+
+// "HOST:PORT" or "[IPv6]:PORT" (an IPv6 address needs the brackets). kInvalid says why,
+// quoting `spec`: "'::1:80' needs brackets around an IPv6 address: [::1]:8891".
+Status ParseHostPort(std::string_view spec, HostPort* out);
 
 }  // namespace compd
 

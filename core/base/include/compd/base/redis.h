@@ -1,38 +1,27 @@
-// Redis: URL parsing and one synchronous connection (hiredis).
+// Redis: one synchronous connection (hiredis); its address is a RedisUrl (redis_url.h).
 //
 // A RedisClient is NOT thread-safe: give each thread its own. Every failure to reach or
 // talk to Redis is Status::kUnavailable, so callers can never confuse an outage with an
 // empty answer. The password is never part of ToString() or any message.
+// With a Sentinel in its RedisUrl a client connects to the primary the sentinels name,
+// checks it with ROLE, and drops its connection (the next call reconnects) on a
+// connection error, a READONLY reply or a change of primary announced by the Sentinel.
 #ifndef COMPD_BASE_REDIS_H_
 #define COMPD_BASE_REDIS_H_
 
 #include <chrono>
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "compd/base/redis_url.h"
 #include "compd/base/status.h"
 
 struct redisContext;
 
 namespace compd {
-
-struct RedisUrl {
-  std::string host = "127.0.0.1";
-  int port = 6379;
-  std::string socket_path;  // non-empty for unix:///path
-  int db = 0;
-  std::string user;      // ACL user (Redis 6+); empty for the default user
-  std::string password;  // never from a URL on the command line: see ParseRedisUrl
-  // `redis://user@host:port/db` or `unix:///path?db=N`, never with the password.
-  std::string ToString() const;
-};
-
-// Accepts `redis://[user@]host[:port][/db]` and `unix:///path/redis.sock[?db=N]`.
-// A password inside the URL (`redis://user:pw@...`) is rejected with kInvalid, because
-// URLs end up in argv, logs and `ps`; passwords come from COMPD_REDIS_PASSWORD or a file.
-Status ParseRedisUrl(std::string_view url, RedisUrl* out);
 
 struct RedisReply {
   enum class Type { kNil, kString, kInteger, kArray, kStatus, kError };
@@ -83,6 +72,14 @@ class RedisClient {
   Status Connect();
   bool connected() const { return ctx_ != nullptr; }
   void Disconnect();
+  // The server of the current (or last) connection, "host:port" or the socket path.
+  std::string server() const;
+  // With sentinels: the primary changed since this client last connected, so its next call
+  // goes elsewhere (waiting loops use it to retry at once). Always false without.
+  bool primary_moved() const;
+  // With sentinels: the generation of the primary this client last connected to (see
+  // sentinel.h); 0 without.
+  uint64_t primary_generation() const { return generation_; }
 
   // One command. Connects first if needed; after a broken connection the next call
   // reconnects. An error reply from Redis (`-ERR ...`) is kUnavailable with its text.
@@ -104,20 +101,25 @@ class RedisClient {
  private:
   Status Fail(const std::string& what);
   Status ReadPacked(const std::string& command, PackedReply* out);
+  // "redis <url>" or, with sentinels, "redis primary host:port of master NAME".
+  std::string Where() const;
+  // With sentinels: after connecting, ROLE must say master.
+  Status CheckRole();
+  // Drops a connection to a primary that is no longer current (with sentinels).
+  void DropIfMoved();
   RedisUrl url_;
   std::chrono::milliseconds timeout_;
   redisContext* ctx_ = nullptr;
+  std::string host_;  // where the connection goes (the primary, with sentinels)
+  int port_ = 0;
+  uint64_t generation_ = 0;
+  bool connecting_ = false;
 };
 
 // True for error replies that say "not now" rather than "never" (LOADING, BUSY, OOM,
 // READONLY, NOAUTH, ...): a writer retries those later; any other error (a key of the wrong
 // type, say) would fail the same way forever, so that write is logged and given up on.
 bool IsTransientRedisError(const std::string& error_reply);
-
-// The password from the environment (COMPD_REDIS_PASSWORD) or, if `password_file` is
-// not empty, from that file (first line, trailing newline removed). kIoError names the
-// file when it cannot be read.
-Status LoadRedisPassword(const std::string& password_file, std::string* password);
 
 }  // namespace compd
 

@@ -58,6 +58,8 @@ class RedisWatch {
 
  private:
   bool WaitFor(std::chrono::milliseconds d);  // true when Stop was called
+  // Waits out backoff_, or less when the primary moves; true when Stop was called.
+  bool Backoff(const RedisClient& sub);
 
   const RedisWatchOptions options_;
   const std::string name_;

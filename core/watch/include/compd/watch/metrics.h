@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "compd/accounts/recorder.h"
+#include "compd/base/sentinel.h"
 #include "compd/events/event.h"
 #include "compd/map/map_watcher.h"
 #include "compd/mta/tripwire.h"
@@ -52,6 +53,7 @@ struct MetricsInput {
   std::shared_ptr<const Snapshot> snapshot;
   std::optional<VolumeStats> volume;
   std::optional<AnomalyStats> anomaly;
+  std::optional<SentinelStats> sentinel;  // with redis_sentinels
   std::vector<HitCounters::Row> hits;
 };
 
