@@ -8,20 +8,11 @@
 #include <utility>
 #include <vector>
 
+#include "compd/base/text.h"
 #include "compd/map/address.h"
 
 namespace compd {
 namespace {
-
-bool IsAsciiSpace(char c) {
-  return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f';
-}
-
-std::string_view TrimSpace(std::string_view s) {
-  while (!s.empty() && IsAsciiSpace(s.front())) s.remove_prefix(1);
-  while (!s.empty() && IsAsciiSpace(s.back())) s.remove_suffix(1);
-  return s;
-}
 
 Status Refuse(PatternError* why, PatternError kind, std::string message) {
   if (why != nullptr) *why = kind;
@@ -366,11 +357,7 @@ void DropRspamdDuplicates(std::vector<std::string>* sorted_texts) {
   std::vector<std::string> kept;
   kept.reserve(sorted_texts->size());
   for (std::string& t : *sorted_texts) {
-    std::string key = t;
-    for (char& c : key) {
-      if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
-    }
-    if (seen.insert(std::move(key)).second) kept.push_back(std::move(t));
+    if (seen.insert(AsciiLower(t)).second) kept.push_back(std::move(t));
   }
   *sorted_texts = std::move(kept);
 }
@@ -487,7 +474,7 @@ Status ParsePattern(std::string_view regex, std::string_view flags, Entry* out, 
 }
 
 Status ParseAddressEntry(std::string_view address, Entry* out) {
-  const std::string_view in = TrimSpace(address);
+  const std::string_view in = TrimAsciiSpace(address);
   if (in.empty()) return Status::Invalid("empty entry");
   if (HasUnquotedSpace(in)) return Status::Invalid("not an address: contains whitespace");
   std::string addr;
@@ -534,7 +521,7 @@ Status ParseAddressEntry(std::string_view address, Entry* out) {
 }
 
 Status ParseEntry(std::string_view input, Entry* out) {
-  const std::string_view in = TrimSpace(input);
+  const std::string_view in = TrimAsciiSpace(input);
   if (in.empty()) return Status::Invalid("empty entry");
   if (in.front() != '/') return ParseAddressEntry(in, out);
   // Like rspamd's regex parser (rspamd_regexp_new_len in src/libutil/regexp.c), the regex

@@ -7,6 +7,7 @@
 #include <string_view>
 #include <unordered_set>
 
+#include "compd/base/text.h"
 #include "compd/map/address.h"
 
 namespace compd {
@@ -191,9 +192,7 @@ Status Malformed(const char* what) {
 // reported rather than silently kept.
 const char* InvalidExactField(std::string_view field) {
   if (field.empty() || field.find('@') == std::string_view::npos) return "not an address";
-  for (char c : field) {
-    if (c >= 'A' && c <= 'Z') return "not in canonical (lower-case) form";
-  }
+  if (HasAsciiUpper(field)) return "not in canonical (lower-case) form";
   return "";
 }
 

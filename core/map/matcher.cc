@@ -13,6 +13,8 @@
 #include <unordered_set>
 #include <utility>
 
+#include "compd/base/text.h"
+
 namespace compd {
 namespace {
 
@@ -29,8 +31,6 @@ inline uint64_t AsciiLower8(uint64_t x) {
   const uint64_t upper = ge_a & ~gt_z & ~x & (0x80 * kOnes);
   return x | (upper >> 2);
 }
-
-inline char AsciiLower(char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c + 32) : c; }
 
 inline uint64_t Mum(uint64_t a, uint64_t b) {
   const __uint128_t r = static_cast<__uint128_t>(a) * b;
@@ -381,13 +381,6 @@ Status BuildPatterns(std::vector<Entry> all, const Matcher::Options& options,
   }
   *out = std::move(part);
   return Status::Ok();
-}
-
-bool HasAsciiUpper(std::string_view s) {
-  for (char c : s) {
-    if (c >= 'A' && c <= 'Z') return true;
-  }
-  return false;
 }
 
 }  // namespace

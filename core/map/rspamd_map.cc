@@ -14,6 +14,7 @@
 #include <unordered_map>
 #include <utility>
 
+#include "compd/base/text.h"
 #include "compd/map/address.h"
 
 // The reader re-implements, rule for rule, what rspamd 3.4 does with a map file; the
@@ -41,33 +42,10 @@
 namespace compd {
 namespace {
 
-// g_ascii_isspace, which rspamd's reader uses.
-bool IsGSpace(char c) {
-  return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f';
-}
+// Whitespace here is g_ascii_isspace, which rspamd's reader uses: IsAsciiSpace.
 bool IsEol(char c) { return c == '\r' || c == '\n'; }
 
-std::string GStrip(std::string_view s) {
-  while (!s.empty() && IsGSpace(s.front())) s.remove_prefix(1);
-  while (!s.empty() && IsGSpace(s.back())) s.remove_suffix(1);
-  return std::string(s);
-}
-
-std::string AsciiLower(std::string_view s) {
-  std::string r(s);
-  for (char& c : r) {
-    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
-  }
-  return r;
-}
-
-std::string AsciiUpper(std::string_view s) {
-  std::string r(s);
-  for (char& c : r) {
-    if (c >= 'a' && c <= 'z') c = static_cast<char>(c - 'a' + 'A');
-  }
-  return r;
-}
+std::string GStrip(std::string_view s) { return std::string(TrimAsciiSpace(s)); }
 
 std::string Quote(std::string_view s) { return "`" + std::string(s) + "`"; }
 
@@ -165,7 +143,7 @@ Scan ScanKv(std::string_view s) {
 
   while (i < n) {
     const char ch = s[i];
-    if (IsGSpace(ch)) {
+    if (IsAsciiSpace(ch)) {
       ++i;
       continue;
     }
@@ -186,7 +164,7 @@ Scan ScanKv(std::string_view s) {
       }
       // After the closing `/` come the flags, up to whitespace, `#` or the line end.
       size_t q = close + 1;
-      while (q < n && s[q] != '#' && !IsGSpace(s[q])) ++q;
+      while (q < n && s[q] != '#' && !IsAsciiSpace(s[q])) ++q;
       k.key = GStrip(s.substr(i, q - i));
       k.end_line = lines.At(close);
       if (q >= n) {
@@ -207,7 +185,7 @@ Scan ScanKv(std::string_view s) {
       continue;
     }
     size_t q = i;
-    while (q < n && !IsGSpace(s[q]) && !(s[q] == '#' && (q == i || s[q - 1] != '\\'))) ++q;
+    while (q < n && !IsAsciiSpace(s[q]) && !(s[q] == '#' && (q == i || s[q - 1] != '\\'))) ++q;
     if (q == i) {  // a `#` where a key would start: a comment line
       i = SkipToEol(s, q);
       continue;
@@ -363,13 +341,13 @@ std::string EscapeMapChars(std::string_view re) {
     const char c = re[i];
     if (c == '\\' && i + 1 < re.size()) {
       ++i;
-      if (IsGSpace(re[i])) {
+      if (IsAsciiSpace(re[i])) {
         hex(re[i]);
       } else {
         out += c;
         out += re[i];
       }
-    } else if (IsGSpace(c)) {
+    } else if (IsAsciiSpace(c)) {
       hex(c);
     } else if (c == '#') {
       out += "\\#";
