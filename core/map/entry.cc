@@ -10,6 +10,7 @@
 
 #include "compd/base/text.h"
 #include "compd/map/address.h"
+#include "compd/map/envelope_address.h"
 
 namespace compd {
 namespace {

@@ -8,7 +8,6 @@
 #include <unordered_set>
 
 #include "compd/base/text.h"
-#include "compd/map/address.h"
 
 namespace compd {
 

@@ -8,6 +8,8 @@
 
 #include "compd/base/text.h"
 #include "compd/map/address.h"
+#include "compd/map/address_list.h"
+#include "compd/map/envelope_address.h"
 
 namespace compd {
 

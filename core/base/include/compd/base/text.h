@@ -20,6 +20,12 @@ namespace compd {
 // SP or HTAB.
 inline bool IsBlank(char c) { return c == ' ' || c == '\t'; }
 
+// SP, HTAB, CR or LF: what separates words of a folded header line (RFC 5322 FWS).
+inline bool IsBlankOrEol(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; }
+
+// C0 controls and DEL.
+inline bool IsAsciiControl(char c) { return static_cast<unsigned char>(c) < 0x20 || c == 0x7f; }
+
 // SP, HTAB, LF, VT, FF or CR.
 inline bool IsAsciiSpace(char c) {
   return c == ' ' || c == '\t' || c == '\n' || c == '\v' || c == '\f' || c == '\r';
