@@ -14,6 +14,7 @@
 #include <utility>
 
 #include "compd/base/text.h"
+#include "compd/map/pattern.h"
 
 namespace compd {
 namespace {

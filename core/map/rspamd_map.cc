@@ -16,6 +16,7 @@
 
 #include "compd/base/text.h"
 #include "compd/map/address.h"
+#include "compd/map/pattern.h"
 
 // The reader re-implements, rule for rule, what rspamd 3.4 does with a map file; the
 // places in rspamd's source this follows are:
