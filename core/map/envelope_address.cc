@@ -77,6 +77,28 @@ Status ParseEnvelopeMailbox(std::string_view addr, std::string* out) {
   return Status::Ok();
 }
 
+// The first index from `i` on, outside quoted strings, whose character `stop` accepts, or
+// the size of `s` if none; `*in_quotes` says whether `s` ended inside a quoted string.
+template <typename Stop>
+size_t FindUnquoted(std::string_view s, size_t i, bool* in_quotes, Stop stop) {
+  *in_quotes = false;
+  for (; i < s.size(); ++i) {
+    const char c = s[i];
+    if (*in_quotes) {
+      if (c == '\\') {
+        ++i;
+      } else if (c == '"') {
+        *in_quotes = false;
+      }
+    } else if (c == '"') {
+      *in_quotes = true;
+    } else if (stop(c)) {
+      return i;
+    }
+  }
+  return s.size();
+}
+
 Status ParseEnvelope(std::string_view raw, std::string* out) {
   for (char c : raw) {
     if (c == '\0' || c == '\r' || c == '\n') return Status::Invalid("control character");
@@ -86,24 +108,9 @@ Status ParseEnvelope(std::string_view raw, std::string* out) {
   std::string_view addr;
   const size_t n = s.size();
   bool in_quotes = false;
-  size_t i = 0;
   if (s[0] == '<') {
-    for (i = 1; i < n; ++i) {
-      char c = s[i];
-      if (in_quotes) {
-        if (c == '\\') {
-          ++i;
-        } else if (c == '"') {
-          in_quotes = false;
-        }
-      } else if (c == '"') {
-        in_quotes = true;
-      } else if (c == '>') {
-        break;
-      } else if (c == '<') {
-        return Status::Invalid("unbalanced angle brackets");
-      }
-    }
+    const size_t i = FindUnquoted(s, 1, &in_quotes, [](char c) { return c == '>' || c == '<'; });
+    if (i < n && s[i] == '<') return Status::Invalid("unbalanced angle brackets");
     if (i >= n) {
       return Status::Invalid(in_quotes ? "unterminated quoted string" : "missing '>'");
     }
@@ -111,24 +118,11 @@ Status ParseEnvelope(std::string_view raw, std::string* out) {
     addr = TrimBlanks(s.substr(1, i - 1));
     if (addr.empty()) return Status::Invalid("null address <>");
   } else {
-    for (; i < n; ++i) {
-      char c = s[i];
-      if (in_quotes) {
-        if (c == '\\') {
-          ++i;
-        } else if (c == '"') {
-          in_quotes = false;
-        }
-      } else if (c == '"') {
-        in_quotes = true;
-      } else if (IsBlank(c)) {
-        break;
-      } else if (c == '<' || c == '>') {
-        return Status::Invalid("unbalanced angle brackets");
-      }
-    }
+    const size_t i =
+        FindUnquoted(s, 0, &in_quotes, [](char c) { return IsBlank(c) || c == '<' || c == '>'; });
+    if (i < n && !IsBlank(s[i])) return Status::Invalid("unbalanced angle brackets");
     if (in_quotes) return Status::Invalid("unterminated quoted string");
-    addr = s.substr(0, i < n ? i : n);
+    addr = s.substr(0, i);
   }
   if (addr.front() == '@') {
     // Source route `@a,@b:user@dom` (RFC 5321 4.1.2): rspamd matches only the mailbox.
