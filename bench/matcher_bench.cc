@@ -32,6 +32,7 @@
 #include <vector>
 
 #include "compd/map/matcher.h"
+#include "compd/map/pattern.h"
 
 // Counts heap allocations (RE2's included: it allocates with new) to show that a lookup
 // that misses allocates nothing.

@@ -4,6 +4,7 @@
 #include <nlohmann/json.hpp>
 
 #include "app.h"
+#include "compd/base/text.h"
 #include "compd/base/text_output.h"
 
 namespace mapctl {
@@ -14,13 +15,6 @@ struct ListOptions {
   std::string kind;
   std::string contains;
 };
-
-std::string Lower(std::string s) {
-  for (char& c : s) {
-    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
-  }
-  return s;
-}
 
 // A note is free text: keep a table row on one line.
 std::string OneLine(std::string s) {
@@ -39,11 +33,12 @@ int RunList(const ListOptions& o, Context& ctx) {
   if (!s.ok()) return Fail(s);
   for (const auto& bad : state.invalid) PrintError("warning: skipped " + bad);
 
-  const std::string needle = Lower(o.contains);
+  const std::string needle = compd::AsciiLower(o.contains);
   std::vector<const compd::StoredEntry*> shown;
   for (const auto& e : state.entries) {
     if (!o.kind.empty() && o.kind != compd::EntryKindName(e.entry.kind)) continue;
-    if (!needle.empty() && Lower(e.entry.text).find(needle) == std::string::npos) continue;
+    if (!needle.empty() && compd::AsciiLower(e.entry.text).find(needle) == std::string::npos)
+      continue;
     shown.push_back(&e);
   }
 

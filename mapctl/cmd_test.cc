@@ -4,7 +4,7 @@
 
 #include "app.h"
 #include "compd/base/text_output.h"
-#include "compd/map/address.h"
+#include "compd/map/envelope_address.h"
 #include "compd/map/matcher.h"
 
 namespace mapctl {

@@ -5,6 +5,8 @@
 #include <nlohmann/json.hpp>
 #include <set>
 
+#include "compd/base/text.h"
+
 namespace compd {
 
 namespace {
@@ -14,14 +16,6 @@ using Json = nlohmann::json;
 // JSON text of a string, with invalid UTF-8 replaced: scripts paste it into JSON they build.
 std::string JsonString(const std::string& s) {
   return Json(s).dump(-1, ' ', false, Json::error_handler_t::replace);
-}
-
-std::string Lower(std::string_view s) {
-  std::string out(s);
-  for (char& c : out) {
-    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
-  }
-  return out;
 }
 
 int64_t ToInt(const std::string& s) {
@@ -180,7 +174,7 @@ void FillFromHash(const std::map<std::string, std::string>& f, AccountRecord* r)
 
 }  // namespace
 
-std::string AccountKey(std::string_view account) { return Lower(account); }
+std::string AccountKey(std::string_view account) { return AsciiLower(account); }
 
 Status CheckAccountName(std::string_view account) {
   if (account.empty()) return Status::Invalid("account name is empty");
@@ -205,7 +199,7 @@ Status AccountAllowlist::Parse(std::string_view text, AccountAllowlist* out) {
     Status s = CheckAccountName(item);
     if (!s.ok()) return Status::Invalid("'" + item + "': " + s.message());
     if (item == "@") return Status::Invalid("'@': a domain is missing after '@'");
-    list.items_.push_back(Lower(item));
+    list.items_.push_back(AsciiLower(item));
     item.clear();
     return Status::Ok();
   };
@@ -225,7 +219,7 @@ Status AccountAllowlist::Parse(std::string_view text, AccountAllowlist* out) {
 
 bool AccountAllowlist::Contains(std::string_view account) const {
   if (items_.empty()) return false;
-  std::string a = Lower(account);
+  std::string a = AsciiLower(account);
   for (const std::string& item : items_) {
     if (item == a) return true;
     if (item[0] == '@' && a.size() > item.size() &&

@@ -4,15 +4,11 @@
 
 #include <cstring>
 
+#include "compd/base/text.h"
+
 namespace compd {
 
 namespace {
-
-std::string_view Trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-  return s;
-}
 
 // Parses an address; IPv4-mapped IPv6 becomes IPv4 so 192.0.2.1 and ::ffff:192.0.2.1 agree.
 bool ParseIp(std::string_view text, Cidr* out) {
@@ -57,7 +53,7 @@ Status ParseCidrList(std::string_view list, std::vector<Cidr>* out) {
   std::vector<Cidr> result;
   while (!list.empty()) {
     size_t comma = list.find_first_of(", ");
-    std::string_view item = Trim(list.substr(0, comma));
+    std::string_view item = TrimBlanks(list.substr(0, comma));
     list = comma == std::string_view::npos ? std::string_view() : list.substr(comma + 1);
     if (item.empty()) continue;
     auto bad = [&](const char* why) {

@@ -2,13 +2,14 @@
 
 #include <sys/stat.h>
 
-#include <cctype>
 #include <cerrno>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <sstream>
+
+#include "compd/base/text.h"
 
 namespace compd {
 
@@ -232,20 +233,8 @@ const std::vector<SettingDef>& Table() {
   return table;
 }
 
-std::string Lower(std::string_view s) {
-  std::string out(s);
-  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return out;
-}
-
-std::string_view Trim(std::string_view s) {
-  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.front()))) s.remove_prefix(1);
-  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back()))) s.remove_suffix(1);
-  return s;
-}
-
 bool ParseBool(std::string_view v, bool* out) {
-  std::string l = Lower(v);
+  std::string l = AsciiLower(v);
   if (l == "yes" || l == "true" || l == "on" || l == "1") {
     *out = true;
     return true;
@@ -355,7 +344,7 @@ Status Config::Set(std::string_view name, std::string_view raw, std::string_view
   std::string prefix = where.empty() ? "" : std::string(where) + ": ";
   const SettingDef* d = FindSetting(name);
   if (d == nullptr) return Status::Invalid(prefix + "unknown setting '" + std::string(name) + "'");
-  std::string_view value = Trim(raw);
+  std::string_view value = TrimAsciiSpace(raw);
   std::string stored(value);
   auto bad = [&](const std::string& why) {
     return Status::Invalid(prefix + d->name + ": '" + std::string(value) + "' " + why);
@@ -409,13 +398,13 @@ Status Config::LoadFile(const std::string& path) {
   while (std::getline(in, line)) {
     ++lineno;
     std::string where = path + ":" + std::to_string(lineno);
-    std::string_view l = Trim(line);
+    std::string_view l = TrimAsciiSpace(line);
     if (l.empty() || l[0] == '#') continue;
     size_t eq = l.find('=');
     if (eq == std::string_view::npos) {
       return Status::Invalid(where + ": expected 'name = value'");
     }
-    std::string_view name = Trim(l.substr(0, eq));
+    std::string_view name = TrimAsciiSpace(l.substr(0, eq));
     Status s = Set(name, l.substr(eq + 1), where);
     if (!s.ok()) return s;
   }

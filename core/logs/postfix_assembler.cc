@@ -1,7 +1,7 @@
 #include "compd/logs/postfix_assembler.h"
 
+#include "compd/base/encoded_words.h"
 #include "compd/logs/exim_assembler.h"
-#include "compd/map/address.h"
 
 namespace compd {
 
@@ -209,7 +209,7 @@ void PostfixAssembler::Cleanup(const LogLine& line, std::string_view rest,
     std::string_view raw = what.substr(kSubject.size(), from - kSubject.size());
     // Exim logs the subject decoded: so must this, for the same message to look the same.
     if (raw.find("=?") != std::string_view::npos) {
-      m.subject = DecodeHeaderText(raw);
+      m.subject = DecodeEncodedWords(raw);
     } else {
       m.subject.assign(raw);
     }

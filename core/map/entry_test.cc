@@ -171,29 +171,6 @@ TEST_CASE("suggested patterns for unwritable addresses are valid entries", "[ent
   }
 }
 
-TEST_CASE("ParsePattern says which kind of problem it found", "[entry]") {
-  struct Case {
-    const char* regex;
-    const char* flags;
-    PatternError why;
-  };
-  const Case cases[] = {
-      {"abc", "", PatternError::kNone},         {"abc", "g", PatternError::kFlag},
-      {"", "", PatternError::kSyntax},          {"(a", "", PatternError::kSyntax},
-      {"(a)\\1", "", PatternError::kHyperscan}, {"a*", "", PatternError::kHyperscan},
-      {"a^b", "", PatternError::kHyperscan},    {"a\\C", "", PatternError::kHyperscan},
-      {"a b", "", PatternError::kMapLine},      {"a#b", "", PatternError::kMapLine},
-  };
-  for (const Case& c : cases) {
-    INFO("regex: " << c.regex << " flags: " << c.flags);
-    Entry e;
-    PatternError why = PatternError::kFlag;
-    Status st = ParsePattern(c.regex, c.flags, &e, &why);
-    CHECK(st.ok() == (c.why == PatternError::kNone));
-    CHECK(why == c.why);
-  }
-}
-
 TEST_CASE("entry kinds have stable names", "[entry]") {
   CHECK(std::string(EntryKindName(EntryKind::kExact)) == "exact");
   CHECK(std::string(EntryKindName(EntryKind::kPattern)) == "pattern");

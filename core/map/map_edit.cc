@@ -3,16 +3,14 @@
 #include <string_view>
 #include <unordered_set>
 
+#include "compd/base/text.h"
+
 namespace compd {
 
 namespace {
 
-std::string_view Trim(std::string_view s) {
-  size_t b = s.find_first_not_of(" \t\r\n");
-  if (b == std::string_view::npos) return {};
-  size_t e = s.find_last_not_of(" \t\r\n");
-  return s.substr(b, e - b + 1);
-}
+// Lines come from getline: CR of a CRLF end, blanks; VT and FF are kept as text.
+std::string_view Trim(std::string_view s) { return TrimChars(s, " \t\r\n"); }
 
 std::string BaseName(std::string_view path) {
   size_t slash = path.rfind('/');

@@ -7,11 +7,17 @@
 #include <string_view>
 #include <unordered_set>
 
-#include "compd/map/address.h"
+#include "compd/map/map_store_fields.h"
 
 namespace compd {
 
 namespace {
+
+using map_fields::InvalidExactField;
+using map_fields::Malformed;
+using map_fields::ParseU64;
+using map_fields::ParseVersion;
+using map_fields::PatternField;
 
 // One script for every change, so add, remove and replace share the version/publish
 // bookkeeping. KEYS: exact, re, version, changed, staging, log, lost. ARGV: op, by, channel, mode
@@ -120,31 +126,6 @@ end
 return {version, added, removed, table.concat(flags)}
 )lua";
 
-// KEYS: version, log, changed. ARGV: since, most records, most bytes. Reads the version,
-// its state id and the log records from `since` (whose id tells whether the caller's
-// version `since` is the same state as Redis' version `since`) on, in one step, so they
-// belong together. A 0 instead of the records means the log cannot tell: too far back,
-// the version went backwards, or more bytes than a short read should carry.
-constexpr const char* kChangesScript = R"lua(
-local v = tonumber(redis.call('GET', KEYS[1]) or '0')
-local since = tonumber(ARGV[1])
-local id = redis.call('HGET', KEYS[3], 'id') or ''
-if v == since then return {v, id, {}} end
-if v < since or v - since + (since > 0 and 1 or 0) > tonumber(ARGV[2]) then
-  return {v, id, 0}
-end
-local first = since > 0 and since - v - 1 or -v
-local records = redis.call('LRANGE', KEYS[2], first, -1)
-local bytes = 0
-for _, r in ipairs(records) do bytes = bytes + #r end
-if bytes > tonumber(ARGV[3]) then return {v, id, 0} end
-return {v, id, records}
-)lua";
-
-// Log records a milter reads in one go, at most: beyond that a whole read is as cheap, and
-// gets map_load_timeout rather than redis_timeout.
-constexpr size_t kMaxLogBytes = 8 << 20;
-
 // Entries per RPUSH when staging; keeps each command a few MB at most.
 constexpr size_t kStageChunk = 10000;
 // Staging lists outlive a crashed writer by this long.
@@ -158,103 +139,6 @@ std::string RandomHex() {
   std::string out;
   for (int i = 0; i < 16; ++i) out += kHex[(v >> (i * 4)) & 0xf];
   return out;
-}
-
-bool ParseU64(const std::string& s, uint64_t* out) {
-  if (s.empty() || s.size() > 19) return false;
-  uint64_t v = 0;
-  for (char c : s) {
-    if (c < '0' || c > '9') return false;
-    v = v * 10 + static_cast<uint64_t>(c - '0');
-  }
-  *out = v;
-  return true;
-}
-
-Status ParseVersion(const RedisReply& r, uint64_t* out) {
-  *out = 0;
-  if (r.is_nil()) return Status::Ok();
-  if (r.type == RedisReply::Type::kInteger && r.integer >= 0) {
-    *out = static_cast<uint64_t>(r.integer);
-    return Status::Ok();
-  }
-  if (r.type == RedisReply::Type::kString && ParseU64(r.str, out)) return Status::Ok();
-  return Status::Internal("map version is not a number: '" + r.str + "'");
-}
-
-Status Malformed(const char* what) {
-  return Status::Internal(std::string("unexpected reply from Redis to ") + what);
-}
-
-// Why a field of the exact hash is not an entry, or "" when it is one. Fields are written
-// canonical by compd; one that is not can never match a canonical lookup, so it is
-// reported rather than silently kept.
-const char* InvalidExactField(std::string_view field) {
-  if (field.empty() || field.find('@') == std::string_view::npos) return "not an address";
-  for (char c : field) {
-    if (c >= 'A' && c <= 'Z') return "not in canonical (lower-case) form";
-  }
-  return "";
-}
-
-// A pattern field as an Entry (its stored spelling kept as the identity, so remove and
-// list name what is there), or why it is not one.
-Status PatternField(std::string_view field, Entry* out) {
-  Status ps = ParseEntry(field, out);
-  if (ps.ok() && out->kind != EntryKind::kPattern) return Status::Invalid("not a /pattern/");
-  if (!ps.ok()) return ps;
-  out->text = std::string(field);
-  return Status::Ok();
-}
-
-// One record of the change log: "compd1 VERSION ID[ full]\n" then, per entry, a sign
-// (+/-), a kind (e/p), the field's length, ':' and the field. kNotFound when it cannot be
-// read (corrupt, or written by a newer compd): the caller reads the whole map instead.
-Status ParseLogRecord(std::string_view rec, MapChange* out, bool* full) {
-  auto bad = [&](const char* why) {
-    return Status::NotFound(std::string("unreadable change log record (") + why + ")");
-  };
-  const size_t nl = rec.find('\n');
-  if (rec.substr(0, 7) != "compd1 " || nl == std::string_view::npos) return bad("header");
-  std::string_view head = rec.substr(7, nl - 7);
-  *full = false;
-  if (head.size() > 5 && head.substr(head.size() - 5) == " full") {
-    *full = true;
-    head.remove_suffix(5);
-  }
-  const size_t space = head.find(' ');
-  if (space == std::string_view::npos) return bad("id");
-  out->id = std::string(head.substr(space + 1));
-  if (!ParseU64(std::string(head.substr(0, space)), &out->version)) return bad("version");
-  size_t pos = nl + 1;
-  while (pos < rec.size()) {
-    if (rec.size() - pos < 4) return bad("truncated");
-    const char sign = rec[pos], kind = rec[pos + 1];
-    if ((sign != '+' && sign != '-') || (kind != 'e' && kind != 'p')) return bad("entry");
-    const size_t colon = rec.find(':', pos + 2);
-    uint64_t len = 0;
-    if (colon == std::string_view::npos ||
-        !ParseU64(std::string(rec.substr(pos + 2, colon - pos - 2)), &len) ||
-        len > rec.size() - colon - 1) {
-      return bad("length");
-    }
-    const std::string_view field = rec.substr(colon + 1, len);
-    pos = colon + 1 + len;
-    Entry e;
-    e.kind = kind == 'e' ? EntryKind::kExact : EntryKind::kPattern;
-    if (sign == '-') {
-      e.text = std::string(field);  // removals need the identity alone
-      out->removed.push_back(std::move(e));
-    } else if (kind == 'e') {
-      // Skipped as a full load skips them, so both paths give the same snapshot.
-      if (*InvalidExactField(field) != '\0') continue;
-      e.text = std::string(field);
-      out->added.push_back(std::move(e));
-    } else if (PatternField(field, &e).ok()) {
-      out->added.push_back(std::move(e));
-    }
-  }
-  return Status::Ok();
 }
 
 }  // namespace
@@ -510,64 +394,6 @@ Status MapStore::ReadEntries(const std::function<Status(const MapEntriesView& ma
   std::sort(map.patterns.begin(), map.patterns.end(),
             [](const Entry& a, const Entry& b) { return a.text < b.text; });
   return fn(map);
-}
-
-Status MapStore::ChangesSince(uint64_t since, const std::string& since_id,
-                              std::vector<MapChange>* out, uint64_t* version, std::string* id) {
-  out->clear();
-  RedisReply r;
-  Status s = client_->Command(
-      {"EVAL", kChangesScript, "3", keys_.version(), keys_.log(), keys_.changed(),
-       std::to_string(since), std::to_string(kLogKeep), std::to_string(kMaxLogBytes)},
-      &r);
-  if (!s.ok()) return s;
-  if (r.type != RedisReply::Type::kArray || r.elements.size() != 3 ||
-      r.elements[0].type != RedisReply::Type::kInteger || r.elements[0].integer < 0) {
-    return Malformed("the change log script");
-  }
-  *version = static_cast<uint64_t>(r.elements[0].integer);
-  *id = r.elements[1].str;
-  const RedisReply& records = r.elements[2];
-  const std::string other_state = "the map in Redis is not the one version " +
-                                  std::to_string(since) +
-                                  " came from (a failover to a replica, or a restored backup?)";
-  if (*version == since) {
-    if (*id != since_id) return Status::NotFound(other_state);
-    return Status::Ok();
-  }
-  if (records.type != RedisReply::Type::kArray) {
-    return Status::NotFound("the change log cannot tell what changed from version " +
-                            std::to_string(since) + " to " + std::to_string(*version));
-  }
-  // From `since` on: the record of `since` itself first (none for 0, the empty map).
-  const size_t want = *version - since + (since > 0 ? 1 : 0);
-  if (records.elements.size() != want) {
-    return Status::NotFound("the change log holds " + std::to_string(records.elements.size()) +
-                            " of the " + std::to_string(want) + " records from version " +
-                            std::to_string(since));
-  }
-  out->reserve(records.elements.size());
-  for (size_t i = 0; i < records.elements.size(); ++i) {
-    MapChange change;
-    bool full = false;
-    s = ParseLogRecord(records.elements[i].str, &change, &full);
-    if (!s.ok()) return s;
-    const uint64_t expected = since + i + (since > 0 ? 0 : 1);
-    if (change.version != expected) {
-      return Status::NotFound("the change log skips from version " + std::to_string(expected) +
-                              " to " + std::to_string(change.version));
-    }
-    if (since > 0 && i == 0) {
-      if (change.id != since_id) return Status::NotFound(other_state);
-      continue;  // our own version: already applied
-    }
-    if (full) {
-      return Status::NotFound("change " + std::to_string(change.version) +
-                              " was too large for the change log");
-    }
-    out->push_back(std::move(change));
-  }
-  return Status::Ok();
 }
 
 Status MapStore::LoadRaw(bool with_meta, MapState* out) {

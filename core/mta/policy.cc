@@ -2,6 +2,8 @@
 
 #include <cstring>
 
+#include "compd/base/text.h"
+
 namespace compd {
 
 namespace {
@@ -55,8 +57,7 @@ std::vector<std::string> SplitRecipients(std::string_view list) {
     size_t comma = list.find(',', start);
     if (comma == std::string_view::npos) comma = list.size();
     std::string_view item = list.substr(start, comma - start);
-    while (!item.empty() && (item.front() == ' ' || item.front() == '\t')) item.remove_prefix(1);
-    while (!item.empty() && (item.back() == ' ' || item.back() == '\t')) item.remove_suffix(1);
+    item = TrimBlanks(item);
     if (!item.empty()) out.emplace_back(item);
     start = comma + 1;
   }

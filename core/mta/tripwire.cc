@@ -6,7 +6,10 @@
 #include <chrono>
 #include <random>
 
+#include "compd/base/text.h"
 #include "compd/map/address.h"
+#include "compd/map/address_list.h"
+#include "compd/map/envelope_address.h"
 
 namespace compd {
 
@@ -16,17 +19,6 @@ namespace {
 // this bounds memory and parse time even when the MTA allows more.
 constexpr size_t kMaxHeaderBytes = 1 << 20;
 constexpr size_t kMaxFieldBytes = 998;  // Subject/Message-ID kept for events (RFC 5322 line)
-
-bool IEquals(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (size_t i = 0; i < a.size(); ++i) {
-    if (std::tolower(static_cast<unsigned char>(a[i])) !=
-        std::tolower(static_cast<unsigned char>(b[i]))) {
-      return false;
-    }
-  }
-  return true;
-}
 
 std::string Unfold(std::string_view v) {
   std::string out;
@@ -312,14 +304,16 @@ Verdict Session::Rcpt(std::string_view recipient, std::string_view queue_id) {
 
 void Session::Header(std::string_view name, std::string_view value) {
   if (!in_scope_) return;
-  if (IEquals(name, "Subject")) {
+  if (EqualsIgnoreAsciiCase(name, "Subject")) {
     if (subject_.empty()) subject_ = Unfold(value);
-  } else if (IEquals(name, "Message-ID")) {
+  } else if (EqualsIgnoreAsciiCase(name, "Message-ID")) {
     if (message_id_.empty()) message_id_ = Unfold(value);
-  } else if (opts_->check_headers && (IEquals(name, "To") || IEquals(name, "Cc"))) {
+  } else if (opts_->check_headers &&
+             (EqualsIgnoreAsciiCase(name, "To") || EqualsIgnoreAsciiCase(name, "Cc"))) {
     if (header_bytes_ + value.size() > kMaxHeaderBytes) return;
     header_bytes_ += value.size();
-    to_cc_.emplace_back(IEquals(name, "To") ? "header:to" : "header:cc", std::string(value));
+    to_cc_.emplace_back(EqualsIgnoreAsciiCase(name, "To") ? "header:to" : "header:cc",
+                        std::string(value));
   }
 }
 

@@ -10,6 +10,7 @@
 #include <memory>
 
 #include "compd/base/base64.h"
+#include "compd/base/text.h"
 
 namespace compd {
 
@@ -23,15 +24,8 @@ constexpr size_t kMinTokenLength = 16;
 constexpr const char* kDummyHash =
     "$y$j9T$08vdQM0oCEzZhZNuPW/Ku.$gyi0HFIQc.UCvLbMxxOVwQpaGUMDuMVt2Wp/asOlzi8";
 
-std::string_view Trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t' || s.front() == '\r')) {
-    s.remove_prefix(1);
-  }
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r')) {
-    s.remove_suffix(1);
-  }
-  return s;
-}
+// Blanks and a CR left by CRLF line ends; nothing else is space in these files and headers.
+std::string_view Trim(std::string_view s) { return TrimChars(s, " \t\r"); }
 
 // Calls `line_fn(where, text)` for each meaningful line; stops at its first error.
 template <typename Fn>
@@ -59,17 +53,6 @@ std::string Crypt(std::string_view password, const std::string& setting) {
   std::string result = (out == nullptr || out[0] == '*') ? std::string() : std::string(out);
   std::memset(data.get(), 0, sizeof(crypt_data));
   return result;
-}
-
-bool StartsWithCaseless(std::string_view s, std::string_view prefix) {
-  if (s.size() < prefix.size()) return false;
-  for (size_t i = 0; i < prefix.size(); ++i) {
-    char a = s[i], b = prefix[i];
-    if (a >= 'A' && a <= 'Z') a = static_cast<char>(a - 'A' + 'a');
-    if (b >= 'A' && b <= 'Z') b = static_cast<char>(b - 'A' + 'a');
-    if (a != b) return false;
-  }
-  return true;
 }
 
 }  // namespace
@@ -203,11 +186,11 @@ HttpAuthenticator::Result HttpAuthenticator::Check(std::string_view authorizatio
                                                    std::string* who) const {
   std::string_view h = Trim(authorization);
   if (h.empty()) return Result::kMissing;
-  if (StartsWithCaseless(h, "basic ")) {
+  if (StartsWithIgnoreAsciiCase(h, "basic ")) {
     if (users_.empty()) return Result::kDenied;
     return CheckBasic(Trim(h.substr(6)), who) ? Result::kOk : Result::kDenied;
   }
-  if (StartsWithCaseless(h, "bearer ")) {
+  if (StartsWithIgnoreAsciiCase(h, "bearer ")) {
     if (tokens_.empty() || !AnyToken(tokens_, Trim(h.substr(7)))) return Result::kDenied;
     *who = "token";
     return Result::kOk;
@@ -219,7 +202,7 @@ HttpAuthenticator::Result HttpAuthenticator::CheckMetrics(std::string_view autho
   if (metrics_tokens_.empty()) return Result::kOk;
   std::string_view h = Trim(authorization);
   if (h.empty()) return Result::kMissing;
-  if (StartsWithCaseless(h, "bearer ") && AnyToken(metrics_tokens_, Trim(h.substr(7)))) {
+  if (StartsWithIgnoreAsciiCase(h, "bearer ") && AnyToken(metrics_tokens_, Trim(h.substr(7)))) {
     return Result::kOk;
   }
   std::string who;

@@ -10,12 +10,15 @@
 //  - display names are clean: no control character, no leading, trailing or double blank;
 //  - output is bounded by the input (no blow-up an attacker could use for memory);
 //  - AddressesInText returns LooksLikeAddress substrings of its input.
+#include "compd/map/address_list.h"
+
 #include <cstddef>
 #include <cstdint>
 #include <string>
 #include <string_view>
 
 #include "compd/map/address.h"
+#include "compd/map/envelope_address.h"
 #include "fuzz_check.h"
 
 namespace {

@@ -9,6 +9,8 @@
 //  - normalising is stable: an address EnvelopeAddress produced that is itself a plain
 //    address (LooksLikeAddress, local part not quoted) comes back unchanged;
 //  - CanonicalAddress is idempotent, never grows its input and leaves no ASCII upper case.
+#include "compd/map/envelope_address.h"
+
 #include <cstddef>
 #include <cstdint>
 #include <string>

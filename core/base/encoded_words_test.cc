@@ -1,0 +1,31 @@
+#include "compd/base/encoded_words.h"
+
+#include <catch2/catch.hpp>
+#include <string>
+
+namespace compd {
+namespace {
+
+TEST_CASE("encoded words decode to UTF-8", "[encoded_words]") {
+  CHECK(DecodeEncodedWords("=?utf-8?B?SsO2cmc=?=") == "J\xc3\xb6rg");
+  CHECK(DecodeEncodedWords("=?UTF-8?q?J=C3=B6rg_M?=") == "J\xc3\xb6rg M");
+  CHECK(DecodeEncodedWords("=?iso-8859-1?Q?J=F6rg?=") == "J\xc3\xb6rg");
+  CHECK(DecodeEncodedWords("=?utf-8*en?Q?Hi?=") == "Hi");
+  CHECK(DecodeEncodedWords("Dear =?us-ascii?Q?PayPal?= user") == "Dear PayPal user");
+}
+
+TEST_CASE("blanks between adjacent encoded words are dropped, others kept", "[encoded_words]") {
+  CHECK(DecodeEncodedWords("=?utf-8?Q?a?= \r\n =?utf-8?Q?b?=") == "ab");
+  CHECK(DecodeEncodedWords("=?utf-8?Q?a?= x =?utf-8?Q?b?=") == "a x b");
+}
+
+TEST_CASE("what cannot be decoded stays as written", "[encoded_words]") {
+  for (const std::string s : {"=?koi8-r?B?8NLJ18XU?=", "=?utf-8?X?abc?=", "=?utf-8?B?abc",
+                              "=??B?abc?=", "=?utf-8 ?B?abc?=", "plain text", ""}) {
+    CAPTURE(s);
+    CHECK(DecodeEncodedWords(s) == s);
+  }
+}
+
+}  // namespace
+}  // namespace compd

@@ -1,0 +1,49 @@
+#include "compd/base/text.h"
+
+#include <string>
+#include <string_view>
+
+namespace compd {
+
+std::string AsciiLower(std::string_view s) {
+  std::string out(s);
+  for (char& c : out) c = AsciiLower(c);
+  return out;
+}
+
+std::string AsciiUpper(std::string_view s) {
+  std::string out(s);
+  for (char& c : out) c = AsciiUpper(c);
+  return out;
+}
+
+bool HasAsciiUpper(std::string_view s) {
+  for (char c : s) {
+    if (c >= 'A' && c <= 'Z') return true;
+  }
+  return false;
+}
+
+bool EqualsIgnoreAsciiCase(std::string_view a, std::string_view b) {
+  return a.size() == b.size() && StartsWithIgnoreAsciiCase(a, b);
+}
+
+bool StartsWithIgnoreAsciiCase(std::string_view s, std::string_view prefix) {
+  if (s.size() < prefix.size()) return false;
+  for (size_t i = 0; i < prefix.size(); ++i) {
+    if (AsciiLower(s[i]) != AsciiLower(prefix[i])) return false;
+  }
+  return true;
+}
+
+std::string_view TrimBlanks(std::string_view s) { return TrimChars(s, " \t"); }
+
+std::string_view TrimAsciiSpace(std::string_view s) { return TrimChars(s, " \t\n\v\f\r"); }
+
+std::string_view TrimChars(std::string_view s, std::string_view chars) {
+  const size_t b = s.find_first_not_of(chars);
+  if (b == std::string_view::npos) return {};
+  return s.substr(b, s.find_last_not_of(chars) - b + 1);
+}
+
+}  // namespace compd

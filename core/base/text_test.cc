@@ -1,0 +1,53 @@
+#include "compd/base/text.h"
+
+#include <catch2/catch.hpp>
+#include <cctype>
+#include <string>
+
+namespace compd {
+namespace {
+
+TEST_CASE("character classes are ASCII and agree with the C locale", "[text]") {
+  for (int i = 0; i < 256; ++i) {
+    const char c = static_cast<char>(i);
+    INFO("byte " << i);
+    CHECK(IsAsciiSpace(c) == (std::isspace(i) != 0));
+    CHECK(IsBlank(c) == (c == ' ' || c == '\t'));
+    CHECK(AsciiLower(c) == static_cast<char>(std::tolower(i)));
+    CHECK(AsciiUpper(c) == static_cast<char>(std::toupper(i)));
+  }
+}
+
+TEST_CASE("case folding leaves UTF-8 and non-letters alone", "[text]") {
+  CHECK(AsciiLower("Alice@Example.COM") == "alice@example.com");
+  CHECK(AsciiLower("\xc3\x89T\xc3\x89") == "\xc3\x89t\xc3\x89");
+  CHECK(AsciiUpper("foo_bar-1") == "FOO_BAR-1");
+  CHECK(AsciiLower("") == "");
+  CHECK(HasAsciiUpper("a@B.x"));
+  CHECK_FALSE(HasAsciiUpper("a@b.x\xc3\x89"));
+}
+
+TEST_CASE("caseless comparison", "[text]") {
+  CHECK(EqualsIgnoreAsciiCase("Subject", "SUBJECT"));
+  CHECK_FALSE(EqualsIgnoreAsciiCase("Subject", "Subjects"));
+  CHECK_FALSE(EqualsIgnoreAsciiCase("\xc3\x89", "\xc3\xa9"));
+  CHECK(StartsWithIgnoreAsciiCase("Bearer abc", "bearer "));
+  CHECK_FALSE(StartsWithIgnoreAsciiCase("Bear", "bearer "));
+  CHECK(StartsWithIgnoreAsciiCase("x", ""));
+}
+
+TEST_CASE("each trim removes only its own set", "[text]") {
+  const std::string all = " \t\n\v\f\r";
+  CHECK(TrimAsciiSpace(all + "a b" + all) == "a b");
+  CHECK(TrimAsciiSpace(all).empty());
+  CHECK(TrimBlanks(" \t a\tb \t") == "a\tb");
+  CHECK(TrimBlanks("\r a \n") == "\r a \n");
+  CHECK(TrimChars("\r\n a \t\r", " \t\r") == "\n a");
+  CHECK(TrimChars("", " ").empty());
+  CHECK(TrimChars("abc", "") == "abc");
+  // Bytes of UTF-8 sequences are never whitespace (0x85 and 0xa0 are in some locales).
+  CHECK(TrimAsciiSpace("\xc2\xa0x\xc2\x85") == "\xc2\xa0x\xc2\x85");
+}
+
+}  // namespace
+}  // namespace compd
