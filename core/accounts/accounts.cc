@@ -412,6 +412,37 @@ Status AccountRegistry::List(const AccountListOptions& options, std::vector<Acco
   return Status::Ok();
 }
 
+Status AccountRegistry::Latest(size_t n, std::vector<AccountRecord>* out) {
+  out->clear();
+  if (n == 0) return Status::Ok();
+  RedisReply reply;
+  Status s = client_->Command(
+      {"ZREVRANGE", keys_.hits(), "0", std::to_string(n - 1), "WITHSCORES"}, &reply);
+  if (!s.ok()) return s;
+  std::vector<std::vector<std::string>> commands;
+  std::vector<AccountRecord> records;
+  for (size_t i = 0; i + 1 < reply.elements.size(); i += 2) {
+    AccountRecord r;
+    r.account = reply.elements[i].str;
+    r.last_hit = ToInt(reply.elements[i + 1].str);
+    commands.push_back({"HGETALL", keys_.record(r.account)});
+    commands.push_back({"ZSCORE", keys_.changed(), r.account});
+    records.push_back(std::move(r));
+  }
+  if (records.empty()) return Status::Ok();
+  std::vector<RedisReply> replies;
+  s = client_->Pipeline(commands, &replies);
+  if (!s.ok()) return s;
+  if (replies.size() != commands.size()) return Status::Unavailable("short reply from Redis");
+  for (size_t i = 0; i < records.size(); ++i) {
+    AccountRecord& r = records[i];
+    FillFromHash(FieldMap(replies[2 * i]), &r);
+    r.changed_ms = replies[2 * i + 1].is_nil() ? 0 : ToInt(replies[2 * i + 1].str);
+  }
+  *out = std::move(records);
+  return Status::Ok();
+}
+
 Status AccountRegistry::Change(const std::string& op, const std::string& account,
                                const std::string& by, const std::string& text, int64_t expires_ms,
                                AccountChange* change) {

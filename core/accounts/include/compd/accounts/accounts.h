@@ -165,6 +165,7 @@ struct AccountRecord {
   int64_t hits = 0;
   std::string last_recipient, last_client_ip, last_entry;
   int64_t changed_ms = 0;  // latest state change or note, unix ms; 0 if none
+  int64_t last_hit = 0;    // unix seconds of the latest hit (the hit index's score); 0: none
   // Evidence, most hits first (ties by name); filled when asked for.
   std::vector<std::pair<std::string, int64_t>> recipients, client_ips;
   std::vector<std::string> timeline;  // hit event JSON, newest first (Get only)
@@ -200,6 +201,8 @@ class AccountRegistry {
   Status Get(const std::string& account, AccountRecord* out);
   // Every account with a record (hits or a state), most recent activity first.
   Status List(const AccountListOptions& options, std::vector<AccountRecord>* out);
+  // The records of the `n` accounts with the latest hits, latest first (no evidence).
+  Status Latest(size_t n, std::vector<AccountRecord>* out);
 
   // Locks (or re-locks, with the new reason and expiry) any account, known or not, and
   // publishes the change so every node refuses it at once. `expires_ms` (unix ms) 0: until
