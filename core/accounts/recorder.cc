@@ -10,6 +10,7 @@
 #include <cstring>
 
 #include "compd/accounts/accounts.h"
+#include "compd/base/keys.h"
 #include "compd/map/map_store.h"
 
 namespace compd {
@@ -270,7 +271,6 @@ Status Recorder::WriteToRedis(const std::vector<Event>& events, uint64_t* writte
   *written = 0;
   if (events.empty()) return Status::Ok();
   Keys keys(options_.prefix);
-  AccountKeys account_keys(options_.prefix);
   const std::string ttl = std::to_string(options_.dedup_ttl.count());
   const std::string maxlen = std::to_string(options_.stream_maxlen);
   const auto now = std::chrono::system_clock::now();
@@ -290,7 +290,7 @@ Status Recorder::WriteToRedis(const std::vector<Event>& events, uint64_t* writte
     if (account) {
       keys_part.push_back(keys.account(account_key));
       keys_part.push_back(keys.accounts());
-      AccountHitCall(account_keys, options_.accounts, e, now, options_.hostname, &keys_part, &args);
+      AccountHitCall(keys, options_.accounts, e, now, options_.hostname, &keys_part, &args);
     }
     std::vector<std::string> cmd = {"EVALSHA", script_sha_, std::to_string(keys_part.size())};
     cmd.reserve(3 + keys_part.size() + args.size());

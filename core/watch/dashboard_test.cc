@@ -134,11 +134,11 @@ TEST_CASE("account records: an expired lock shows as flagged (as mapctl shows it
   Keys k("a:");
   const int64_t now_ms = UnixMs(std::chrono::system_clock::now());
   REQUIRE(c.Command({"ZADD", k.accounts(), "100", "expired@x", "200", "current@x"}).ok());
-  REQUIRE(c.Command({"HSET", k.account("expired@x"), "hits", "1", "state", "locked",
-                     "lock_expires", std::to_string(now_ms - 60000)})
+  REQUIRE(c.Command({"HSET", k.account("expired@x"), "hits", "1", "state", "locked", "lock_expires",
+                     std::to_string(now_ms - 60000)})
               .ok());
-  REQUIRE(c.Command({"HSET", k.account("current@x"), "hits", "1", "state", "locked",
-                     "lock_expires", std::to_string(now_ms + 3600000)})
+  REQUIRE(c.Command({"HSET", k.account("current@x"), "hits", "1", "state", "locked", "lock_expires",
+                     std::to_string(now_ms + 3600000)})
               .ok());
   std::vector<DashboardAccount> out;
   REQUIRE(ReadDashboardAccounts(&c, "a:", 10, &out).ok());

@@ -21,39 +21,37 @@ constexpr int64_t kDay = 86400;
 // holds Redis for long.
 constexpr size_t kChunkItems = 500;
 
-// One chunk of a batch, atomically. ARGV: prefix, flush id, then per item: account, hour,
-// day, hour keys' EXPIREAT (0: hour too old, skip the hour keys), month key's EXPIREAT,
-// messages, recipients, N, then N networks. Returns 0 if this flush id was applied
-// before; else four values per item: hour messages, hour recipients, hour networks (-1:
-// none), day messages; or, for an item Redis refused (a key of the wrong type, say),
-// -2, -2, -2 and the error text, so one bad key costs only its own account's counts.
-// A day is one field "messages recipients networks" of its month's hash: 31 short fields
-// stay in Redis' compact listpack encoding. Keys are built here from the prefix: compd
-// does not run on Redis Cluster.
+// One chunk of a batch, atomically. ARGV: the flush marker's key, then per item: account,
+// its hour messages, hour recipients and hour networks keys, its month key, the day of
+// the month ("DD"), hour keys' EXPIREAT (0: hour too old, skip the hour keys), month key's
+// EXPIREAT, messages, recipients, N, then N networks. Returns 0 if this flush id was
+// applied before; else four values per item: hour messages, hour recipients, hour
+// networks (-1: none), day messages; or, for an item Redis refused (a key of the wrong
+// type, say), -2, -2, -2 and the error text, so one bad key costs only its own account's
+// counts. A day is one field "messages recipients networks" of its month's hash: 31 short
+// fields stay in Redis' compact listpack encoding. Key names come from Keys (they are
+// ARGV, not KEYS: compd does not run on Redis Cluster).
 constexpr const char* kFlushScript = R"lua(
-local p = ARGV[1]
-if not redis.call('SET', p .. 'vol:flush:' .. ARGV[2], '1', 'NX', 'EX', 3600) then
+if not redis.call('SET', ARGV[1], '1', 'NX', 'EX', 3600) then
   return 0
 end
 local function apply(i, n)
-  local acct, hour, day, hexp, mexp = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4]
-  local msgs, rcpts = tonumber(ARGV[i + 5]), tonumber(ARGV[i + 6])
+  local acct, hmk, hrk, nk, mk, dd = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3],
+                                     ARGV[i + 4], ARGV[i + 5]
+  local hexp, mexp = ARGV[i + 6], ARGV[i + 7]
+  local msgs, rcpts = tonumber(ARGV[i + 8]), tonumber(ARGV[i + 9])
   local hm, hr, hn = 0, 0, -1
   if hexp ~= '0' then
-    local hk = p .. 'vol:h:' .. hour
-    hm = tonumber(redis.call('ZINCRBY', hk .. ':msgs', msgs, acct))
-    hr = tonumber(redis.call('ZINCRBY', hk .. ':rcpts', rcpts, acct))
-    redis.call('EXPIREAT', hk .. ':msgs', hexp)
-    redis.call('EXPIREAT', hk .. ':rcpts', hexp)
-    local nk = hk .. ':nets:' .. acct
+    hm = tonumber(redis.call('ZINCRBY', hmk, msgs, acct))
+    hr = tonumber(redis.call('ZINCRBY', hrk, rcpts, acct))
+    redis.call('EXPIREAT', hmk, hexp)
+    redis.call('EXPIREAT', hrk, hexp)
     if n > 0 then
-      redis.call('PFADD', nk, unpack(ARGV, i + 8, i + 7 + n))
+      redis.call('PFADD', nk, unpack(ARGV, i + 11, i + 10 + n))
       redis.call('EXPIREAT', nk, hexp)
     end
     if redis.call('EXISTS', nk) == 1 then hn = redis.call('PFCOUNT', nk) end
   end
-  local mk = p .. 'vol:m:' .. string.sub(day, 1, 6) .. ':' .. acct
-  local dd = string.sub(day, 7, 8)
   local dm, dr, dn = 0, 0, 0
   local cur = redis.call('HGET', mk, dd)
   if cur then
@@ -68,16 +66,16 @@ local function apply(i, n)
   return {hm, hr, hn, dm}
 end
 local out = {}
-local i = 3
+local i = 2
 while i <= #ARGV do
-  local n = tonumber(ARGV[i + 7])
+  local n = tonumber(ARGV[i + 10])
   local ok, r = pcall(apply, i, n)
   if not ok then
     local msg = type(r) == 'table' and (r.err or 'error') or tostring(r)
     r = {-2, -2, -2, msg}
   end
   for k = 1, 4 do out[#out + 1] = r[k] end
-  i = i + 8 + n
+  i = i + 11 + n
 end
 return out
 )lua";
@@ -347,12 +345,18 @@ bool VolumeCounter::WriteBatch() {
     }
     commands.clear();
     for (const Chunk& chunk : batch_) {
-      std::vector<std::string> cmd = {"EVALSHA", script_sha_, "0", options_.prefix, chunk.flush_id};
+      const Keys keys(options_.prefix);
+      std::vector<std::string> cmd = {"EVALSHA", script_sha_, "0",
+                                      keys.volume_flush(chunk.flush_id)};
       for (const Item& item : chunk.items) {
         int64_t expire_at = item.hour_start + kHour + options_.hour_retention.count();
+        const std::string hour = HourId(item.hour_start), day = DayId(item.hour_start);
         cmd.push_back(item.account);
-        cmd.push_back(HourId(item.hour_start));
-        cmd.push_back(DayId(item.hour_start));
+        cmd.push_back(keys.hour_messages(hour));
+        cmd.push_back(keys.hour_recipients(hour));
+        cmd.push_back(keys.hour_networks(hour, item.account));
+        cmd.push_back(keys.month(day.substr(0, 6), item.account));
+        cmd.push_back(day.substr(6));
         cmd.push_back(expire_at > now ? std::to_string(expire_at) : "0");
         cmd.push_back(std::to_string(NextMonthStart(item.hour_start) +
                                      int64_t{options_.day_retention_days} * kDay));
@@ -472,7 +476,7 @@ void VolumeCounter::Loop() {
 // --- Reading.
 
 Status ReadTop(RedisClient* redis, const std::string& prefix, int64_t now, size_t n, TopView* out) {
-  VolumeKeys keys(prefix);
+  Keys keys(prefix);
   const int64_t h[3] = {HourStart(now), HourStart(now) - kHour, HourStart(now) - 2 * kHour};
   std::string id[3];
   for (int i = 0; i < 3; ++i) id[i] = HourId(h[i]);
@@ -549,7 +553,7 @@ std::vector<DayCounts> ParseMonthDays(const std::string& yyyymm,
 Status ReadAccountDays(RedisClient* redis, const std::string& prefix, const std::string& account,
                        int64_t from, int64_t to, std::vector<DayCounts>* out) {
   out->clear();
-  VolumeKeys keys(prefix);
+  Keys keys(prefix);
   std::vector<std::string> months;
   for (int64_t t = DayStart(from); t <= to; t = NextMonthStart(t)) {
     months.push_back(DayId(t).substr(0, 6));

@@ -11,10 +11,12 @@ What it writes, per recipient that hit (exact entries win over patterns, like co
 matcher), in one atomic Lua script on the Redis side:
   {prefix}events            XADD MAXLEN ~ stream_maxlen, field `event` = the event JSON
   {prefix}account:<user>    first_seen, last_seen, hits, last_entry, last_recipient,
-                            last_client_ip (only when rspamd knows the authenticated user)
+                            last_client_ip (only when rspamd knows the authenticated user;
+                            <user> in ASCII lower case, compd's AccountKey)
   {prefix}accounts          sorted set: account -> unix time of its latest hit
   {prefix}seen:<id>         dedup marker with a TTL, as compd's recorder writes it
-This is the layout of compd's Recorder (core/accounts/include/compd/accounts/recorder.h); keep them in step.
+This is the layout of compd's Recorder (core/accounts/recorder.cc; key names from
+core/base/include/compd/base/keys.h); keep them in step.
 
 The event's `account` is the authenticated user rspamd sees (task:get_user(): the `User`
 header of the scan request, filled from Postfix's {auth_authen} by rspamd's milter proxy),
@@ -234,8 +236,11 @@ local function record(task)
     if redis_params then
       local p = settings.prefix
       local keys = {p .. 'seen:' .. e.id, p .. 'events'}
+      -- The registry's key for an account is its ASCII lower case (compd's AccountKey), so
+      -- Alice@Example.com and alice@example.com share one record whichever node saw them.
+      local account_key = ascii_lower(account)
       if account ~= '' then
-        keys[3] = p .. 'account:' .. account
+        keys[3] = p .. 'account:' .. account_key
         keys[4] = p .. 'accounts'
       end
       -- EVAL rather than EVALSHA: hits are rare, and a restarted Redis never answers
@@ -243,7 +248,7 @@ local function record(task)
       local args = {RECORD_SCRIPT, tostring(#keys)}
       for _, k in ipairs(keys) do args[#args + 1] = k end
       for _, a in ipairs({tostring(settings.dedup_ttl), tostring(settings.stream_maxlen), json,
-                          account, time, tostring(math.floor(now)), e.entry, addr,
+                          account_key, time, tostring(math.floor(now)), e.entry, addr,
                           client_ip}) do
         args[#args + 1] = a
       end

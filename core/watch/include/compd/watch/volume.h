@@ -49,6 +49,7 @@
 #include <unordered_set>
 #include <vector>
 
+#include "compd/base/keys.h"
 #include "compd/base/log.h"
 #include "compd/base/redis.h"
 #include "compd/base/settings.h"
@@ -72,24 +73,6 @@ std::string DayLabel(int64_t unix_seconds);
 // The network a client address belongs to for counting: "192.0.2.0/24", "2001:db8::/48".
 // IPv4-mapped IPv6 counts as IPv4. Empty when `ip` is not an address (local submissions).
 std::string ClientNetwork(std::string_view ip, int ipv4_bits, int ipv6_bits);
-
-struct VolumeKeys {
-  explicit VolumeKeys(std::string prefix) : prefix(std::move(prefix)) {}
-  std::string prefix;
-  std::string hour_messages(const std::string& hour) const {
-    return prefix + "vol:h:" + hour + ":msgs";
-  }
-  std::string hour_recipients(const std::string& hour) const {
-    return prefix + "vol:h:" + hour + ":rcpts";
-  }
-  std::string hour_networks(const std::string& hour, const std::string& account) const {
-    return prefix + "vol:h:" + hour + ":nets:" + account;
-  }
-  std::string month(const std::string& yyyymm, const std::string& account) const {
-    return prefix + "vol:m:" + yyyymm + ":" + account;
-  }
-  std::string flush(const std::string& id) const { return prefix + "vol:flush:" + id; }
-};
 
 struct VolumeOptions {
   RedisUrl redis;
