@@ -52,12 +52,6 @@ end
 return 1
 )lua";
 
-// The registry's function first: Lua needs it defined before the code calling it.
-const std::string& RecordScript() {
-  static const std::string script = std::string(AccountHitLua()) + kRecordScript;
-  return script;
-}
-
 std::string Hostname() {
   std::string name(HOST_NAME_MAX + 1, '\0');
   if (gethostname(name.data(), name.size()) != 0) return "localhost";
@@ -85,6 +79,12 @@ Status OpenAlertLog(const std::string& path, int* fd) {
 }
 
 }  // namespace
+
+// The registry's function first: Lua needs it defined before the code calling it.
+const std::string& RecordScript() {
+  static const std::string script = std::string(AccountHitLua()) + kRecordScript;
+  return script;
+}
 
 struct Recorder::Counters {
   std::atomic<uint64_t> seq{0};
