@@ -20,6 +20,10 @@
 // lost (normally the last second; during an outage everything since Redis went away).
 // Stop() makes one last attempt, bounded by the Redis timeout, and logs what it loses.
 //
+// Implemented in three files, one concept each: volume.cc (the counter and its writer
+// thread), volume_periods.cc (hour/day bucket names, client networks), volume_read.cc
+// (ReadTop, ReadAccountDays: the read side, plain functions on a caller's RedisClient).
+//
 // Redis layout (times in UTC; <hour> = YYYYMMDDHH, <day> = YYYYMMDD):
 //   {prefix}vol:h:<hour>:msgs         zset account -> messages accepted in that hour
 //   {prefix}vol:h:<hour>:rcpts        zset account -> their envelope recipients
