@@ -109,6 +109,23 @@ class PolicyTestCase(unittest.TestCase):
 
 class ProtocolTest(PolicyTestCase):
 
+    def test_locked_account_is_refused_at_mail(self):
+        # check_policy_service in smtpd_sender_restrictions asks at MAIL (no recipient yet);
+        # a locked account gets the same reply compd-milter gives at MAIL FROM.
+        account = self.account()
+        mail = rcpt_request(account, "", protocol_state="MAIL")
+        self.assertEqual(self.ask(mail), "DUNNO")
+        p = h.mapctl("accounts", "lock", account, "--reason", "policy test", redis=self.redis,
+                     prefix=PREFIX)
+        self.assertEqual(p.returncode, 0, p.stderr)
+
+        def refused():
+            return self.ask(mail).startswith("451 4.7.1 ")
+        h.wait_for(refused, 10, what="the lock to reach the policy listener")
+        self.assertEqual(self.ask(mail), self.ask(rcpt_request(account, "friend@fine.example")))
+        self.assertEqual(self.ask(rcpt_request("other@customer.example", "", protocol_state="MAIL")),
+                         "DUNNO")
+
     def test_unlisted_recipient_is_dunno(self):
         self.assertEqual(self.ask(rcpt_request(self.account(), "friend@fine.example")), "DUNNO")
         self.no_events()

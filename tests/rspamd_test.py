@@ -461,6 +461,24 @@ class RecorderTest(StackTest):
         self.assertIsNotNone(STACK.redis.call("ZSCORE", "compd:accounts",
                                               "alice@customer.example"))
 
+    def test_account_record_is_keyed_by_lower_case_login(self):
+        # compd-milter keys the registry by the ASCII lower case of the login; rspamd's
+        # hits must land in the same record, not in a second one per spelling.
+        start = self.last_id()
+        for user in ("Carol.Case@Customer.Example", "carol.case@customer.example"):
+            STACK.rspamd.check(["<toewebvastsatw@gmx.com>"], user=user)
+        events = h.wait_for(lambda: len(self.events_since(start)) >= 2 and
+                            self.events_since(start), 5, what="two events from rspamd")
+        self.assertEqual(sorted(e["account"] for e in events),
+                         ["Carol.Case@Customer.Example", "carol.case@customer.example"])
+        self.assertEqual(STACK.redis.call("EXISTS", "compd:account:Carol.Case@Customer.Example"),
+                         0)
+        acct = STACK.redis.call("HGETALL", "compd:account:carol.case@customer.example")
+        acct = dict(zip(acct[0::2], acct[1::2]))
+        self.assertEqual(int(acct["hits"]), 2)
+        self.assertIsNone(STACK.redis.call("ZSCORE", "compd:accounts",
+                                           "Carol.Case@Customer.Example"))
+
     def test_pattern_hit_names_the_pattern_and_ids_are_unique(self):
         start = self.last_id()
         for _ in range(2):

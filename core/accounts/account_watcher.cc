@@ -6,6 +6,7 @@
 
 #include "compd/accounts/accounts.h"
 #include "compd/base/file.h"
+#include "compd/base/keys.h"
 #include "compd/base/thread_guard.h"
 #include "compd/events/event.h"
 
@@ -72,7 +73,7 @@ Status AccountWatcherOptions::FromConfig(const Config& config, AccountWatcherOpt
 AccountWatcher::AccountWatcher(AccountWatcherOptions options, LogFn log)
     : options_(std::move(options)),
       log_(std::move(log)),
-      watch_({options_.redis, AccountKeys(options_.prefix).channel(), options_.poll_interval,
+      watch_({options_.redis, Keys(options_.prefix).accounts_channel(), options_.poll_interval,
               options_.redis_timeout, options_.retry_min, options_.retry_max},
              "accounts", log_, [this] { return Describe(*Current()); }) {
   auto empty = std::make_shared<LockedAccounts>();
@@ -127,12 +128,15 @@ void AccountWatcher::Stop() {
 }
 
 bool AccountWatcher::Load() {
-  AccountKeys keys(options_.prefix);
+  Keys keys(options_.prefix);
   std::vector<RedisReply> replies;
   auto attempt = [&] {
     replies.clear();
-    return redis_->Pipeline(
-        {{"MULTI"}, {"GET", keys.version()}, {"HGETALL", keys.locked()}, {"EXEC"}}, &replies);
+    return redis_->Pipeline({{"MULTI"},
+                             {"GET", keys.accounts_version()},
+                             {"HGETALL", keys.accounts_locked()},
+                             {"EXEC"}},
+                            &replies);
   };
   bool was_connected = redis_->connected();
   Status s = attempt();
@@ -168,11 +172,11 @@ bool AccountWatcher::Load() {
 }
 
 bool AccountWatcher::CheckVersion() {
-  AccountKeys keys(options_.prefix);
+  Keys keys(options_.prefix);
   RedisReply reply;
   bool was_connected = redis_->connected();
-  Status s = redis_->Command({"GET", keys.version()}, &reply);
-  if (!s.ok() && was_connected) s = redis_->Command({"GET", keys.version()}, &reply);
+  Status s = redis_->Command({"GET", keys.accounts_version()}, &reply);
+  if (!s.ok() && was_connected) s = redis_->Command({"GET", keys.accounts_version()}, &reply);
   if (!s.ok()) {
     redis_->Disconnect();
     watch_.Failed(s);

@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 #include <set>
 
+#include "compd/base/keys.h"
 #include "compd/base/text.h"
 
 namespace compd {
@@ -245,13 +246,14 @@ Status AccountReaction::FromConfig(const Config& config, AccountReaction* out) {
 
 const char* AccountHitLua() { return kAccountHitLua; }
 
-void AccountHitCall(const AccountKeys& names, const AccountReaction& reaction, const Event& event,
+void AccountHitCall(const Keys& names, const AccountReaction& reaction, const Event& event,
                     std::chrono::system_clock::time_point now, const std::string& host,
                     std::vector<std::string>* keys, std::vector<std::string>* args) {
   const std::string a = AccountKey(event.account);
-  for (std::string k :
-       {names.record(a), names.recipients(a), names.client_ips(a), names.timeline(a), names.log(a),
-        names.locked(), names.version(), names.changed(), names.quiet(a), names.hook_due()}) {
+  for (std::string k : {names.account(a), names.account_recipients(a), names.account_ips(a),
+                        names.account_events(a), names.account_log(a), names.accounts_locked(),
+                        names.accounts_version(), names.accounts_changed(), names.account_quiet(a),
+                        names.hooks_due()}) {
     keys->push_back(std::move(k));
   }
   const bool lock = reaction.MayAutoLock(event.account);
@@ -269,7 +271,7 @@ void AccountHitCall(const AccountKeys& names, const AccountReaction& reaction, c
         event.client_ip, event.ToJson(), std::string(lock ? "1" : "0"),
         std::to_string(reaction.lock_duration.count()), std::to_string(reaction.hook_quiet.count()),
         std::to_string(kMaxEvidenceValues), std::to_string(kMaxTimeline),
-        std::to_string(kMaxAccountLog), names.channel(), by, reason, JsonString(by),
+        std::to_string(kMaxAccountLog), names.accounts_channel(), by, reason, JsonString(by),
         JsonString(reason)}) {
     args->push_back(std::move(v));
   }
@@ -326,12 +328,12 @@ AccountRegistry::AccountRegistry(RedisClient* client, std::string prefix)
 Status AccountRegistry::Get(const std::string& account, AccountRecord* out) {
   const std::string a = AccountKey(account);
   std::vector<RedisReply> replies;
-  Status s = client_->Pipeline({{"HGETALL", keys_.record(a)},
-                                {"HGETALL", keys_.recipients(a)},
-                                {"HGETALL", keys_.client_ips(a)},
-                                {"LRANGE", keys_.timeline(a), "0", "-1"},
-                                {"LRANGE", keys_.log(a), "0", "-1"},
-                                {"ZSCORE", keys_.changed(), a}},
+  Status s = client_->Pipeline({{"HGETALL", keys_.account(a)},
+                                {"HGETALL", keys_.account_recipients(a)},
+                                {"HGETALL", keys_.account_ips(a)},
+                                {"LRANGE", keys_.account_events(a), "0", "-1"},
+                                {"LRANGE", keys_.account_log(a), "0", "-1"},
+                                {"ZSCORE", keys_.accounts_changed(), a}},
                                &replies);
   if (!s.ok()) return s;
   if (replies.size() != 6) return Status::Unavailable("short reply from Redis");
@@ -356,9 +358,10 @@ Status AccountRegistry::List(const AccountListOptions& options, std::vector<Acco
   std::string since_s = options.since_ms > 0 ? std::to_string(options.since_ms / 1000) : "-inf";
   std::string since_ms = options.since_ms > 0 ? std::to_string(options.since_ms) : "-inf";
   std::vector<RedisReply> replies;
-  Status s = client_->Pipeline({{"ZRANGEBYSCORE", keys_.hits(), since_s, "+inf"},
-                                {"ZRANGEBYSCORE", keys_.changed(), since_ms, "+inf", "WITHSCORES"}},
-                               &replies);
+  Status s = client_->Pipeline(
+      {{"ZRANGEBYSCORE", keys_.accounts(), since_s, "+inf"},
+       {"ZRANGEBYSCORE", keys_.accounts_changed(), since_ms, "+inf", "WITHSCORES"}},
+      &replies);
   if (!s.ok()) return s;
   if (replies.size() != 2) return Status::Unavailable("short reply from Redis");
   std::map<std::string, int64_t> names;  // account -> changed ms
@@ -372,11 +375,11 @@ Status AccountRegistry::List(const AccountListOptions& options, std::vector<Acco
   const size_t per = options.with_evidence ? 4 : 2;
   for (const auto& [a, changed] : names) {
     (void)changed;
-    commands.push_back({"HGETALL", keys_.record(a)});
-    commands.push_back({"ZSCORE", keys_.changed(), a});
+    commands.push_back({"HGETALL", keys_.account(a)});
+    commands.push_back({"ZSCORE", keys_.accounts_changed(), a});
     if (options.with_evidence) {
-      commands.push_back({"HGETALL", keys_.recipients(a)});
-      commands.push_back({"HGETALL", keys_.client_ips(a)});
+      commands.push_back({"HGETALL", keys_.account_recipients(a)});
+      commands.push_back({"HGETALL", keys_.account_ips(a)});
     }
   }
   replies.clear();
@@ -406,6 +409,37 @@ Status AccountRegistry::List(const AccountListOptions& options, std::vector<Acco
   return Status::Ok();
 }
 
+Status AccountRegistry::Latest(size_t n, std::vector<AccountRecord>* out) {
+  out->clear();
+  if (n == 0) return Status::Ok();
+  RedisReply reply;
+  Status s = client_->Command(
+      {"ZREVRANGE", keys_.accounts(), "0", std::to_string(n - 1), "WITHSCORES"}, &reply);
+  if (!s.ok()) return s;
+  std::vector<std::vector<std::string>> commands;
+  std::vector<AccountRecord> records;
+  for (size_t i = 0; i + 1 < reply.elements.size(); i += 2) {
+    AccountRecord r;
+    r.account = reply.elements[i].str;
+    r.last_hit = ToInt(reply.elements[i + 1].str);
+    commands.push_back({"HGETALL", keys_.account(r.account)});
+    commands.push_back({"ZSCORE", keys_.accounts_changed(), r.account});
+    records.push_back(std::move(r));
+  }
+  if (records.empty()) return Status::Ok();
+  std::vector<RedisReply> replies;
+  s = client_->Pipeline(commands, &replies);
+  if (!s.ok()) return s;
+  if (replies.size() != commands.size()) return Status::Unavailable("short reply from Redis");
+  for (size_t i = 0; i < records.size(); ++i) {
+    AccountRecord& r = records[i];
+    FillFromHash(FieldMap(replies[2 * i]), &r);
+    r.changed_ms = replies[2 * i + 1].is_nil() ? 0 : ToInt(replies[2 * i + 1].str);
+  }
+  *out = std::move(records);
+  return Status::Ok();
+}
+
 Status AccountRegistry::Change(const std::string& op, const std::string& account,
                                const std::string& by, const std::string& text, int64_t expires_ms,
                                AccountChange* change) {
@@ -421,9 +455,10 @@ Status AccountRegistry::Change(const std::string& op, const std::string& account
   entry.expires_ms = expires_ms;
   RedisReply reply;
   s = client_->Command(
-      {"EVAL", kChangeScript, "5", keys_.record(a), keys_.log(a), keys_.locked(), keys_.version(),
-       keys_.changed(), a, op, entry.time, std::to_string(UnixMs(now)), by, text,
-       std::to_string(expires_ms), keys_.channel(), std::to_string(kMaxAccountLog), entry.ToJson()},
+      {"EVAL", kChangeScript, "5", keys_.account(a), keys_.account_log(a), keys_.accounts_locked(),
+       keys_.accounts_version(), keys_.accounts_changed(), a, op, entry.time,
+       std::to_string(UnixMs(now)), by, text, std::to_string(expires_ms), keys_.accounts_channel(),
+       std::to_string(kMaxAccountLog), entry.ToJson()},
       &reply);
   if (!s.ok()) return s;
   if (reply.type != RedisReply::Type::kArray || reply.elements.size() != 3) {

@@ -192,8 +192,8 @@ Status HookRunner::Step(std::chrono::milliseconds* wait) {
   const int64_t now = NowMs();
   std::vector<RedisReply> replies;
   Status s = redis_->Pipeline(
-      {{"ZRANGEBYSCORE", keys_.hook_due(), "-inf", std::to_string(now), "LIMIT", "0", "1"},
-       {"ZRANGE", keys_.hook_due(), "0", "0", "WITHSCORES"}},
+      {{"ZRANGEBYSCORE", keys_.hooks_due(), "-inf", std::to_string(now), "LIMIT", "0", "1"},
+       {"ZRANGE", keys_.hooks_due(), "0", "0", "WITHSCORES"}},
       &replies);
   if (!s.ok()) return s;
   if (replies.size() != 2) return Status::Unavailable("short reply from Redis");
@@ -208,7 +208,7 @@ Status HookRunner::Step(std::chrono::milliseconds* wait) {
   const std::string id = replies[0].elements[0].str;
   const auto lease = options_.hooks.timeout + kLeaseMargin;
   RedisReply claimed;
-  s = redis_->Command({"EVAL", kClaimScript, "2", keys_.hook_due(), keys_.hook_job(id), id,
+  s = redis_->Command({"EVAL", kClaimScript, "2", keys_.hooks_due(), keys_.hook_job(id), id,
                        std::to_string(now), std::to_string(now + lease.count())},
                       &claimed);
   if (!s.ok()) return s;
@@ -270,7 +270,7 @@ Status HookRunner::Deliver(const HookJob& job, const std::string& document) {
 
 Status HookRunner::Finish(const HookJob& job, const Status& outcome, bool cancelled) {
   const int64_t now = NowMs();
-  const std::string record = keys_.record(job.account);
+  const std::string record = keys_.account(job.account);
   const std::string field = "ticket_" + job.target;
   const std::string what = "hook " + job.target + " for account " + EscapeForLog(job.account) +
                            " (job " + job.id + ", attempt " + std::to_string(job.attempts) + ")";
@@ -284,12 +284,12 @@ Status HookRunner::Finish(const HookJob& job, const Status& outcome, bool cancel
     entry.by = "compd@" + options_.hostname;
     entry.text = job.target + " delivered (attempt " + std::to_string(job.attempts) + ")";
     commands = {{"MULTI"},
-                {"ZREM", keys_.hook_due(), job.id},
+                {"ZREM", keys_.hooks_due(), job.id},
                 {"DEL", keys_.hook_job(job.id)},
                 {"HSET", record, field,
                  "delivered " + entry.time + " (attempt " + std::to_string(job.attempts) + ")"},
-                {"LPUSH", keys_.log(job.account), entry.ToJson()},
-                {"LTRIM", keys_.log(job.account), "0", std::to_string(kMaxAccountLog - 1)},
+                {"LPUSH", keys_.account_log(job.account), entry.ToJson()},
+                {"LTRIM", keys_.account_log(job.account), "0", std::to_string(kMaxAccountLog - 1)},
                 {"EXEC"}};
   } else {
     auto delay =
@@ -304,7 +304,7 @@ Status HookRunner::Finish(const HookJob& job, const Status& outcome, bool cancel
     }
     const std::string next = Iso(now + delay.count());
     commands = {{"MULTI"},
-                {"ZADD", keys_.hook_due(), "XX", std::to_string(now + delay.count()), job.id},
+                {"ZADD", keys_.hooks_due(), "XX", std::to_string(now + delay.count()), job.id},
                 {"HSET", keys_.hook_job(job.id), "last_error", outcome.message()},
                 {"HSET", record, field,
                  "failed " + Iso(now) + " (attempt " + std::to_string(job.attempts) +
@@ -316,9 +316,9 @@ Status HookRunner::Finish(const HookJob& job, const Status& outcome, bool cancel
       entry.what = "ticket";
       entry.by = "compd@" + options_.hostname;
       entry.text = job.target + " failed: " + outcome.message() + "; retrying until it succeeds";
-      commands.insert(commands.end() - 1, {"LPUSH", keys_.log(job.account), entry.ToJson()});
+      commands.insert(commands.end() - 1, {"LPUSH", keys_.account_log(job.account), entry.ToJson()});
       commands.insert(commands.end() - 1,
-                      {"LTRIM", keys_.log(job.account), "0", std::to_string(kMaxAccountLog - 1)});
+                      {"LTRIM", keys_.account_log(job.account), "0", std::to_string(kMaxAccountLog - 1)});
     }
   }
   Status s = redis_->Pipeline(commands);

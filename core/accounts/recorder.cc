@@ -11,6 +11,7 @@
 
 #include "compd/accounts/accounts.h"
 #include "compd/base/file.h"
+#include "compd/base/keys.h"
 #include "compd/base/sentinel.h"
 #include "compd/base/thread_guard.h"
 #include "compd/map/map_store.h"
@@ -57,12 +58,6 @@ end
 return 1
 )lua";
 
-// The registry's function first: Lua needs it defined before the code calling it.
-const std::string& RecordScript() {
-  static const std::string script = std::string(AccountHitLua()) + kRecordScript;
-  return script;
-}
-
 std::string Hostname() {
   std::string name(HOST_NAME_MAX + 1, '\0');
   if (gethostname(name.data(), name.size()) != 0) return "localhost";
@@ -97,6 +92,12 @@ Status RecorderOptions::FromConfig(const Config& config, RecorderOptions* out) {
   }
   *out = std::move(o);
   return Status::Ok();
+}
+
+// The registry's function first: Lua needs it defined before the code calling it.
+const std::string& RecordScript() {
+  static const std::string script = std::string(AccountHitLua()) + kRecordScript;
+  return script;
 }
 
 struct Recorder::Counters {
@@ -286,7 +287,6 @@ Status Recorder::WriteToRedis(const std::vector<Event>& events, uint64_t* writte
   *written = 0;
   if (events.empty()) return Status::Ok();
   Keys keys(options_.prefix);
-  AccountKeys account_keys(options_.prefix);
   const std::string ttl = std::to_string(options_.dedup_ttl.count());
   const std::string maxlen = std::to_string(options_.stream_maxlen);
   const auto now = std::chrono::system_clock::now();
@@ -306,7 +306,7 @@ Status Recorder::WriteToRedis(const std::vector<Event>& events, uint64_t* writte
     if (account) {
       keys_part.push_back(keys.account(account_key));
       keys_part.push_back(keys.accounts());
-      AccountHitCall(account_keys, options_.accounts, e, now, options_.hostname, &keys_part, &args);
+      AccountHitCall(keys, options_.accounts, e, now, options_.hostname, &keys_part, &args);
     }
     std::vector<std::string> cmd = {"EVALSHA", script_sha_, std::to_string(keys_part.size())};
     cmd.reserve(3 + keys_part.size() + args.size());

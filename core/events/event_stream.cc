@@ -2,7 +2,7 @@
 
 #include <algorithm>
 
-#include "compd/map/map_store.h"
+#include "compd/base/keys.h"
 
 namespace compd {
 

@@ -195,7 +195,7 @@ Status MapStore::Change(const char* op, const std::vector<Item>& items, const st
     out->push_back(it.value != nullptr ? *it.value : kEmpty);
   };
 
-  const std::string staging = keys_.prefix + "map:staging:" + RandomHex();
+  const std::string staging = keys_.staging(RandomHex());
   std::vector<std::string> eval = {"EVAL",
                                    kChangeScript,
                                    "7",

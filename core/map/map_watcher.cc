@@ -7,6 +7,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "compd/base/keys.h"
 #include "compd/base/thread_guard.h"
 #include "compd/base/utc_time.h"
 #include "compd/map/rspamd_map.h"

@@ -280,10 +280,13 @@ Status EvaluatePolicyRequest(const Tripwire& tripwire, const PolicyRequest& requ
   }
   const std::string state = Upper(request.Get("protocol_state"));
   const bool rcpt = state == "RCPT";
+  // check_policy_service in smtpd_sender_restrictions asks at MAIL: there is no recipient
+  // to check yet, but a locked account gets the reply compd-milter gives it at MAIL FROM.
+  const bool mail = state == "MAIL";
   const bool message =
       (state == "DATA" || state == "END-OF-MESSAGE") &&
       (request.Has("compd_to") || request.Has("compd_cc") || request.Has("compd_rcpts"));
-  if ((!rcpt && !message) || (rcpt && request.Get("recipient").empty())) {
+  if ((!rcpt && !mail && !message) || (rcpt && request.Get("recipient").empty())) {
     *action = "DUNNO";
     return Status::Ok();
   }
@@ -294,7 +297,7 @@ Status EvaluatePolicyRequest(const Tripwire& tripwire, const PolicyRequest& requ
   const std::string_view queue_id = request.Get("queue_id");
   Verdict v = session.Mail(request.Get("sender"), request.Get("sasl_username"),
                            request.Get("sasl_method"), queue_id);
-  if (v.kind != Verdict::Kind::kContinue) {  // out of scope, or a locked account
+  if (v.kind != Verdict::Kind::kContinue || mail) {  // out of scope, or a locked account
     *action = PolicyAction(v, session.transaction_id());
     return Status::Ok();
   }

@@ -282,6 +282,21 @@ TEST_CASE("policy: scope is the milter's", "[policy]") {
   CHECK(f.Ask(Rcpt("friend@fine.example")) == "451 4.7.1 account suspended");
 }
 
+TEST_CASE("policy: a locked account is refused at MAIL as compd-milter refuses it", "[policy]") {
+  // check_policy_service in smtpd_sender_restrictions asks at MAIL, without a recipient.
+  Fixture f({"listed@bad.example"});
+  std::string mail = kRcptRequest;
+  mail.replace(mail.find("protocol_state=RCPT"), 19, "protocol_state=MAIL");
+  CHECK(f.Ask(mail) == "DUNNO");
+  f.locked = "alice@customer.example";
+  CHECK(f.Ask(mail) == "451 4.7.1 account suspended");
+  // Unauthenticated and out of scope: still nothing to say at MAIL.
+  std::string anonymous = mail;
+  anonymous.replace(anonymous.find("sasl_username=alice@customer.example"), 36, "sasl_username=");
+  CHECK(f.Ask(anonymous) == "DUNNO");
+  CHECK(f.events.empty());
+}
+
 TEST_CASE("policy: each action has its Postfix form", "[policy]") {
   struct Case {
     HitAction action;

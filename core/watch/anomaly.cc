@@ -4,6 +4,8 @@
 #include <cmath>
 #include <cstdio>
 
+#include "compd/base/keys.h"
+
 namespace compd {
 
 namespace {
@@ -225,10 +227,9 @@ Status AnomalyDetector::GetBaseline(const std::string& account, int64_t day_star
 
 Status AnomalyDetector::Claim(const Anomaly& a, bool* won) {
   RedisReply reply;
-  Status s = redis_->Command(
-      {"SET", options_.prefix + "anomaly:" + a.rule + ":" + a.period + ":" + a.account, "1", "NX",
-       "EX", std::to_string(kClaimDays * kDay)},
-      &reply);
+  Status s = redis_->Command({"SET", Keys(options_.prefix).anomaly(a.rule, a.period, a.account),
+                              "1", "NX", "EX", std::to_string(kClaimDays * kDay)},
+                             &reply);
   if (!s.ok()) return s;
   *won = reply.type == RedisReply::Type::kStatus;  // "OK"; nil when someone was first
   return Status::Ok();

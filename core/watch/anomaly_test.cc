@@ -185,7 +185,7 @@ void SeedYear(RedisClient& c, const std::string& prefix, const std::string& acco
   for (int i = 365; i >= 1; --i) {
     std::string day = DayId(today - i * kDay);
     cmds.push_back(
-        {"HSET", VolumeKeys(prefix).month(day.substr(0, 6), account), day.substr(6), "1 1 1"});
+        {"HSET", Keys(prefix).month(day.substr(0, 6), account), day.substr(6), "1 1 1"});
   }
   REQUIRE(c.Pipeline(cmds).ok());
 }

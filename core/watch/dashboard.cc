@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <nlohmann/json.hpp>
 
+#include "compd/accounts/accounts.h"
 #include "compd/events/event_stream.h"
 #include "compd/map/map_store.h"
 
@@ -91,34 +92,15 @@ std::set<std::string> DashboardData::AnomalousAccounts() const {
 Status ReadDashboardAccounts(RedisClient* redis, const std::string& prefix, size_t limit,
                              std::vector<DashboardAccount>* out) {
   out->clear();
-  Keys keys(prefix);
-  RedisReply reply;
-  Status s = redis->Command(
-      {"ZREVRANGE", keys.accounts(), "0", std::to_string(kAccountsScanned - 1), "WITHSCORES"},
-      &reply);
+  std::vector<AccountRecord> latest;
+  Status s = AccountRegistry(redis, prefix).Latest(kAccountsScanned, &latest);
   if (!s.ok()) return s;
+  const int64_t now_ms = UnixMs(std::chrono::system_clock::now());
   std::vector<DashboardAccount> records;
-  std::vector<std::vector<std::string>> cmds;
-  for (size_t i = 0; i + 1 < reply.elements.size(); i += 2) {
-    DashboardAccount r;
-    r.account = reply.elements[i].str;
-    r.last_hit = std::strtoll(reply.elements[i + 1].str.c_str(), nullptr, 10);
-    cmds.push_back({"HGETALL", keys.account(r.account)});
-    records.push_back(std::move(r));
-  }
-  if (records.empty()) return Status::Ok();
-  std::vector<RedisReply> replies;
-  s = redis->Pipeline(cmds, &replies);
-  if (!s.ok()) return s;
   bool registry = false;  // does any record carry a state (the account registry)?
-  for (size_t i = 0; i < records.size() && i < replies.size(); ++i) {
-    DashboardAccount& r = records[i];
-    const auto& el = replies[i].elements;
-    for (size_t k = 0; k + 1 < el.size(); k += 2) r.fields[el[k].str] = el[k + 1].str;
-    r.state = r.fields.count("state") ? r.fields["state"] : "";
-    if (!r.state.empty()) registry = true;
-    r.hits = r.fields.count("hits") ? std::strtoll(r.fields["hits"].c_str(), nullptr, 10) : 0;
-    r.last_entry = r.fields.count("last_entry") ? r.fields["last_entry"] : "";
+  for (const AccountRecord& a : latest) {
+    records.push_back(DashboardAccountOf(a, now_ms));
+    if (!a.state.empty()) registry = true;
   }
   if (registry) {  // show who needs attention, not released accounts
     records.erase(std::remove_if(records.begin(), records.end(),
@@ -135,6 +117,34 @@ Status ReadDashboardAccounts(RedisClient* redis, const std::string& prefix, size
   if (records.size() > limit) records.resize(limit);
   *out = std::move(records);
   return Status::Ok();
+}
+
+DashboardAccount DashboardAccountOf(const AccountRecord& a, int64_t now_ms) {
+  DashboardAccount r;
+  r.account = a.account;
+  // The registry's state in force (an expired lock is flagged); a record from before the
+  // registry (hits only) has none.
+  r.state = a.state.empty() ? std::string() : a.EffectiveState(now_ms);
+  r.hits = a.hits;
+  r.last_hit = a.last_hit;
+  r.last_entry = a.last_entry;
+  auto put = [&](const char* name, const std::string& value) {
+    if (!value.empty()) r.fields[name] = value;
+  };
+  put("first_seen", a.first_seen);
+  put("last_seen", a.last_seen);
+  if (a.hits != 0) put("hits", std::to_string(a.hits));
+  put("last_entry", a.last_entry);
+  put("last_recipient", a.last_recipient);
+  put("last_client_ip", a.last_client_ip);
+  put("state", r.state);
+  put("state_at", a.state_at);
+  put("state_by", a.state_by);
+  put("state_reason", a.state_reason);
+  put("flagged_at", a.flagged_at);
+  if (a.state == "locked") put("lock_expires", std::to_string(a.lock_expires_ms));
+  for (const auto& [target, status] : a.tickets) r.fields["ticket_" + target] = status;
+  return r;
 }
 
 DashboardSource::DashboardSource(DashboardOptions options, MapInfoFn map_info)

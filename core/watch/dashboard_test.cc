@@ -3,6 +3,7 @@
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
 
+#include "compd/accounts/accounts.h"
 #include "compd/map/map_store.h"
 #include "compd/testutil/redis.h"
 #include "compd/watch/dashboard_page.h"
@@ -124,6 +125,35 @@ TEST_CASE("account records: locked, then flagged, released left out", "[redis][d
   REQUIRE(out.size() == 2);
   CHECK(out[0].account == "new@x");
   CHECK(out[0].state.empty());
+}
+
+TEST_CASE("account records: an expired lock shows as flagged (as mapctl shows it)",
+          "[redis][dashboard]") {
+  RedisServer redis;
+  RedisClient c(redis.url());
+  Keys k("a:");
+  const int64_t now_ms = UnixMs(std::chrono::system_clock::now());
+  REQUIRE(c.Command({"ZADD", k.accounts(), "100", "expired@x", "200", "current@x"}).ok());
+  REQUIRE(c.Command({"HSET", k.account("expired@x"), "hits", "1", "state", "locked", "lock_expires",
+                     std::to_string(now_ms - 60000)})
+              .ok());
+  REQUIRE(c.Command({"HSET", k.account("current@x"), "hits", "1", "state", "locked", "lock_expires",
+                     std::to_string(now_ms + 3600000)})
+              .ok());
+  std::vector<DashboardAccount> out;
+  REQUIRE(ReadDashboardAccounts(&c, "a:", 10, &out).ok());
+  REQUIRE(out.size() == 2);
+  CHECK(out[0].account == "current@x");
+  CHECK(out[0].state == "locked");
+  CHECK(out[1].account == "expired@x");
+  CHECK(out[1].state == "flagged");
+  AccountRecord record;
+  REQUIRE(AccountRegistry(&c, "a:").Get("expired@x", &record).ok());
+  CHECK(out[1].state == record.EffectiveState(now_ms));
+  DashboardData d;
+  d.accounts = out;
+  auto j = nlohmann::json::parse(DashboardJson(d, "accounts"));
+  CHECK(j["accounts"][1]["state"] == "flagged");
 }
 
 TEST_CASE("dashboard source reports a Redis outage instead of failing", "[redis][dashboard]") {

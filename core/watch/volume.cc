@@ -1,6 +1,5 @@
 #include "compd/watch/volume.h"
 
-#include <arpa/inet.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -23,39 +22,37 @@ constexpr int64_t kDay = 86400;
 // holds Redis for long.
 constexpr size_t kChunkItems = 500;
 
-// One chunk of a batch, atomically. ARGV: prefix, flush id, then per item: account, hour,
-// day, hour keys' EXPIREAT (0: hour too old, skip the hour keys), month key's EXPIREAT,
-// messages, recipients, N, then N networks. Returns 0 if this flush id was applied
-// before; else four values per item: hour messages, hour recipients, hour networks (-1:
-// none), day messages; or, for an item Redis refused (a key of the wrong type, say),
-// -2, -2, -2 and the error text, so one bad key costs only its own account's counts.
-// A day is one field "messages recipients networks" of its month's hash: 31 short fields
-// stay in Redis' compact listpack encoding. Keys are built here from the prefix: compd
-// does not run on Redis Cluster.
+// One chunk of a batch, atomically. ARGV: the flush marker's key, then per item: account,
+// its hour messages, hour recipients and hour networks keys, its month key, the day of
+// the month ("DD"), hour keys' EXPIREAT (0: hour too old, skip the hour keys), month key's
+// EXPIREAT, messages, recipients, N, then N networks. Returns 0 if this flush id was
+// applied before; else four values per item: hour messages, hour recipients, hour
+// networks (-1: none), day messages; or, for an item Redis refused (a key of the wrong
+// type, say), -2, -2, -2 and the error text, so one bad key costs only its own account's
+// counts. A day is one field "messages recipients networks" of its month's hash: 31 short
+// fields stay in Redis' compact listpack encoding. Key names come from Keys (they are
+// ARGV, not KEYS: compd does not run on Redis Cluster).
 constexpr const char* kFlushScript = R"lua(
-local p = ARGV[1]
-if not redis.call('SET', p .. 'vol:flush:' .. ARGV[2], '1', 'NX', 'EX', 3600) then
+if not redis.call('SET', ARGV[1], '1', 'NX', 'EX', 3600) then
   return 0
 end
 local function apply(i, n)
-  local acct, hour, day, hexp, mexp = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4]
-  local msgs, rcpts = tonumber(ARGV[i + 5]), tonumber(ARGV[i + 6])
+  local acct, hmk, hrk, nk, mk, dd = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3],
+                                     ARGV[i + 4], ARGV[i + 5]
+  local hexp, mexp = ARGV[i + 6], ARGV[i + 7]
+  local msgs, rcpts = tonumber(ARGV[i + 8]), tonumber(ARGV[i + 9])
   local hm, hr, hn = 0, 0, -1
   if hexp ~= '0' then
-    local hk = p .. 'vol:h:' .. hour
-    hm = tonumber(redis.call('ZINCRBY', hk .. ':msgs', msgs, acct))
-    hr = tonumber(redis.call('ZINCRBY', hk .. ':rcpts', rcpts, acct))
-    redis.call('EXPIREAT', hk .. ':msgs', hexp)
-    redis.call('EXPIREAT', hk .. ':rcpts', hexp)
-    local nk = hk .. ':nets:' .. acct
+    hm = tonumber(redis.call('ZINCRBY', hmk, msgs, acct))
+    hr = tonumber(redis.call('ZINCRBY', hrk, rcpts, acct))
+    redis.call('EXPIREAT', hmk, hexp)
+    redis.call('EXPIREAT', hrk, hexp)
     if n > 0 then
-      redis.call('PFADD', nk, unpack(ARGV, i + 8, i + 7 + n))
+      redis.call('PFADD', nk, unpack(ARGV, i + 11, i + 10 + n))
       redis.call('EXPIREAT', nk, hexp)
     end
     if redis.call('EXISTS', nk) == 1 then hn = redis.call('PFCOUNT', nk) end
   end
-  local mk = p .. 'vol:m:' .. string.sub(day, 1, 6) .. ':' .. acct
-  local dd = string.sub(day, 7, 8)
   local dm, dr, dn = 0, 0, 0
   local cur = redis.call('HGET', mk, dd)
   if cur then
@@ -70,16 +67,16 @@ local function apply(i, n)
   return {hm, hr, hn, dm}
 end
 local out = {}
-local i = 3
+local i = 2
 while i <= #ARGV do
-  local n = tonumber(ARGV[i + 7])
+  local n = tonumber(ARGV[i + 10])
   local ok, r = pcall(apply, i, n)
   if not ok then
     local msg = type(r) == 'table' and (r.err or 'error') or tostring(r)
     r = {-2, -2, -2, msg}
   end
   for k = 1, 4 do out[#out + 1] = r[k] end
-  i = i + 8 + n
+  i = i + 11 + n
 end
 return out
 )lua";
@@ -90,21 +87,6 @@ int64_t UnixSeconds(std::chrono::system_clock::time_point t) {
 
 int64_t Now() { return UnixSeconds(std::chrono::system_clock::now()); }
 
-int64_t FloorDiv(int64_t a, int64_t b) { return a / b - ((a % b != 0) && ((a < 0) != (b < 0))); }
-
-struct tm Utc(int64_t unix_seconds) {
-  time_t t = static_cast<time_t>(unix_seconds);
-  struct tm tm {};
-  gmtime_r(&t, &tm);
-  return tm;
-}
-
-std::string Pad(int v, int width) {
-  std::string s = std::to_string(v);
-  if (static_cast<int>(s.size()) < width) s.insert(0, width - s.size(), '0');
-  return s;
-}
-
 std::string Instance() {
   std::random_device rd;
   uint64_t r = (uint64_t{rd()} << 32) ^ rd();
@@ -114,94 +96,7 @@ std::string Instance() {
   return s + "." + std::to_string(getpid());
 }
 
-int64_t ScoreOf(const RedisReply& r) {
-  if (r.type == RedisReply::Type::kInteger) return r.integer;
-  if (r.type != RedisReply::Type::kString) return 0;
-  return static_cast<int64_t>(std::strtod(r.str.c_str(), nullptr));
-}
-
 }  // namespace
-
-int64_t NextMonthStart(int64_t unix_seconds) {
-  struct tm tm = Utc(unix_seconds);
-  struct tm next {};
-  next.tm_year = tm.tm_mon == 11 ? tm.tm_year + 1 : tm.tm_year;
-  next.tm_mon = (tm.tm_mon + 1) % 12;
-  next.tm_mday = 1;
-  return static_cast<int64_t>(timegm(&next));
-}
-
-std::string HourId(int64_t unix_seconds) {
-  struct tm tm = Utc(unix_seconds);
-  return Pad(tm.tm_year + 1900, 4) + Pad(tm.tm_mon + 1, 2) + Pad(tm.tm_mday, 2) +
-         Pad(tm.tm_hour, 2);
-}
-
-std::string DayId(int64_t unix_seconds) { return HourId(unix_seconds).substr(0, 8); }
-
-int64_t HourStart(int64_t unix_seconds) { return FloorDiv(unix_seconds, kHour) * kHour; }
-
-int64_t DayStart(int64_t unix_seconds) { return FloorDiv(unix_seconds, kDay) * kDay; }
-
-bool ParseDayId(std::string_view day, int64_t* day_start) {
-  if (day.size() != 8) return false;
-  int v[3] = {0, 0, 0};
-  const int widths[3] = {4, 2, 2};
-  size_t pos = 0;
-  for (int k = 0; k < 3; ++k) {
-    for (int j = 0; j < widths[k]; ++j, ++pos) {
-      char c = day[pos];
-      if (c < '0' || c > '9') return false;
-      v[k] = v[k] * 10 + (c - '0');
-    }
-  }
-  if (v[1] < 1 || v[1] > 12 || v[2] < 1 || v[2] > 31) return false;
-  struct tm tm {};
-  tm.tm_year = v[0] - 1900;
-  tm.tm_mon = v[1] - 1;
-  tm.tm_mday = v[2];
-  *day_start = static_cast<int64_t>(timegm(&tm));
-  return DayId(*day_start) == day;  // rejects 20260231
-}
-
-std::string HourLabel(int64_t unix_seconds) {
-  std::string id = HourId(unix_seconds);
-  return id.substr(0, 4) + "-" + id.substr(4, 2) + "-" + id.substr(6, 2) + "T" + id.substr(8, 2);
-}
-
-std::string DayLabel(int64_t unix_seconds) { return HourLabel(unix_seconds).substr(0, 10); }
-
-std::string ClientNetwork(std::string_view ip_text, int ipv4_bits, int ipv6_bits) {
-  std::string s(ip_text);
-  if (s.size() >= 2 && s.front() == '[' && s.back() == ']') s = s.substr(1, s.size() - 2);
-  if (s.rfind("IPv6:", 0) == 0) s = s.substr(5);
-  uint8_t a[16] = {};
-  bool v6 = false;
-  in_addr v4addr;
-  in6_addr v6addr;
-  if (inet_pton(AF_INET, s.c_str(), &v4addr) == 1) {
-    std::memcpy(a, &v4addr, 4);
-  } else if (inet_pton(AF_INET6, s.c_str(), &v6addr) == 1) {
-    static const uint8_t kMapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
-    if (std::memcmp(v6addr.s6_addr, kMapped, 12) == 0) {
-      std::memcpy(a, v6addr.s6_addr + 12, 4);
-    } else {
-      std::memcpy(a, v6addr.s6_addr, 16);
-      v6 = true;
-    }
-  } else {
-    return "";
-  }
-  int bits = std::clamp(v6 ? ipv6_bits : ipv4_bits, 0, v6 ? 128 : 32);
-  int len = v6 ? 16 : 4;
-  for (int i = 0; i < len; ++i) {
-    int keep = std::clamp(bits - i * 8, 0, 8);
-    a[i] &= static_cast<uint8_t>(keep == 0 ? 0 : 0xff << (8 - keep));
-  }
-  char buf[INET6_ADDRSTRLEN];
-  if (inet_ntop(v6 ? AF_INET6 : AF_INET, a, buf, sizeof buf) == nullptr) return "";
-  return std::string(buf) + "/" + std::to_string(bits);
-}
 
 Status VolumeOptions::FromConfig(const Config& config, VolumeOptions* out) {
   VolumeOptions o;
@@ -350,12 +245,18 @@ bool VolumeCounter::WriteBatch() {
     }
     commands.clear();
     for (const Chunk& chunk : batch_) {
-      std::vector<std::string> cmd = {"EVALSHA", script_sha_, "0", options_.prefix, chunk.flush_id};
+      const Keys keys(options_.prefix);
+      std::vector<std::string> cmd = {"EVALSHA", script_sha_, "0",
+                                      keys.volume_flush(chunk.flush_id)};
       for (const Item& item : chunk.items) {
         int64_t expire_at = item.hour_start + kHour + options_.hour_retention.count();
+        const std::string hour = HourId(item.hour_start), day = DayId(item.hour_start);
         cmd.push_back(item.account);
-        cmd.push_back(HourId(item.hour_start));
-        cmd.push_back(DayId(item.hour_start));
+        cmd.push_back(keys.hour_messages(hour));
+        cmd.push_back(keys.hour_recipients(hour));
+        cmd.push_back(keys.hour_networks(hour, item.account));
+        cmd.push_back(keys.month(day.substr(0, 6), item.account));
+        cmd.push_back(day.substr(6));
         cmd.push_back(expire_at > now ? std::to_string(expire_at) : "0");
         cmd.push_back(std::to_string(NextMonthStart(item.hour_start) +
                                      int64_t{options_.day_retention_days} * kDay));
@@ -470,107 +371,6 @@ void VolumeCounter::Loop() {
                                                    ? std::max(backoff_, options_.flush_interval)
                                                    : options_.flush_interval);
   }
-}
-
-// --- Reading.
-
-Status ReadTop(RedisClient* redis, const std::string& prefix, int64_t now, size_t n, TopView* out) {
-  VolumeKeys keys(prefix);
-  const int64_t h[3] = {HourStart(now), HourStart(now) - kHour, HourStart(now) - 2 * kHour};
-  std::string id[3];
-  for (int i = 0; i < 3; ++i) id[i] = HourId(h[i]);
-  if (n == 0) n = 1;
-  std::vector<std::vector<std::string>> cmds;
-  for (int i = 0; i < 3; ++i) {
-    cmds.push_back(
-        {"ZREVRANGE", keys.hour_messages(id[i]), "0", std::to_string(n - 1), "WITHSCORES"});
-  }
-  std::vector<RedisReply> replies;
-  Status s = redis->Pipeline(cmds, &replies);
-  if (!s.ok()) return s;
-  std::vector<std::pair<std::string, int64_t>> top[3];
-  std::set<std::string> members[3];
-  for (int i = 0; i < 3; ++i) {
-    const auto& el = replies[i].elements;
-    for (size_t k = 0; k + 1 < el.size(); k += 2) {
-      top[i].emplace_back(el[k].str, ScoreOf(el[k + 1]));
-      members[i].insert(el[k].str);
-    }
-  }
-  TopColumn* cols[2] = {&out->this_hour, &out->last_hour};
-  cmds.clear();
-  for (int c = 0; c < 2; ++c) {
-    cols[c]->hour_start = h[c];
-    cols[c]->hour = id[c];
-    cols[c]->rows.clear();
-    for (const auto& [account, count] : top[c]) {
-      TopRow row;
-      row.account = account;
-      row.messages = count;
-      row.new_to_top = members[c + 1].count(account) == 0;
-      cols[c]->rows.push_back(row);
-      cmds.push_back({"ZSCORE", keys.hour_recipients(id[c]), account});
-      cmds.push_back({"PFCOUNT", keys.hour_networks(id[c], account)});
-      cmds.push_back({"ZSCORE", keys.hour_messages(id[c + 1]), account});
-    }
-  }
-  if (cmds.empty()) return Status::Ok();
-  replies.clear();
-  s = redis->Pipeline(cmds, &replies);
-  if (!s.ok()) return s;
-  size_t k = 0;
-  for (int c = 0; c < 2; ++c) {
-    for (TopRow& row : cols[c]->rows) {
-      row.recipients = ScoreOf(replies[k++]);
-      row.networks = ScoreOf(replies[k++]);
-      row.previous = ScoreOf(replies[k++]);
-    }
-  }
-  return Status::Ok();
-}
-
-std::vector<DayCounts> ParseMonthDays(const std::string& yyyymm,
-                                      const std::vector<RedisReply>& hgetall) {
-  std::vector<DayCounts> out;
-  for (size_t i = 0; i + 1 < hgetall.size(); i += 2) {
-    DayCounts d;
-    d.day = yyyymm + hgetall[i].str;
-    int64_t start;
-    if (hgetall[i].str.size() != 2 || !ParseDayId(d.day, &start)) continue;
-    long long m = 0, r = 0, n = 0;
-    if (std::sscanf(hgetall[i + 1].str.c_str(), "%lld %lld %lld", &m, &r, &n) != 3) continue;
-    d.messages = m;
-    d.recipients = r;
-    d.networks = n;
-    out.push_back(std::move(d));
-  }
-  std::sort(out.begin(), out.end(),
-            [](const DayCounts& a, const DayCounts& b) { return a.day < b.day; });
-  return out;
-}
-
-Status ReadAccountDays(RedisClient* redis, const std::string& prefix, const std::string& account,
-                       int64_t from, int64_t to, std::vector<DayCounts>* out) {
-  out->clear();
-  VolumeKeys keys(prefix);
-  std::vector<std::string> months;
-  for (int64_t t = DayStart(from); t <= to; t = NextMonthStart(t)) {
-    months.push_back(DayId(t).substr(0, 6));
-  }
-  std::vector<std::vector<std::string>> cmds;
-  for (const std::string& m : months) cmds.push_back({"HGETALL", keys.month(m, account)});
-  if (cmds.empty()) return Status::NotFound("no volume history for " + account);
-  std::vector<RedisReply> replies;
-  Status s = redis->Pipeline(cmds, &replies);
-  if (!s.ok()) return s;
-  const std::string first = DayId(from), last = DayId(to);
-  for (size_t i = 0; i < months.size() && i < replies.size(); ++i) {
-    for (DayCounts& d : ParseMonthDays(months[i], replies[i].elements)) {
-      if (d.day >= first && d.day <= last) out->push_back(std::move(d));
-    }
-  }
-  if (out->empty()) return Status::NotFound("no volume history for " + account);
-  return Status::Ok();
 }
 
 }  // namespace compd

@@ -100,7 +100,7 @@ TEST_CASE("volume counter writes messages, recipients and networks per hour and 
   REQUIRE(WaitUntil([&] { return v.stats().pending == 0 && v.stats().flushes > 0; }));
 
   RedisClient c(redis.url());
-  VolumeKeys k("v:");
+  Keys k("v:");
   std::string hour = HourId(now), day = DayId(now);
   CHECK(ZScore(c, k.hour_messages(hour), "alice@example.test") == 6);
   CHECK(ZScore(c, k.hour_recipients(hour), "alice@example.test") == 11);
@@ -169,7 +169,7 @@ TEST_CASE("volume counts from several nodes add up", "[redis][volume]") {
   a.Stop();
   b.Stop();
   RedisClient c(redis.url());
-  CHECK(ZScore(c, VolumeKeys("v:").hour_messages(HourId(now)), "carol@example.test") == 30);
+  CHECK(ZScore(c, Keys("v:").hour_messages(HourId(now)), "carol@example.test") == 30);
 }
 
 TEST_CASE("volume counter keeps counting while Redis is away and writes once when it returns",
@@ -188,7 +188,7 @@ TEST_CASE("volume counter keeps counting while Redis is away and writes once whe
   REQUIRE(WaitUntil([&] { return v.stats().pending == 0; }));
   v.Stop();
   RedisClient c(redis.url());
-  CHECK(ZScore(c, VolumeKeys("v:").hour_messages(HourId(now)), "dave@example.test") == 15);
+  CHECK(ZScore(c, Keys("v:").hour_messages(HourId(now)), "dave@example.test") == 15);
   CHECK(log.Contains("cannot write counters"));
   CHECK(log.Contains("Redis is back"));
 }
@@ -196,7 +196,7 @@ TEST_CASE("volume counter keeps counting while Redis is away and writes once whe
 TEST_CASE("a key of the wrong type costs only its own account's counts", "[redis][volume]") {
   RedisServer redis;
   RedisClient c(redis.url());
-  VolumeKeys k("v:");
+  Keys k("v:");
   LogCapture log;
   const int64_t now = NowSeconds();
   const std::string day = DayId(now);
@@ -234,7 +234,7 @@ TEST_CASE("volume counter bounds what waits for Redis and counts what it drops",
 TEST_CASE("a late flush counts the day but skips hours past their retention", "[redis][volume]") {
   RedisServer redis;
   RedisClient c(redis.url());
-  VolumeKeys k("v:");
+  Keys k("v:");
   const int64_t now = NowSeconds();
   const int64_t three_days_ago = now - 3 * 86400;
   VolumeCounter v(Options(redis.url()), nullptr);
@@ -255,7 +255,7 @@ TEST_CASE("a late flush counts the day but skips hours past their retention", "[
 TEST_CASE("ReadTop gives this hour and last hour with change and newcomers", "[redis][volume]") {
   RedisServer redis;
   RedisClient c(redis.url());
-  VolumeKeys k("v:");
+  Keys k("v:");
   const int64_t now = NowSeconds();
   const std::string h0 = HourId(now), h1 = HourId(now - 3600), h2 = HourId(now - 7200);
   auto zadd = [&](const std::string& hour, const std::string& account, int msgs) {

@@ -11,10 +11,12 @@ What it writes, per recipient that hit (exact entries win over patterns, like co
 matcher), in one atomic Lua script on the Redis side:
   {prefix}events            XADD MAXLEN ~ stream_maxlen, field `event` = the event JSON
   {prefix}account:<user>    first_seen, last_seen, hits, last_entry, last_recipient,
-                            last_client_ip (only when rspamd knows the authenticated user)
+                            last_client_ip (only when rspamd knows the authenticated user;
+                            <user> in ASCII lower case, compd's AccountKey)
   {prefix}accounts          sorted set: account -> unix time of its latest hit
   {prefix}seen:<id>         dedup marker with a TTL, as compd's recorder writes it
-This is the layout of compd's Recorder (core/accounts/include/compd/accounts/recorder.h); keep them in step.
+This is the layout of compd's Recorder (core/accounts/recorder.cc; key names from
+core/base/include/compd/base/keys.h); keep them in step.
 
 The event's `account` is the authenticated user rspamd sees (task:get_user(): the `User`
 header of the scan request, filled from Postfix's {auth_authen} by rspamd's milter proxy),
@@ -58,10 +60,84 @@ local FIELDS = {
 -- compd-milter keeps at most one RFC 5322 line of client-controlled text per field.
 local MAX_FIELD_BYTES = 998
 
--- KEYS: seen, stream[, account, accounts]. ARGV: ttl, maxlen (0: untrimmed), json,
--- account, time, unix seconds, entry, recipient, client_ip.
--- Times compare as strings: the format sorts like the instants it names.
-local RECORD_SCRIPT = [[
+-- The Redis script of compd's Recorder, verbatim (RecordScript() in
+-- core/accounts/recorder.cc; core/accounts/recorder_test.cc fails when they differ: copy
+-- it from there). KEYS: seen, stream[, account, accounts[, the registry's keys]].
+-- ARGV: ttl, maxlen (0: untrimmed), json, account key, time, unix seconds, entry,
+-- recipient, client_ip[, the registry's arguments]. With only the first four keys, as
+-- this plugin calls it, the account's registry state is left alone.
+local RECORD_SCRIPT = [==[
+
+local function compd_account_hit(K, A)
+  local flags = 0
+  local maxv = tonumber(A[11])
+  local function count(key, value)
+    if value == '' then return end
+    if redis.call('HEXISTS', key, value) == 1 or redis.call('HLEN', key) < maxv then
+      redis.call('HINCRBY', key, value, 1)
+    end
+  end
+  count(K[2], A[5])
+  count(K[3], A[6])
+  redis.call('LPUSH', K[4], A[7])
+  redis.call('LTRIM', K[4], 0, tonumber(A[12]) - 1)
+
+  local now = tonumber(A[3])
+  local cur = redis.call('HMGET', K[1], 'state', 'state_at', 'lock_expires')
+  local state = cur[1]
+  if state == 'locked' then
+    local exp = tonumber(cur[3] or '0') or 0
+    if exp ~= 0 and exp <= now then state = 'flagged' end
+  end
+  -- The operator released the account after this hit happened (it waited in a spool).
+  if state == 'released' and cur[2] and cur[2] > A[2] then return 0 end
+  local new = (not state) or state == 'released'
+  local want = state
+  if new then want = 'flagged' end
+  if A[8] == '1' then want = 'locked' end
+  if want == state then return 0 end
+
+  local fields = {'state', want, 'state_at', A[4], 'state_by', A[15], 'state_reason', A[16]}
+  if new then
+    fields[#fields + 1] = 'flagged_at'
+    fields[#fields + 1] = A[4]
+    flags = flags + 2
+  end
+  local entry = '{"time":"' .. A[4] .. '","what":"' .. want .. '","by":' .. A[17] ..
+                ',"text":' .. A[18]
+  if want == 'locked' then
+    local dur = tonumber(A[9])
+    local exp = 0
+    if dur > 0 then exp = now + dur end
+    fields[#fields + 1] = 'lock_expires'
+    fields[#fields + 1] = tostring(exp)
+    redis.call('HSET', K[6], A[1], tostring(exp))
+    local v = redis.call('INCR', K[7])
+    redis.call('PUBLISH', A[14], v)
+    entry = entry .. ',"expires":' .. tostring(exp)
+    flags = flags + 4
+  end
+  redis.call('HSET', K[1], unpack(fields))
+  redis.call('ZADD', K[8], now, A[1])
+  redis.call('LPUSH', K[5], entry .. '}')
+  redis.call('LTRIM', K[5], 0, tonumber(A[13]) - 1)
+
+  if new and #A >= 19 then
+    local quiet = tonumber(A[10])
+    if quiet == 0 or redis.call('SET', K[9], A[4], 'NX', 'PX', quiet) then
+      local n = 0
+      for i = 19, #A - 1, 2 do
+        n = n + 1
+        redis.call('HSET', K[10 + n], 'id', A[i + 1], 'target', A[i], 'account', A[1],
+                   'state', want, 'queued_at', A[3], 'event', A[7], 'attempts', '0')
+        redis.call('ZADD', K[10], now, A[i + 1])
+      end
+      flags = flags + 8
+    end
+  end
+  return flags
+end
+
 if not redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[1]) then return 0 end
 if ARGV[2] == '0' then
   redis.call('XADD', KEYS[2], '*', 'event', ARGV[3])
@@ -81,8 +157,14 @@ if #KEYS >= 4 then
     redis.call('ZADD', KEYS[4], ARGV[6], ARGV[4])
   end
 end
+if #KEYS > 4 then
+  local K, A = {}, {}
+  for i = 5, #KEYS do K[#K + 1] = KEYS[i] end
+  for i = 10, #ARGV do A[#A + 1] = ARGV[i] end
+  return 1 + compd_account_hit(K, A)
+end
 return 1
-]]
+]==]
 
 local redis_params
 local patterns = {}       -- `/re/flags` lines of the pattern map, in file order (sorted)
@@ -234,8 +316,11 @@ local function record(task)
     if redis_params then
       local p = settings.prefix
       local keys = {p .. 'seen:' .. e.id, p .. 'events'}
+      -- The registry's key for an account is its ASCII lower case (compd's AccountKey), so
+      -- Alice@Example.com and alice@example.com share one record whichever node saw them.
+      local account_key = ascii_lower(account)
       if account ~= '' then
-        keys[3] = p .. 'account:' .. account
+        keys[3] = p .. 'account:' .. account_key
         keys[4] = p .. 'accounts'
       end
       -- EVAL rather than EVALSHA: hits are rare, and a restarted Redis never answers
@@ -243,7 +328,7 @@ local function record(task)
       local args = {RECORD_SCRIPT, tostring(#keys)}
       for _, k in ipairs(keys) do args[#args + 1] = k end
       for _, a in ipairs({tostring(settings.dedup_ttl), tostring(settings.stream_maxlen), json,
-                          account, time, tostring(math.floor(now)), e.entry, addr,
+                          account_key, time, tostring(math.floor(now)), e.entry, addr,
                           client_ip}) do
         args[#args + 1] = a
       end

@@ -14,7 +14,7 @@
 // alice@example.com are one mailbox at every hosting provider, and a lock must not be
 // sidestepped by changing case at AUTH. Events keep the name as the client sent it.
 //
-// Redis layout under the prefix (A = AccountKey(account)):
+// Redis layout under the prefix (A = AccountKey(account); names from compd/base/keys.h):
 //   account:A          hash: first_seen, last_seen, hits, last_entry, last_recipient,
 //                      last_client_ip (written by the Recorder), and state (flagged|locked|
 //                      released), state_at, state_by, state_reason, flagged_at,
@@ -49,6 +49,7 @@
 #include <utility>
 #include <vector>
 
+#include "compd/base/keys.h"
 #include "compd/base/redis.h"
 #include "compd/base/settings.h"
 #include "compd/base/status.h"
@@ -69,25 +70,6 @@ std::string AccountKey(std::string_view account);
 // kInvalid (naming the problem) for an account name that cannot be one: empty, too long,
 // or containing control characters.
 Status CheckAccountName(std::string_view account);
-
-struct AccountKeys {
-  explicit AccountKeys(std::string prefix) : prefix(std::move(prefix)) {}
-  std::string prefix;
-  // `a` is an AccountKey.
-  std::string record(const std::string& a) const { return prefix + "account:" + a; }
-  std::string recipients(const std::string& a) const { return prefix + "account-rcpts:" + a; }
-  std::string client_ips(const std::string& a) const { return prefix + "account-ips:" + a; }
-  std::string timeline(const std::string& a) const { return prefix + "account-events:" + a; }
-  std::string log(const std::string& a) const { return prefix + "account-log:" + a; }
-  std::string quiet(const std::string& a) const { return prefix + "account-quiet:" + a; }
-  std::string hits() const { return prefix + "accounts"; }
-  std::string changed() const { return prefix + "accounts:changed"; }
-  std::string locked() const { return prefix + "accounts:locked"; }
-  std::string version() const { return prefix + "accounts:version"; }
-  std::string channel() const { return prefix + "accounts:changes"; }
-  std::string hook_due() const { return prefix + "hooks:due"; }
-  std::string hook_job(const std::string& id) const { return prefix + "hook:" + id; }
-};
 
 // Accounts that are flagged but never locked automatically: exact accounts and whole
 // domains ("@example.com"), case-insensitive.
@@ -141,7 +123,7 @@ const char* AccountHitLua();
 // Appends the keys and arguments of compd_account_hit for `event` (whose account must not
 // be empty) to `keys` and `args`. `now` is the time of writing; `host` names the node for
 // "state_by".
-void AccountHitCall(const AccountKeys& names, const AccountReaction& reaction, const Event& event,
+void AccountHitCall(const Keys& names, const AccountReaction& reaction, const Event& event,
                     std::chrono::system_clock::time_point now, const std::string& host,
                     std::vector<std::string>* keys, std::vector<std::string>* args);
 
@@ -165,6 +147,7 @@ struct AccountRecord {
   int64_t hits = 0;
   std::string last_recipient, last_client_ip, last_entry;
   int64_t changed_ms = 0;  // latest state change or note, unix ms; 0 if none
+  int64_t last_hit = 0;    // unix seconds of the latest hit (the hit index's score); 0: none
   // Evidence, most hits first (ties by name); filled when asked for.
   std::vector<std::pair<std::string, int64_t>> recipients, client_ips;
   std::vector<std::string> timeline;  // hit event JSON, newest first (Get only)
@@ -200,6 +183,8 @@ class AccountRegistry {
   Status Get(const std::string& account, AccountRecord* out);
   // Every account with a record (hits or a state), most recent activity first.
   Status List(const AccountListOptions& options, std::vector<AccountRecord>* out);
+  // The records of the `n` accounts with the latest hits, latest first (no evidence).
+  Status Latest(size_t n, std::vector<AccountRecord>* out);
 
   // Locks (or re-locks, with the new reason and expiry) any account, known or not, and
   // publishes the change so every node refuses it at once. `expires_ms` (unix ms) 0: until
@@ -212,13 +197,13 @@ class AccountRegistry {
   // Adds a note to a known account. kNotFound when it has no record.
   Status Note(const std::string& account, const std::string& by, const std::string& text);
 
-  const AccountKeys& keys() const { return keys_; }
+  const Keys& keys() const { return keys_; }
 
  private:
   Status Change(const std::string& op, const std::string& account, const std::string& by,
                 const std::string& text, int64_t expires_ms, AccountChange* change);
   RedisClient* client_;
-  AccountKeys keys_;
+  Keys keys_;
 };
 
 // "24h", "30m", "7d", "90s": a positive age for --since. False for anything else.

@@ -126,7 +126,7 @@ class HookRunner {
 
   const HookRunnerOptions options_;
   const LogFn log_;
-  const AccountKeys keys_;
+  const Keys keys_;
 
   std::mutex mu_;  // guards stop_, started_
   std::condition_variable cv_;

@@ -70,6 +70,12 @@
 
 namespace compd {
 
+// The text of the one Redis script that records an event (and, for a hit, its account's
+// registry update). rspamd-conf/plugins.d/compd_recorder.lua carries it verbatim as
+// RECORD_SCRIPT, so a hit rspamd records runs the same code; recorder_test.cc fails the
+// moment the two differ.
+const std::string& RecordScript();
+
 struct RecorderOptions {
   RedisUrl redis;
   std::string prefix = "compd:";

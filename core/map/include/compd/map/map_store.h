@@ -1,6 +1,6 @@
 // MapStore: the map as kept in Redis, the single source of truth for every node.
 //
-// Key layout under the prefix (default "compd:"):
+// Key layout under the prefix (default "compd:"; names from compd/base/keys.h):
 //   {prefix}map:exact    hash  canonical address -> JSON metadata
 //   {prefix}map:re       hash  `/regex/flags`    -> JSON metadata
 //   {prefix}map:version  int   bumped by every change that changes something
@@ -34,33 +34,12 @@
 #include <string_view>
 #include <vector>
 
+#include "compd/base/keys.h"
 #include "compd/base/redis.h"
 #include "compd/base/status.h"
 #include "compd/map/entry.h"
 
 namespace compd {
-
-inline constexpr const char* kDefaultPrefix = "compd:";
-
-// Key names, so every component spells them the same way.
-struct Keys {
-  explicit Keys(std::string prefix = kDefaultPrefix) : prefix(std::move(prefix)) {}
-  std::string prefix;
-  std::string exact() const { return prefix + "map:exact"; }
-  std::string patterns() const { return prefix + "map:re"; }
-  std::string version() const { return prefix + "map:version"; }
-  std::string changed() const { return prefix + "map:changed"; }
-  std::string channel() const { return prefix + "map:changes"; }
-  std::string log() const { return prefix + "map:log"; }
-  // Set by a milter that found Redis without a map while it holds one (Redis lost its
-  // data); adds and removes are refused until a replace (mapctl import --replace).
-  std::string lost() const { return prefix + "map:lost"; }
-  std::string events() const { return prefix + "events"; }
-  std::string account(const std::string& name) const { return prefix + "account:" + name; }
-  std::string accounts() const { return prefix + "accounts"; }
-  // Marker that an event reached Redis (the Recorder's dedup on replay; has a TTL).
-  std::string event_seen(const std::string& id) const { return prefix + "seen:" + id; }
-};
 
 struct EntryMeta {
   int64_t added_at = 0;  // unix seconds

@@ -107,6 +107,8 @@ std::string PolicyAction(const Verdict& verdict, std::string_view ref);
 std::string FormatPolicyReply(std::string_view action);
 
 // The answer to one request, checked the way the milter checks a transaction:
+//   protocol_state MAIL: scope and account gate only; a locked account gets the lock
+//     reply (as compd-milter's MAIL FROM), anything else DUNNO.
 //   protocol_state RCPT: `recipient` as an envelope recipient (MAIL first: scope,
 //     account gate); a hit answers per the configured action, quarantine as HOLD.
 //   DATA or END-OF-MESSAGE with compd_* attributes: compd_rcpts as envelope recipients,

@@ -19,20 +19,24 @@
 #include <string>
 #include <vector>
 
+#include "compd/accounts/accounts.h"
 #include "compd/base/redis.h"
 #include "compd/events/event.h"
 #include "compd/watch/volume.h"
 
 namespace compd {
 
-// An account record ({prefix}account:<name>), as far as the dashboard shows it.
+// An account record, as far as the dashboard shows it: a view of what the account
+// registry (compd/accounts/accounts.h) reads, which alone reads account records.
 struct DashboardAccount {
   std::string account;
-  std::string state;  // "flagged", "locked", "released" when the registry keeps one; else ""
+  // The state in force ("flagged", "locked", "released"; an expired lock is "flagged", as
+  // mapctl says); "" for a record from before the registry (hits only).
+  std::string state;
   int64_t hits = 0;
-  int64_t last_hit = 0;  // unix seconds (the {prefix}accounts score)
+  int64_t last_hit = 0;  // unix seconds of the latest hit
   std::string last_entry;
-  std::map<std::string, std::string> fields;  // everything in the hash
+  std::map<std::string, std::string> fields;  // the record's fields, state as above
 };
 
 struct MapInfo {
@@ -92,9 +96,13 @@ class DashboardSource {
   std::chrono::steady_clock::time_point cached_at_;
 };
 
-// Reads up to `limit` account records, locked first, then flagged, then by latest hit.
+// Reads up to `limit` account records through the account registry, locked first, then
+// flagged, then by latest hit.
 Status ReadDashboardAccounts(RedisClient* redis, const std::string& prefix, size_t limit,
                              std::vector<DashboardAccount>* out);
+
+// The dashboard's view of one registry record at `now_ms`.
+DashboardAccount DashboardAccountOf(const AccountRecord& record, int64_t now_ms);
 
 // JSON documents for the API. `part`: "top", "hits", "anomalies", "accounts", "map", or
 // "dashboard" for all of them. Never throws (invalid UTF-8 is replaced).

@@ -20,6 +20,10 @@
 // lost (normally the last second; during an outage everything since Redis went away).
 // Stop() makes one last attempt, bounded by the Redis timeout, and logs what it loses.
 //
+// Implemented in three files, one concept each: volume.cc (the counter and its writer
+// thread), volume_periods.cc (hour/day bucket names, client networks), volume_read.cc
+// (ReadTop, ReadAccountDays: the read side, plain functions on a caller's RedisClient).
+//
 // Redis layout (times in UTC; <hour> = YYYYMMDDHH, <day> = YYYYMMDD):
 //   {prefix}vol:h:<hour>:msgs         zset account -> messages accepted in that hour
 //   {prefix}vol:h:<hour>:rcpts        zset account -> their envelope recipients
@@ -49,6 +53,7 @@
 #include <unordered_set>
 #include <vector>
 
+#include "compd/base/keys.h"
 #include "compd/base/log.h"
 #include "compd/base/redis.h"
 #include "compd/base/settings.h"
@@ -72,24 +77,6 @@ std::string DayLabel(int64_t unix_seconds);
 // The network a client address belongs to for counting: "192.0.2.0/24", "2001:db8::/48".
 // IPv4-mapped IPv6 counts as IPv4. Empty when `ip` is not an address (local submissions).
 std::string ClientNetwork(std::string_view ip, int ipv4_bits, int ipv6_bits);
-
-struct VolumeKeys {
-  explicit VolumeKeys(std::string prefix) : prefix(std::move(prefix)) {}
-  std::string prefix;
-  std::string hour_messages(const std::string& hour) const {
-    return prefix + "vol:h:" + hour + ":msgs";
-  }
-  std::string hour_recipients(const std::string& hour) const {
-    return prefix + "vol:h:" + hour + ":rcpts";
-  }
-  std::string hour_networks(const std::string& hour, const std::string& account) const {
-    return prefix + "vol:h:" + hour + ":nets:" + account;
-  }
-  std::string month(const std::string& yyyymm, const std::string& account) const {
-    return prefix + "vol:m:" + yyyymm + ":" + account;
-  }
-  std::string flush(const std::string& id) const { return prefix + "vol:flush:" + id; }
-};
 
 struct VolumeOptions {
   RedisUrl redis;
