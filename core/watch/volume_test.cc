@@ -154,7 +154,7 @@ TEST_CASE("the volume thread outlives an anomaly detector that throws", "[redis]
   REQUIRE(WaitUntil([&] { return calls.load() == 2; }, std::chrono::seconds(5)));
   CHECK(log.Contains("volume: unexpected error: std::bad_alloc; running again in"));
   RedisClient c(redis.url());
-  CHECK(ZScore(c, VolumeKeys("v:").hour_messages(HourId(NowSeconds())), "alice@example.test") == 2);
+  CHECK(ZScore(c, Keys("v:").hour_messages(HourId(NowSeconds())), "alice@example.test") == 2);
   v.Stop();
 }
 
