@@ -6,9 +6,10 @@ set -euo pipefail
 what=${1:-build}
 export DEBIAN_FRONTEND=noninteractive
 
+# zlib1g-dev: mapctl replay and history import read rotated MTA logs (mainlog.1.gz).
 build_pkgs=(build-essential cmake ninja-build pkg-config
   libmilter-dev libhiredis-dev libre2-dev nlohmann-json3-dev libcli11-dev catch2
-  libcpp-httplib-dev redis-server redis-tools python3)
+  libcpp-httplib-dev zlib1g-dev redis-server redis-tools python3)
 # openssl and libnet-ssleay-perl: tests/docker_test.py sends through STARTTLS (swaks --tls).
 # chromium: tests/dashboard_test.py renders the dashboard headless.
 # clang and libclang-rt-14-dev (libFuzzer, sanitizer runtimes): scripts/fuzz.sh, scripts/tsan.sh.

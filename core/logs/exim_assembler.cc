@@ -1,0 +1,104 @@
+#include "compd/logs/exim_assembler.h"
+
+#include <cstdint>
+
+namespace compd {
+
+void CleanLoggedSubject(std::string* s) {
+  size_t w = 0;
+  for (size_t r = 0; r < s->size(); ++r) {
+    char c = (*s)[r];
+    if (c == '\r' || c == '\n') continue;  // unfolding: the blank after stays
+    (*s)[w++] = c;
+  }
+  s->resize(w);
+  size_t b = 0;
+  while (b < s->size() && ((*s)[b] == ' ' || (*s)[b] == '\t')) ++b;
+  size_t e = s->size();
+  while (e > b && ((*s)[e - 1] == ' ' || (*s)[e - 1] == '\t')) --e;
+  if (b > 0 || e < s->size()) *s = s->substr(b, e - b);
+}
+
+void EximAssembler::Line(const LogLine& line) {
+  ParseEximLine(line.text, &parsed_);
+  switch (parsed_.kind) {
+    case EximLineKind::kArrival:
+      Arrival(line);
+      return;
+    case EximLineKind::kDelivery:
+    case EximLineKind::kCompleted: {
+      PendingMessages::Entry* e = pending_.Find(parsed_.id);
+      if (e == nullptr) {
+        tally_->Ignored(line.file);
+        return;
+      }
+      if (parsed_.kind == EximLineKind::kDelivery) {
+        AddRecipient(parsed_.recipient, &pool_->at(e->slot).recipients);
+      } else {
+        Finish(parsed_.id);
+      }
+      return;
+    }
+    case EximLineKind::kOther:
+      tally_->Ignored(line.file);
+      return;
+    case EximLineKind::kBad:
+      tally_->NotUnderstood(line.file, line.number, line.raw);
+      return;
+  }
+}
+
+void EximAssembler::Arrival(const LogLine& line) {
+  const EximArrival& a = parsed_.arrival;
+  if (a.authenticator.empty() || a.auth_id.empty()) {
+    tally_->Unauthenticated(line.file);
+    return;
+  }
+  size_t slot = pool_->Acquire();
+  pool_->file_of(slot) = line.file;
+  Message& m = pool_->at(slot);
+  m.time_ms = line.time_ms;
+  m.queue_id.assign(parsed_.id);
+  if (a.auth_id_quoted) {
+    AppendEximUnquoted(a.auth_id, &m.account);
+  } else {
+    m.account.assign(a.auth_id);
+  }
+  m.client_ip.assign(a.client_ip);
+  m.client_name.assign(a.client_name);
+  m.helo.assign(a.helo);
+  m.sender.assign(a.sender);
+  m.size = a.size;
+  m.message_id.assign(a.message_id);
+  if (a.subject_quoted) {
+    AppendEximUnquoted(a.subject, &m.subject);
+  } else {
+    m.subject.assign(a.subject);
+  }
+  CleanLoggedSubject(&m.subject);
+  m.source.assign("exim-log");
+  SetOrigin((*base_names_)[line.file], line.number, &m.origin);
+  if (a.has_for) {
+    std::string_view r = a.recipients;
+    while (!r.empty()) {
+      size_t sp = r.find(' ');
+      std::string_view addr = r.substr(0, sp);
+      if (!addr.empty()) m.recipients.emplace_back(addr);
+      if (sp == std::string_view::npos) break;
+      r.remove_prefix(sp + 1);
+    }
+    pool_->Finish(slot);
+    return;
+  }
+  if (pending_.Find(parsed_.id) != nullptr) Finish(parsed_.id);  // the same id twice
+  pending_.Add(parsed_.id, slot, line.time_ms);
+}
+
+void EximAssembler::Expire(int64_t time_ms) {
+  while (pending_.OldestStart() < time_ms) {
+    std::string id = pending_.OldestKey();
+    Finish(id);
+  }
+}
+
+}  // namespace compd
