@@ -51,13 +51,14 @@ std::string Reaction::SignalNames() const {
 }
 
 std::string Reaction::ToJson() const {
-  nlohmann::json j = nlohmann::json::object();
+  // Fixed key order, time first, so sort(1) and a human reading the output agree.
+  nlohmann::ordered_json j = nlohmann::ordered_json::object();
   j["time"] =
       FormatUtcMillis(std::chrono::system_clock::time_point(std::chrono::milliseconds(time_ms)));
   j["account"] = account;
   j["reaction"] = ReactionName(kind);
-  nlohmann::json names = nlohmann::json::array();
-  nlohmann::json evidence = nlohmann::json::object();
+  nlohmann::ordered_json names = nlohmann::ordered_json::array();
+  nlohmann::ordered_json evidence = nlohmann::ordered_json::object();
   for (const Signal& s : signals) {
     names.push_back(SignalName(s.id));
     evidence[SignalName(s.id)] = s.evidence;
@@ -68,7 +69,7 @@ std::string Reaction::ToJson() const {
   if (!node.empty()) j["node"] = node;
   if (!client_ip.empty()) j["client_ip"] = client_ip;
   if (!origin.empty()) j["origin"] = origin;
-  return Dump(j);
+  return j.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
 }
 
 Event Reaction::ToEvent() const {

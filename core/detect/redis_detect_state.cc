@@ -53,8 +53,9 @@ bool MergeGroupUse(AccountState* a, const GroupUse& use, int64_t now_ms, int64_t
     if (r.group == use.group) return false;
   }
   a->recent.push_back(RecentNewGroup{use.group, use.network, use.client_ip, use.time_ms});
-  std::sort(a->recent.begin(), a->recent.end(),
-            [](const RecentNewGroup& x, const RecentNewGroup& y) { return x.first_ms < y.first_ms; });
+  std::sort(
+      a->recent.begin(), a->recent.end(),
+      [](const RecentNewGroup& x, const RecentNewGroup& y) { return x.first_ms < y.first_ms; });
   return true;
 }
 
@@ -204,10 +205,26 @@ bool RedisDetectState::Sync() {
   for (const auto& [key, u] : batch) {
     cmds.push_back({"EVAL", kMergeScript, "1", GroupsKey(options_.prefix, key), u.group,
                     std::to_string(u.time_ms), std::to_string(u.time_ms), u.network, ttl});
-    cmds.push_back({"XADD", options_.prefix + "detect:feed", "MAXLEN", "~",
-                    std::to_string(kFeedMaxLen), "*", "a", key, "g", u.group, "n", u.network,
-                    "ip", u.client_ip, "t", std::to_string(u.time_ms), "new",
-                    u.was_new ? "1" : "0", "node", options_.node});
+    cmds.push_back({"XADD",
+                    options_.prefix + "detect:feed",
+                    "MAXLEN",
+                    "~",
+                    std::to_string(kFeedMaxLen),
+                    "*",
+                    "a",
+                    key,
+                    "g",
+                    u.group,
+                    "n",
+                    u.network,
+                    "ip",
+                    u.client_ip,
+                    "t",
+                    std::to_string(u.time_ms),
+                    "new",
+                    u.was_new ? "1" : "0",
+                    "node",
+                    options_.node});
   }
   if (!domains.empty()) {
     std::vector<std::string> sadd = {"SADD", options_.prefix + "detect:domains"};
@@ -253,7 +270,8 @@ bool RedisDetectState::Sync() {
       }
       if (node == options_.node || key.empty() || u.group.empty()) continue;
       bool added = false;
-      WithAccount(key, [&](AccountState& a) { added = MergeGroupUse(&a, u, now, options_.window_ms); });
+      WithAccount(key,
+                  [&](AccountState& a) { added = MergeGroupUse(&a, u, now, options_.window_ms); });
       ++merged_;
       if (added) changed.push_back(key);
     }
