@@ -206,6 +206,21 @@ const std::vector<CommandDef>& Commands() {
        "  printf '%s\\n' \"$PW\" | mapctl dashboard-user monitor   (password on stdin)\n"
        "No Redis needed. The hash is yescrypt, made by crypt(3).\n",
        &SetupDashboardUser},
+      // --- detection over MTA logs
+      {"replay", "What the detection engine would have done on MTA logs (changes nothing)",
+       "Examples:\n"
+       "  mapctl replay /var/log/exim4/mainlog /var/log/exim4/mainlog.*.gz\n"
+       "  mapctl replay --since 2026-11-01 --until 2026-12-01 --json /var/log/mail.log*\n"
+       "  mapctl replay --map compd_rcpt.map --reaction-new-networks lock mainlog\n"
+       "With --json: one reaction per line on stdout (time, account, reaction, signals,\n"
+       "evidence, queue_id, node), the summary as one JSON line on stderr.\n",
+       &SetupReplay},
+      {"history", "Seed per-account history (counters, known networks) from MTA logs",
+       "Examples:\n"
+       "  mapctl history import /var/log/exim4/mainlog.*.gz           (dry run)\n"
+       "  mapctl history import --apply /var/log/mail.log.*.gz\n"
+       "Idempotent; days the live milters already counted are skipped.\n",
+       &SetupHistory},
   };
   return kCommands;
 }

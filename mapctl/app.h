@@ -107,6 +107,9 @@ RunFn SetupAccounts(CLI::App* cmd);
 RunFn SetupTop(CLI::App* cmd);
 RunFn SetupAnomalies(CLI::App* cmd);
 RunFn SetupDashboardUser(CLI::App* cmd);
+// Detection over logs (cmd_replay.cc, cmd_history.cc).
+RunFn SetupReplay(CLI::App* cmd);
+RunFn SetupHistory(CLI::App* cmd);
 
 }  // namespace mapctl
 

@@ -214,6 +214,54 @@ const std::vector<SettingDef>& Table() {
        kScopeMilter,
        "An hour's distinct client networks are anomalous above this percentage of the "
        "account's usual high."},
+      // --- Detection engine: signals and the reaction each one takes. Shared, so mapctl
+      // replay and history import read the same values the milters use.
+      {"reaction_test_message", SettingType::kEnum, "flag", 0, 0, "monitor|flag|tempfail|lock",
+       "", kScopeShared,
+       "Reaction to a credential test message (one external recipient, small, odd HELO, new "
+       "network, random subject): monitor (event only), flag (plus ticket hook), tempfail "
+       "(flag and 451 the message), lock."},
+      {"reaction_new_networks", SettingType::kEnum, "flag", 0, 0, "monitor|flag|tempfail|lock",
+       "", kScopeShared,
+       "Reaction when an account sends from several client networks it never used, within "
+       "new_networks_window."},
+      {"reaction_display_spoof", SettingType::kEnum, "flag", 0, 0, "monitor|flag|tempfail|lock",
+       "", kScopeShared,
+       "Reaction to a From display name holding an address of another domain, or a To "
+       "display name holding another address."},
+      {"reaction_day_volume", SettingType::kEnum, "monitor", 0, 0, "monitor|flag|tempfail|lock",
+       "", kScopeShared, "Reaction to the day_volume anomaly."},
+      {"reaction_hour_volume", SettingType::kEnum, "monitor", 0, 0, "monitor|flag|tempfail|lock",
+       "", kScopeShared, "Reaction to the hour_volume anomaly."},
+      {"reaction_networks", SettingType::kEnum, "monitor", 0, 0, "monitor|flag|tempfail|lock", "",
+       kScopeShared, "Reaction to the networks anomaly."},
+      {"reaction_new_account", SettingType::kEnum, "monitor", 0, 0, "monitor|flag|tempfail|lock",
+       "", kScopeShared, "Reaction to the new_account anomaly."},
+      {"local_domains", SettingType::kString, "", 0, 0, "", "", kScopeShared,
+       "Domains hosted here (comma-separated); with the domains of accounts seen "
+       "authenticating they make a recipient internal for test_message."},
+      {"test_message_max_size", SettingType::kInt, "2000", 0, 1000000000, "", "", kScopeShared,
+       "A message this size or smaller (bytes) is small for test_message."},
+      {"test_message_score", SettingType::kInt, "6", 1, 100, "", "", kScopeShared,
+       "Points a single-external-recipient message needs for test_message: small 2, "
+       "localhost or literal HELO 2, bare-word HELO 1, new network 2, random subject 3."},
+      {"new_networks_window", SettingType::kDuration, "1h", kMin, 7 * kDay, "", "", kScopeShared,
+       "Window in which new client networks of one account are counted."},
+      {"new_networks_min", SettingType::kInt, "3", 2, 1000, "", "", kScopeShared,
+       "new_networks fires at this many distinct new network groups within the window."},
+      {"new_networks_group_ipv4_prefix", SettingType::kInt, "16", 8, 32, "", "", kScopeShared,
+       "New IPv4 networks in one group of this prefix count once (carrier NAT pools), and a "
+       "network in a group the account already used is not new."},
+      {"new_networks_group_ipv6_prefix", SettingType::kInt, "32", 16, 128, "", "", kScopeShared,
+       "As new_networks_group_ipv4_prefix, for IPv6."},
+      {"known_network_days", SettingType::kInt, "120", 1, 3650, "", "", kScopeShared,
+       "A client network an account has not used for this many days is new again."},
+      {"signal_quiet_period", SettingType::kDuration, "1h", 0, 30 * kDay, "", "", kScopeShared,
+       "The same signal for the same account is not raised again within this time."},
+      {"detect_sync_interval", SettingType::kDuration, "1s", 100 * kMs, kMin, "", "",
+       kScopeMilter,
+       "How often a node writes what it learned (known networks, activity) to Redis and "
+       "reads what the other nodes learned."},
       {"http_listen", SettingType::kString, "", 0, 0, "", "", kScopeMilter,
        "Dashboard, JSON API and /metrics listener, HOST:PORT such as 127.0.0.1:8891 or "
        "[::1]:8891 (empty: off). Put TLS in front with a reverse proxy."},

@@ -41,6 +41,7 @@ const FieldDef kFields[] = {
     {"baseline", &Event::baseline, true},
     {"threshold", &Event::threshold, true},
     {"detail", &Event::detail, true},
+    {"evidence", &Event::evidence, true},
 };
 
 }  // namespace

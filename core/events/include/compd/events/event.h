@@ -1,7 +1,8 @@
 // Event: one hit (a recipient of an authenticated submission matched the map), as it is
 // written to the Redis stream, the per-account record, the alert log and the spool. The
 // same stream also carries anomalies (type "anomaly": an account sending far more than its
-// own history says it does), which use the optional fields at the end.
+// own history says it does) and detection signals (type "signal"), which use the optional
+// fields at the end.
 //
 // Plain values and pure functions; safe from any thread.
 //
@@ -54,6 +55,10 @@ struct Event {
   std::string baseline;   // the account's usual high value (see anomaly.h)
   std::string threshold;  // what `value` had to exceed
   std::string detail;     // one sentence for humans
+  // Detection signals (type "signal"): `rule` lists the signals ("test_message,new_networks"),
+  // `action` the reaction (monitor|flag|tempfail|lock), and this their evidence as a JSON
+  // object text keyed by signal name.
+  std::string evidence;
 
   // One line of JSON, no trailing newline. Never throws.
   std::string ToJson() const;

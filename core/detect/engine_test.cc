@@ -1,0 +1,224 @@
+#include "compd/detect/engine.h"
+
+#include <catch2/catch.hpp>
+
+#include "compd/map/entry.h"
+
+namespace compd {
+namespace {
+
+constexpr int64_t kMin = 60 * 1000;
+constexpr int64_t kHour = 60 * kMin;
+constexpr int64_t kDay = 24 * kHour;
+constexpr int64_t kT0 = 1764547200000;  // 2025-12-01T00:00:00Z
+
+EngineOptions Defaults() {
+  EngineOptions o;
+  Config config;
+  REQUIRE(EngineOptions::FromConfig(config, &o).ok());
+  return o;
+}
+
+struct Fixture {
+  explicit Fixture(EngineOptions o = Defaults())
+      : engine(std::move(o), std::make_shared<MemoryDetectState>()) {}
+  std::vector<Reaction> Send(const std::string& ip, int64_t t, const std::string& rcpt,
+                             const std::string& helo = "laptop.home.example",
+                             const std::string& subject = "Re: dinner", int64_t size = 5000) {
+    Message m;
+    m.account = "alice@customer.example";
+    m.client_ip = ip;
+    m.helo = helo;
+    m.subject = subject;
+    m.size = size;
+    m.recipients = {rcpt};
+    m.queue_id = "Q" + std::to_string(t);
+    return engine.Observe(m, t);
+  }
+  // Three weeks of ordinary mail from home (203.0.113.x) and the office (198.51.100.x).
+  void History() {
+    for (int d = 0; d < 21; ++d) {
+      Send("203.0.113.7", kT0 + d * kDay + 8 * kHour, "bob@partner.example");
+      Send("198.51.100.20", kT0 + d * kDay + 14 * kHour, "carol@partner.example");
+    }
+  }
+  Engine engine;
+};
+
+bool Has(const std::vector<Reaction>& rs, SignalId id) {
+  for (const Reaction& r : rs) {
+    for (const Signal& s : r.signals) {
+      if (s.id == id) return true;
+    }
+  }
+  return false;
+}
+
+const int64_t kNow = kT0 + 22 * kDay;
+
+TEST_CASE("test_message: the thread's credential test from a new network fires", "[detect]") {
+  Fixture f;
+  f.History();
+  auto rs =
+      f.Send("79.10.109.221", kNow, "toewebvastsatw@gmx.example", "localhost", "ZYaeD, X ", 735);
+  REQUIRE(rs.size() == 1);
+  CHECK(Has(rs, SignalId::kTestMessage));
+  CHECK(rs[0].kind == ReactionKind::kFlag);  // default reaction
+  const nlohmann::json& e = rs[0].signals[0].evidence;
+  CHECK(e["points"] == 9);
+  CHECK(e["helo_kind"] == "localhost");
+  CHECK(e["new_network"] == "79.10.109.0/24");
+  CHECK(e["size"] == 735);
+  std::string json = rs[0].ToJson();
+  CHECK(json.find("\"reaction\":\"flag\"") != std::string::npos);
+  CHECK(json.find("\"signals\":[\"test_message\"]") != std::string::npos);
+  // Within the quiet period the same signal does not fire again.
+  CHECK(f.Send("79.10.109.221", kNow + kMin, "x2@gmx.example", "localhost", "wFd2, MkRWa2 A", 700)
+            .empty());
+}
+
+TEST_CASE("test_message: a first message from a new laptop does not fire", "[detect]") {
+  Fixture f;
+  f.History();
+  // New network, small, a Windows machine name as HELO, an ordinary subject: 5 points.
+  auto rs = f.Send("192.0.2.44", kNow, "friend@gmail.example", "DESKTOP-4F2K1", "Photos", 1200);
+  CHECK_FALSE(Has(rs, SignalId::kTestMessage));
+}
+
+TEST_CASE("test_message: internal recipients and several recipients never fire", "[detect]") {
+  EngineOptions o = Defaults();
+  o.local_domains = {"hosted.example"};
+  Fixture f(o);
+  f.History();
+  CHECK(f.Send("79.10.109.221", kNow, "x@hosted.example", "localhost", "ZYaeD, X ", 700).empty());
+  CHECK(f.Send("79.10.109.221", kNow, "x@customer.example", "localhost", "ZYaeD, X ", 700).empty());
+  Message m;
+  m.account = "alice@customer.example";
+  m.client_ip = "79.10.109.221";
+  m.helo = "localhost";
+  m.subject = "ZYaeD, X ";
+  m.size = 700;
+  m.recipients = {"a@gmx.example", "b@gmx.example"};
+  CHECK(f.engine.Observe(m, kNow).empty());
+}
+
+TEST_CASE("new_networks: a botnet's residential addresses fire, with evidence", "[detect]") {
+  Fixture f;
+  f.History();
+  CHECK(f.Send("79.10.109.221", kNow, "a@x.example").empty());
+  CHECK(f.Send("149.255.169.82", kNow + 5 * kMin, "b@y.example").empty());
+  auto rs = f.Send("85.12.3.4", kNow + 9 * kMin, "c@z.example");
+  REQUIRE(Has(rs, SignalId::kNewNetworks));
+  const nlohmann::json& e = rs[0].signals[0].evidence;
+  CHECK(e["count"] == 3);
+  CHECK(e["new"][0]["network"] == "79.10.109.0/24");
+  CHECK(e["known_groups"] == 2);
+  CHECK(rs[0].event_key == "2025-12-23T00:00:00.000Z");
+}
+
+TEST_CASE("new_networks: carrier NAT within one group does not fire", "[detect]") {
+  Fixture f;
+  f.History();
+  // A phone behind a carrier's NAT pool: a new /24 every few minutes, all in 100.64/16.
+  f.Send("100.64.1.9", kNow - 10 * kDay, "bob@partner.example");  // the phone, known
+  for (int i = 0; i < 20; ++i) {
+    CHECK(
+        f.Send("100.64." + std::to_string(10 + i) + ".3", kNow + i * kMin, "b@p.example").empty());
+  }
+}
+
+TEST_CASE("new_networks: travel (one new network for days) does not fire", "[detect]") {
+  Fixture f;
+  f.History();
+  for (int d = 0; d < 4; ++d) {
+    for (int h = 8; h < 20; h += 3) {
+      CHECK(f.Send("192.0.2.10", kNow + d * kDay + h * kHour, "b@p.example").empty());
+    }
+  }
+  // Airport, then hotel: two new groups in an hour, still under the minimum.
+  CHECK(f.Send("198.18.0.1", kNow + 5 * kDay, "b@p.example").empty());
+  CHECK(f.Send("172.16.5.5", kNow + 5 * kDay + 30 * kMin, "b@p.example").empty());
+}
+
+TEST_CASE("new_networks: spread wider than the window does not fire", "[detect]") {
+  Fixture f;
+  f.History();
+  CHECK(f.Send("79.10.109.221", kNow, "a@x.example").empty());
+  CHECK(f.Send("149.255.169.82", kNow + 2 * kHour, "a@x.example").empty());
+  CHECK(f.Send("85.12.3.4", kNow + 4 * kHour, "a@x.example").empty());
+}
+
+TEST_CASE("display_spoof and reactions follow the settings", "[detect]") {
+  EngineOptions o = Defaults();
+  o.reactions.of[static_cast<size_t>(SignalId::kDisplaySpoof)] = ReactionKind::kTempfail;
+  Fixture f(o);
+  f.History();
+  Message m;
+  m.account = "engineering@customer.example";
+  m.client_ip = "203.0.113.7";
+  m.recipients = {"a@x.example", "b@y.example"};
+  m.from_header = "\"service@paypal.com\" <engineering@customer.example>";
+  auto rs = f.engine.Observe(m, kNow);
+  REQUIRE(rs.size() == 1);
+  CHECK(rs[0].kind == ReactionKind::kTempfail);
+  CHECK(rs[0].signals[0].evidence["display"] == "service@paypal.com");
+  Event e = rs[0].ToEvent();
+  CHECK(e.type == "signal");
+  CHECK(e.rule == "display_spoof");
+  CHECK(e.action == "tempfail");
+  CHECK(e.evidence.find("paypal") != std::string::npos);
+}
+
+TEST_CASE("defaults: nothing but a hit locks", "[detect]") {
+  EngineOptions o = Defaults();
+  for (size_t i = 1; i < kSignalCount; ++i) CHECK(o.reactions.of[i] != ReactionKind::kLock);
+  Config config;
+  REQUIRE(config.Set("lock_on_hit", "yes", "test").ok());
+  REQUIRE(EngineOptions::FromConfig(config, &o).ok());
+  CHECK(o.reactions[SignalId::kHit] == ReactionKind::kLock);
+}
+
+TEST_CASE("hit: replay computes hits with the map's matcher", "[detect]") {
+  Fixture f;
+  std::vector<Entry> entries;
+  Entry e;
+  REQUIRE(ParseEntry("toewebvastsatw@gmx.example", &e).ok());
+  entries.push_back(e);
+  std::shared_ptr<const Matcher> m;
+  REQUIRE(Matcher::Build(entries, &m).ok());
+  Message msg;
+  msg.account = "a@customer.example";
+  msg.recipients = {"<Toewebvastsatw@gmx.example>"};
+  auto rs = f.engine.Observe(msg, kNow, m.get());
+  REQUIRE(rs.size() == 1);
+  CHECK(rs[0].signals[0].id == SignalId::kHit);
+  CHECK(rs[0].kind == ReactionKind::kFlag);
+}
+
+TEST_CASE("volume in replay: a newsletter day is not an anomaly, a burst is", "[detect]") {
+  EngineOptions o = Defaults();
+  o.count_volume = true;
+  Fixture f(o);
+  Message m;
+  m.account = "shop@customer.example";
+  m.client_ip = "203.0.113.7";
+  m.recipients = {"r@x.example"};
+  // A shop that sends about 40 a day and a 300-recipient newsletter every Monday.
+  for (int d = 0; d < 60; ++d) {
+    int n = (d % 7 == 0) ? 300 : 40;
+    for (int i = 0; i < n; ++i) {
+      auto rs = f.engine.Observe(m, kT0 + d * kDay + 9 * kHour + i * 1000);
+      if (d >= 14) CHECK(rs.empty());
+    }
+  }
+  // Then 2,000 in one afternoon.
+  bool fired = false;
+  for (int i = 0; i < 2000; ++i) {
+    auto rs = f.engine.Observe(m, kT0 + 61 * kDay + 14 * kHour + i * 1000);
+    if (Has(rs, SignalId::kDayVolume) || Has(rs, SignalId::kHourVolume)) fired = true;
+  }
+  CHECK(fired);
+}
+
+}  // namespace
+}  // namespace compd

@@ -1,0 +1,111 @@
+// RedisDetectState: the live detection state, the same in-memory store the engine reads
+// on the mail path (no Redis call there), shared with the other nodes and kept across
+// restarts through Redis by a thread of its own.
+//
+// Owns the in-memory state (MemoryDetectState), a queue of what this node learned, one
+// sync thread and its Redis connection. Thread-safe: the DetectState methods from any
+// thread (the engine's), Start/Stop from one controlling thread.
+//
+// Every sync_interval the thread (1) writes what this node learned: each network group
+// an account used for the first time (or again after hours) is merged into its hash and
+// appended to a feed stream; account domains go to a set; (2) reads the feed entries
+// other nodes appended since its last read and merges them into memory, then asks the
+// engine (through on_remote) to re-evaluate the accounts that got a new group. So a
+// signal that needs every node's view (three new networks seen by three nodes) fires
+// within two sync intervals. At start (and after Redis comes back, when the first load
+// failed) it loads every account's groups and the domains: a restart keeps the known
+// networks, and the recent new groups are rebuilt from their first-use times.
+//
+// Redis layout (A = AccountKey):
+//   {prefix}detect:groups:A  hash group -> "first_ms last_ms network"; expires
+//                            known_network_days after its last write
+//   {prefix}detect:domains   set of the domains of accounts seen authenticating
+//   {prefix}detect:feed      stream (MAXLEN ~ 100000): a, g, n, ip, t, new, node
+// `mapctl history import` writes the same hashes (MergeKnownGroups).
+#ifndef COMPD_DETECT_REDIS_DETECT_STATE_H_
+#define COMPD_DETECT_REDIS_DETECT_STATE_H_
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "compd/base/log.h"
+#include "compd/base/redis.h"
+#include "compd/detect/detect_state.h"
+
+namespace compd {
+
+struct RedisDetectOptions {
+  RedisUrl redis;
+  std::string prefix = "compd:";
+  std::string node;  // this node's name in the feed (its own entries are skipped)
+  std::chrono::milliseconds sync_interval{1000};
+  std::chrono::milliseconds redis_timeout{2000};
+  int64_t window_ms = 3600 * 1000;  // new_networks_window: which loaded groups are recent
+  int64_t known_network_ms = int64_t{120} * 86400 * 1000;
+};
+
+// Merges `use` (another node's, or a loaded group) into `a`; true when the group entered
+// the account's recent new groups.
+bool MergeGroupUse(AccountState* a, const GroupUse& use, int64_t now_ms, int64_t window_ms);
+
+// Merges groups into an account's hash (first use: the earliest, last: the latest), as
+// one script per account; idempotent. `ttl_ms` is set on the hash.
+Status MergeKnownGroups(RedisClient* redis, const std::string& prefix, const std::string& key,
+                        const std::vector<std::pair<std::string, KnownGroup>>& groups,
+                        const std::vector<std::string>& networks, int64_t ttl_ms);
+
+struct RedisDetectStats {
+  uint64_t written = 0;  // group uses written
+  uint64_t merged = 0;   // other nodes' uses merged
+  uint64_t redis_errors = 0;
+  bool loaded = false;
+};
+
+class RedisDetectState : public MemoryDetectState {
+ public:
+  using RemoteFn = std::function<void(const std::string& account_key)>;
+  RedisDetectState(RedisDetectOptions options, LogFn log);
+  ~RedisDetectState() override;  // Stop()s
+
+  // Called on the sync thread for each account that got a new group from another node.
+  void SetOnRemote(RemoteFn fn) { on_remote_ = std::move(fn); }
+  Status Start();
+  void Stop();  // one last write, then joins
+
+  void Learned(const std::string& key, const GroupUse& use) override;
+  void AddDomain(std::string_view domain) override;
+  RedisDetectStats stats() const;
+
+ private:
+  void Loop();
+  bool Load();
+  bool Sync();
+  void Log(LogLevel level, const std::string& message) const;
+
+  const RedisDetectOptions options_;
+  const LogFn log_;
+  RemoteFn on_remote_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::vector<std::pair<std::string, GroupUse>> queue_;
+  std::vector<std::string> domain_queue_;
+  bool stop_ = false, started_ = false;
+  std::thread thread_;
+  std::atomic<uint64_t> written_{0}, merged_{0}, redis_errors_{0};
+  std::atomic<bool> loaded_{false};
+  // Sync thread only.
+  std::unique_ptr<RedisClient> redis_;
+  std::string feed_id_ = "$";
+};
+
+}  // namespace compd
+
+#endif  // COMPD_DETECT_REDIS_DETECT_STATE_H_

@@ -1,0 +1,312 @@
+#include "compd/detect/redis_detect_state.h"
+
+#include <algorithm>
+#include <cstdlib>
+
+namespace compd {
+
+namespace {
+
+constexpr const char* kMergeScript = R"lua(
+for i = 1, #ARGV - 1, 4 do
+  local f, l = tonumber(ARGV[i + 1]), tonumber(ARGV[i + 2])
+  local cur = redis.call('HGET', KEYS[1], ARGV[i])
+  if cur then
+    local cf, cl = string.match(cur, '^(%d+) (%d+)')
+    cf, cl = tonumber(cf), tonumber(cl)
+    if cf and cf < f then f = cf end
+    if cl and cl > l then l = cl end
+  end
+  redis.call('HSET', KEYS[1], ARGV[i],
+             string.format('%.0f %.0f ', f, l) .. ARGV[i + 3])
+end
+redis.call('PEXPIRE', KEYS[1], ARGV[#ARGV])
+return 1
+)lua";
+
+constexpr size_t kFeedMaxLen = 100000;
+constexpr size_t kReadCount = 2000;
+
+int64_t NowMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+std::string GroupsKey(const std::string& prefix, const std::string& key) {
+  return prefix + "detect:groups:" + key;
+}
+
+}  // namespace
+
+bool MergeGroupUse(AccountState* a, const GroupUse& use, int64_t now_ms, int64_t window_ms) {
+  auto it = a->groups.find(use.group);
+  if (it == a->groups.end()) {
+    a->groups[use.group] = KnownGroup{use.time_ms, use.time_ms};
+  } else {
+    it->second.first_ms = std::min(it->second.first_ms, use.time_ms);
+    it->second.last_ms = std::max(it->second.last_ms, use.time_ms);
+  }
+  if (a->first_ms == 0 || use.time_ms < a->first_ms) a->first_ms = use.time_ms;
+  if (!use.was_new || use.time_ms < now_ms - window_ms) return false;
+  for (const RecentNewGroup& r : a->recent) {
+    if (r.group == use.group) return false;
+  }
+  a->recent.push_back(RecentNewGroup{use.group, use.network, use.client_ip, use.time_ms});
+  std::sort(
+      a->recent.begin(), a->recent.end(),
+      [](const RecentNewGroup& x, const RecentNewGroup& y) { return x.first_ms < y.first_ms; });
+  return true;
+}
+
+Status MergeKnownGroups(RedisClient* redis, const std::string& prefix, const std::string& key,
+                        const std::vector<std::pair<std::string, KnownGroup>>& groups,
+                        const std::vector<std::string>& networks, int64_t ttl_ms) {
+  if (groups.empty()) return Status::Ok();
+  std::vector<std::string> cmd = {"EVAL", kMergeScript, "1", GroupsKey(prefix, key)};
+  for (size_t i = 0; i < groups.size(); ++i) {
+    cmd.push_back(groups[i].first);
+    cmd.push_back(std::to_string(groups[i].second.first_ms));
+    cmd.push_back(std::to_string(groups[i].second.last_ms));
+    cmd.push_back(i < networks.size() ? networks[i] : std::string());
+  }
+  cmd.push_back(std::to_string(ttl_ms));
+  return redis->Command(cmd);
+}
+
+RedisDetectState::RedisDetectState(RedisDetectOptions options, LogFn log)
+    : options_(std::move(options)), log_(std::move(log)) {}
+
+RedisDetectState::~RedisDetectState() { Stop(); }
+
+void RedisDetectState::Log(LogLevel level, const std::string& message) const {
+  if (log_) log_(level, message);
+}
+
+RedisDetectStats RedisDetectState::stats() const {
+  RedisDetectStats s;
+  s.written = written_.load();
+  s.merged = merged_.load();
+  s.redis_errors = redis_errors_.load();
+  s.loaded = loaded_.load();
+  return s;
+}
+
+void RedisDetectState::Learned(const std::string& key, const GroupUse& use) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (queue_.size() < 100000) queue_.emplace_back(key, use);
+}
+
+void RedisDetectState::AddDomain(std::string_view domain) {
+  if (domain.empty() || IsLocalDomain(domain)) return;
+  MemoryDetectState::AddDomain(domain);
+  std::lock_guard<std::mutex> lock(mu_);
+  domain_queue_.emplace_back(domain);
+}
+
+Status RedisDetectState::Start() {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (started_) return Status::Internal("detect state started twice");
+  started_ = true;
+  redis_ = std::make_unique<RedisClient>(options_.redis, options_.redis_timeout);
+  thread_ = std::thread([this] { Loop(); });
+  return Status::Ok();
+}
+
+void RedisDetectState::Stop() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!started_ || stop_) return;
+    stop_ = true;
+  }
+  cv_.notify_all();
+  if (thread_.joinable()) thread_.join();
+}
+
+bool RedisDetectState::Load() {
+  // The feed position first, so nothing appended while loading is missed (a use merged
+  // twice changes nothing).
+  RedisReply last;
+  Status s = redis_->Command({"XREVRANGE", options_.prefix + "detect:feed", "+", "-", "COUNT", "1"},
+                             &last);
+  if (!s.ok()) return false;
+  feed_id_ = "0-0";
+  if (last.type == RedisReply::Type::kArray && !last.elements.empty() &&
+      !last.elements[0].elements.empty()) {
+    feed_id_ = last.elements[0].elements[0].str;
+  }
+  const int64_t now = NowMs();
+  std::string cursor = "0";
+  size_t accounts = 0;
+  const std::string pattern = options_.prefix + "detect:groups:*";
+  const size_t cut = options_.prefix.size() + 14;
+  do {
+    RedisReply page;
+    s = redis_->Command({"SCAN", cursor, "MATCH", pattern, "COUNT", "1000"}, &page);
+    if (!s.ok() || page.elements.size() != 2) return false;
+    cursor = page.elements[0].str;
+    std::vector<std::vector<std::string>> cmds;
+    for (const RedisReply& k : page.elements[1].elements) cmds.push_back({"HGETALL", k.str});
+    std::vector<RedisReply> replies;
+    if (!cmds.empty()) {
+      s = redis_->Pipeline(cmds, &replies);
+      if (!s.ok()) return false;
+    }
+    for (size_t i = 0; i < replies.size(); ++i) {
+      const std::string key = cmds[i][1].substr(cut);
+      std::vector<GroupUse> uses;
+      int64_t earliest = 0;
+      for (size_t j = 0; j + 1 < replies[i].elements.size(); j += 2) {
+        GroupUse u;
+        u.group = replies[i].elements[j].str;
+        const std::string& v = replies[i].elements[j + 1].str;
+        char* end = nullptr;
+        int64_t first = std::strtoll(v.c_str(), &end, 10);
+        int64_t lastu = std::strtoll(end, &end, 10);
+        if (end != nullptr && *end == ' ') u.network = std::string(end + 1);
+        u.time_ms = first;
+        uses.push_back(u);
+        GroupUse l = u;
+        l.time_ms = lastu;
+        uses.push_back(l);
+        if (earliest == 0 || first < earliest) earliest = first;
+      }
+      WithAccount(key, [&](AccountState& a) {
+        for (GroupUse& u : uses) {
+          // A group first used within the window, after the account's first, was new.
+          u.was_new = u.time_ms > earliest;
+          MergeGroupUse(&a, u, now, options_.window_ms);
+        }
+      });
+      ++accounts;
+    }
+  } while (cursor != "0");
+  RedisReply domains;
+  s = redis_->Command({"SMEMBERS", options_.prefix + "detect:domains"}, &domains);
+  if (!s.ok()) return false;
+  for (const RedisReply& d : domains.elements) MemoryDetectState::AddDomain(d.str);
+  loaded_ = true;
+  Log(LogLevel::kInfo, "detect: loaded the known networks of " + std::to_string(accounts) +
+                           " accounts and " + std::to_string(domains.elements.size()) +
+                           " domains from Redis");
+  return true;
+}
+
+bool RedisDetectState::Sync() {
+  std::vector<std::pair<std::string, GroupUse>> batch;
+  std::vector<std::string> domains;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    batch.swap(queue_);
+    domains.swap(domain_queue_);
+  }
+  std::vector<std::vector<std::string>> cmds;
+  const std::string ttl = std::to_string(options_.known_network_ms);
+  for (const auto& [key, u] : batch) {
+    cmds.push_back({"EVAL", kMergeScript, "1", GroupsKey(options_.prefix, key), u.group,
+                    std::to_string(u.time_ms), std::to_string(u.time_ms), u.network, ttl});
+    cmds.push_back({"XADD",
+                    options_.prefix + "detect:feed",
+                    "MAXLEN",
+                    "~",
+                    std::to_string(kFeedMaxLen),
+                    "*",
+                    "a",
+                    key,
+                    "g",
+                    u.group,
+                    "n",
+                    u.network,
+                    "ip",
+                    u.client_ip,
+                    "t",
+                    std::to_string(u.time_ms),
+                    "new",
+                    u.was_new ? "1" : "0",
+                    "node",
+                    options_.node});
+  }
+  if (!domains.empty()) {
+    std::vector<std::string> sadd = {"SADD", options_.prefix + "detect:domains"};
+    for (std::string& d : domains) sadd.push_back(std::move(d));
+    cmds.push_back(std::move(sadd));
+  }
+  // Then what the others appended (our own entries are skipped when read).
+  cmds.push_back({"XREAD", "COUNT", std::to_string(kReadCount), "STREAMS",
+                  options_.prefix + "detect:feed", feed_id_});
+  std::vector<RedisReply> replies;
+  Status s = redis_->Pipeline(cmds, &replies);
+  if (replies.size() != cmds.size()) {
+    // Nothing known about the batch: put it back (merging twice is harmless).
+    std::lock_guard<std::mutex> lock(mu_);
+    for (auto& b : batch) {
+      if (queue_.size() < 100000) queue_.push_back(std::move(b));
+    }
+    for (std::string& d : domains) domain_queue_.push_back(std::move(d));
+    return false;
+  }
+  written_ += batch.size();
+  const RedisReply& read = replies.back();
+  const int64_t now = NowMs();
+  std::vector<std::string> changed;
+  if (read.type == RedisReply::Type::kArray && !read.elements.empty() &&
+      read.elements[0].elements.size() == 2) {
+    for (const RedisReply& entry : read.elements[0].elements[1].elements) {
+      if (entry.elements.size() != 2) continue;
+      feed_id_ = entry.elements[0].str;
+      std::string key, node;
+      GroupUse u;
+      const auto& f = entry.elements[1].elements;
+      for (size_t i = 0; i + 1 < f.size(); i += 2) {
+        const std::string& n = f[i].str;
+        const std::string& v = f[i + 1].str;
+        if (n == "a") key = v;
+        if (n == "g") u.group = v;
+        if (n == "n") u.network = v;
+        if (n == "ip") u.client_ip = v;
+        if (n == "t") u.time_ms = std::atoll(v.c_str());
+        if (n == "new") u.was_new = v == "1";
+        if (n == "node") node = v;
+      }
+      if (node == options_.node || key.empty() || u.group.empty()) continue;
+      bool added = false;
+      WithAccount(key,
+                  [&](AccountState& a) { added = MergeGroupUse(&a, u, now, options_.window_ms); });
+      ++merged_;
+      if (added) changed.push_back(key);
+    }
+  }
+  if (on_remote_) {
+    for (const std::string& key : changed) on_remote_(key);
+  }
+  return true;
+}
+
+void RedisDetectState::Loop() {
+  if (!Load()) {
+    ++redis_errors_;
+    redis_->Disconnect();
+    Log(LogLevel::kWarning, "detect: cannot load the known networks from Redis yet; retrying");
+  }
+  for (;;) {
+    bool stopping;
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      cv_.wait_for(lock, options_.sync_interval, [this] { return stop_; });
+      stopping = stop_;
+    }
+    if (!loaded_ && !Load()) {
+      ++redis_errors_;
+      redis_->Disconnect();
+      if (stopping) return;
+      continue;
+    }
+    if (!Sync()) {
+      ++redis_errors_;
+      redis_->Disconnect();
+    }
+    if (stopping) return;
+  }
+}
+
+}  // namespace compd
