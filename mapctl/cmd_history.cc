@@ -13,6 +13,7 @@
 
 #include "app.h"
 #include "compd/accounts/accounts.h"
+#include "compd/base/keys.h"
 #include "compd/base/text_output.h"
 #include "compd/detect/engine.h"
 #include "compd/detect/redis_detect_state.h"
@@ -72,7 +73,7 @@ int RunHistoryImport(const HistoryOptions& o, Context& ctx) {
   const std::string prefix = ctx.config().GetString("prefix");
   const int64_t today = compd::DayStart(NowMs() / 1000);
   const int64_t retention_s = ctx.config().GetDurationMs("volume_day_retention") / 1000;
-  const compd::VolumeKeys keys(prefix);
+  const compd::Keys keys(prefix);
   uint64_t days = 0, days_written = 0, days_kept = 0, days_today = 0, groups = 0;
   compd::Status failed;
   state->ForEach([&](const std::string& key, const compd::AccountState& a) {

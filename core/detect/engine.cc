@@ -6,6 +6,7 @@
 #include "compd/accounts/accounts.h"
 #include "compd/detect/features.h"
 #include "compd/map/address.h"
+#include "compd/map/envelope_address.h"
 #include "compd/watch/volume.h"
 
 namespace compd {

@@ -3,6 +3,7 @@
 #include <cctype>
 
 #include "compd/map/address.h"
+#include "compd/map/address_list.h"
 
 namespace compd {
 

@@ -144,7 +144,7 @@ if ARGV[2] == '0' then
 else
   redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], '*', 'event', ARGV[3])
 end
-if #KEYS >= 4 then
+if #KEYS >= 4 and ARGV[10] == '1' then
   local first = redis.call('HGET', KEYS[3], 'first_seen')
   if (not first) or ARGV[5] < first then
     redis.call('HSET', KEYS[3], 'first_seen', ARGV[5])
@@ -160,7 +160,7 @@ end
 if #KEYS > 4 then
   local K, A = {}, {}
   for i = 5, #KEYS do K[#K + 1] = KEYS[i] end
-  for i = 10, #ARGV do A[#A + 1] = ARGV[i] end
+  for i = 11, #ARGV do A[#A + 1] = ARGV[i] end
   return 1 + compd_account_hit(K, A)
 end
 return 1
@@ -329,7 +329,7 @@ local function record(task)
       for _, k in ipairs(keys) do args[#args + 1] = k end
       for _, a in ipairs({tostring(settings.dedup_ttl), tostring(settings.stream_maxlen), json,
                           account_key, time, tostring(math.floor(now)), e.entry, addr,
-                          client_ip}) do
+                          client_ip, '1'}) do
         args[#args + 1] = a
       end
       local function cb(err, _)
