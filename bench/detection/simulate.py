@@ -1,0 +1,1013 @@
+#!/usr/bin/env python3
+"""Simulated mail provider: MTA logs of N accounts over D days, some of them compromised.
+
+Writes, into --out:
+  mainlog (Exim 4.96) or maillog (Postfix 3.7)   what the MTA would have logged
+  truth.json                                      who was compromised, when, which messages
+  known_test_addresses.map                        rspamd map: test addresses known at the start
+
+Deterministic for a seed: the same arguments give byte-identical files. Python 3 standard
+library only. Every parameter is in PARAMS below with where its value comes from; change one
+with --set name=value (for instance --set skip_test_share=0.5 --set carrier_pool_size=16).
+
+The model (bench/detection/README.md says more):
+  benign    heavy-tailed daily volume by account class, office hours and weekends in the
+            account's time zone, 1-3 home networks whose dynamic address moves inside the
+            ISP's /16, phones behind carrier NAT pools shared by every customer of the
+            carrier, webmail, trips (a hotel network for a few days), one-off newsletter
+            days from the usual network, contacts shared between unrelated customers and
+            between colleagues of one customer domain, a few accounts created mid-window.
+  compromise  a botnet logs in from residential networks the account never used; first one
+            tiny test message (HELO localhost or similar, random-looking subject, no
+            Message-ID) to the spammer's address (some spammers reuse theirs, some not),
+            some skip the test; then, minutes to hours later, a campaign from many networks,
+            fast or slow.
+"""
+
+import argparse
+import bisect
+import datetime
+import json
+import math
+import os
+import random
+import sys
+import zlib
+
+# name: (value, source). "thread" = /work/shared/context/mailop-2022-04-compromised-accounts.txt
+PARAMS = {
+    # --- provider ---
+    "single_account_domain_share": (0.55, "assumption: small-business/personal hosting, most "
+                                    "customer domains have one mailbox"),
+    "domain_size_max": (40, "assumption: the largest customer domains of a shared host"),
+    "new_account_share": (0.03, "assumption: accounts created during the scored window have no "
+                          "history (about 3% growth a month)"),
+    # --- daily volume: classes (share, median msgs per weekday, lognormal sigma) ---
+    "class_quiet": ((0.30, 0.15, 0.7), "assumption: many mailboxes send a few mails a month"),
+    "class_daily": ((0.12, 1.0, 0.0), "thread: 'only sent 1 email a day for the last year' "
+                    "(a report or script at a fixed time, same network, same recipient)"),
+    "class_regular": ((0.47, 4.0, 0.8), "assumption; heavy tail as in Ebel et al. 2002 "
+                      "(scale-free e-mail networks) and Barabasi 2005 (bursty e-mail activity)"),
+    "class_heavy": ((0.105, 30.0, 0.5), "assumption: sales/support mailboxes"),
+    "class_bulk": ((0.005, 250.0, 0.8), "thread: 'a few' top senders dominate; notification "
+                   "systems and newsletters sending from their own server all day"),
+    "day_noise_sigma": (0.5, "assumption: day-to-day variation of an account's volume"),
+    "business_share": (0.7, "assumption: hosting customers are mostly small businesses"),
+    "weekend_factor_business": (0.12, "assumption; weekly rhythm as in Eckmann et al. 2004 (PNAS)"),
+    "weekend_factor_personal": (0.85, "assumption"),
+    "tz_offsets": (((1, 0.55), (0, 0.1), (-5, 0.2), (-8, 0.05), (2, 0.05), (10, 0.05)),
+                   "assumption: a mostly European provider with American and Australian "
+                   "customers (hours, weight)"),
+    # --- recipients ---
+    "rcpt_count_weights": (((1, 0.76), (2, 0.12), (3, 0.05), (4, 0.03), (6, 0.025),
+                            (12, 0.015)), "assumption: most mail goes to one person"),
+    "repeat_contact_share": (0.78, "assumption: most mail goes to an existing contact"),
+    "shared_contact_share": (0.25, "assumption: of new contacts, the share that is a popular "
+                             "address many unrelated customers mail (suppliers, banks, "
+                             "authorities, big clients)"),
+    "colleague_share": (0.12, "assumption: of new contacts, a colleague (same customer domain)"),
+    "domain_contact_share": (0.25, "assumption: of new contacts, one a colleague already mails"),
+    "shared_pool_per_account": (0.5, "assumption: popular external addresses per account"),
+    "shared_pool_zipf": (1.0, "assumption: Zipf exponent of their popularity"),
+    "initial_contacts": (8, "assumption: contacts from before the logs begin (plus 10 per "
+                         "daily message)"),
+    "freemail_share": (0.5, "assumption: share of external contacts at freemail providers"),
+    # --- networks ---
+    "home_networks": (((1, 0.5), (2, 0.35), (3, 0.15)), "assumption; issue: one to a few"),
+    "ip_move_per_day": (0.04, "assumption: dynamic residential addresses change every few "
+                        "weeks, within the ISP's /16"),
+    "rdns_missing_share": (0.15, "assumption: client addresses without reverse DNS"),
+    "mobile_share": (0.5, "assumption: accounts that also send from a phone"),
+    "mobile_mail_share": (0.3, "assumption: of their mail, the share sent from the phone on "
+                          "mobile data"),
+    "carriers": (4, "assumption: mobile carriers among the customers"),
+    "carrier_pool_size": (48, "assumption: public carrier-grade NAT addresses per carrier seen "
+                          "at one provider; each is shared by many customers"),
+    "webmail_share": (0.2, "assumption: accounts that sometimes use webmail (submits from "
+                      "127.0.0.1)"),
+    "webmail_mail_share": (0.3, "assumption: of their mail, the share sent via webmail"),
+    "trip_per_day": (0.004, "assumption: about 1.5 trips a year"),
+    "trip_days": ((2, 9), "assumption: trip length in days (uniform)"),
+    "newsletter_per_day": (0.0006, "assumption: one-off legitimate bulk day (newsletter, "
+                           "season's greetings) per account-day, from the usual network"),
+    "newsletter_rcpts_median": (300, "assumption (lognormal, sigma 0.8, 60..3000)"),
+    "benign_bounce_share": (0.01, "assumption: recipients of benign mail that bounce"),
+    # --- compromises ---
+    "compromises_per_10k_account_days": (2.0, "assumption chosen for statistical power, not a "
+                                         "prevalence estimate (thread: 'an increase' in one "
+                                         "week among 14,000 customers)"),
+    "actors_per_compromise": (0.25, "assumption: spammer groups (each with its own habits)"),
+    "fixed_address_actor_share": (0.5, "thread: 'Most of them use the same recipient email "
+                                  "every time' vs the April 2022 wave: 'rarely to the same "
+                                  "recipient. Rarely, but not never'"),
+    "fresh_actor_reuse": (0.1, "thread: 'rarely ... but not never' (probability that a "
+                          "fresh-address actor reuses one of its earlier addresses)"),
+    "fixed_known_share": (0.7, "assumption: share of fixed-address actors whose address is in "
+                          "the operator's map at the start (found in earlier compromises)"),
+    "prehistory_known_fresh": (2, "assumption: earlier one-off test addresses per fresh actor "
+                               "in the map (never used again unless reused)"),
+    "skip_test_share": (0.2, "issue: 'some campaigns skip the test' (share assumed)"),
+    "double_test_share": (0.1, "assumption: a second test message from another bot"),
+    "test_helo_localhost": (0.7, "thread: both sample test messages used HELO localhost"),
+    "test_size": ((600, 900), "thread: S=735 and S=691"),
+    "delay_median_min": (40.0, "thread: 'minutes to hours later' (lognormal, sigma 1.2, "
+                         "2 min .. 24 h)"),
+    "fast_campaign_share": (0.6, "assumption; thread: caught 'instantly' vs 'intermittently "
+                            "for about half a day'"),
+    "fast_messages_median": (800, "assumption (lognormal, sigma 0.8, 100..6000)"),
+    "fast_rate_per_min": ((2.0, 20.0), "assumption: campaign messages per minute (log-uniform)"),
+    "slow_messages_median": (150, "assumption (lognormal, sigma 0.8, 20..1500)"),
+    "slow_hours": ((6.0, 24.0), "thread: 'intermittently for about half a day' (uniform)"),
+    "bots_median": (60, "thread: 'other residential IPs in various locations' (lognormal, "
+                    "sigma 0.8, 5..600 distinct bots per campaign)"),
+    "campaign_rcpt_weights": (((1, 0.7), (2, 0.1), (3, 0.08), (5, 0.07), (10, 0.05)),
+                              "thread: one recipient in To:; assumption for the rest"),
+    "campaign_bounce_share": (0.15, "assumption: harvested lists are stale"),
+    "compromise_spread": ("uniform", "assumption: compromise start uniform over the window"),
+}
+
+FIRST_NAMES = ("anna bernd carla david emma felix greta hans ida jonas karin lukas marie noah "
+               "olga paul rita sven tina uwe vera walter yvonne zoe alice bob claire daniel "
+               "elena frank george helen ian julia kevin laura mike nina oscar peter quentin "
+               "rachel steve tom ursula victor wendy xavier yusuf marco giulia luca sofia "
+               "pierre camille louis chloe jan eva piet sanne").split()
+LAST_NAMES = ("mueller schmidt schneider fischer weber meyer wagner becker rossi russo bianchi "
+              "martin bernard dubois moreau smith jones brown taylor wilson davies evans garcia "
+              "lopez jansen devries bakker visser novak kowalski nielsen berg lindqvist "
+              "murphy kelly walsh").split()
+ROLES = "info contact office admin sales support billing team hello accounts booking".split()
+SYL = ("ka ri mo ten lux ber gar vin sol tra nor del pan co mar fin sta ver lin ho ar el "
+       "quin tor dex ma nu pe ro sa ti ve zu bo ly cri fen gal hal").split()
+TLDS = (("com", 30), ("de", 15), ("fr", 8), ("co.uk", 8), ("nl", 6), ("it", 6), ("es", 4),
+        ("org", 6), ("net", 6), ("io", 3), ("ch", 3), ("at", 3), ("com.au", 2))
+FREEMAIL = ("gmail.com", "yahoo.com", "outlook.com", "hotmail.com", "gmx.de", "web.de",
+            "orange.fr", "libero.it", "icloud.com", "aol.com", "gmx.net", "t-online.de")
+SPAMMER_FREEMAIL = ("gmx.com", "gmail.com", "mail.ru", "yandex.ru", "outlook.com", "aol.com",
+                    "yahoo.com", "proton.me", "gmx.de", "inbox.lv")
+TOPICS = ("invoice", "quote", "meeting tomorrow", "project update", "contract", "order",
+          "delivery", "your request", "photos", "minutes", "schedule", "offer", "appointment",
+          "documents", "question", "payment", "report", "newsletter", "agenda", "proposal",
+          "Rechnung", "Angebot", "Termin", "devis", "facture", "rendez-vous", "fattura",
+          "preventivo", "offerte", "factuur", "holiday", "dinner", "application", "training")
+CAMPAIGN_SUBJECTS = ("Receipt for your payment", "Your PayPal receipt", "Invoice #{n}",
+                     "Payment confirmation {n}", "Document shared with you", "Re: {t}",
+                     "Order {n} shipped", "Statement of account", "Remittance advice {n}",
+                     "{F} {L}", "{F} {L}", "{F} {L}", "Urgent: {t}", "Fwd: {t}")
+B62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+ALNUM = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+
+# Residential ISPs: (reverse DNS pattern, country). {a}.{b}.{c}.{d} is the address.
+ISPS = (
+    ("p{hex}.dip0.t-ipconnect.de", "de"), ("ip{hexd}.dynamic.kabel-deutschland.de", "de"),
+    ("{a}-{b}-{c}-{d}.dyn.vodafone-ip.de", "de"),
+    ("lfbn-idf1-1-{n}-{d}.w{a}-{b}.abo.wanadoo.fr", "fr"), ("{hexd}.subs.proxad.net", "fr"),
+    ("host-{a}-{b}-{c}-{d}.retail.telecomitalia.it", "it"),
+    ("host{d}-{c}-{b}-{a}.range{a}-{b}.btcentralplus.com", "uk"),
+    ("cpc{n}-lutn{m}-2-0-cust{d}.9-2.cable.virginm.net", "uk"),
+    ("{a}-{b}-{c}-{d}.fixed.kpn.net", "nl"), ("{hex}.cable.dynamic.v4.ziggo.nl", "nl"),
+    ("{d}.red-{a}-{b}-{c}.dynamicip.rima-tde.net", "es"),
+    ("c-{a}-{b}-{c}-{d}.hsd1.ca.comcast.net", "us"), ("cpe-{a}-{b}-{c}-{d}.nyc.res.rr.com", "us"),
+    ("pool-{a}-{b}-{c}-{d}.bstnma.fios.verizon.net", "us"),
+    ("{a}-{b}-{c}-{d}.dsl.telesp.net.br", "br"), ("{d}.{c}.{b}.{a}.static.ip.fastweb.it", "it"),
+    ("{a}-{b}-{c}-{d}.tpgi.com.au", "au"), ("abts-kk-dynamic-{d}.{c}.{b}.{a}.airtelbroadband.in", "in"),
+    ("{a}.{b}.{c}.{d}.broad.xy.jx.dynamic.163data.com.cn", "cn"),
+    ("{d}.{c}.{b}.{a}.donpac.ru", "ru"), ("{a}-{b}-{c}-{d}.netcologne.de", "de"),
+    ("host-{a}-{b}-{c}-{d}.business.telecomitalia.it", "it"),
+)
+CARRIERS = (("ip-{a}-{b}-{c}-{d}.mobile.vodafone.de", "de"), (None, "fr"),
+            ("{a}.{b}.{c}.{d}.mobile.3.co.uk", "uk"), ("ip-{a}-{b}-{c}-{d}.tmodns.net", "us"),
+            (None, "it"), ("{a}-{b}-{c}-{d}.mobile.kpn.net", "nl"))
+
+
+def param(name):
+    return PARAMS[name][0]
+
+
+def weighted(rng, pairs):
+    u = rng.random() * sum(w for _, w in pairs)
+    for v, w in pairs:
+        u -= w
+        if u <= 0:
+            return v
+    return pairs[-1][0]
+
+
+def b62(n, width):
+    out = []
+    for _ in range(width):
+        out.append(B62[n % 62])
+        n //= 62
+    return "".join(reversed(out))
+
+
+def utc(t):
+    return datetime.datetime.fromtimestamp(t, datetime.timezone.utc)
+
+
+class Namer:
+    """Addresses, names and networks, all drawn from one seeded generator."""
+
+    def __init__(self, rng):
+        self.rng = rng
+        self.used_domains = set()
+        self.isp_prefixes = []  # per ISP: list of /16 (a, b)
+        taken = set()
+        for _ in ISPS:
+            pre = []
+            while len(pre) < 6:
+                p = (rng.randint(24, 223), rng.randint(0, 255))
+                if p[0] in (100, 127, 169, 172, 192, 198, 203) or p in taken:
+                    continue
+                taken.add(p)
+                pre.append(p)
+            self.isp_prefixes.append(pre)
+        self.carrier_pools = []
+        for ci, (pattern, _) in enumerate(CARRIERS):
+            while True:
+                p = (rng.randint(24, 223), rng.randint(0, 255))
+                if p not in taken and p[0] not in (100, 127, 169, 172, 192, 198, 203):
+                    taken.add(p)
+                    break
+            pool = []
+            for _ in range(int(param("carrier_pool_size"))):
+                ip = "%d.%d.%d.%d" % (p[0], p[1], rng.randint(0, 255), rng.randint(1, 254))
+                pool.append((ip, self.rdns(pattern, ip) if pattern else None))
+            self.carrier_pools.append(pool)
+
+    def word(self, syl=(2, 3)):
+        return "".join(self.rng.choice(SYL) for _ in range(self.rng.randint(*syl)))
+
+    def domain(self):
+        while True:
+            d = "%s%s.%s" % (self.word(), self.rng.choice(("", "", "-" + self.word((1, 2)))),
+                              weighted(self.rng, TLDS))
+            if d not in self.used_domains:
+                self.used_domains.add(d)
+                return d
+
+    def person_local(self):
+        r = self.rng.random()
+        f, l = self.rng.choice(FIRST_NAMES), self.rng.choice(LAST_NAMES)
+        if r < 0.4:
+            return "%s.%s" % (f, l)
+        if r < 0.6:
+            return f
+        if r < 0.75:
+            return "%s%s" % (f[0], l)
+        if r < 0.85:
+            return "%s.%s%d" % (f, l, self.rng.randint(1, 99))
+        return "%s%d" % (f, self.rng.randint(1, 9999))
+
+    def external_address(self):
+        if self.rng.random() < param("freemail_share"):
+            return "%s@%s" % (self.person_local(), self.rng.choice(FREEMAIL))
+        return "%s@%s" % (self.person_local(), self.domain())
+
+    def rdns(self, pattern, ip):
+        a, b, c, d = ip.split(".")
+        n = (int(a) << 24) | (int(b) << 16) | (int(c) << 8) | int(d)
+        return pattern.format(a=a, b=b, c=c, d=d, hex="%08X" % n, hexd="%08x" % n,
+                              n=(n >> 4) % 997, m=n % 9)
+
+    def isp_ip(self, isp, prefix=None):
+        """(ip, rdns or None) in the ISP's address space (in /16 `prefix` when given)."""
+        a, b = prefix or self.rng.choice(self.isp_prefixes[isp])
+        ip = "%d.%d.%d.%d" % (a, b, self.rng.randint(0, 255), self.rng.randint(1, 254))
+        if self.rng.random() < param("rdns_missing_share"):
+            return ip, None
+        return ip, self.rdns(ISPS[isp][0], ip)
+
+
+class Account:
+    __slots__ = ("login", "domain", "dom_idx", "cls", "rate", "business", "tz", "homes",
+                 "carrier", "mobile_share", "webmail_share", "pc_helo", "phone_helo", "auth",
+                 "contacts", "created", "daily_rcpt", "daily_minute", "server", "subscribers",
+                 "trip_until", "trip_net", "newsletter_list")
+
+
+class Simulator:
+    def __init__(self, args):
+        self.args = args
+        self.rng = random.Random(args.seed)
+        rng = self.rng
+        self.namer = Namer(rng)
+        self.day0 = int(datetime.datetime(*map(int, args.start.split("-")),
+                                          tzinfo=datetime.timezone.utc).timestamp())
+        self.warmup = args.warmup
+        self.days = args.days
+        self.first_day = -self.warmup
+        self.provider = "mail.provider.example"
+        self._make_customers()
+        self._make_shared_pool()
+        self._make_compromises()
+
+    # --- population -------------------------------------------------------------------
+
+    def _make_customers(self):
+        rng, namer = self.rng, self.namer
+        n = self.args.accounts
+        self.accounts = []
+        self.domains = []  # (name, [account idx], shared contact list)
+        classes = [(k, param(k)) for k in ("class_quiet", "class_daily", "class_regular",
+                                           "class_heavy", "class_bulk")]
+        hours_b = [0.2, 0.1, 0.1, 0.1, 0.1, 0.2, 0.5, 2, 6, 9, 9, 8, 5, 7, 8, 8, 7, 5, 3, 2,
+                   1.5, 1.2, 0.8, 0.4]
+        hours_p = [0.3, 0.2, 0.1, 0.1, 0.1, 0.2, 0.5, 1.5, 2.5, 3, 3, 3, 3.5, 3, 3, 3, 3, 3.5,
+                   4.5, 5.5, 6, 5, 3, 1]
+        self.hour_cum = {True: self._cum(hours_b), False: self._cum(hours_p)}
+        while len(self.accounts) < n:
+            if rng.random() < param("single_account_domain_share"):
+                size = 1
+            else:
+                size = min(int(param("domain_size_max")), 2 + int(rng.paretovariate(1.3)) - 1)
+            size = min(size, n - len(self.accounts))
+            dname = namer.domain()
+            didx = len(self.domains)
+            members = []
+            locals_used = set()
+            business = rng.random() < param("business_share") or size > 1
+            tz = weighted(rng, param("tz_offsets"))
+            office = None
+            if business and rng.random() < 0.7:
+                office = rng.randrange(len(ISPS))
+                office = (office, namer.isp_ip(office))
+            for _ in range(size):
+                a = Account()
+                while True:
+                    lp = rng.choice(ROLES) if (rng.random() < 0.3) else namer.person_local()
+                    if lp not in locals_used:
+                        locals_used.add(lp)
+                        break
+                a.login = "%s@%s" % (lp, dname)
+                a.domain, a.dom_idx = dname, didx
+                cname, (share, median, sigma) = weighted(
+                    rng, [((k, v), v[0]) for k, v in classes])
+                a.cls = cname[6:]
+                a.rate = median * math.exp(rng.gauss(0, sigma)) if sigma else median
+                a.business = business
+                a.tz = tz
+                a.homes = []
+                for _ in range(weighted(rng, param("home_networks"))):
+                    isp = rng.randrange(len(ISPS))
+                    ip, name = namer.isp_ip(isp)
+                    a.homes.append([isp, ip, name])
+                if office and rng.random() < 0.8:
+                    a.homes[0] = [office[0], office[1][0], office[1][1]]
+                a.carrier = rng.randrange(len(CARRIERS)) if rng.random() < param(
+                    "mobile_share") else None
+                a.mobile_share = param("mobile_mail_share") * rng.uniform(0.3, 1.7)
+                a.webmail_share = (param("webmail_mail_share") * rng.uniform(0.3, 1.7)
+                                   if rng.random() < param("webmail_share") else 0.0)
+                r = rng.random()
+                if r < 0.45:
+                    a.pc_helo = "DESKTOP-%s" % "".join(rng.choice(ALNUM[:26] + ALNUM[52:])
+                                                       for _ in range(7))
+                elif r < 0.7:
+                    a.pc_helo = "[192.168.%d.%d]" % (rng.choice((0, 1, 1, 178, 2)),
+                                                     rng.randint(2, 250))
+                elif r < 0.85:
+                    a.pc_helo = rng.choice(FIRST_NAMES).capitalize() + "s-MacBook-Pro.local"
+                else:
+                    a.pc_helo = "smtpclient.apple"
+                a.phone_helo = rng.choice(("smtpclient.apple", "smtpclient.apple",
+                                           "localhost", "[10.%d.%d.%d]" % (
+                                               rng.randint(0, 255), rng.randint(0, 255),
+                                               rng.randint(2, 250))))
+                a.auth = "login" if rng.random() < 0.6 else "plain"
+                a.contacts = []
+                a.created = self.first_day
+                if rng.random() < param("new_account_share"):
+                    a.created = rng.randrange(0, max(1, self.days))
+                a.daily_rcpt = None
+                a.server = None
+                a.subscribers = 0
+                a.trip_until = -10**9
+                a.trip_net = None
+                a.newsletter_list = rng.randrange(1 << 30)
+                if a.cls == "daily":
+                    a.daily_rcpt = namer.external_address()
+                    a.daily_minute = rng.randint(6 * 60, 9 * 60)
+                if a.cls == "bulk":
+                    isp = rng.randrange(len(ISPS))
+                    ip = "%d.%d.%d.%d" % (rng.randint(37, 212), rng.randint(0, 255),
+                                          rng.randint(0, 255), rng.randint(1, 254))
+                    host = "vps%d.%s" % (rng.randint(100, 99999), rng.choice(
+                        ("hosteurope.de", "ovh.net", "contaboserver.net", "your-server.de",
+                         "linode.com", "hetzner.cloud")))
+                    a.server = (ip, host)
+                    a.subscribers = int(a.rate * rng.uniform(5, 40))
+                members.append(len(self.accounts))
+                self.accounts.append(a)
+            self.domains.append((dname, members, []))
+
+    @staticmethod
+    def _cum(weights):
+        out, s = [], 0.0
+        for w in weights:
+            s += w
+            out.append(s)
+        return [x / s for x in out]
+
+    def _make_shared_pool(self):
+        rng, namer = self.rng, self.namer
+        size = max(20, int(param("shared_pool_per_account") * len(self.accounts)))
+        self.shared_pool = [namer.external_address() for _ in range(size)]
+        zipf = param("shared_pool_zipf")
+        self.shared_cum = self._cum([1.0 / (i + 1) ** zipf for i in range(size)])
+        for a in self.accounts:
+            k = int(param("initial_contacts") + 10 * a.rate * rng.random())
+            for _ in range(min(k, 400)):
+                a.contacts.append(self._new_contact(a))
+
+    def _new_contact(self, a):
+        rng = self.rng
+        r = rng.random()
+        dom = self.domains[a.dom_idx]
+        if r < param("shared_contact_share"):
+            return self.shared_pool[bisect.bisect_left(self.shared_cum, rng.random())]
+        r -= param("shared_contact_share")
+        if len(dom[1]) > 1:
+            if r < param("colleague_share"):
+                c = self.accounts[rng.choice(dom[1])].login
+                if c != a.login:
+                    return c
+            r -= param("colleague_share")
+            if r < param("domain_contact_share") and dom[2]:
+                return rng.choice(dom[2])
+        addr = self.namer.external_address()
+        if len(dom[1]) > 1:
+            dom[2].append(addr)
+        return addr
+
+    # --- compromises ------------------------------------------------------------------
+
+    def _spammer_address(self):
+        rng = self.rng
+        local = "".join(rng.choice("abcdefghijklmnopqrstuvwxyz") for _ in range(
+            rng.randint(8, 18)))
+        if rng.random() < 0.3:
+            local += str(rng.randint(1, 999))
+        return "%s@%s" % (local, rng.choice(SPAMMER_FREEMAIL))
+
+    def _make_compromises(self):
+        rng = self.rng
+        n_acc = len(self.accounts)
+        expected = n_acc * self.days * param("compromises_per_10k_account_days") / 1e4
+        count = max(1, int(round(expected)))
+        n_actors = max(2, int(round(count * param("actors_per_compromise"))))
+        self.actors = []
+        self.known_map = []
+        for i in range(n_actors):
+            fixed = rng.random() < param("fixed_address_actor_share")
+            act = {"id": i, "fixed": fixed, "addresses": [], "list_seed": rng.randrange(1 << 30)}
+            if fixed:
+                act["addresses"] = [self._spammer_address() for _ in range(rng.choice((1, 1, 2)))]
+                if rng.random() < param("fixed_known_share"):
+                    self.known_map.extend(act["addresses"])
+            else:
+                old = [self._spammer_address() for _ in range(int(param("prehistory_known_fresh")))]
+                act["addresses"] = list(old)
+                self.known_map.extend(old)
+            self.actors.append(act)
+        actor_cum = self._cum([1.0 / (i + 1) for i in range(n_actors)])
+        candidates = [i for i, a in enumerate(self.accounts) if a.cls != "bulk"]
+        victims = rng.sample(candidates, min(count, len(candidates)))
+        self.compromises = []
+        span = self.days * 86400
+        for ci, v in enumerate(victims):
+            acc = self.accounts[v]
+            start_min = max(0, acc.created + 1) * 86400
+            t0 = self.day0 + start_min + int(rng.random() * max(3600, span - start_min - 3 * 3600))
+            actor = self.actors[bisect.bisect_left(actor_cum, rng.random())]
+            comp = {"id": ci, "account": acc.login, "acct_idx": v, "actor": actor["id"],
+                    "login_time": t0, "tests": [], "campaign": []}
+            if rng.random() >= param("skip_test_share"):
+                if actor["fixed"]:
+                    addr = rng.choice(actor["addresses"])
+                elif rng.random() < param("fresh_actor_reuse") and actor["addresses"]:
+                    addr = rng.choice(actor["addresses"])
+                else:
+                    addr = self._spammer_address()
+                    actor["addresses"].append(addr)
+                n_tests = 2 if rng.random() < param("double_test_share") else 1
+                t = t0
+                for _ in range(n_tests):
+                    comp["tests"].append((t, addr))
+                    t += rng.randint(5, 600)
+                delay = rng.lognormvariate(math.log(param("delay_median_min") * 60), 1.2)
+                camp_start = t + int(min(24 * 3600, max(120, delay)))
+            else:
+                camp_start = t0
+            comp["campaign_start"] = camp_start
+            comp["fast"] = rng.random() < param("fast_campaign_share")
+            self.compromises.append(comp)
+        self.known_set = set(self.known_map)
+
+    def _bot(self, acct):
+        """A bot (ip, rdns, helo) outside the account's networks."""
+        rng, namer = self.rng, self.namer
+        own = {h[1].rsplit(".", 1)[0] for h in acct.homes}
+        while True:
+            if rng.random() < 0.12:
+                ip = "%d.%d.%d.%d" % (rng.randint(24, 212), rng.randint(0, 255),
+                                      rng.randint(0, 255), rng.randint(1, 254))
+                name = "mail.%s" % namer.domain()
+            else:
+                ip, name = namer.isp_ip(rng.randrange(len(ISPS)))
+            if ip.rsplit(".", 1)[0] not in own:
+                break
+        r = rng.random()
+        if r < 0.45:
+            helo = "localhost"
+        elif r < 0.7:
+            helo = "WIN-%s" % "".join(rng.choice(ALNUM[:26] + ALNUM[52:]) for _ in range(11))
+        elif r < 0.85:
+            helo = "[%s]" % ip
+        else:
+            helo = name or ip
+        return ip, name, helo
+
+    # --- message generation ------------------------------------------------------------
+
+    def _test_subject(self):
+        rng = self.rng
+        def tok(lo, hi):
+            return "".join(rng.choice(ALNUM) for _ in range(rng.randint(lo, hi)))
+        s = "%s, %s" % (tok(3, 6), tok(1, 6))
+        if rng.random() < 0.6:
+            s += " " + tok(0, 1)
+        return s
+
+    def _benign_subject(self):
+        rng = self.rng
+        t = rng.choice(TOPICS)
+        r = rng.random()
+        if r < 0.3:
+            return "Re: " + t
+        if r < 0.38:
+            return rng.choice(("Fwd: ", "AW: ", "TR: ", "RE: ")) + t
+        if r < 0.5:
+            return "%s %d" % (t, rng.randint(100, 99999))
+        return t[0].upper() + t[1:]
+
+    def _rcpt_count(self, pairs):
+        return weighted(self.rng, pairs)
+
+    def _pick_contacts(self, a, n):
+        rng = self.rng
+        out = []
+        for _ in range(n):
+            if a.contacts and rng.random() < param("repeat_contact_share"):
+                c = a.contacts[int(len(a.contacts) * rng.random() ** 2.5)]
+            else:
+                c = self._new_contact(a)
+                a.contacts.append(c)
+            if c not in out and c != a.login:
+                out.append(c)
+        return out or [self._new_contact(a)]
+
+    def _client(self, a, day):
+        """(ip, rdns, helo, proto) for a benign message of account a on `day`."""
+        rng = self.rng
+        r = rng.random()
+        if r < a.webmail_share:
+            return "127.0.0.1", "localhost", "webmail." + self.provider.split(".", 1)[1], "esmtpa"
+        r = rng.random()
+        if a.carrier is not None and r < a.mobile_share:
+            ip, name = rng.choice(self.namer.carrier_pools[a.carrier])
+            return ip, name, a.phone_helo, "esmtpsa"
+        if a.trip_until >= day and rng.random() < 0.8:
+            ip, name = a.trip_net
+            return ip, name, a.pc_helo, "esmtpsa"
+        h = a.homes[0] if (len(a.homes) == 1 or rng.random() < 0.65) else rng.choice(a.homes)
+        helo = a.pc_helo if (a.carrier is None or rng.random() < 0.7) else a.phone_helo
+        return h[1], h[2], helo, "esmtpsa"
+
+    def _benign_day(self, ai, a, day, out):
+        rng = self.rng
+        if day < a.created:
+            return
+        ds = self.day0 + day * 86400
+        weekday = utc(ds).weekday()
+        weekend = weekday >= 5
+        # dynamic addresses move inside the ISP /16
+        for h in a.homes:
+            if rng.random() < param("ip_move_per_day"):
+                a16 = tuple(int(x) for x in h[1].split(".")[:2])
+                h[1], h[2] = self.namer.isp_ip(h[0], a16)
+        if a.trip_until < day and rng.random() < param("trip_per_day"):
+            a.trip_until = day + rng.randint(*param("trip_days")) - 1
+            a.trip_net = self.namer.isp_ip(rng.randrange(len(ISPS)))
+        if a.cls == "daily":
+            if (not weekend or not a.business) and rng.random() < 0.93:
+                t = ds + (a.daily_minute - a.tz * 60) * 60 + rng.randint(0, 240)
+                h = a.homes[0]
+                out.append((t, ai, h[1], h[2], a.pc_helo, "esmtpsa", a.login, [a.daily_rcpt],
+                            rng.randint(2000, 9000), "Daily report %s" % utc(ds).strftime(
+                                "%Y-%m-%d"), True, 0, -1))
+            return
+        if a.cls == "bulk":
+            n = int(rng.lognormvariate(math.log(a.rate), 0.3) * (0.6 if weekend else 1.0))
+            ip, host = a.server
+            for _ in range(n):
+                t = ds + rng.randint(0, 86399)
+                r = "sub%d.%d@%s" % (rng.randrange(a.subscribers), a.newsletter_list % 97,
+                                     rng.choice(FREEMAIL))
+                out.append((t, ai, ip, host, host, "esmtpsa", a.login, [r],
+                            rng.randint(8000, 60000), "Your notification %d" % rng.randint(
+                                1000, 99999), True, 0, -1))
+            return
+        factor = 1.0
+        if weekend:
+            factor = param("weekend_factor_business") if a.business else param(
+                "weekend_factor_personal")
+        lam = a.rate * factor * math.exp(rng.gauss(0, param("day_noise_sigma")) - 0.125)
+        n = self._poisson(lam)
+        cum = self.hour_cum[a.business]
+        for _ in range(n):
+            hour = bisect.bisect_left(cum, rng.random())
+            t = ds + (hour - a.tz) * 3600 + rng.randint(0, 3599)
+            ip, name, helo, proto = self._client(a, day)
+            rcpts = self._pick_contacts(a, self._rcpt_count(param("rcpt_count_weights")))
+            size = int(min(25e6, max(800, rng.lognormvariate(math.log(20000), 1.5))))
+            out.append((t, ai, ip, name, helo, proto, a.login, rcpts, size,
+                        self._benign_subject(), True, 0, -1))
+        if rng.random() < param("newsletter_per_day") and not weekend:
+            self._newsletter(ai, a, ds, out)
+
+    def _newsletter(self, ai, a, ds, out):
+        rng = self.rng
+        n = int(min(3000, max(60, rng.lognormvariate(math.log(param(
+            "newsletter_rcpts_median")), 0.8))))
+        h = a.homes[0]
+        t = ds + (rng.randint(9, 16) - a.tz) * 3600 + rng.randint(0, 3599)
+        batch = 1 if rng.random() < 0.5 else rng.choice((20, 50, 100))
+        subject = "Newsletter %s" % utc(ds).strftime("%B %Y")
+        rng2 = random.Random(a.newsletter_list)  # the same list every time
+        addrs = ["%s@%s" % ("%s.%s%d" % (rng2.choice(FIRST_NAMES), rng2.choice(LAST_NAMES),
+                                          rng2.randint(1, 99)),
+                            rng2.choice(FREEMAIL) if rng2.random() < 0.6 else
+                            "%s.%s" % ("".join(rng2.choice(SYL) for _ in range(3)),
+                                       rng2.choice(("com", "de", "fr", "net"))))
+                 for _ in range(n)]
+        for i in range(0, n, batch):
+            t += rng.randint(1, 8) * (1 if batch == 1 else 5)
+            out.append((t, ai, h[1], h[2], a.pc_helo, "esmtpsa", a.login, addrs[i:i + batch],
+                        rng.randint(30000, 120000), subject, True, 0, -1))
+
+    def _poisson(self, lam):
+        rng = self.rng
+        if lam <= 0:
+            return 0
+        if lam > 50:
+            return max(0, int(rng.gauss(lam, math.sqrt(lam)) + 0.5))
+        L, k, p = math.exp(-lam), 0, 1.0
+        while True:
+            p *= rng.random()
+            if p <= L:
+                return k
+            k += 1
+
+    def _campaign(self, comp, out_by_day):
+        rng = self.rng
+        a = self.accounts[comp["acct_idx"]]
+        ai = comp["acct_idx"]
+        actor = self.actors[comp["actor"]]
+        for t, addr in comp["tests"]:
+            ip, name, helo = self._bot(a)
+            if rng.random() < param("test_helo_localhost"):
+                helo = "localhost"
+            size = rng.randint(*param("test_size"))
+            self._put(out_by_day, (t, ai, ip, name, helo, "esmtpsa", a.login, [addr], size,
+                                   self._test_subject(), False, 1, comp["id"]))
+        n_bots = int(min(600, max(5, rng.lognormvariate(math.log(param("bots_median")), 0.8))))
+        bots = [self._bot(a) for _ in range(n_bots)]
+        if comp["fast"]:
+            m = int(min(6000, max(100, rng.lognormvariate(math.log(param(
+                "fast_messages_median")), 0.8))))
+            lo, hi = param("fast_rate_per_min")
+            rate = math.exp(rng.uniform(math.log(lo), math.log(hi))) / 60.0
+            times = []
+            t = float(comp["campaign_start"])
+            for _ in range(m):
+                times.append(int(t))
+                t += rng.expovariate(rate)
+        else:
+            m = int(min(1500, max(20, rng.lognormvariate(math.log(param(
+                "slow_messages_median")), 0.8))))
+            dur = rng.uniform(*param("slow_hours")) * 3600
+            # intermittent: a few bursts spread over the duration
+            bursts = sorted(rng.random() * dur for _ in range(rng.randint(3, 8)))
+            bursts[0] = 0.0
+            times = []
+            for _ in range(m):
+                b = rng.choice(bursts)
+                times.append(int(comp["campaign_start"] + b + rng.expovariate(1 / 600.0)))
+            times.sort()
+        list_rng = random.Random(actor["list_seed"])
+        list_size = 200000
+        sender_alias = None
+        if rng.random() < 0.1:
+            sender_alias = "%s@%s" % (rng.choice(ROLES + ["engineering", "service"]), a.domain)
+        for t in times:
+            ip, name, helo = rng.choice(bots)
+            n = weighted(rng, param("campaign_rcpt_weights"))
+            rcpts = []
+            for _ in range(n):
+                k = rng.randrange(list_size)
+                list_rng.seed(actor["list_seed"] * 1000003 + k)
+                rcpts.append("%s%s@%s" % (list_rng.choice(FIRST_NAMES),
+                                          list_rng.randint(1, 9999),
+                                          list_rng.choice(FREEMAIL + ("netgate.com.uy",
+                                                                      "mail01.example.net"))
+                                          if list_rng.random() < 0.7 else
+                                          "%s.%s" % ("".join(list_rng.choice(SYL)
+                                                             for _ in range(3)),
+                                                     list_rng.choice(("com", "net", "com.br",
+                                                                      "co.uk", "de", "it")))))
+            subj = rng.choice(CAMPAIGN_SUBJECTS).format(
+                n=rng.randint(10000, 999999), t=rng.choice(TOPICS),
+                F=rng.choice(FIRST_NAMES).capitalize(), L=rng.choice(LAST_NAMES).capitalize())
+            sender = sender_alias or a.login
+            size = int(min(2e6, max(3000, rng.lognormvariate(math.log(40000), 1.0))))
+            self._put(out_by_day, (t, ai, ip, name, helo, "esmtpsa", sender, rcpts, size,
+                                   subj, rng.random() < 0.5, 2, comp["id"]))
+
+    def _put(self, out_by_day, msg):
+        day = (msg[0] - self.day0) // 86400
+        out_by_day.setdefault(day, []).append(msg)
+
+    # --- driver -----------------------------------------------------------------------
+
+    def run(self, writer):
+        """Generates day by day, one day ahead: a local day spills into its UTC neighbours."""
+        buckets = {}
+        comps_by_day = {}
+        for c in self.compromises:
+            comps_by_day.setdefault((c["login_time"] - self.day0) // 86400, []).append(c)
+        for gd in range(self.first_day, self.days + 1):
+            if gd < self.days:
+                for ai, a in enumerate(self.accounts):
+                    today = []
+                    self._benign_day(ai, a, gd, today)
+                    for m in today:
+                        self._put(buckets, m)
+                for c in comps_by_day.get(gd, ()):
+                    self._campaign(c, buckets)
+            fd = gd - 1
+            if fd >= self.first_day:
+                cur = buckets.pop(fd, [])
+                cur.sort(key=lambda m: (m[0], m[1]))
+                writer.write_day(fd, cur)
+            for d in [d for d in buckets if d <= fd]:
+                del buckets[d]  # before the logs begin
+        writer.close()
+
+    def truth(self, writer):
+        comps = []
+        for c in self.compromises:
+            msgs = writer.campaign_ids.get(c["id"], [])
+            tests = writer.test_ids.get(c["id"], [])
+            comps.append({
+                "id": c["id"], "account": c["account"], "actor": c["actor"],
+                "actor_reuses_address": self.actors[c["actor"]]["fixed"],
+                "login_time": iso(c["login_time"]),
+                "tests": [{"time": iso(t), "recipient": r, "queue_id": q,
+                           "in_start_map": r in self.known_set} for t, r, q in tests],
+                "campaign_start": iso(c["campaign_start"]),
+                "campaign_style": "fast" if c["fast"] else "slow",
+                "campaign_messages": len(msgs),
+                "campaign": [[iso(t), q, n] for t, q, n in msgs],
+            })
+        accounts = [{"login": a.login, "domain": a.domain, "class": a.cls,
+                     "created": iso(self.day0 + a.created * 86400)
+                     if a.created > self.first_day else None}
+                    for a in self.accounts]
+        return {
+            "format": self.args.format, "seed": self.args.seed,
+            "generator": "bench/detection/simulate.py",
+            "warmup_start": iso(self.day0 - self.warmup * 86400),
+            "window_start": iso(self.day0), "window_end": iso(self.day0 + self.days * 86400),
+            "accounts": accounts, "compromises": comps,
+            "known_test_addresses": sorted(self.known_set),
+            "params": {k: v[0] for k, v in PARAMS.items()},
+            "messages_written": writer.count,
+        }
+
+
+def iso(t):
+    return utc(t).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class EximWriter:
+    """Exim 4.96 mainlog with log_selector = +subject +received_recipients +received_sender
+    (the sample lines in the thread carry `from <...>`, i.e. +received_sender)."""
+
+    TLS = ("TLS1.3:TLS_AES_256_GCM_SHA384:256", "TLS1.2:ECDHE-RSA-AES256-GCM-SHA384:256",
+           "TLS1.2:ECDHE-ECDSA-AES128-GCM-SHA256:128", "TLS1.3:TLS_AES_128_GCM_SHA256:128")
+
+    def __init__(self, path, rng, provider, local_domains):
+        self.f = open(path, "w", encoding="utf-8", newline="\n")
+        self.rng = rng
+        self.local_domains = local_domains
+        self.carry = []
+        self.count = 0
+        self.campaign_ids = {}
+        self.test_ids = {}
+        self.used = set()
+        self.used_sec = None
+        self.mx_cache = {}
+
+    def _id(self, t):
+        if t != self.used_sec:
+            self.used, self.used_sec = set(), t
+        while True:
+            mid = "%s-%s-%s" % (b62(t, 6), b62(self.rng.randrange(1000, 4194304), 6),
+                                b62(self.rng.randrange(2000), 2))
+            if mid not in self.used:
+                self.used.add(mid)
+                return mid
+
+    def _mx(self, domain):
+        mx = self.mx_cache.get(domain)
+        if mx is None:
+            r = random.Random(domain)
+            if domain in ("gmail.com",):
+                mx = ("gmail-smtp-in.l.google.com", "142.250.%d.%d" % (r.randint(0, 255),
+                                                                        r.randint(1, 254)))
+            else:
+                mx = ("mx%d.%s" % (r.randint(0, 2), domain), "%d.%d.%d.%d" % (
+                    r.randint(24, 212), r.randint(0, 255), r.randint(0, 255), r.randint(1, 254)))
+            self.mx_cache[domain] = mx
+        return mx
+
+    @staticmethod
+    def ts(t):
+        return utc(int(t)).strftime("%Y-%m-%d %H:%M:%S")
+
+    @staticmethod
+    def quote(s):
+        return '"%s"' % s.replace("\\", "\\\\").replace('"', '\\"')
+
+    def write_day(self, day, msgs):
+        rng = self.rng
+        lines = self.carry
+        self.carry = []
+        seq = 0
+        for m in msgs:
+            (t, ai, ip, name, helo, proto, sender, rcpts, size, subject, has_id, kind,
+             comp) = m
+            mid = self._id(t - rng.randint(0, 1))
+            login = self.login_of(ai)
+            if name is None:
+                host = "(%s) [%s]" % (helo, ip)
+            elif helo == name:
+                host = "%s [%s]" % (name, ip)
+            else:
+                host = "%s (%s) [%s]" % (name, helo, ip)
+            tls = "" if proto == "esmtpa" else " X=%s CV=no" % self.TLS[zlib.crc32(helo.encode()) % 4]
+            msgid = ""
+            if has_id:
+                msgid = " id=%s@%s" % ("%016x" % rng.getrandbits(64),
+                                       sender.split("@", 1)[1] if rng.random() < 0.6
+                                       else "mail.gmail.com")
+            auth = self.auth_of(ai)
+            lines.append((t, seq, "%s %s <= %s H=%s P=%s%s A=%s:%s S=%d%s T=%s from <%s> for %s" % (
+                self.ts(t), mid, sender, host, proto, tls, auth, login, size, msgid,
+                self.quote(subject), sender, " ".join(rcpts))))
+            seq += 1
+            if kind == 2:
+                self.campaign_ids.setdefault(comp, []).append((t, mid, len(rcpts)))
+            elif kind == 1:
+                self.test_ids.setdefault(comp, []).append((t, rcpts[0], mid))
+            self.count += 1
+            td = t + rng.random() * 3
+            bounced = []
+            bounce_share = 0.15 if kind == 2 else 0.01
+            for r in rcpts:
+                dom = r.split("@", 1)[1]
+                td += rng.random() * 0.5
+                if dom in self.local_domains:
+                    line = "%s %s => %s R=virtual_user T=dovecot_lmtp C=\"250 2.0.0 <%s> %s Saved\"" % (
+                        self.ts(td), mid, r, r, "".join(rng.choice(ALNUM) for _ in range(22)))
+                else:
+                    mxn, mxip = self._mx(dom)
+                    if rng.random() < bounce_share:
+                        line = ("%s %s ** %s R=dnslookup T=remote_smtp H=%s [%s]: SMTP error "
+                                "from remote mail server after RCPT TO:<%s>: 550 5.1.1 <%s>: "
+                                "Recipient address rejected: User unknown" % (
+                                    self.ts(td), mid, r, mxn, mxip, r, r))
+                        bounced.append(r)
+                    else:
+                        line = ("%s %s => %s R=dnslookup T=remote_smtp H=%s [%s] X=%s CV=yes "
+                                "C=\"250 2.0.0 OK %d %s\"" % (
+                                    self.ts(td), mid, r, mxn, mxip, self.TLS[0],
+                                    int(td), "".join(rng.choice(ALNUM) for _ in range(12))))
+                lines.append((td, seq, line))
+                seq += 1
+            if bounced and sender.split("@", 1)[1] in self.local_domains:
+                bid = self._id(int(td))
+                lines.append((td, seq, "%s %s <= <> R=%s U=Debian-exim P=local S=%d "
+                              "T=\"Mail delivery failed: returning message to sender\" "
+                              "from <> for %s" % (self.ts(td), bid, mid, 2000 + size // 10,
+                                                  sender)))
+                lines.append((td + 0.2, seq + 1, "%s %s => %s R=virtual_user T=dovecot_lmtp "
+                              "C=\"250 2.0.0 <%s> %s Saved\"" % (
+                                  self.ts(td + 0.2), bid, sender, sender,
+                                  "".join(rng.choice(ALNUM) for _ in range(22)))))
+                lines.append((td + 0.2, seq + 2, "%s %s Completed" % (self.ts(td + 0.2), bid)))
+                seq += 3
+            lines.append((td, seq, "%s %s Completed" % (self.ts(td), mid)))
+            seq += 1
+        self._flush(lines, day)
+
+    def _flush(self, lines, day):
+        lines.sort(key=lambda x: (int(x[0]), x[1]))
+        end = self.day_end(day)
+        out = []
+        for x in lines:
+            if x[0] >= end:
+                self.carry.append(x)
+            else:
+                out.append(x[2])
+        if out:
+            self.f.write("\n".join(out))
+            self.f.write("\n")
+
+    def close(self):
+        if self.carry:
+            self.carry.sort(key=lambda x: (int(x[0]), x[1]))
+            self.f.write("\n".join(x[2] for x in self.carry) + "\n")
+            self.carry = []
+        self.f.close()
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--out", required=True, help="output folder (created)")
+    ap.add_argument("--accounts", type=int, default=5000)
+    ap.add_argument("--days", type=int, default=14, help="scored window, days")
+    ap.add_argument("--warmup", type=int, default=7, help="days of history before the window "
+                    "(in the logs, not scored)")
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--format", choices=("exim", "postfix"), default="exim")
+    ap.add_argument("--start", default="2026-03-02", help="first scored day (UTC), YYYY-MM-DD")
+    ap.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+                    help="override a parameter (JSON value), e.g. skip_test_share=0.5")
+    ap.add_argument("--list-params", action="store_true", help="print the parameters and exit")
+    args = ap.parse_args(argv)
+    if args.list_params:
+        for k, (v, src) in PARAMS.items():
+            print("%-34s %-28s %s" % (k, json.dumps(v), src))
+        return 0
+    for s in args.set:
+        if "=" not in s:
+            ap.error("--set %s: expected NAME=VALUE" % s)
+        k, v = s.split("=", 1)
+        if k not in PARAMS:
+            ap.error("--set %s: unknown parameter (see --list-params)" % k)
+        try:
+            val = json.loads(v)
+        except ValueError:
+            ap.error("--set %s: value is not JSON" % s)
+        PARAMS[k] = (val, PARAMS[k][1] + " [overridden]")
+    if args.accounts < 1 or args.days < 1 or args.warmup < 0:
+        ap.error("--accounts and --days must be positive, --warmup not negative")
+    os.makedirs(args.out, exist_ok=True)
+    sim = Simulator(args)
+    local_domains = {d[0] for d in sim.domains}
+    logins = [a.login for a in sim.accounts]
+    auths = [a.auth for a in sim.accounts]
+    day_end = lambda day: sim.day0 + (day + 1) * 86400  # noqa: E731
+    if args.format == "exim":
+        writer = EximWriter(os.path.join(args.out, "mainlog"), random.Random(args.seed + 1),
+                            sim.provider, local_domains)
+    else:
+        from postfix_writer import PostfixWriter
+        writer = PostfixWriter(os.path.join(args.out, "maillog"), random.Random(args.seed + 1),
+                               sim.provider, local_domains)
+    writer.login_of = logins.__getitem__
+    writer.auth_of = auths.__getitem__
+    writer.day_end = day_end
+    sim.run(writer)
+    with open(os.path.join(args.out, "known_test_addresses.map"), "w") as f:
+        f.write("# Test addresses known before the scored window (rspamd map: one address a "
+                "line)\n")
+        for addr in sorted(sim.known_set):
+            f.write(addr + "\n")
+    truth = sim.truth(writer)
+    with open(os.path.join(args.out, "truth.json"), "w") as f:
+        json.dump(truth, f, indent=0, sort_keys=True)
+    n_test = sum(1 for c in truth["compromises"] if c["tests"])
+    print("simulate: %d accounts, %d+%d days, %d messages, %d compromises (%d with a test "
+          "message, %d of those to a known address) -> %s" % (
+              len(sim.accounts), args.warmup, args.days, writer.count, len(sim.compromises),
+              n_test, sum(1 for c in truth["compromises"]
+                          if any(t["in_start_map"] for t in c["tests"])), args.out),
+          file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    sys.exit(main())
