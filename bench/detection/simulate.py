@@ -32,7 +32,6 @@ import math
 import os
 import random
 import sys
-import zlib
 
 # name: (value, source). "thread" = /work/shared/context/mailop-2022-04-compromised-accounts.txt
 PARAMS = {
@@ -153,7 +152,6 @@ CAMPAIGN_SUBJECTS = ("Receipt for your payment", "Your PayPal receipt", "Invoice
                      "Payment confirmation {n}", "Document shared with you", "Re: {t}",
                      "Order {n} shipped", "Statement of account", "Remittance advice {n}",
                      "{F} {L}", "{F} {L}", "{F} {L}", "Urgent: {t}", "Fwd: {t}")
-B62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 ALNUM = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
 
 # Residential ISPs: (reverse DNS pattern, country). {a}.{b}.{c}.{d} is the address.
@@ -192,12 +190,16 @@ def weighted(rng, pairs):
     return pairs[-1][0]
 
 
-def b62(n, width):
-    out = []
-    for _ in range(width):
-        out.append(B62[n % 62])
-        n //= 62
-    return "".join(reversed(out))
+RESERVED_FIRST_OCTETS = (10, 100, 127, 169, 172, 192, 198, 203)
+
+
+def public_ip(rng):
+    """A random unicast address outside private, shared (CGNAT) and documentation space."""
+    while True:
+        a = rng.randint(24, 212)
+        if a not in RESERVED_FIRST_OCTETS:
+            return "%d.%d.%d.%d" % (a, rng.randint(0, 255), rng.randint(0, 255),
+                                    rng.randint(1, 254))
 
 
 def utc(t):
@@ -216,7 +218,7 @@ class Namer:
             pre = []
             while len(pre) < 6:
                 p = (rng.randint(24, 223), rng.randint(0, 255))
-                if p[0] in (100, 127, 169, 172, 192, 198, 203) or p in taken:
+                if p[0] in RESERVED_FIRST_OCTETS or p in taken:
                     continue
                 taken.add(p)
                 pre.append(p)
@@ -225,7 +227,7 @@ class Namer:
         for ci, (pattern, _) in enumerate(CARRIERS):
             while True:
                 p = (rng.randint(24, 223), rng.randint(0, 255))
-                if p not in taken and p[0] not in (100, 127, 169, 172, 192, 198, 203):
+                if p not in taken and p[0] not in RESERVED_FIRST_OCTETS:
                     taken.add(p)
                     break
             pool = []
@@ -389,8 +391,7 @@ class Simulator:
                     a.daily_minute = rng.randint(6 * 60, 9 * 60)
                 if a.cls == "bulk":
                     isp = rng.randrange(len(ISPS))
-                    ip = "%d.%d.%d.%d" % (rng.randint(37, 212), rng.randint(0, 255),
-                                          rng.randint(0, 255), rng.randint(1, 254))
+                    ip = public_ip(rng)
                     host = "vps%d.%s" % (rng.randint(100, 99999), rng.choice(
                         ("hosteurope.de", "ovh.net", "contaboserver.net", "your-server.de",
                          "linode.com", "hetzner.cloud")))
@@ -509,8 +510,7 @@ class Simulator:
         own = {h[1].rsplit(".", 1)[0] for h in acct.homes}
         while True:
             if rng.random() < 0.12:
-                ip = "%d.%d.%d.%d" % (rng.randint(24, 212), rng.randint(0, 255),
-                                      rng.randint(0, 255), rng.randint(1, 254))
+                ip = public_ip(rng)
                 name = "mail.%s" % namer.domain()
             else:
                 ip, name = namer.isp_ip(rng.randrange(len(ISPS)))
@@ -799,149 +799,6 @@ def iso(t):
     return utc(t).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-class EximWriter:
-    """Exim 4.96 mainlog with log_selector = +subject +received_recipients +received_sender
-    (the sample lines in the thread carry `from <...>`, i.e. +received_sender)."""
-
-    TLS = ("TLS1.3:TLS_AES_256_GCM_SHA384:256", "TLS1.2:ECDHE-RSA-AES256-GCM-SHA384:256",
-           "TLS1.2:ECDHE-ECDSA-AES128-GCM-SHA256:128", "TLS1.3:TLS_AES_128_GCM_SHA256:128")
-
-    def __init__(self, path, rng, provider, local_domains):
-        self.f = open(path, "w", encoding="utf-8", newline="\n")
-        self.rng = rng
-        self.local_domains = local_domains
-        self.carry = []
-        self.count = 0
-        self.campaign_ids = {}
-        self.test_ids = {}
-        self.used = set()
-        self.used_sec = None
-        self.mx_cache = {}
-
-    def _id(self, t):
-        if t != self.used_sec:
-            self.used, self.used_sec = set(), t
-        while True:
-            mid = "%s-%s-%s" % (b62(t, 6), b62(self.rng.randrange(1000, 4194304), 6),
-                                b62(self.rng.randrange(2000), 2))
-            if mid not in self.used:
-                self.used.add(mid)
-                return mid
-
-    def _mx(self, domain):
-        mx = self.mx_cache.get(domain)
-        if mx is None:
-            r = random.Random(domain)
-            if domain in ("gmail.com",):
-                mx = ("gmail-smtp-in.l.google.com", "142.250.%d.%d" % (r.randint(0, 255),
-                                                                        r.randint(1, 254)))
-            else:
-                mx = ("mx%d.%s" % (r.randint(0, 2), domain), "%d.%d.%d.%d" % (
-                    r.randint(24, 212), r.randint(0, 255), r.randint(0, 255), r.randint(1, 254)))
-            self.mx_cache[domain] = mx
-        return mx
-
-    @staticmethod
-    def ts(t):
-        return utc(int(t)).strftime("%Y-%m-%d %H:%M:%S")
-
-    @staticmethod
-    def quote(s):
-        return '"%s"' % s.replace("\\", "\\\\").replace('"', '\\"')
-
-    def write_day(self, day, msgs):
-        rng = self.rng
-        lines = self.carry
-        self.carry = []
-        seq = 0
-        for m in msgs:
-            (t, ai, ip, name, helo, proto, sender, rcpts, size, subject, has_id, kind,
-             comp) = m
-            mid = self._id(t - rng.randint(0, 1))
-            login = self.login_of(ai)
-            if name is None:
-                host = "(%s) [%s]" % (helo, ip)
-            elif helo == name:
-                host = "%s [%s]" % (name, ip)
-            else:
-                host = "%s (%s) [%s]" % (name, helo, ip)
-            tls = "" if proto == "esmtpa" else " X=%s CV=no" % self.TLS[zlib.crc32(helo.encode()) % 4]
-            msgid = ""
-            if has_id:
-                msgid = " id=%s@%s" % ("%016x" % rng.getrandbits(64),
-                                       sender.split("@", 1)[1] if rng.random() < 0.6
-                                       else "mail.gmail.com")
-            auth = self.auth_of(ai)
-            lines.append((t, seq, "%s %s <= %s H=%s P=%s%s A=%s:%s S=%d%s T=%s from <%s> for %s" % (
-                self.ts(t), mid, sender, host, proto, tls, auth, login, size, msgid,
-                self.quote(subject), sender, " ".join(rcpts))))
-            seq += 1
-            if kind == 2:
-                self.campaign_ids.setdefault(comp, []).append((t, mid, len(rcpts)))
-            elif kind == 1:
-                self.test_ids.setdefault(comp, []).append((t, rcpts[0], mid))
-            self.count += 1
-            td = t + rng.random() * 3
-            bounced = []
-            bounce_share = 0.15 if kind == 2 else 0.01
-            for r in rcpts:
-                dom = r.split("@", 1)[1]
-                td += rng.random() * 0.5
-                if dom in self.local_domains:
-                    line = "%s %s => %s R=virtual_user T=dovecot_lmtp C=\"250 2.0.0 <%s> %s Saved\"" % (
-                        self.ts(td), mid, r, r, "".join(rng.choice(ALNUM) for _ in range(22)))
-                else:
-                    mxn, mxip = self._mx(dom)
-                    if rng.random() < bounce_share:
-                        line = ("%s %s ** %s R=dnslookup T=remote_smtp H=%s [%s]: SMTP error "
-                                "from remote mail server after RCPT TO:<%s>: 550 5.1.1 <%s>: "
-                                "Recipient address rejected: User unknown" % (
-                                    self.ts(td), mid, r, mxn, mxip, r, r))
-                        bounced.append(r)
-                    else:
-                        line = ("%s %s => %s R=dnslookup T=remote_smtp H=%s [%s] X=%s CV=yes "
-                                "C=\"250 2.0.0 OK %d %s\"" % (
-                                    self.ts(td), mid, r, mxn, mxip, self.TLS[0],
-                                    int(td), "".join(rng.choice(ALNUM) for _ in range(12))))
-                lines.append((td, seq, line))
-                seq += 1
-            if bounced and sender.split("@", 1)[1] in self.local_domains:
-                bid = self._id(int(td))
-                lines.append((td, seq, "%s %s <= <> R=%s U=Debian-exim P=local S=%d "
-                              "T=\"Mail delivery failed: returning message to sender\" "
-                              "from <> for %s" % (self.ts(td), bid, mid, 2000 + size // 10,
-                                                  sender)))
-                lines.append((td + 0.2, seq + 1, "%s %s => %s R=virtual_user T=dovecot_lmtp "
-                              "C=\"250 2.0.0 <%s> %s Saved\"" % (
-                                  self.ts(td + 0.2), bid, sender, sender,
-                                  "".join(rng.choice(ALNUM) for _ in range(22)))))
-                lines.append((td + 0.2, seq + 2, "%s %s Completed" % (self.ts(td + 0.2), bid)))
-                seq += 3
-            lines.append((td, seq, "%s %s Completed" % (self.ts(td), mid)))
-            seq += 1
-        self._flush(lines, day)
-
-    def _flush(self, lines, day):
-        lines.sort(key=lambda x: (int(x[0]), x[1]))
-        end = self.day_end(day)
-        out = []
-        for x in lines:
-            if x[0] >= end:
-                self.carry.append(x)
-            else:
-                out.append(x[2])
-        if out:
-            self.f.write("\n".join(out))
-            self.f.write("\n")
-
-    def close(self):
-        if self.carry:
-            self.carry.sort(key=lambda x: (int(x[0]), x[1]))
-            self.f.write("\n".join(x[2] for x in self.carry) + "\n")
-            self.carry = []
-        self.f.close()
-
-
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", required=True, help="output folder (created)")
@@ -951,6 +808,8 @@ def main(argv=None):
                     "(in the logs, not scored)")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--format", choices=("exim", "postfix"), default="exim")
+    ap.add_argument("--syslog-time", choices=("rfc3339", "traditional"), default="rfc3339",
+                    help="Postfix only: timestamp style of the syslog daemon")
     ap.add_argument("--start", default="2026-03-02", help="first scored day (UTC), YYYY-MM-DD")
     ap.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
                     help="override a parameter (JSON value), e.g. skip_test_share=0.5")
@@ -980,12 +839,13 @@ def main(argv=None):
     auths = [a.auth for a in sim.accounts]
     day_end = lambda day: sim.day0 + (day + 1) * 86400  # noqa: E731
     if args.format == "exim":
+        from exim_writer import EximWriter
         writer = EximWriter(os.path.join(args.out, "mainlog"), random.Random(args.seed + 1),
                             sim.provider, local_domains)
     else:
         from postfix_writer import PostfixWriter
         writer = PostfixWriter(os.path.join(args.out, "maillog"), random.Random(args.seed + 1),
-                               sim.provider, local_domains)
+                               sim.provider, local_domains, args.syslog_time)
     writer.login_of = logins.__getitem__
     writer.auth_of = auths.__getitem__
     writer.day_end = day_end
