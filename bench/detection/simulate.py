@@ -92,7 +92,7 @@ PARAMS = {
     "newsletter_rcpts_median": (300, "assumption (lognormal, sigma 0.8, 60..3000)"),
     "benign_bounce_share": (0.01, "assumption: recipients of benign mail that bounce"),
     # --- compromises ---
-    "compromises_per_10k_account_days": (2.0, "assumption chosen for statistical power, not a "
+    "compromises_per_10k_account_days": (4.0, "assumption chosen for statistical power, not a "
                                          "prevalence estimate (thread: 'an increase' in one "
                                          "week among 14,000 customers)"),
     "actors_per_compromise": (0.25, "assumption: spammer groups (each with its own habits)"),
