@@ -262,7 +262,11 @@ class Namer:
 
     def external_address(self):
         if self.rng.random() < param("freemail_share"):
-            return "%s@%s" % (self.person_local(), self.rng.choice(FREEMAIL))
+            # Freemail names are taken: most carry a number. Without one, independent draws
+            # of anna.mueller@gmail.com would make unrelated customers share contacts far
+            # more often than the shared pool says.
+            return "%s.%s%d@%s" % (self.rng.choice(FIRST_NAMES), self.rng.choice(LAST_NAMES),
+                                   self.rng.randint(1, 99999), self.rng.choice(FREEMAIL))
         return "%s@%s" % (self.person_local(), self.domain())
 
     def rdns(self, pattern, ip):
