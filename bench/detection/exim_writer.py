@@ -11,6 +11,8 @@ import datetime
 import random
 import zlib
 
+from params import param
+
 ALNUM = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
 B62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 
@@ -90,7 +92,9 @@ class EximWriter:
                 host = "%s [%s]" % (name, ip)
             else:
                 host = "%s (%s) [%s]" % (name, helo, ip)
-            tls = "" if proto == "esmtpa" else " X=%s CV=no" % self.TLS[zlib.crc32(helo.encode()) % 4]
+            tls = ""
+            if proto != "esmtpa":  # the client's TLS library decides the cipher
+                tls = " X=%s CV=no" % self.TLS[zlib.crc32(helo.encode()) % 4]
             msgid = ""
             if has_id:
                 msgid = " id=%s@%s" % ("%016x" % rng.getrandbits(64),
@@ -108,12 +112,13 @@ class EximWriter:
             self.count += 1
             td = t + rng.random() * 3
             bounced = []
-            bounce_share = 0.15 if kind == 2 else 0.01
+            bounce_share = param("campaign_bounce_share" if kind == 2 else "benign_bounce_share")
             for r in rcpts:
                 dom = r.split("@", 1)[1]
                 td += rng.random() * 0.5
                 if dom in self.local_domains:
-                    line = "%s %s => %s R=virtual_user T=dovecot_lmtp C=\"250 2.0.0 <%s> %s Saved\"" % (
+                    line = ("%s %s => %s R=virtual_user T=dovecot_lmtp "
+                            "C=\"250 2.0.0 <%s> %s Saved\"") % (
                         self.ts(td), mid, r, r, "".join(rng.choice(ALNUM) for _ in range(22)))
                 else:
                     mxn, mxip = self._mx(dom)

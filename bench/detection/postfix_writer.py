@@ -13,6 +13,8 @@ little after the arrival.
 
 import random
 
+from params import param
+
 ALNUM = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
 MONTHS = "Jan Feb Mar Apr May Jun Jul Aug Sep Oct Nov Dec".split()
 
@@ -101,7 +103,7 @@ class PostfixWriter:
                                                       len(rcpts), ncmd)))
             td = t0 + 0.1
             bounced = []
-            bounce_share = 0.15 if kind == 2 else 0.01
+            bounce_share = param("campaign_bounce_share" if kind == 2 else "benign_bounce_share")
             for r in rcpts:
                 dom = r.split("@", 1)[1]
                 td += rng.random() * 1.5
