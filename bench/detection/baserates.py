@@ -39,8 +39,11 @@ def run(fmt, logs, truth, year=None):
             test_ids.add(t["queue_id"])
         for x in c["campaign"]:
             bad.add(x[1])
-    seen = set()  # (account, address) pairs ever mailed
-    recent = collections.defaultdict(collections.deque)  # address -> (t, account, dom, first)
+    seen = set()  # hashes of (account, address) pairs ever mailed
+    # address -> {account: (last time, domain, first time in window or None, is_test)}:
+    # one entry per account, so an address mailed all day by the same few customers costs
+    # little; the last time is the closest earlier event, which decides "within the window".
+    recent = collections.defaultdict(dict)
     pairs = {(w, f): set() for w, _ in WINDOWS for f in (False, True)}
     first_domains = collections.defaultdict(list)  # address -> [(t, domain)] first mails
     test_pairs = {(w, f): set() for w, _ in WINDOWS for f in (False, True)}
@@ -54,25 +57,32 @@ def run(fmt, logs, truth, year=None):
             r = r.lower()
             if r.rsplit("@", 1)[-1] in local:
                 continue
-            key = (acc, r)
+            key = hash((acc, r))
             first = key not in seen
             seen.add(key)
             if t < w0 or t >= w1:
                 continue
-            q = recent[r]
-            while q and q[0][0] <= t - 86400:
-                q.popleft()
-            for t2, acc2, dom2, first2, test2 in q:
+            by_acc = recent[r]
+            stale = []
+            for acc2, (t2, dom2, first2, test2) in by_acc.items():
+                if t - t2 > 86400:
+                    stale.append(acc2)
+                    continue
                 if dom2 == dom or acc2 == acc:
                     continue
                 pair = hash((r,) + tuple(sorted((acc, acc2))))
                 target = test_pairs if (is_test and test2) else pairs
+                both_first = first and first2 is not None and t - first2 <= 86400
                 for w, span in WINDOWS:
                     if t - t2 <= span:
                         target[(w, False)].add(pair)
-                        if first and first2:
-                            target[(w, True)].add(pair)
-            q.append((t, acc, dom, first, is_test))
+                    if both_first and t - first2 <= span:
+                        target[(w, True)].add(pair)
+            for acc2 in stale:
+                del by_acc[acc2]
+            prev = by_acc.get(acc)
+            first_t = t if first else (prev[2] if prev else None)
+            by_acc[acc] = (t, dom, first_t, is_test)
             if first and not is_test:
                 first_domains[r].append((t, dom))
     # over the whole window: unrelated domains whose first mails reached the same address
