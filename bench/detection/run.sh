@@ -11,7 +11,10 @@
 # Options: --accounts N --days D --warmup W --seed S --format exim|postfix --out DIR
 #          --big --baserates; anything after -- goes to simulate.py (e.g. --set NAME=VALUE).
 # Environment: BUILD (default $COMPD_BUILD_DIR or build/dev) holds mapctl;
-#          COMPD_REPLAY_ARGS adds arguments to mapctl (e.g. "--config lock.conf").
+#          COMPD_REPLAY_ARGS adds arguments to mapctl for the compd row (e.g. "--config
+#          compd.conf"); COMPD_LOCK_ARGS, when set, adds a second row, compd-lock, replayed
+#          with those arguments instead (the lock settings the docs recommend, e.g.
+#          "--reaction-new-networks lock").
 # Output in DIR (default build/detection-bench): the logs, truth.json, the starting map,
 # reactions-NAME.jsonl per detector, table.md and scores.jsonl.
 set -euo pipefail
@@ -53,26 +56,33 @@ python3 "$HERE/reference.py" --format "$FORMAT" --truth "$OUT/truth.json" --out 
 
 COMPD=missing
 MAPCTL=$BUILD/mapctl
+replay() {  # replay NAME ARGS...: reactions-NAME.jsonl, or a loud failure
+  local name=$1
+  shift
+  step "compd: mapctl replay ($name)"
+  # shellcheck disable=SC2068
+  if "$MAPCTL" $@ replay --json --format "$FORMAT" --map "$OUT/known_test_addresses.map" \
+      "$LOG" >"$OUT/reactions-$name.jsonl" 2>"$OUT/$name-replay.stderr"; then
+    tail -n 1 "$OUT/$name-replay.stderr" >&2 || true
+    return 0
+  fi
+  rm -f "$OUT/reactions-$name.jsonl"
+  echo "run.sh: mapctl replay ($name) FAILED; its stderr ($OUT/$name-replay.stderr):" >&2
+  tail -n 20 "$OUT/$name-replay.stderr" >&2 || true
+  return 1
+}
 if [ -x "$MAPCTL" ] && "$MAPCTL" replay --help >/dev/null 2>&1; then
-  step "compd: mapctl replay"
-  # shellcheck disable=SC2086
-  if "$MAPCTL" ${COMPD_REPLAY_ARGS:-} replay --json --format "$FORMAT" \
-      --map "$OUT/known_test_addresses.map" "$LOG" >"$OUT/reactions-compd.jsonl" \
-      2>"$OUT/compd-replay.stderr"; then
-    COMPD=ok
-    tail -n 1 "$OUT/compd-replay.stderr" >&2 || true
-  else
-    COMPD=failed
-    rm -f "$OUT/reactions-compd.jsonl"
-    echo "run.sh: mapctl replay FAILED; its stderr ($OUT/compd-replay.stderr):" >&2
-    tail -n 20 "$OUT/compd-replay.stderr" >&2 || true
+  COMPD=ok
+  replay compd ${COMPD_REPLAY_ARGS:-} || COMPD=failed
+  if [ -n "${COMPD_LOCK_ARGS:-}" ]; then
+    replay compd-lock ${COMPD_LOCK_ARGS} || COMPD=failed
   fi
 fi
 if [ "$COMPD" != ok ]; then
   cat >&2 <<EOF
 
 ######################################################################################
-#  THE COMPD ROW IS MISSING: $MAPCTL replay is $([ "$COMPD" = failed ] && echo "failing" || echo "not available")
+#  THE COMPD ROW IS MISSING: $MAPCTL replay is $([ "$COMPD" = failed ] && echo "FAILING" || echo "not available")
 #  (build mapctl with the replay command, or set BUILD=). Reference rows only.
 ######################################################################################
 
@@ -81,6 +91,7 @@ fi
 
 step "score"
 ROWS=("compd=$OUT/reactions-compd.jsonl")
+[ -n "${COMPD_LOCK_ARGS:-}" ] && ROWS+=("compd-lock=$OUT/reactions-compd-lock.jsonl")
 for d in thread tripwire tripwire-lock m365-default m365-policy alternc saslpolicyd \
          saslpolicyd-readme; do
   ROWS+=("$d=$OUT/reactions-$d.jsonl")
