@@ -100,7 +100,7 @@ class EximWriter:
                 msgid = " id=%s@%s" % ("%016x" % rng.getrandbits(64),
                                        sender.split("@", 1)[1] if rng.random() < 0.6
                                        else "mail.gmail.com")
-            auth = self.auth_of(ai)
+            auth = "login" if kind else self.auth_of(ai)  # bots: AUTH LOGIN, as in the thread
             lines.append((t, seq, "%s %s <= %s H=%s P=%s%s A=%s:%s S=%d%s T=%s from <%s> for %s" % (
                 self.ts(t), mid, sender, host, proto, tls, auth, login, size, msgid,
                 self.quote(subject), sender, " ".join(rcpts))))

@@ -83,7 +83,7 @@ class PostfixWriter:
                            "key-exchange X25519 server-signature RSA-PSS (2048 bits) "
                            "server-digest SHA256" % (svc, client)))
             ev.append((t0 - 0.1, "%s: %s: client=%s, sasl_method=%s, sasl_username=%s" % (
-                svc, qid, client, self.auth_of(ai).upper(), login)))
+                svc, qid, client, "LOGIN" if kind else self.auth_of(ai).upper(), login)))
             cpid = rng.randint(3000, 4000000)
             ev.append((t0, "postfix/cleanup[%d]: %s: info: header Subject: %s from %s; "
                        "from=<%s> to=<%s> proto=ESMTP helo=<%s>" % (
