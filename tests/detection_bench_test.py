@@ -88,6 +88,17 @@ class DetectionBenchTest(unittest.TestCase):
         for name in REFERENCE:
             self.assertIn("| %s |" % name, table)
 
+    def test_every_simulator_parameter_is_documented_with_its_value(self):
+        sys.path.insert(0, os.path.join(h.source_dir(), "bench", "detection"))
+        import params  # noqa: E402
+        with open(os.path.join(h.source_dir(), "bench", "detection", "README.md")) as f:
+            readme = f.read()
+        for name, (value, source) in params.PARAMS.items():
+            self.assertTrue(source.strip(), name)
+            self.assertIn("| `%s` | `%s` |" % (name, json.dumps(value).replace("|", "/")),
+                          readme, "bench/detection/README.md: %s is missing or has another "
+                          "value (simulate.py --list-params)" % name)
+
     def test_exim_pipeline_scores_every_detector(self):
         self.check("exim")
 
