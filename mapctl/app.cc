@@ -220,6 +220,13 @@ const std::vector<CommandDef>& Commands() {
        "  mapctl history import --apply /var/log/mail.log.*.gz\n"
        "Idempotent; days the live milters already counted are skipped.\n",
        &SetupHistory},
+      {"candidates", "Review the test recipients discovery proposed",
+       "Examples:\n"
+       "  mapctl candidates list\n"
+       "  mapctl candidates accept toewebvastsatw@gmx.com   (adds it, flags the accounts)\n"
+       "  mapctl candidates reject newsletter@example.com   (never proposed again)\n"
+       "Candidates come from compd-milter (discovery = propose) and mapctl replay --propose.\n",
+       &SetupCandidates},
   };
   return kCommands;
 }

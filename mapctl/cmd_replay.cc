@@ -11,6 +11,7 @@
 #include "app.h"
 #include "compd/base/text_output.h"
 #include "compd/base/utc_time.h"
+#include "compd/detect/candidate_store.h"
 #include "compd/detect/discovery.h"
 #include "compd/detect/engine.h"
 #include "compd/logs/log_reader.h"
@@ -27,6 +28,7 @@ struct ReplayOptions {
   std::string map_file;
   bool no_map = false;
   std::string candidates_file;  // discovery's candidates, JSON lines
+  bool propose = false;         // store them in Redis for mapctl candidates
 };
 
 // The map replay checks recipients against: --map FILE, else Redis' map.
@@ -144,6 +146,15 @@ int RunReplay(const ReplayOptions& o, Context& ctx) {
     if (!candidates_out) return Fail(compd::Status::IoError(o.candidates_file + ": cannot write"));
   }
 
+  std::unique_ptr<compd::CandidateStore> store;
+  if (o.propose) {
+    compd::MapStore* map_store = nullptr;
+    s = ctx.OpenStore(&map_store);
+    if (!s.ok()) return Fail(s);
+    store = std::make_unique<compd::CandidateStore>(ctx.redis(), ctx.config().GetString("prefix"));
+  }
+  uint64_t proposed = 0;
+
   auto state = std::make_shared<compd::MemoryDetectState>();
   compd::Engine engine(eo, state);
   // Discovery runs here as on every node; under discovery = add its recipients are hits
@@ -165,10 +176,25 @@ int RunReplay(const ReplayOptions& o, Context& ctx) {
     if (dopt.mode == compd::DiscoveryMode::kAdd && !discovered.empty()) {
       AddDiscoveredHit(m, discovered, eo.reactions, &rs);
     }
+    // A recipient the map already lists is no news.
+    for (const compd::Reaction& r : rs) {
+      for (const compd::Signal& sig : r.signals) {
+        if (sig.id != compd::SignalId::kHit) continue;
+        for (const nlohmann::json& h : sig.evidence["hits"]) {
+          discovery.Suppress(h.value("recipient", ""));
+        }
+      }
+    }
     for (compd::Candidate& c :
          discovery.Observe(m, m.time_ms, compd::HasTestSignal(rs), is_local)) {
       ++candidates;
       if (dopt.mode == compd::DiscoveryMode::kAdd) discovered.insert(c.recipient);
+      if (store) {
+        bool stored = false;
+        s = store->Propose(c, &stored);
+        if (!s.ok()) return Fail(s);
+        proposed += stored ? 1 : 0;
+      }
       if (candidates_out.is_open()) candidates_out << c.Evidence().dump() << "\n";
       if (!ctx.globals.json) {
         std::cout << "candidate " << c.recipient << ": " << c.sightings.size()
@@ -213,6 +239,7 @@ int RunReplay(const ReplayOptions& o, Context& ctx) {
                           {"map", map_source},
                           {"discovery", compd::DiscoveryModeName(dopt.mode)},
                           {"candidates", candidates},
+                          {"proposed", proposed},
                           {"seconds", secs}}}};
     std::cerr << j.dump() << "\n";
   } else {
@@ -226,6 +253,7 @@ int RunReplay(const ReplayOptions& o, Context& ctx) {
     for (const auto& [name, n] : by_signal) std::cout << " " << name << " " << n;
     std::cout << "\nDiscovery (" << compd::DiscoveryModeName(dopt.mode) << "): " << candidates
               << " candidates";
+    if (store) std::cout << ", " << proposed << " stored for review (mapctl candidates list)";
     std::cout << "\nNothing live was changed (replay has its own in-memory state).\n";
   }
   if (!reader->status().ok()) {
@@ -245,6 +273,9 @@ RunFn SetupReplay(CLI::App* cmd) {
                   "(default: the map in Redis)");
   cmd->add_option("--candidates", o->candidates_file,
                   "Write discovery's candidates with their evidence to FILE (JSON lines)");
+  cmd->add_flag("--propose", o->propose,
+                "Store discovery's candidates in Redis for review (mapctl candidates list); "
+                "rejected ones are skipped. The only thing replay may write");
   cmd->add_flag("--no-map", o->no_map, "Check no map (no Redis needed; no hit signal)");
   return [o](Context& ctx) { return RunReplay(*o, ctx); };
 }
