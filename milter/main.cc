@@ -22,6 +22,8 @@
 #include "compd/base/redis.h"
 #include "compd/base/settings.h"
 #include "compd/base/text_output.h"
+#include "compd/detect/engine.h"
+#include "compd/detect/redis_detect_state.h"
 #include "compd/map/map_watcher.h"
 #include "compd/mta/policy_server.h"
 #include "compd/mta/tripwire.h"
@@ -51,6 +53,7 @@ struct Plan {
   LockReply lock_reply;
   HookOptions hooks;
   DashboardPlan dashboard;  // issue 8
+  EngineOptions engine;     // detection signals and their reactions
 };
 
 Status MakePlan(const Config& config, Plan* plan) {
@@ -70,6 +73,7 @@ Status MakePlan(const Config& config, Plan* plan) {
   if (s.ok()) s = LockReply::FromConfig(config, &plan->lock_reply);
   if (s.ok()) s = HookOptions::FromConfig(config, &plan->hooks);
   if (s.ok()) s = MakeDashboardPlan(config, plan->redis, &plan->dashboard);
+  if (s.ok()) s = EngineOptions::FromConfig(config, &plan->engine);
   if (!s.ok()) return s;
   return Status::Ok();
 }
@@ -243,8 +247,52 @@ int Run(const Plan& plan, const std::string& config_path, bool config_explicit,
   // Volume counters, anomalies, hit counts (issue 8): outlets.messages, events wrapped.
   DashboardRuntime dashboard(plan.dashboard, logger.Fn(), &recorder, &watcher);
   dashboard.AttachOutlets(&outlets);
-  // Reactions to anomalies (e.g. the ticket hook) subscribe here, before Start:
-  //   if (dashboard.anomaly_detector()) dashboard.anomaly_detector()->SetListener(...);
+  // Detection engine: every delivered in-scope message; reactions are events, and the
+  // recorder flags or locks their accounts as it does for hits. The state lives in memory
+  // and is shared with the other nodes through Redis by the state's own thread.
+  RedisDetectOptions dso;
+  dso.redis = plan.redis;
+  dso.prefix = config.GetString("prefix");
+  dso.node = plan.tripwire.hostname + ":" + std::to_string(getpid());
+  dso.sync_interval = std::chrono::milliseconds(config.GetDurationMs("detect_sync_interval"));
+  dso.redis_timeout = std::chrono::milliseconds(config.GetDurationMs("redis_timeout"));
+  dso.window_ms = plan.engine.new_networks_window_ms;
+  dso.known_network_ms = plan.engine.known_network_ms;
+  auto detect_state = std::make_shared<RedisDetectState>(dso, logger.Fn());
+  Engine engine(plan.engine, detect_state);
+  auto now_ms = [] {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(
+               std::chrono::system_clock::now().time_since_epoch())
+        .count();
+  };
+  detect_state->SetOnRemote([&engine, &recorder, now_ms](const std::string& key) {
+    for (Reaction& r : engine.Reevaluate(key, now_ms())) recorder.Submit(r.ToEvent());
+  });
+  s = detect_state->Start();
+  if (!s.ok()) return Fail("detect: " + s.message(), kExitRuntime);
+  outlets.observe = [&engine, &recorder](const Message& m) {
+    Verdict v;
+    for (Reaction& r : engine.Observe(m, m.time_ms)) {
+      Event e = r.ToEvent();
+      if (r.kind >= ReactionKind::kTempfail) {
+        v.kind = Verdict::Kind::kTempfail;
+        v.rcode = "451";
+        v.xcode = "4.7.1";
+        v.text = SafeReplyText("Message deferred by policy (ref " +
+                               e.id.substr(e.id.size() > 10 ? e.id.size() - 10 : 0) + ")");
+      }
+      recorder.Submit(std::move(e));
+    }
+    return v;
+  };
+  if (dashboard.anomaly_detector()) {
+    dashboard.anomaly_detector()->SetListener([&engine, &recorder, now_ms](const Anomaly& a) {
+      for (Reaction& r : engine.ObserveAnomaly(a, now_ms())) {
+        // The anomaly's own event is in the stream already; a reaction adds one.
+        if (r.kind != ReactionKind::kMonitor) recorder.Submit(r.ToEvent());
+      }
+    });
+  }
   Tripwire tripwire(plan.tripwire, std::move(outlets));
   // Policy listener (issue 6) starts here.
   if (policy) {
@@ -300,6 +348,7 @@ int Run(const Plan& plan, const std::string& config_path, bool config_explicit,
   // Listeners of issues 6 and 8 stop here, before the recorder drains.
   if (policy) policy->Stop();
   dashboard.Stop();
+  detect_state->Stop();
   if (hook_runner) hook_runner->Stop();
   account_watcher.Stop();
   watcher.Stop();

@@ -260,11 +260,19 @@ void AccountHitCall(const AccountKeys& names, const AccountReaction& reaction, c
         names.locked(), names.version(), names.changed(), names.quiet(a), names.hook_due()}) {
     keys->push_back(std::move(k));
   }
-  const bool lock = reaction.MayAutoLock(event.account);
+  const bool signal = event.type == "signal";
+  // A detection signal locks when its reaction says so (reaction_* settings), with the
+  // same exemptions as lock_on_hit.
+  const bool lock = signal
+                        ? event.action == "lock" && AccountReaction::IsSaslAccount(event.account) &&
+                              !reaction.allowlist.Contains(event.account)
+                        : reaction.MayAutoLock(event.account);
   const std::string by = "compd@" + (event.host.empty() ? host : event.host);
   std::string reason = "hit on " + event.recipient;
   if (!event.where.empty() && event.where != "envelope") reason += " (" + event.where + ")";
-  if (lock) {
+  if (signal) {
+    reason = "signal " + event.rule + " (" + event.action + "): " + event.evidence.substr(0, 300);
+  } else if (lock) {
     reason += "; lock_on_hit";
   } else if (reaction.lock_on_hit) {
     reason += AccountReaction::IsSaslAccount(event.account) ? "; not locked: in lock_allowlist"

@@ -19,9 +19,9 @@ namespace {
 // One event, atomically: the dedup marker first, the writes only if it was new.
 // KEYS: seen, stream[, account, accounts, then the registry's keys (AccountHitCall)].
 // ARGV: ttl, maxlen (0: untrimmed), json, account key, time, unix seconds, entry, recipient,
-// client_ip[, then the registry's arguments]. Returns 0 (seen before) or 1 plus the kHit*
-// bits of the account's registry update.
-// Times compare as strings: FormatUtcMillis output sorts like the instants it names.
+// client_ip, '1' when it counts as a hit[, then the registry's arguments]. Returns 0 (seen before)
+// or 1 plus the kHit* bits of the account's registry update. Times compare as strings:
+// FormatUtcMillis output sorts like the instants it names.
 constexpr const char* kRecordScript = R"lua(
 if not redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[1]) then return 0 end
 if ARGV[2] == '0' then
@@ -29,7 +29,7 @@ if ARGV[2] == '0' then
 else
   redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], '*', 'event', ARGV[3])
 end
-if #KEYS >= 4 then
+if #KEYS >= 4 and ARGV[10] == '1' then
   local first = redis.call('HGET', KEYS[3], 'first_seen')
   if (not first) or ARGV[5] < first then
     redis.call('HSET', KEYS[3], 'first_seen', ARGV[5])
@@ -45,7 +45,7 @@ end
 if #KEYS > 4 then
   local K, A = {}, {}
   for i = 5, #KEYS do K[#K + 1] = KEYS[i] end
-  for i = 10, #ARGV do A[#A + 1] = ARGV[i] end
+  for i = 11, #ARGV do A[#A + 1] = ARGV[i] end
   return 1 + compd_account_hit(K, A)
 end
 return 1
@@ -281,12 +281,16 @@ Status Recorder::WriteToRedis(const std::vector<Event>& events, uint64_t* writte
     if (!ParseUtcMillis(e.time, &ms)) ms = UnixMs(now);
     // Only hits are evidence of a leaked password; other event types (anomalies) name an
     // account too but must not count as hits in its record.
-    bool account = !e.account.empty() && e.type == "hit";
+    bool hit = !e.account.empty() && e.type == "hit";
+    // A detection signal whose reaction flags or locks updates the registry as a hit
+    // does (state, ticket), without counting as a hit.
+    bool account = hit || (!e.account.empty() && e.type == "signal" &&
+                           (e.action == "flag" || e.action == "tempfail" || e.action == "lock"));
     const std::string account_key = AccountKey(e.account);
     std::vector<std::string> keys_part = {keys.event_seen(e.id), keys.events()};
-    std::vector<std::string> args = {ttl,         maxlen,      e.ToJson(),
-                                     account_key, e.time,      std::to_string(ms / 1000),
-                                     e.entry,     e.recipient, e.client_ip};
+    std::vector<std::string> args = {
+        ttl,     maxlen,      e.ToJson(),  account_key,    e.time, std::to_string(ms / 1000),
+        e.entry, e.recipient, e.client_ip, hit ? "1" : "0"};
     if (account) {
       keys_part.push_back(keys.account(account_key));
       keys_part.push_back(keys.accounts());

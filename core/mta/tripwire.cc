@@ -167,6 +167,7 @@ void Session::ResetTransaction() {
   header_bytes_ = 0;
   subject_.clear();
   message_id_.clear();
+  from_header_.clear();
   envelope_quarantine_ = false;
   header_hit_ = false;
 }
@@ -316,6 +317,8 @@ void Session::Header(std::string_view name, std::string_view value) {
     if (subject_.empty()) subject_ = Unfold(value);
   } else if (IEquals(name, "Message-ID")) {
     if (message_id_.empty()) message_id_ = Unfold(value);
+  } else if (IEquals(name, "From")) {
+    if (from_header_.empty() && value.size() <= kMaxHeaderBytes) from_header_ = Unfold(value);
   } else if (opts_->check_headers && (IEquals(name, "To") || IEquals(name, "Cc"))) {
     if (header_bytes_ + value.size() > kMaxHeaderBytes) return;
     header_bytes_ += value.size();
@@ -376,6 +379,29 @@ Verdict Session::EndOfMessage(std::string_view queue_id) {
   if (delivered && !accepted_.empty() && tw_->outlets().messages) {
     tw_->outlets().messages(
         MessageRecord{account_, client_ip_, accepted_.size(), std::chrono::system_clock::now()});
+  }
+  if (delivered && !accepted_.empty() && tw_->outlets().observe) {
+    Message m;
+    m.time_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                    std::chrono::system_clock::now().time_since_epoch())
+                    .count();
+    m.node = opts_->hostname;
+    m.queue_id = queue_id_;
+    m.account = account_;
+    m.client_ip = client_ip_;
+    m.client_name = client_name_;
+    m.helo = helo_;
+    m.sender = sender_;
+    m.recipients = accepted_;
+    m.from_header = from_header_;
+    for (const auto& [where, value] : to_cc_) {
+      if (where == "header:to" && m.to_header.empty()) m.to_header = value;
+    }
+    m.subject = subject_;
+    m.message_id = message_id_;
+    m.source = source_;
+    Verdict d = tw_->outlets().observe(m);
+    if (d.kind == Verdict::Kind::kTempfail && v.kind != Verdict::Kind::kQuarantine) v = d;
   }
   Flush();
   in_scope_ = false;

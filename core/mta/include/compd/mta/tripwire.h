@@ -36,6 +36,7 @@
 #include "compd/base/settings.h"
 #include "compd/base/status.h"
 #include "compd/events/event.h"
+#include "compd/events/message.h"
 #include "compd/map/matcher.h"
 
 namespace compd {
@@ -92,6 +93,10 @@ struct TripwireOutlets {
   std::function<Verdict(const std::string& account)> account_gate;
   // Optional: every accepted in-scope message, at end of message.
   std::function<void(const MessageRecord&)> messages;
+  // Optional: the detection engine. Every in-scope message that would be delivered, at end
+  // of message, as Message facts; a kTempfail verdict answers that message (the MTA
+  // still waits). Must not block.
+  std::function<Verdict(const Message&)> observe;
 };
 
 // Counters since start, for /metrics. Each is read atomically on its own.
@@ -182,7 +187,7 @@ class Session {
   std::vector<std::string> accepted_;
   std::vector<std::pair<std::string, std::string>> to_cc_;  // (where, header value)
   size_t header_bytes_ = 0;
-  std::string subject_, message_id_;
+  std::string subject_, message_id_, from_header_;
   bool envelope_quarantine_ = false;  // a RCPT hit with action quarantine
   bool header_hit_ = false;
   std::vector<Event> pending_;
