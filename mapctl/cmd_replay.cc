@@ -240,6 +240,9 @@ int RunReplay(const ReplayOptions& o, Context& ctx) {
                           {"discovery", compd::DiscoveryModeName(dopt.mode)},
                           {"candidates", candidates},
                           {"proposed", proposed},
+                          {"discovery_test_like", discovery.stats().test_like},
+                          {"discovery_first_mails", discovery.stats().first_mails},
+                          {"discovery_pairs", discovery.stats().pairs},
                           {"seconds", secs}}}};
     std::cerr << j.dump() << "\n";
   } else {

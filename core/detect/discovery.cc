@@ -12,7 +12,7 @@ namespace compd {
 
 namespace {
 
-// The pair memory is swept at most this often (a sweep walks every pair).
+// Sightings are swept at most this often.
 constexpr int64_t kPruneEveryMs = 600 * 1000;
 // Sightings kept per recipient: a botnet's list address must not grow without bound.
 constexpr size_t kMaxSightings = 64;
@@ -190,9 +190,14 @@ DiscoveryStats Discovery::stats() const {
 void Discovery::Prune(int64_t now_ms) {
   if (now_ms - last_prune_ms_ < kPruneEveryMs) return;
   last_prune_ms_ = now_ms;
-  const int64_t pair_from = now_ms - options_.retro_window_ms;
-  for (auto it = pairs_.begin(); it != pairs_.end();) {
-    it = it->second < pair_from ? pairs_.erase(it) : std::next(it);
+  // The pair memory is large (a provider's whole week): sweep it only every sixteenth of
+  // retro_window, which keeps at most that much extra; Observe compares times anyway.
+  if (now_ms - last_pair_prune_ms_ >= options_.retro_window_ms / 16) {
+    last_pair_prune_ms_ = now_ms;
+    const int64_t pair_from = now_ms - options_.retro_window_ms;
+    for (auto it = pairs_.begin(); it != pairs_.end();) {
+      it = it->second < pair_from ? pairs_.erase(it) : std::next(it);
+    }
   }
   const int64_t from = now_ms - options_.window_ms;
   for (auto it = sightings_.begin(); it != sightings_.end();) {

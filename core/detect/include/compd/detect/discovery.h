@@ -110,6 +110,7 @@ class Discovery {
   std::unordered_map<std::string, std::vector<Sighting>> sightings_;
   std::unordered_set<std::string> done_;  // proposed, added or rejected
   int64_t last_prune_ms_ = 0;
+  int64_t last_pair_prune_ms_ = 0;
   DiscoveryStats stats_;
 };
 
