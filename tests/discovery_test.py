@@ -8,7 +8,9 @@ mailing the same new supplier; one account mailing a new contact from a new netw
 `mapctl candidates list|reject|accept`: reject is remembered (a second replay does not
 propose it again), accept adds the entry with source=discovered and the evidence, and
 flags both accounts once.
-Not covered yet: discovery live in compd-milter (two nodes behind Postfix) and retro-hunt.
+`mapctl hunt` finds the accounts that mailed an address or /regex/ in the logs.
+Not covered yet: discovery live in compd-milter (two nodes behind Postfix) and retro-hunt
+on map changes (not built).
 Python 3 standard library only.
 """
 import json
@@ -127,6 +129,21 @@ class DiscoveryTest(unittest.TestCase):
         p = self.mapctl("candidates", "accept", "toewebvastsatw@gmx.com")
         self.assertEqual(p.returncode, 1, p.stdout + p.stderr)
         self.assertEqual(self.mapctl("accounts", "show", "anna@shop.example").returncode, 1)
+
+    def test_hunt_from_logs(self):
+        p = self.mapctl("hunt", "ToeWebVastSatw@gmx.com", self.log)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertIn("2 messages from 2 accounts", p.stdout)
+        p = self.mapctl("--json", "hunt", "/^sales@supplier\\./", self.log)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        got = json.loads(p.stdout)
+        self.assertEqual(sorted(got["accounts"]), ["anna@shop.example", "bert@shop.example"])
+        first = got["found"][0]
+        self.assertEqual((first["client_ip"], first["queue_id"]),
+                         ("198.51.100.7", "1nh9a0-0000AA-AA"))
+        p = self.mapctl("hunt", "nobody@gmx.com", self.log)
+        self.assertEqual(p.returncode, 1, p.stdout + p.stderr)
+        self.assertIn("no account mailed nobody@gmx.com", p.stdout)
 
 
 if __name__ == "__main__":
