@@ -138,7 +138,7 @@ int RunReplay(const ReplayOptions& o, Context& ctx) {
   if (!s.ok()) return Fail(s);
 
   compd::DiscoveryOptions dopt;
-  s = compd::DiscoveryOptions::FromConfig(ctx.config(), &dopt);
+  s = compd::DiscoveryOptions::FromConfig(ctx.config(), eo, &dopt);
   if (!s.ok()) return Fail(s);
   std::ofstream candidates_out;
   if (!o.candidates_file.empty()) {

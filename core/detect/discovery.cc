@@ -38,20 +38,6 @@ uint64_t PairHash(const std::string& account_key, const std::string& recipient) 
   return h;
 }
 
-std::vector<std::string> SplitList(const std::string& text) {
-  std::vector<std::string> out;
-  std::string item;
-  for (char c : text + ",") {
-    if (c == ',' || c == ' ' || c == '\t') {
-      if (!item.empty()) out.push_back(item);
-      item.clear();
-    } else {
-      item += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-    }
-  }
-  return out;
-}
-
 // Sightings of distinct, unrelated domain families (the first of each family counts).
 size_t UnrelatedDomains(const std::vector<Sighting>& sightings) {
   std::vector<const std::string*> families;
@@ -79,7 +65,8 @@ const char* DiscoveryModeName(DiscoveryMode mode) {
   return "propose";
 }
 
-Status DiscoveryOptions::FromConfig(const Config& config, DiscoveryOptions* out) {
+Status DiscoveryOptions::FromConfig(const Config& config, const EngineOptions& engine,
+                                    DiscoveryOptions* out) {
   DiscoveryOptions o;
   const std::string mode = config.GetString("discovery");
   if (mode == "off") {
@@ -95,8 +82,8 @@ Status DiscoveryOptions::FromConfig(const Config& config, DiscoveryOptions* out)
   o.retro_window_ms = config.GetDurationMs("retro_window");
   o.min_domains = static_cast<int>(config.GetInt("discovery_min_domains"));
   o.test_points = static_cast<int>(config.GetInt("discovery_test_points"));
-  o.test_max_size = config.GetInt("test_message_max_size");
-  o.local_domains = SplitList(config.GetString("local_domains"));
+  o.test_max_size = engine.test_max_size;
+  o.local_domains = engine.local_domains;
   if (o.retro_window_ms < o.window_ms) {
     return Status::Invalid(
         "discovery_window: must not be longer than retro_window (the memory that says "

@@ -19,6 +19,7 @@
 #define COMPD_DETECT_DISCOVERY_H_
 
 #include <cstdint>
+#include <functional>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -28,6 +29,7 @@
 
 #include "compd/base/settings.h"
 #include "compd/base/status.h"
+#include "compd/detect/engine.h"
 #include "compd/detect/reaction.h"
 #include "compd/events/message.h"
 
@@ -47,9 +49,10 @@ struct DiscoveryOptions {
   int test_points = 5;
   int64_t test_max_size = 2000;
   std::vector<std::string> local_domains;  // lower case
-  // Reads discovery, discovery_window, discovery_min_domains, discovery_test_points,
-  // retro_window, test_message_max_size, local_domains.
-  static Status FromConfig(const Config& config, DiscoveryOptions* out);
+  // Reads discovery, discovery_window, discovery_min_domains, discovery_test_points and
+  // retro_window; the engine's options give local_domains and test_message_max_size.
+  static Status FromConfig(const Config& config, const EngineOptions& engine,
+                           DiscoveryOptions* out);
 };
 
 // One test-like first mail to a recipient.
