@@ -221,6 +221,19 @@ const std::vector<CommandDef>& Commands() {
        "  mapctl history import --apply /var/log/mail.log.*.gz\n"
        "Idempotent; days the live milters already counted are skipped.\n",
        &SetupHistory},
+      {"candidates", "Review the test recipients discovery proposed",
+       "Examples:\n"
+       "  mapctl candidates list\n"
+       "  mapctl candidates accept toewebvastsatw@gmx.com   (adds it, flags the accounts)\n"
+       "  mapctl candidates reject newsletter@example.com   (never proposed again)\n"
+       "Candidates come from compd-milter (discovery = propose) and mapctl replay --propose.\n",
+       &SetupCandidates},
+      {"hunt", "Which accounts mailed an address or /regex/, from MTA logs (read-only)",
+       "Examples:\n"
+       "  mapctl hunt toewebvastsatw@gmx.com /var/log/exim4/mainlog /var/log/exim4/mainlog.*.gz\n"
+       "  mapctl hunt '/^toeweb.*@gmx\\.com$/' --since 7d --json /var/log/mail.log*\n"
+       "Exit 0 when some account mailed it, 1 when none did.\n",
+       &SetupHunt},
   };
   return kCommands;
 }

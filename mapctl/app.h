@@ -110,6 +110,10 @@ RunFn SetupDashboardUser(CLI::App* cmd);
 // Detection over logs (cmd_replay.cc, cmd_history.cc).
 RunFn SetupReplay(CLI::App* cmd);
 RunFn SetupHistory(CLI::App* cmd);
+// Discovery's candidates (cmd_candidates.cc).
+RunFn SetupCandidates(CLI::App* cmd);
+// Which accounts mailed an entry, from MTA logs (cmd_hunt.cc).
+RunFn SetupHunt(CLI::App* cmd);
 
 }  // namespace mapctl
 

@@ -2,15 +2,20 @@
 // Engine as compd-milter, with the logs' clock and its own in-memory state; the map comes
 // from Redis or --map. Nothing live is changed.
 #include <chrono>
+#include <fstream>
 #include <iostream>
 #include <map>
 #include <nlohmann/json.hpp>
+#include <unordered_set>
 
 #include "app.h"
 #include "compd/base/text_output.h"
 #include "compd/base/utc_time.h"
+#include "compd/detect/candidate_store.h"
+#include "compd/detect/discovery.h"
 #include "compd/detect/engine.h"
 #include "compd/logs/log_reader.h"
+#include "compd/map/address.h"
 #include "compd/map/matcher.h"
 #include "replay_input.h"
 
@@ -22,6 +27,8 @@ struct ReplayOptions {
   LogInputOptions input;
   std::string map_file;
   bool no_map = false;
+  std::string candidates_file;  // discovery's candidates, JSON lines
+  bool propose = false;         // store them in Redis for mapctl candidates
 };
 
 // The map replay checks recipients against: --map FILE, else Redis' map.
@@ -81,6 +88,40 @@ std::string Short(const compd::Reaction& r) {
   return out;
 }
 
+// Under discovery = add, mail to a recipient discovered earlier in the logs is a hit, as
+// the map entry would have made it.
+void AddDiscoveredHit(const compd::Message& m, const std::unordered_set<std::string>& discovered,
+                      const compd::ReactionTable& table, std::vector<compd::Reaction>* rs) {
+  nlohmann::json hits = nlohmann::json::array();
+  for (const std::string& raw : m.recipients) {
+    std::string address;
+    if (!compd::EnvelopeAddress(raw, &address).ok()) continue;
+    const std::string c = compd::CanonicalAddress(address);
+    if (discovered.count(c))
+      hits.push_back({{"recipient", c}, {"entry", c}, {"source", "discovered"}});
+  }
+  if (hits.empty()) return;
+  for (compd::Reaction& r : *rs) {
+    for (const compd::Signal& sig : r.signals) {
+      if (sig.id == compd::SignalId::kHit) return;  // the map already hit
+    }
+  }
+  compd::Reaction r;
+  r.time_ms = m.time_ms;
+  r.account = m.account;
+  r.kind = table[compd::SignalId::kHit];
+  r.queue_id = m.queue_id;
+  r.node = m.node;
+  r.client_ip = m.client_ip;
+  r.origin = m.origin;
+  compd::Signal sig;
+  sig.id = compd::SignalId::kHit;
+  sig.evidence["hits"] = std::move(hits);
+  r.signals.push_back(std::move(sig));
+  r.event_key = r.queue_id.empty() ? std::to_string(r.time_ms) : r.queue_id;
+  rs->push_back(std::move(r));
+}
+
 int RunReplay(const ReplayOptions& o, Context& ctx) {
   compd::Status s = ctx.LoadConfig();
   if (!s.ok()) return Fail(s);
@@ -96,8 +137,32 @@ int RunReplay(const ReplayOptions& o, Context& ctx) {
   s = LoadMatcher(o, ctx, &matcher, &map_source);
   if (!s.ok()) return Fail(s);
 
+  compd::DiscoveryOptions dopt;
+  s = compd::DiscoveryOptions::FromConfig(ctx.config(), eo, &dopt);
+  if (!s.ok()) return Fail(s);
+  std::ofstream candidates_out;
+  if (!o.candidates_file.empty()) {
+    candidates_out.open(o.candidates_file, std::ios::trunc);
+    if (!candidates_out) return Fail(compd::Status::IoError(o.candidates_file + ": cannot write"));
+  }
+
+  std::unique_ptr<compd::CandidateStore> store;
+  if (o.propose) {
+    compd::MapStore* map_store = nullptr;
+    s = ctx.OpenStore(&map_store);
+    if (!s.ok()) return Fail(s);
+    store = std::make_unique<compd::CandidateStore>(ctx.redis(), ctx.config().GetString("prefix"));
+  }
+  uint64_t proposed = 0;
+
   auto state = std::make_shared<compd::MemoryDetectState>();
   compd::Engine engine(eo, state);
+  // Discovery runs here as on every node; under discovery = add its recipients are hits
+  // for later mail, as the map would make them.
+  compd::Discovery discovery(dopt);
+  std::unordered_set<std::string> discovered;
+  uint64_t candidates = 0;
+  auto is_local = [&state](const std::string& d) { return state->IsLocalDomain(d); };
   compd::Message m;
   uint64_t reactions = 0;
   std::map<std::string, uint64_t> by_signal, by_reaction;
@@ -107,7 +172,37 @@ int RunReplay(const ReplayOptions& o, Context& ctx) {
   const auto start = std::chrono::steady_clock::now();
   std::string out;
   while (reader->Next(&m)) {
-    for (compd::Reaction& r : engine.Observe(m, m.time_ms, matcher.get())) {
+    std::vector<compd::Reaction> rs = engine.Observe(m, m.time_ms, matcher.get());
+    if (dopt.mode == compd::DiscoveryMode::kAdd && !discovered.empty()) {
+      AddDiscoveredHit(m, discovered, eo.reactions, &rs);
+    }
+    // A recipient the map already lists is no news.
+    for (const compd::Reaction& r : rs) {
+      for (const compd::Signal& sig : r.signals) {
+        if (sig.id != compd::SignalId::kHit) continue;
+        for (const nlohmann::json& h : sig.evidence["hits"]) {
+          discovery.Suppress(h.value("recipient", ""));
+        }
+      }
+    }
+    for (compd::Candidate& c :
+         discovery.Observe(m, m.time_ms, compd::HasTestSignal(rs), is_local)) {
+      ++candidates;
+      if (dopt.mode == compd::DiscoveryMode::kAdd) discovered.insert(c.recipient);
+      if (store) {
+        bool stored = false;
+        s = store->Propose(c, &stored);
+        if (!s.ok()) return Fail(s);
+        proposed += stored ? 1 : 0;
+      }
+      if (candidates_out.is_open()) candidates_out << c.Evidence().dump() << "\n";
+      if (!ctx.globals.json) {
+        std::cout << "candidate " << c.recipient << ": " << c.sightings.size()
+                  << " test-like first mails from unrelated domains\n";
+      }
+      for (compd::Reaction& r : c.AccountReactions(eo.reactions)) rs.push_back(std::move(r));
+    }
+    for (compd::Reaction& r : rs) {
       ++reactions;
       ++by_reaction[compd::ReactionName(r.kind)];
       for (const compd::Signal& sig : r.signals) ++by_signal[compd::SignalName(sig.id)];
@@ -142,6 +237,12 @@ int RunReplay(const ReplayOptions& o, Context& ctx) {
                           {"lines", st.total.lines},
                           {"lines_skipped", st.total.not_understood},
                           {"map", map_source},
+                          {"discovery", compd::DiscoveryModeName(dopt.mode)},
+                          {"candidates", candidates},
+                          {"proposed", proposed},
+                          {"discovery_test_like", discovery.stats().test_like},
+                          {"discovery_first_mails", discovery.stats().first_mails},
+                          {"discovery_pairs", discovery.stats().pairs},
                           {"seconds", secs}}}};
     std::cerr << j.dump() << "\n";
   } else {
@@ -153,6 +254,9 @@ int RunReplay(const ReplayOptions& o, Context& ctx) {
     std::cout << "\nBy signal:";
     if (by_signal.empty()) std::cout << " none";
     for (const auto& [name, n] : by_signal) std::cout << " " << name << " " << n;
+    std::cout << "\nDiscovery (" << compd::DiscoveryModeName(dopt.mode) << "): " << candidates
+              << " candidates";
+    if (store) std::cout << ", " << proposed << " stored for review (mapctl candidates list)";
     std::cout << "\nNothing live was changed (replay has its own in-memory state).\n";
   }
   if (!reader->status().ok()) {
@@ -170,6 +274,11 @@ RunFn SetupReplay(CLI::App* cmd) {
   cmd->add_option("--map", o->map_file,
                   "An rspamd map file to check recipients against "
                   "(default: the map in Redis)");
+  cmd->add_option("--candidates", o->candidates_file,
+                  "Write discovery's candidates with their evidence to FILE (JSON lines)");
+  cmd->add_flag("--propose", o->propose,
+                "Store discovery's candidates in Redis for review (mapctl candidates list); "
+                "rejected ones are skipped. The only thing replay may write");
   cmd->add_flag("--no-map", o->no_map, "Check no map (no Redis needed; no hit signal)");
   return [o](Context& ctx) { return RunReplay(*o, ctx); };
 }

@@ -258,6 +258,23 @@ const std::vector<SettingDef>& Table() {
        "A client network an account has not used for this many days is new again."},
       {"signal_quiet_period", SettingType::kDuration, "1h", 0, 30 * kDay, "", "", kScopeShared,
        "The same signal for the same account is not raised again within this time."},
+      {"discovery", SettingType::kEnum, "propose", 0, 0, "off|propose|add", "", kScopeShared,
+       "New test recipients learned from the traffic (a recipient that accounts of several "
+       "unrelated customer domains each send a test-like first mail): off, propose (wait in "
+       "mapctl candidates for review), add (added to the map at once, source=discovered)."},
+      {"discovery_window", SettingType::kDuration, "7d", kMin, 30 * kDay, "", "", kScopeShared,
+       "Test-like first mails to one recipient count towards a candidate for this long."},
+      {"discovery_min_domains", SettingType::kInt, "2", 2, 100, "", "", kScopeShared,
+       "Unrelated customer domains (not the same domain family) whose accounts must each "
+       "send the recipient a test-like first mail."},
+      {"discovery_test_points", SettingType::kInt, "5", 1, 100, "", "", kScopeShared,
+       "Points that make a single-external-recipient message test-like for discovery when "
+       "the engine's test_message did not fire: small 2, localhost or literal HELO 2, "
+       "bare-word HELO 1, random subject 3, no Message-ID (Exim logs) 1."},
+      {"retro_window", SettingType::kDuration, "7d", kHour, 90 * kDay, "", "", kScopeShared,
+       "How long compd remembers who mailed whom: a mail is an account's first to a "
+       "recipient when not seen within this time, and entries added to the map flag the "
+       "accounts that mailed them within it."},
       {"detect_sync_interval", SettingType::kDuration, "1s", 100 * kMs, kMin, "", "",
        kScopeMilter,
        "How often a node writes what it learned (known networks, activity) to Redis and "

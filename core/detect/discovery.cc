@@ -1,0 +1,287 @@
+#include "compd/detect/discovery.h"
+
+#include <algorithm>
+#include <chrono>
+
+#include "compd/accounts/accounts.h"
+#include "compd/base/utc_time.h"
+#include "compd/detect/features.h"
+#include "compd/map/address.h"
+
+namespace compd {
+
+namespace {
+
+// Sightings are swept at most this often.
+constexpr int64_t kPruneEveryMs = 600 * 1000;
+// Sightings kept per recipient: a botnet's list address must not grow without bound.
+constexpr size_t kMaxSightings = 64;
+
+std::string Iso(int64_t ms) {
+  return FormatUtcMillis(std::chrono::system_clock::time_point(std::chrono::milliseconds(ms)));
+}
+
+// FNV-1a, 64 bits: the pair memory keeps hashes, not addresses (8 bytes of key per pair;
+// a collision can only hide a first mail, never invent one).
+uint64_t PairHash(const std::string& account_key, const std::string& recipient) {
+  uint64_t h = 1469598103934665603ULL;
+  auto add = [&h](const std::string& s) {
+    for (unsigned char c : s) {
+      h ^= c;
+      h *= 1099511628211ULL;
+    }
+  };
+  add(account_key);
+  h ^= 0xff;
+  h *= 1099511628211ULL;
+  add(recipient);
+  return h;
+}
+
+// Sightings of distinct, unrelated domain families (the first of each family counts).
+size_t UnrelatedDomains(const std::vector<Sighting>& sightings) {
+  std::vector<const std::string*> families;
+  for (const Sighting& s : sightings) {
+    bool related = false;
+    for (const std::string* f : families) {
+      if (SameDomainFamily(*f, s.domain)) related = true;
+    }
+    if (!related) families.push_back(&s.domain);
+  }
+  return families.size();
+}
+
+}  // namespace
+
+const char* DiscoveryModeName(DiscoveryMode mode) {
+  switch (mode) {
+    case DiscoveryMode::kOff:
+      return "off";
+    case DiscoveryMode::kPropose:
+      return "propose";
+    case DiscoveryMode::kAdd:
+      return "add";
+  }
+  return "propose";
+}
+
+Status DiscoveryOptions::FromConfig(const Config& config, const EngineOptions& engine,
+                                    DiscoveryOptions* out) {
+  DiscoveryOptions o;
+  const std::string mode = config.GetString("discovery");
+  if (mode == "off") {
+    o.mode = DiscoveryMode::kOff;
+  } else if (mode == "add") {
+    o.mode = DiscoveryMode::kAdd;
+  } else if (mode == "propose") {
+    o.mode = DiscoveryMode::kPropose;
+  } else {
+    return Status::Invalid("discovery: expected off, propose or add, got '" + mode + "'");
+  }
+  o.window_ms = config.GetDurationMs("discovery_window");
+  o.retro_window_ms = config.GetDurationMs("retro_window");
+  o.min_domains = static_cast<int>(config.GetInt("discovery_min_domains"));
+  o.test_points = static_cast<int>(config.GetInt("discovery_test_points"));
+  o.test_max_size = engine.test_max_size;
+  o.local_domains = engine.local_domains;
+  if (o.retro_window_ms < o.window_ms) {
+    return Status::Invalid(
+        "discovery_window: must not be longer than retro_window (the memory that says "
+        "whether a mail was the account's first to the recipient)");
+  }
+  *out = std::move(o);
+  return Status::Ok();
+}
+
+nlohmann::json Sighting::ToJson() const {
+  nlohmann::json j = {{"account", account}, {"time", Iso(time_ms)}, {"points", points}};
+  if (engine_signal) j["test_message"] = true;
+  if (!node.empty()) j["node"] = node;
+  if (!client_ip.empty()) j["client_ip"] = client_ip;
+  if (!helo.empty()) j["helo"] = helo;
+  if (!subject.empty()) j["subject"] = subject;
+  if (size >= 0) j["size"] = size;
+  if (!queue_id.empty()) j["queue_id"] = queue_id;
+  if (!origin.empty()) j["origin"] = origin;
+  return j;
+}
+
+nlohmann::json Candidate::Evidence() const {
+  nlohmann::json list = nlohmann::json::array();
+  for (const Sighting& s : sightings) list.push_back(s.ToJson());
+  return {{"recipient", recipient},
+          {"time", Iso(time_ms)},
+          {"domains", UnrelatedDomains(sightings)},
+          {"sightings", std::move(list)}};
+}
+
+std::vector<Reaction> Candidate::AccountReactions(const ReactionTable& table) const {
+  std::vector<Reaction> out;
+  std::unordered_set<std::string> seen;
+  const nlohmann::json evidence = Evidence();
+  for (const Sighting& s : sightings) {
+    if (!seen.insert(AccountKey(s.account)).second) continue;
+    Reaction r;
+    r.time_ms = time_ms;
+    r.account = s.account;
+    r.kind = table[SignalId::kHit];
+    Signal sig;
+    sig.id = SignalId::kHit;
+    sig.evidence["hits"] = nlohmann::json::array(
+        {{{"recipient", recipient}, {"entry", recipient}, {"source", "discovered"}}});
+    sig.evidence["discovered"] = evidence;
+    r.signals.push_back(std::move(sig));
+    r.queue_id = s.queue_id;
+    r.node = s.node;
+    r.client_ip = s.client_ip;
+    r.origin = s.origin;
+    // The same on every node that completes the same candidate.
+    r.event_key = "discovered:" + recipient;
+    out.push_back(std::move(r));
+  }
+  return out;
+}
+
+bool HasTestSignal(const std::vector<Reaction>& reactions) {
+  for (const Reaction& r : reactions) {
+    for (const Signal& s : r.signals) {
+      if (s.id == SignalId::kTestMessage) return true;
+    }
+  }
+  return false;
+}
+
+Discovery::Discovery(DiscoveryOptions options) : options_(std::move(options)) {
+  for (const std::string& d : options_.local_domains) local_domains_.insert(d);
+}
+
+void Discovery::Suppress(const std::string& recipient) {
+  std::lock_guard<std::mutex> lock(mu_);
+  const std::string r = CanonicalAddress(recipient);
+  done_.insert(r);
+  sightings_.erase(r);
+}
+
+bool Discovery::Mailed(const std::string& account, const std::string& recipient) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return pairs_.count(PairHash(AccountKey(account), CanonicalAddress(recipient))) != 0;
+}
+
+DiscoveryStats Discovery::stats() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  DiscoveryStats s = stats_;
+  s.pairs = pairs_.size();
+  return s;
+}
+
+void Discovery::Prune(int64_t now_ms) {
+  if (now_ms - last_prune_ms_ < kPruneEveryMs) return;
+  last_prune_ms_ = now_ms;
+  // The pair memory is large (a provider's whole week): sweep it only every sixteenth of
+  // retro_window, which keeps at most that much extra; Observe compares times anyway.
+  if (now_ms - last_pair_prune_ms_ >= options_.retro_window_ms / 16) {
+    last_pair_prune_ms_ = now_ms;
+    const int64_t pair_from = now_ms - options_.retro_window_ms;
+    for (auto it = pairs_.begin(); it != pairs_.end();) {
+      it = it->second < pair_from ? pairs_.erase(it) : std::next(it);
+    }
+  }
+  const int64_t from = now_ms - options_.window_ms;
+  for (auto it = sightings_.begin(); it != sightings_.end();) {
+    std::vector<Sighting>& v = it->second;
+    v.erase(
+        std::remove_if(v.begin(), v.end(), [from](const Sighting& s) { return s.time_ms < from; }),
+        v.end());
+    it = v.empty() ? sightings_.erase(it) : std::next(it);
+  }
+}
+
+std::vector<Candidate> Discovery::Observe(const Message& m, int64_t now_ms, bool engine_test_signal,
+                                          const std::function<bool(const std::string&)>& is_local) {
+  if (options_.mode == DiscoveryMode::kOff || m.account.empty()) return {};
+  const std::string account_key = AccountKey(m.account);
+  const std::string account_domain = DomainOf(m.account);
+  std::vector<std::string> rcpts;
+  rcpts.reserve(m.recipients.size());
+  for (const std::string& raw : m.recipients) {
+    std::string address;
+    if (!EnvelopeAddress(raw, &address).ok() || address.empty()) continue;
+    rcpts.push_back(CanonicalAddress(address));
+  }
+
+  // Test-like: one external recipient and the engine's signal or enough features.
+  bool test_like = false;
+  int points = 0;
+  std::string rcpt_domain;
+  if (rcpts.size() == 1) {
+    rcpt_domain = DomainOf(rcpts[0]);
+    const bool external = !rcpt_domain.empty() && !SameDomainFamily(rcpt_domain, account_domain) &&
+                          !local_domains_.count(rcpt_domain) &&
+                          !(is_local && is_local(rcpt_domain));
+    if (external) {
+      if (m.size >= 0 && m.size <= options_.test_max_size) points += 2;
+      HeloKind helo = ClassifyHelo(m.helo);
+      if (helo == HeloKind::kLocalhost || helo == HeloKind::kLiteral) points += 2;
+      if (helo == HeloKind::kBareWord) points += 1;
+      if (!m.subject.empty() && RandomLookingSubject(m.subject)) points += 3;
+      // Only log readers that see the client's own Message-ID can tell it is missing.
+      if (m.source == "exim-log" && m.message_id.empty()) points += 1;
+      test_like = engine_test_signal || points >= options_.test_points;
+    }
+  }
+
+  std::vector<Candidate> out;
+  std::lock_guard<std::mutex> lock(mu_);
+  Prune(now_ms);
+  bool first = false;
+  for (const std::string& r : rcpts) {
+    auto [it, inserted] = pairs_.emplace(PairHash(account_key, r), now_ms);
+    if (!inserted) {
+      first = first || now_ms - it->second > options_.retro_window_ms;
+      it->second = std::max(it->second, now_ms);
+    } else {
+      first = true;
+    }
+  }
+  if (!test_like) return out;
+  ++stats_.test_like;
+  if (!first) return out;
+  ++stats_.first_mails;
+  const std::string& r = rcpts[0];
+  if (done_.count(r)) return out;
+  std::vector<Sighting>& v = sightings_[r];
+  const int64_t from = now_ms - options_.window_ms;
+  v.erase(
+      std::remove_if(v.begin(), v.end(), [from](const Sighting& s) { return s.time_ms < from; }),
+      v.end());
+  for (const Sighting& s : v) {
+    if (AccountKey(s.account) == account_key) return out;  // one account counts once
+  }
+  if (v.size() >= kMaxSightings) v.erase(v.begin());
+  Sighting s;
+  s.account = m.account;
+  s.domain = account_domain;
+  s.time_ms = now_ms;
+  s.node = m.node;
+  s.client_ip = m.client_ip;
+  s.helo = m.helo;
+  s.subject = m.subject;
+  s.queue_id = m.queue_id;
+  s.origin = m.origin;
+  s.size = m.size;
+  s.points = points;
+  s.engine_signal = engine_test_signal;
+  v.push_back(std::move(s));
+  if (static_cast<int>(UnrelatedDomains(v)) < options_.min_domains) return out;
+  Candidate c;
+  c.recipient = r;
+  c.time_ms = now_ms;
+  c.sightings = std::move(v);
+  sightings_.erase(r);
+  done_.insert(r);
+  ++stats_.candidates;
+  out.push_back(std::move(c));
+  return out;
+}
+
+}  // namespace compd

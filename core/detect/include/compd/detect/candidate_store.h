@@ -1,0 +1,65 @@
+// CandidateStore: discovery's candidates waiting for an operator (discovery = propose), and
+// the recipients an operator refused, in Redis, shared by every node and mapctl.
+//
+// Key layout under the prefix (built here and nowhere else, until the project's key-naming
+// module takes them over):
+//   {prefix}discovery:candidates  hash  canonical recipient -> evidence JSON (Candidate::Evidence)
+//   {prefix}discovery:rejected    hash  canonical recipient -> {"by","at"} JSON
+// A rejected recipient is never proposed again; an accepted one leaves the hash (it is then
+// in the map, which discovery does not propose).
+//
+// Not thread-safe (it uses the caller's RedisClient, which is not). Errors keep "not
+// there" (kNotFound) apart from "Redis failed" (kUnavailable).
+#ifndef COMPD_DETECT_CANDIDATE_STORE_H_
+#define COMPD_DETECT_CANDIDATE_STORE_H_
+
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "compd/base/redis.h"
+#include "compd/base/status.h"
+#include "compd/detect/discovery.h"
+#include "compd/events/event.h"
+
+namespace compd {
+
+struct DiscoveryKeys {
+  explicit DiscoveryKeys(std::string p) : prefix(std::move(p)) {}
+  std::string prefix;
+  std::string candidates() const { return prefix + "discovery:candidates"; }
+  std::string rejected() const { return prefix + "discovery:rejected"; }
+};
+
+class CandidateStore {
+ public:
+  CandidateStore(RedisClient* client, std::string prefix);
+
+  // Stores `c` unless its recipient was rejected or waits already; `stored` says which.
+  Status Propose(const Candidate& c, bool* stored);
+  // Every waiting candidate's evidence, ordered by recipient.
+  Status List(std::vector<nlohmann::json>* out);
+  // The evidence of one waiting candidate; kNotFound when it does not wait.
+  Status Get(const std::string& recipient, nlohmann::json* evidence);
+  // Takes a candidate out of the waiting list (after it was added to the map).
+  Status Remove(const std::string& recipient);
+  // Remembers the refusal and drops the candidate; `was_waiting` says whether it waited.
+  Status Reject(const std::string& recipient, const std::string& by, int64_t at_unix,
+                bool* was_waiting);
+  Status IsRejected(const std::string& recipient, bool* rejected);
+
+ private:
+  RedisClient* client_;
+  DiscoveryKeys keys_;
+};
+
+// The hit events for the accounts behind a candidate (Candidate::Evidence() form), one per
+// account, as the Recorder writes hits: the account is flagged (or locked, lock_on_hit)
+// with the candidate's evidence. Their ids ("discovered:<recipient>:<account>") make a
+// second accept, or two nodes adding the same candidate, record them once. `action`: what
+// the MTA did with the sighted messages ("monitor": they went out).
+std::vector<Event> DiscoveredHitEvents(const nlohmann::json& evidence, const std::string& host);
+
+}  // namespace compd
+
+#endif  // COMPD_DETECT_CANDIDATE_STORE_H_

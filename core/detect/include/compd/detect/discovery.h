@@ -1,0 +1,125 @@
+// Discovery: learns new test recipients from the traffic. A recipient becomes a candidate
+// when accounts of several unrelated customer domains each send it a test-like message
+// (the engine's test_message signal, or enough of its features) that is their first mail
+// to it, within discovery_window. "First mail" needs a memory of who mailed whom: the
+// (account, recipient) pairs of the last retro_window, kept here as 64-bit hashes.
+//
+// Why not "two accounts mailed the same new address": customers share contacts (suppliers,
+// banks, authorities); on the simulator, unrelated first mails to one address happen
+// hundreds of times a day. The test-like mark is what makes the rule precise; the
+// unrelated-domain and first-mail conditions keep colleagues and old contacts out.
+//
+// Each candidate carries its evidence (account, time, node, client IP, HELO, subject, size,
+// queue id per sighting) and the accounts behind it, which get the hit reaction once.
+// The same class runs live and in `mapctl replay`; only the clock differs.
+//
+// Thread-safe: one mutex around all state (Observe is cheap: hashes and a small vector per
+// test-like recipient; no I/O).
+#ifndef COMPD_DETECT_DISCOVERY_H_
+#define COMPD_DETECT_DISCOVERY_H_
+
+#include <cstdint>
+#include <functional>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <unordered_map>
+#include <unordered_set>
+#include <vector>
+
+#include "compd/base/settings.h"
+#include "compd/base/status.h"
+#include "compd/detect/engine.h"
+#include "compd/detect/reaction.h"
+#include "compd/events/message.h"
+
+namespace compd {
+
+enum class DiscoveryMode { kOff, kPropose, kAdd };
+const char* DiscoveryModeName(DiscoveryMode mode);
+
+struct DiscoveryOptions {
+  DiscoveryMode mode = DiscoveryMode::kPropose;
+  int64_t window_ms = int64_t{7} * 86400 * 1000;        // sightings count this long
+  int64_t retro_window_ms = int64_t{7} * 86400 * 1000;  // pair memory ("first mail")
+  int min_domains = 2;                                  // unrelated customer domains
+  // Test-like without the engine's signal: small 2, localhost/literal HELO 2, bare-word
+  // HELO 1, random subject 3, no Message-ID 1 (the network point needs account state,
+  // which the engine's signal has).
+  int test_points = 5;
+  int64_t test_max_size = 2000;
+  std::vector<std::string> local_domains;  // lower case
+  // Reads discovery, discovery_window, discovery_min_domains, discovery_test_points and
+  // retro_window; the engine's options give local_domains and test_message_max_size.
+  static Status FromConfig(const Config& config, const EngineOptions& engine,
+                           DiscoveryOptions* out);
+};
+
+// One test-like first mail to a recipient.
+struct Sighting {
+  std::string account;
+  std::string domain;  // the account's domain
+  int64_t time_ms = 0;
+  std::string node, client_ip, helo, subject, queue_id, origin;
+  int64_t size = -1;
+  int points = 0;
+  bool engine_signal = false;  // the engine's test_message fired for it
+  nlohmann::json ToJson() const;
+};
+
+struct Candidate {
+  std::string recipient;  // canonical lower-case address
+  int64_t time_ms = 0;    // when it became a candidate
+  std::vector<Sighting> sightings;
+  // {"recipient","time","domains","sightings":[...]}: the map entry's metadata and the
+  // evidence of the accounts' hit reactions.
+  nlohmann::json Evidence() const;
+  // The hit reactions for the accounts behind it (one per account, kind from `table`),
+  // each with signal hit and evidence {"discovered": Evidence()}.
+  std::vector<Reaction> AccountReactions(const ReactionTable& table) const;
+};
+
+struct DiscoveryStats {
+  uint64_t test_like = 0;    // single-external-recipient messages that looked like tests
+  uint64_t first_mails = 0;  // of those, the account's first mail to the recipient
+  uint64_t candidates = 0;
+  uint64_t pairs = 0;  // (account, recipient) pairs in memory
+};
+
+class Discovery {
+ public:
+  explicit Discovery(DiscoveryOptions options);
+
+  // Learns from `message` (all its recipients enter the pair memory) and returns the
+  // candidates it completes (usually none). `engine_test_signal`: whether the engine's
+  // reactions for this message carry test_message. `is_local(domain)` (may be empty)
+  // adds the domains the engine learned are hosted here.
+  std::vector<Candidate> Observe(const Message& message, int64_t now_ms, bool engine_test_signal,
+                                 const std::function<bool(const std::string&)>& is_local = {});
+  // Never propose `recipient` again (mapctl candidates reject; already in the map).
+  void Suppress(const std::string& recipient);
+  // Whether `account` mailed `recipient` within the pair memory.
+  bool Mailed(const std::string& account, const std::string& recipient) const;
+  DiscoveryStats stats() const;
+  const DiscoveryOptions& options() const { return options_; }
+
+ private:
+  void Prune(int64_t now_ms);
+
+  const DiscoveryOptions options_;
+  std::unordered_set<std::string> local_domains_;
+  mutable std::mutex mu_;
+  std::unordered_map<uint64_t, int64_t> pairs_;  // hash(account, recipient) -> last ms
+  std::unordered_map<std::string, std::vector<Sighting>> sightings_;
+  std::unordered_set<std::string> done_;  // proposed, added or rejected
+  int64_t last_prune_ms_ = 0;
+  int64_t last_pair_prune_ms_ = 0;
+  DiscoveryStats stats_;
+};
+
+// Whether `reactions` (the engine's, for one message) carry the test_message signal.
+bool HasTestSignal(const std::vector<Reaction>& reactions);
+
+}  // namespace compd
+
+#endif  // COMPD_DETECT_DISCOVERY_H_
