@@ -128,12 +128,15 @@ def copy_tree(src, dst):
 
 
 def tree_state(src):
-    """What a build in the tree would change: git's view of it (ignored files too, such as
-    debian/build), and the .deb files dpkg-buildpackage writes beside it."""
-    r = subprocess.run(["git", "-C", src, "status", "--porcelain", "--ignored"],
+    """What dpkg-buildpackage run in the tree would leave: files under debian/ that git does
+    not track (debian/build, debian/tmp, ...; ignored ones too), and its output beside the
+    tree."""
+    r = subprocess.run(["git", "-C", src, "status", "--porcelain", "--ignored", "--", "debian"],
                        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                        stdin=subprocess.DEVNULL, text=True)
-    return r.stdout, sorted(glob.glob(os.path.join(os.path.dirname(src), "*.deb")))
+    out = glob.glob(os.path.join(os.path.dirname(src), "compd*_*.*"))
+    out += glob.glob(os.path.join(os.path.dirname(src), "mapctl_*.*"))
+    return r.stdout, sorted(out)
 
 
 def repack(deb, version, out_dir, conf_extra=None):
@@ -166,7 +169,6 @@ class DebPackageTest(unittest.TestCase):
 
     @classmethod
     def setUpClass(cls):
-        cls.installed = False
         if os.geteuid() != 0:
             raise h.HarnessError("deb_test installs packages: run it as root")
         h.require_programs("redis-server", "redis-cli")
@@ -264,7 +266,6 @@ class DebPackageTest(unittest.TestCase):
 
     @classmethod
     def install(cls):
-        cls.installed = True
         r = run(["apt-get", "install", "-y", "-q"] + [cls.debs[p] for p in PACKAGES],
                 env=apt_env(), timeout=900)
         cls.install_log = r.stdout
