@@ -7,6 +7,8 @@
   compd.conf.5      packaging/man/compd.conf.5.in with one entry per setting of the table
 
 Usage: gen-dist.py --milter BIN --mapctl BIN --templates DIR --out DIR --version V
+                   --docdir DIR
+(--docdir: where the documentation is installed, which the pages point to.)
 Fails (non-zero, naming the program) if a program fails or prints something unexpected.
 Python 3 standard library only.
 """
@@ -126,6 +128,7 @@ def main():
     ap.add_argument("--templates", required=True)
     ap.add_argument("--out", required=True)
     ap.add_argument("--version", required=True)
+    ap.add_argument("--docdir", required=True)
     a = ap.parse_args()
     os.makedirs(a.out, exist_ok=True)
 
@@ -133,7 +136,7 @@ def main():
     epoch = int(os.environ.get("SOURCE_DATE_EPOCH", "0")) or None
     date = (datetime.datetime.fromtimestamp(epoch, datetime.timezone.utc) if epoch
             else datetime.datetime.now(datetime.timezone.utc)).strftime("%Y-%m-%d")
-    common = {"VERSION": a.version, "DATE": date}
+    common = {"VERSION": a.version, "DATE": date, "DOCDIR": roff_text(a.docdir)}
 
     example = run([a.milter, "--print-example-config"])
     settings = parse_example_config(example)

@@ -3,9 +3,10 @@
 #   - The configuration folder: /etc/compd when P is /usr (the FHS place for a system
 #     package), else P/etc/compd, so a test install into a temporary prefix stays inside it.
 #   - compd.conf is installed only if there is none yet: an operator's edits survive a
-#     reinstall. The example is always in share/doc/compd/compd.conf.example.
+#     reinstall. The example is always in DOCDIR/compd.conf.example.
 #   - compd-milter.service names the installed binary and config by absolute path.
-# Inputs (set by CMakeLists.txt): COMPD_DIST_DIR, COMPD_PACKAGING_DIR, COMPD_SBINDIR.
+# Inputs (set by CMakeLists.txt): COMPD_DIST_DIR, COMPD_PACKAGING_DIR, COMPD_SBINDIR,
+# COMPD_DOCDIR.
 # file(INSTALL) prepends DESTDIR itself; explicit existence checks must add it.
 
 if(CMAKE_INSTALL_PREFIX STREQUAL "/usr")
@@ -17,7 +18,7 @@ set(_compd_confdir "${_compd_sysconfdir}/compd")
 
 if(EXISTS "$ENV{DESTDIR}${_compd_confdir}/compd.conf")
   message(STATUS "Keeping: $ENV{DESTDIR}${_compd_confdir}/compd.conf (the example is in "
-                 "share/doc/compd/compd.conf.example)")
+                 "${COMPD_DOCDIR}/compd.conf.example)")
 else()
   file(INSTALL DESTINATION "${_compd_confdir}" TYPE FILE PERMISSIONS OWNER_READ OWNER_WRITE
        GROUP_READ WORLD_READ FILES "${COMPD_DIST_DIR}/compd.conf")
