@@ -51,6 +51,12 @@ local function apply(i, n)
       redis.call('EXPIREAT', nk, hexp)
     end
     if redis.call('EXISTS', nk) == 1 then hn = redis.call('PFCOUNT', nk) end
+    -- The platform's total for the hour outlives the per-account keys by 8 days, so the
+    -- wall page can draw this week's hours against last week's.
+    local tk = p .. 'vol:t:' .. hour
+    redis.call('HINCRBY', tk, 'm', msgs)
+    redis.call('HINCRBY', tk, 'r', rcpts)
+    redis.call('EXPIREAT', tk, tonumber(hexp) + 691200)
   end
   local mk = p .. 'vol:m:' .. string.sub(day, 1, 6) .. ':' .. acct
   local dd = string.sub(day, 7, 8)

@@ -21,6 +21,7 @@
 
 #include "compd/base/redis.h"
 #include "compd/events/event.h"
+#include "compd/watch/trends.h"
 #include "compd/watch/volume.h"
 
 namespace compd {
@@ -53,6 +54,10 @@ struct DashboardData {
   std::vector<Event> hits;                 // newest first
   std::vector<DashboardAccount> accounts;  // locked first, then flagged, then by latest hit
   std::optional<MapInfo> map;
+  // The shapes: each top sender's last 48 hours and usual busy day, and the platform's.
+  std::map<std::string, AccountTrend> trends;
+  PlatformTrend platform;
+  int min_history_days = 7;  // below it an account has no usual day (AnomalyRules)
   std::string error;  // set when Redis could not be read; the rest may be partial
 
   // Accounts with an anomaly in `anomalies`.
@@ -70,6 +75,7 @@ struct DashboardOptions {
   size_t max_accounts = 12;
   std::chrono::milliseconds cache_for{1000};
   std::chrono::milliseconds redis_timeout{2000};
+  AnomalyRules rules;  // what "usual" means, as the anomaly rules see it
 };
 
 class DashboardSource {
@@ -88,6 +94,7 @@ class DashboardSource {
   const MapInfoFn map_info_;
   std::mutex mu_;  // guards everything below
   std::unique_ptr<RedisClient> redis_;
+  TrendReader trends_;
   std::shared_ptr<const DashboardData> cached_;
   std::chrono::steady_clock::time_point cached_at_;
 };
@@ -96,7 +103,8 @@ class DashboardSource {
 Status ReadDashboardAccounts(RedisClient* redis, const std::string& prefix, size_t limit,
                              std::vector<DashboardAccount>* out);
 
-// JSON documents for the API. `part`: "top", "hits", "anomalies", "accounts", "map", or
+// JSON documents for the API. `part`: "top", "hits", "anomalies", "accounts", "map",
+// "trends", or
 // "dashboard" for all of them. Never throws (invalid UTF-8 is replaced).
 std::string DashboardJson(const DashboardData& data, const std::string& part);
 std::string TopViewJson(const TopView& top);

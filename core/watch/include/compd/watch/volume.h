@@ -25,6 +25,8 @@
 //   {prefix}vol:h:<hour>:rcpts        zset account -> their envelope recipients
 //   {prefix}vol:h:<hour>:nets:<acct>  HyperLogLog of the client networks of that hour
 //     The hour keys expire hour_retention after the end of their hour.
+//   {prefix}vol:t:<hour>              hash m -> messages, r -> recipients of every account
+//     that hour (the platform's total); kept 8 days longer than the hour keys.
 //   {prefix}vol:m:<YYYYMM>:<account>  hash, one field per active day of that month:
 //     <DD> -> "messages recipients networks" (networks: the most distinct client networks
 //     in one hour of that day). Kept day_retention after the end of its month. Short
@@ -85,6 +87,7 @@ struct VolumeKeys {
   std::string hour_networks(const std::string& hour, const std::string& account) const {
     return prefix + "vol:h:" + hour + ":nets:" + account;
   }
+  std::string hour_total(const std::string& hour) const { return prefix + "vol:t:" + hour; }
   std::string month(const std::string& yyyymm, const std::string& account) const {
     return prefix + "vol:m:" + yyyymm + ":" + account;
   }
