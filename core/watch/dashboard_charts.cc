@@ -45,17 +45,18 @@ std::string SparklineSvg(const AccountTrend& trend, int64_t first_hour, int min_
   constexpr double kWidth = 240, kHeight = 40, kStep = kWidth / kTrendHours;
   const size_t n = trend.hours.size();
   const bool band = trend.history_days >= min_history_days && trend.usual_day > 0;
-  double top = band ? trend.usual_day : 0;
+  // Scaled to the bars, not to the band: the shape of the 48 hours stays readable, and a
+  // band that reaches the top means every hour was within a usual day.
+  double top = 1;
   int64_t now_count = n ? trend.hours.back() : 0;
   for (int64_t v : trend.hours) top = std::max(top, static_cast<double>(v));
-  if (top <= 0) top = 1;
   std::ostringstream out;
   out << "<svg class=\"spark\" viewBox=\"0 0 " << Num(kWidth) << " " << Num(kHeight)
-      << "\" role=\"img\"><title>" << now_count << " this hour; usual busy day "
+      << "\" preserveAspectRatio=\"none\" role=\"img\"><title>" << now_count << " this hour; usual busy day "
       << (band ? Num(trend.usual_day) : std::string("unknown (new account)"))
       << "; last 48 hours</title>";
   if (band) {
-    double h = std::max(0.6, trend.usual_day / top * kHeight);
+    double h = std::max(0.6, std::min(trend.usual_day / top, 1.0) * kHeight);
     out << "<rect class=\"band\" x=\"0\" y=\"" << Num(kHeight - h) << "\" width=\"" << Num(kWidth)
         << "\" height=\"" << Num(h) << "\"/>";
   }
@@ -81,7 +82,7 @@ std::string SparklineSvg(const AccountTrend& trend, int64_t first_hour, int min_
 }
 
 std::string PlatformChartSvg(const PlatformTrend& p) {
-  constexpr double kWidth = 960, kHeight = 170, kLeft = 58, kRight = 8, kTop = 8, kBottom = 26;
+  constexpr double kWidth = 1500, kHeight = 140, kLeft = 58, kRight = 8, kTop = 8, kBottom = 26;
   const size_t n = p.hours.size();
   const double plot_w = kWidth - kLeft - kRight, plot_h = kHeight - kTop - kBottom;
   double top = 0;

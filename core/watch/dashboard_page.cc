@@ -33,17 +33,17 @@ th { color: #8b949e; font-weight: normal; font-size: .7em; text-transform: upper
 td, th { padding: .2em .45em; text-align: right; white-space: nowrap; }
 th.rank, td.rank { width: 1.7em; color: #8b949e; padding-left: 0; }
 th.num, td.num { width: 3.7em; }
-th.spark, td.spark { width: 6.4em; padding: .1em .3em; }
-svg.spark { display: block; width: 100%; height: 1.3em; }
+th.spark, td.spark { width: 8.5em; padding: .1em .4em; }
+svg.spark { display: block; width: 100%; height: 1.5em; }
 svg.spark .band { fill: #2d333b; }
 svg.spark .bar { fill: #58a6ff; }
 svg.spark .bar.now { fill: #a5d6ff; }
 svg.spark .bar.over { fill: #ff4d4d; }
-svg.spark .mid { stroke: #6e7681; stroke-width: .6; }
+svg.spark .mid { stroke: #6e7681; stroke-width: 1; vector-effect: non-scaling-stroke; }
 #platform { padding: .4em 1.2em 0; }
 #platform h2 .key { text-transform: none; letter-spacing: 0; }
 #platform .kthis { color: #58a6ff; font-weight: bold; } #platform .klast { color: #8b949e; }
-svg.platform { display: block; width: 100%; height: auto; max-height: 22vh; }
+svg.platform { display: block; width: 100%; height: auto; }
 svg.platform .thisweek { fill: none; stroke: #58a6ff; stroke-width: 3.5; stroke-linejoin: round; }
 svg.platform .nowdot { fill: #a5d6ff; }
 svg.platform .lastweek { fill: #30363d; stroke: #6e7681; stroke-width: 1; }

@@ -2,11 +2,12 @@
 // script, no library, no external asset), so they render under the page's strict CSP and
 // on any browser a wall display runs.
 //
-//   Sparkline: one top sender's messages per hour over the last 48 hours as bars, over a
-//   band as high as its usual busy day. A bar above the band is an hour with more mail
-//   than a usual busy whole day (the hour_volume anomaly rule) and is drawn red, so "one
-//   mail a day for a year, 600 this hour" is a full-height red bar over a hairline band,
-//   and "never sends at night" is a gap that repeats at the same place on both days.
+//   Sparkline: one top sender's messages per hour over the last 48 hours as bars (scaled
+//   to the highest), over a grey band as high as its usual busy day. A bar above the band
+//   is an hour with more mail than a usual busy whole day (the hour_volume anomaly rule)
+//   and is drawn red, so "one mail a day for a year, 600 this hour" is a full-height red
+//   bar over a hairline band, an ordinary sender's bars stand inside a band that fills
+//   the box, and "never sends at night" is a gap at the same place on both days.
 //   PlatformChart: authenticated messages per hour over the last 48 hours (a line) against
 //   the same hours a week earlier (a grey area).
 //
