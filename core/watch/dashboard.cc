@@ -102,6 +102,12 @@ std::set<std::string> DashboardData::AnomalousAccounts() const {
   return out;
 }
 
+std::set<std::string> DashboardData::SignalledAccounts() const {
+  std::set<std::string> out;
+  for (const Event& e : signals) out.insert(e.account);
+  return out;
+}
+
 Status ReadDashboardAccounts(RedisClient* redis, const std::string& prefix, size_t limit,
                              std::vector<DashboardAccount>* out) {
   out->clear();
@@ -171,6 +177,10 @@ std::shared_ptr<DashboardData> DashboardSource::Gather() {
                          options_.max_anomalies, &d->anomalies);
   }
   if (s.ok()) {
+    s = ReadRecentEvents(redis_.get(), options_.prefix, "signal", (d->generated - 86400) * 1000,
+                         options_.max_signals, &d->signals);
+  }
+  if (s.ok()) {
     s = ReadRecentEvents(redis_.get(), options_.prefix, "hit",
                          (d->generated - kHitsLookBack) * 1000, options_.max_hits, &d->hits);
   }
@@ -212,6 +222,7 @@ std::string DashboardJson(const DashboardData& d, const std::string& part) {
   }
   if (all || part == "anomalies") j["anomalies"] = EventsArray(d.anomalies);
   if (all || part == "hits") j["hits"] = EventsArray(d.hits);
+  if (all || part == "signals") j["signals"] = EventsArray(d.signals);
   if (all || part == "accounts") j["accounts"] = AccountsJson(d.accounts);
   if (all || part == "trends") j["trends"] = TrendsJson(d);
   if (all || part == "map") {

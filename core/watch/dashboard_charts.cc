@@ -52,7 +52,8 @@ std::string SparklineSvg(const AccountTrend& trend, int64_t first_hour, int min_
   for (int64_t v : trend.hours) top = std::max(top, static_cast<double>(v));
   std::ostringstream out;
   out << "<svg class=\"spark\" viewBox=\"0 0 " << Num(kWidth) << " " << Num(kHeight)
-      << "\" preserveAspectRatio=\"none\" role=\"img\"><title>" << now_count << " this hour; usual busy day "
+      << "\" preserveAspectRatio=\"none\" role=\"img\"><title>" << now_count
+      << " this hour; usual busy day "
       << (band ? Num(trend.usual_day) : std::string("unknown (new account)"))
       << "; last 48 hours</title>";
   if (band) {

@@ -65,7 +65,10 @@ tr.anomaly, tr.anomaly:nth-child(odd) { background: #6e1b1b; }
 .badge.locked { background: #da3633; } .badge.flagged { background: #9e6a03; }
 .up { color: #ff9e64; } .down { color: #7d8590; } .same { color: #7d8590; }
 .empty { color: #7d8590; font-style: italic; padding: .4em .45em; }
-.panels { display: grid; grid-template-columns: repeat(3, minmax(0, 1fr)); gap: 1.5em; padding: 0 1.2em 1em; }
+.panels { display: grid; grid-template-columns: repeat(auto-fit, minmax(19em, 1fr)); gap: 1.5em; padding: 0 1.2em 1em; }
+.react { font-size: .8em; font-weight: bold; padding: 0 .4em; border-radius: .25em; margin-right: .5em; background: #30363d; }
+.react.lock, .react.tempfail { background: #da3633; } .react.flag { background: #9e6a03; }
+.badge.signal { background: #8957e5; }
 .panels ul { list-style: none; margin: 0; padding: 0; }
 .panels li { padding: .25em .45em; overflow-wrap: anywhere; }
 .panels li:nth-child(odd) { background: #161b22; }
@@ -222,6 +225,7 @@ std::string RenderDashboardPage(const DashboardData& d, int refresh_seconds) {
         << "</span></h2>" << PlatformChartSvg(d.platform) << "</section>\n";
   }
   std::map<std::string, std::string> states;
+  for (const std::string& a : d.SignalledAccounts()) states[a] = "signal";
   for (const DashboardAccount& a : d.accounts) {
     if (a.state == "locked" || a.state == "flagged") states[a.account] = a.state;
   }
@@ -229,6 +233,23 @@ std::string RenderDashboardPage(const DashboardData& d, int refresh_seconds) {
   Column(out, "this-hour", "This hour", d.top.this_hour, d, anomalous, states, true);
   Column(out, "last-hour", "Last hour", d.top.last_hour, d, anomalous, states, false);
   out << "</main>\n<div class=\"panels\">\n";
+
+  out << "<section id=\"signals\"><h2><b>Signals</b> · 24 h</h2><ul>\n";
+  for (const Event& e : d.signals) {
+    std::string signals = e.rule;
+    for (size_t i = signals.find(','); i != std::string::npos; i = signals.find(',', i + 2)) {
+      signals.replace(i, 1, ", ");
+    }
+    out << "<li><span class=\"t\">" << EventTime(e.time, d.generated)
+        << "</span><span class=\"react " << HtmlEscape(e.action) << "\">" << HtmlEscape(e.action)
+        << "</span><span class=\"a\">" << HtmlEscape(e.account) << "</span> <span class=\"bad\">"
+        << HtmlEscape(signals) << "</span>";
+    if (!e.detail.empty()) out << " <span class=\"t\">" << HtmlEscape(e.detail) << "</span>";
+    out << "</li>\n";
+  }
+  out << "</ul>";
+  if (d.signals.empty()) out << "<div class=\"empty\">none</div>";
+  out << "</section>\n";
 
   out << "<section id=\"anomalies\"><h2><b>Anomalies</b> · 24 h</h2><ul>\n";
   for (const Event& e : d.anomalies) {

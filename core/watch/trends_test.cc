@@ -87,6 +87,30 @@ TEST_CASE("the page works with no data at all", "[dashboard]") {
   CHECK(page.find("<script") == std::string::npos);
 }
 
+TEST_CASE("the page lists detection signals and marks their accounts' rows", "[dashboard]") {
+  DashboardData d;
+  d.generated = kT;
+  d.top.this_hour.hour_start = HourStart(kT);
+  d.top.this_hour.rows = {{"botted@customer.example", 30, 30, 9, 0, true}};
+  Event e;
+  e.type = "signal";
+  e.time = "2026-11-26T18:40:00.000Z";
+  e.account = "botted@customer.example";
+  e.rule = "test_message,new_networks";
+  e.action = "flag";
+  e.detail = "HELO localhost, 5 new networks in 10 min";
+  d.signals = {e};
+  std::string page = RenderDashboardPage(d, 10);
+  size_t panel = page.find("id=\"signals\"");
+  REQUIRE(panel != std::string::npos);
+  CHECK(page.find("<span class=\"react flag\">flag</span>", panel) != std::string::npos);
+  CHECK(page.find("test_message, new_networks", panel) != std::string::npos);
+  CHECK(page.find("HELO localhost, 5 new networks in 10 min", panel) != std::string::npos);
+  CHECK(page.find("<tr class=\"new signal\" data-account=\"botted@customer.example\"") !=
+        std::string::npos);
+  CHECK(page.find("<span class=\"badge signal\">SIGNAL</span>") != std::string::npos);
+}
+
 TEST_CASE("trend reader: hours, usual day and the platform from the counters",
           "[redis][dashboard]") {
   RedisServer redis;

@@ -52,16 +52,19 @@ struct DashboardData {
   TopView top;
   std::vector<Event> anomalies;            // last 24 hours, newest first
   std::vector<Event> hits;                 // newest first
+  std::vector<Event> signals;              // detection reactions, last 24 hours, newest first
   std::vector<DashboardAccount> accounts;  // locked first, then flagged, then by latest hit
   std::optional<MapInfo> map;
   // The shapes: each top sender's last 48 hours and usual busy day, and the platform's.
   std::map<std::string, AccountTrend> trends;
   PlatformTrend platform;
   int min_history_days = 7;  // below it an account has no usual day (AnomalyRules)
-  std::string error;  // set when Redis could not be read; the rest may be partial
+  std::string error;         // set when Redis could not be read; the rest may be partial
 
   // Accounts with an anomaly in `anomalies`.
   std::set<std::string> AnomalousAccounts() const;
+  // Accounts with a detection signal in `signals`.
+  std::set<std::string> SignalledAccounts() const;
 };
 
 struct DashboardOptions {
@@ -72,6 +75,7 @@ struct DashboardOptions {
   size_t top_n = 15;
   size_t max_hits = 12;
   size_t max_anomalies = 50;
+  size_t max_signals = 12;
   size_t max_accounts = 12;
   std::chrono::milliseconds cache_for{1000};
   std::chrono::milliseconds redis_timeout{2000};
@@ -103,8 +107,8 @@ class DashboardSource {
 Status ReadDashboardAccounts(RedisClient* redis, const std::string& prefix, size_t limit,
                              std::vector<DashboardAccount>* out);
 
-// JSON documents for the API. `part`: "top", "hits", "anomalies", "accounts", "map",
-// "trends", or
+// JSON documents for the API. `part`: "top", "hits", "anomalies", "signals", "accounts",
+// "map", "trends", or
 // "dashboard" for all of them. Never throws (invalid UTF-8 is replaced).
 std::string DashboardJson(const DashboardData& data, const std::string& part);
 std::string TopViewJson(const TopView& top);
