@@ -81,6 +81,7 @@ Status MakeDashboardPlan(const Config& config, const RedisUrl& redis, DashboardP
   d.version = COMPD_VERSION;
   d.top_n = static_cast<size_t>(config.GetInt("dashboard_top"));
   d.redis_timeout = timeout;
+  d.rules = p.anomaly_options.rules;
   *out = std::move(p);
   return Status::Ok();
 }

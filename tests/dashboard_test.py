@@ -88,6 +88,17 @@ def seed_last_hour(redis, now):
         redis.call("ZADD", PREFIX + "vol:h:%s:rcpts" % h1, 2 * n, account)
 
 
+def seed_week_ago(redis, now):
+    """The platform's messages per hour a week ago: an office-hours wave, so the wall page's
+    platform chart has last week's area to draw this week's line against."""
+    base = hour_start(now) - 7 * 86400
+    for i in range(50):
+        t = base - i * 3600
+        hour = time.gmtime(t).tm_hour
+        n = 400 if 8 <= hour < 18 else 60
+        redis.call("HSET", PREFIX + "vol:t:%s" % hour_id(t), "m", n, "r", n)
+
+
 def add_listed(redis, address):
     meta = json.dumps({"added_at": int(time.time()), "added_by": "test", "note": "",
                        "source": "dashboard_test"})
@@ -239,6 +250,7 @@ class Env:
             add_listed(self.redis, LISTED)
             seed_year(self.redis, YEARLY, self.t0)
             seed_last_hour(self.redis, self.t0)
+            seed_week_ago(self.redis, self.t0)
 
             r = h.mapctl("dashboard-user", WEB_USER, input=WEB_PASSWORD + "\n")
             assert r.returncode == 0, r.stderr
@@ -503,6 +515,64 @@ class DashboardTest(unittest.TestCase):
         # Without credentials the browser gets the 401 page, not the dashboard.
         r = chromium("--dump-dom", "http://127.0.0.1:%d/" % ENV.http_port)
         self.assertNotIn(YEARLY, r.stdout.decode("utf-8", "replace"))
+
+    def test_h_wall_page_shapes_at_two_screen_sizes(self):
+        time.sleep(1.2)
+        url = "http://%s:%s@127.0.0.1:%d/" % (WEB_USER, WEB_PASSWORD, ENV.http_port)
+        keep = os.environ.get("COMPD_DASHBOARD_SCREENSHOT_DIR")
+        for w, hgt in ((1920, 1080), (1366, 768)):
+            shot = os.path.join(keep or ENV.dir, "wall-%dx%d.png" % (w, hgt))
+            r = chromium("--hide-scrollbars", "--window-size=%d,%d" % (w, hgt),
+                         "--screenshot=" + shot, url)
+            self.assertEqual(r.returncode, 0, r.stderr.decode("utf-8", "replace")[-2000:])
+            self.assertEqual(png_size(shot), (w, hgt))
+            self.assertGreater(os.path.getsize(shot), 20000)
+        r = chromium("--window-size=1920,1080", "--dump-dom", url)
+        dom = r.stdout.decode("utf-8", "replace")
+        # The year of one mail a day that sent 600 this hour: its current hour is a red bar
+        # above its usual busy day, in the this-hour column.
+        this_hour = dom[dom.index('id="this-hour"'):dom.index('id="last-hour"')]
+        row = re.search(r'<tr[^>]*data-account="%s".*?</tr>' % re.escape(YEARLY), this_hour,
+                        re.S)
+        self.assertIsNotNone(row, this_hour[:3000])
+        self.assertIn('class="bar over now"', row.group(0))
+        self.assertIn('class="band"', row.group(0))
+        self.assertRegex(row.group(0), r"<title>\d+ this hour; usual busy day 1;")
+        # A steady sender stays inside its band: no red.
+        alice = re.search(r'<tr[^>]*data-account="%s".*?</tr>' % re.escape(ALICE), this_hour,
+                          re.S)
+        self.assertNotIn("over", alice.group(0))
+        # The platform: this week's line against the seeded week-ago hours.
+        platform = dom[dom.index('id="platform"'):dom.index('id="this-hour"')]
+        self.assertIn('class="thisweek"', platform)
+        self.assertIn('class="lastweek"', platform)
+        self.assertIn("a week earlier", platform)
+        trends = json.loads(http_get(ENV.http_port, "/api/trends", auth="Bearer " + TOKEN)[2])
+        hours = trends["trends"]["accounts"][YEARLY]["hours"]
+        self.assertEqual(len(hours), 48)
+        self.assertGreaterEqual(hours[-1], BURST)
+        self.assertEqual(trends["trends"]["platform"]["week_ago"][-1],
+                         400 if 8 <= time.gmtime().tm_hour < 18 else 60)
+
+    def test_i_wall_page_with_no_data_at_all(self):
+        with h.RedisServer() as redis:
+            port = h.free_port()
+            milter = h.Milter.standard(
+                redis, action="reject", prefix=PREFIX,
+                extra=["--http-listen", "127.0.0.1:%d" % port,
+                       "--http-users-file", ENV.users_file])
+            with milter:
+                h.wait_for(lambda: h.port_open(port), 10, what="dashboard listener")
+                url = "http://%s:%s@127.0.0.1:%d/" % (WEB_USER, WEB_PASSWORD, port)
+                shot = os.path.join(ENV.dir, "wall-empty.png")
+                r = chromium("--hide-scrollbars", "--window-size=1920,1080",
+                             "--screenshot=" + shot, url)
+                self.assertEqual(r.returncode, 0, r.stderr.decode("utf-8", "replace")[-2000:])
+                self.assertEqual(png_size(shot), (1920, 1080))
+                dom = chromium("--dump-dom", url).stdout.decode("utf-8", "replace")
+                self.assertIn("no authenticated mail", dom)
+                self.assertIn("no week-old counts yet", dom)
+                self.assertNotIn('class="error"', dom)
 
 
 if __name__ == "__main__":

@@ -39,6 +39,7 @@ TEST_CASE("keys: every name under the prefix", "[keys]") {
   CHECK(k.hour_recipients("2026112618") == "p:vol:h:2026112618:rcpts");
   CHECK(k.hour_networks("2026112618", "a@x") == "p:vol:h:2026112618:nets:a@x");
   CHECK(k.month("202611", "a@x") == "p:vol:m:202611:a@x");
+  CHECK(k.hour_total("2026112618") == "p:vol:t:2026112618");
   CHECK(k.volume_flush("i.1:2") == "p:vol:flush:i.1:2");
   CHECK(k.anomaly("hour_volume", "2026-11-26T18", "a@x") ==
         "p:anomaly:hour_volume:2026-11-26T18:a@x");

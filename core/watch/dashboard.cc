@@ -77,6 +77,20 @@ nlohmann::json MapJson(const std::optional<MapInfo>& m) {
           {"loaded", m->loaded}};
 }
 
+nlohmann::json TrendsJson(const DashboardData& d) {
+  nlohmann::json accounts = nlohmann::json::object();
+  for (const auto& [account, t] : d.trends) {
+    accounts[account] = {
+        {"hours", t.hours}, {"usual_day", t.usual_day}, {"history_days", t.history_days}};
+  }
+  return {{"first_hour", d.platform.first_hour},
+          {"platform",
+           {{"hours", d.platform.hours},
+            {"week_ago", d.platform.week_ago},
+            {"week_ago_known", d.platform.week_ago_known}}},
+          {"accounts", accounts}};
+}
+
 std::string Dump(const nlohmann::json& j) {
   return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
@@ -86,6 +100,12 @@ std::string Dump(const nlohmann::json& j) {
 std::set<std::string> DashboardData::AnomalousAccounts() const {
   std::set<std::string> out;
   for (const Event& e : anomalies) out.insert(e.account);
+  return out;
+}
+
+std::set<std::string> DashboardData::SignalledAccounts() const {
+  std::set<std::string> out;
+  for (const Event& e : signals) out.insert(e.account);
   return out;
 }
 
@@ -148,7 +168,9 @@ DashboardAccount DashboardAccountOf(const AccountRecord& a, int64_t now_ms) {
 }
 
 DashboardSource::DashboardSource(DashboardOptions options, MapInfoFn map_info)
-    : options_(std::move(options)), map_info_(std::move(map_info)) {}
+    : options_(std::move(options)),
+      map_info_(std::move(map_info)),
+      trends_(options_.prefix, options_.rules) {}
 
 std::shared_ptr<DashboardData> DashboardSource::Gather() {
   auto d = std::make_shared<DashboardData>();
@@ -156,6 +178,7 @@ std::shared_ptr<DashboardData> DashboardSource::Gather() {
   d->host = options_.host;
   d->version = options_.version;
   d->top_n = options_.top_n;
+  d->min_history_days = options_.rules.min_history_days;
   if (map_info_) d->map = map_info_();
   if (!redis_) redis_ = std::make_unique<RedisClient>(options_.redis, options_.redis_timeout);
   Status s = ReadTop(redis_.get(), options_.prefix, d->generated, options_.top_n, &d->top);
@@ -164,11 +187,23 @@ std::shared_ptr<DashboardData> DashboardSource::Gather() {
                          options_.max_anomalies, &d->anomalies);
   }
   if (s.ok()) {
+    s = ReadRecentEvents(redis_.get(), options_.prefix, "signal", (d->generated - 86400) * 1000,
+                         options_.max_signals, &d->signals);
+  }
+  if (s.ok()) {
     s = ReadRecentEvents(redis_.get(), options_.prefix, "hit",
                          (d->generated - kHitsLookBack) * 1000, options_.max_hits, &d->hits);
   }
   if (s.ok())
     s = ReadDashboardAccounts(redis_.get(), options_.prefix, options_.max_accounts, &d->accounts);
+  if (s.ok()) {
+    std::set<std::string> shown;
+    for (const TopColumn* c : {&d->top.this_hour, &d->top.last_hour}) {
+      for (const TopRow& r : c->rows) shown.insert(r.account);
+    }
+    s = trends_.ReadAccounts(redis_.get(), d->generated, shown, &d->trends);
+  }
+  if (s.ok()) s = trends_.ReadPlatform(redis_.get(), d->generated, &d->platform);
   if (!s.ok()) d->error = "Redis " + options_.redis.ToString() + ": " + s.message();
   return d;
 }
@@ -197,7 +232,9 @@ std::string DashboardJson(const DashboardData& d, const std::string& part) {
   }
   if (all || part == "anomalies") j["anomalies"] = EventsArray(d.anomalies);
   if (all || part == "hits") j["hits"] = EventsArray(d.hits);
+  if (all || part == "signals") j["signals"] = EventsArray(d.signals);
   if (all || part == "accounts") j["accounts"] = AccountsJson(d.accounts);
+  if (all || part == "trends") j["trends"] = TrendsJson(d);
   if (all || part == "map") {
     j["map"] = MapJson(d.map);
     j["version"] = d.version;

@@ -1,9 +1,11 @@
 #include "compd/watch/dashboard_page.h"
 
+#include <map>
 #include <set>
 #include <sstream>
 
 #include "compd/base/text_output.h"
+#include "compd/watch/dashboard_charts.h"
 
 namespace compd {
 
@@ -26,11 +28,30 @@ header .meta { color: #8b949e; }
 h2 { font-size: 1.25em; margin: .2em 0 .4em; color: #8b949e; text-transform: uppercase;
   letter-spacing: .06em; font-weight: normal; }
 h2 b { color: #e6edf3; }
-table { width: 100%; border-collapse: collapse; table-layout: fixed; font-size: 1.25em; }
+table { width: 100%; border-collapse: collapse; table-layout: fixed; font-size: 1.1em; }
 th { color: #8b949e; font-weight: normal; font-size: .7em; text-transform: uppercase; }
 td, th { padding: .2em .45em; text-align: right; white-space: nowrap; }
 th.rank, td.rank { width: 1.7em; color: #8b949e; padding-left: 0; }
-th.num, td.num { width: 4.1em; }
+th.num, td.num { width: 3.7em; }
+th.spark, td.spark { width: 8.5em; padding: .1em .4em; }
+svg.spark { display: block; width: 100%; height: 1.5em; }
+svg.spark .band { fill: #2d333b; }
+svg.spark .bar { fill: #58a6ff; }
+svg.spark .bar.now { fill: #a5d6ff; }
+svg.spark .bar.over { fill: #ff4d4d; }
+svg.spark .mid { stroke: #6e7681; stroke-width: 1; vector-effect: non-scaling-stroke; }
+#platform { padding: .4em 1.2em 0; }
+#platform h2 .key { text-transform: none; letter-spacing: 0; }
+#platform .kthis { color: #58a6ff; font-weight: bold; } #platform .klast { color: #8b949e; }
+svg.platform { display: block; width: 100%; height: auto; }
+svg.platform .thisweek { fill: none; stroke: #58a6ff; stroke-width: 3.5; stroke-linejoin: round; }
+svg.platform .nowdot { fill: #a5d6ff; }
+svg.platform .lastweek { fill: #30363d; stroke: #6e7681; stroke-width: 1; }
+svg.platform .grid, svg.platform .mid { stroke: #30363d; stroke-width: 1; }
+svg.platform .base { stroke: #6e7681; stroke-width: 1.5; }
+svg.platform .axis { fill: #8b949e; font-size: 17px; }
+tr.locked td.acct { color: #ff7b72; font-weight: bold; }
+tr.flagged td.acct { color: #f0b72f; }
 th.nets, td.nets { width: 3em; }
 th.chg, td.chg { width: 4.6em; }
 th.flag, td.flag { width: 3.7em; text-align: left; padding-left: 0; padding-right: .4em; }
@@ -41,9 +62,13 @@ tr.anomaly, tr.anomaly:nth-child(odd) { background: #6e1b1b; }
 .badge { display: block; width: 6.2em; text-align: center; font-size: .48em; line-height: 1.5;
   padding: 0 .3em; margin: .15em 0; border-radius: .3em; background: #9e6a03; color: #fff; font-weight: bold; }
 .badge.red { background: #da3633; }
+.badge.locked { background: #da3633; } .badge.flagged { background: #9e6a03; }
 .up { color: #ff9e64; } .down { color: #7d8590; } .same { color: #7d8590; }
 .empty { color: #7d8590; font-style: italic; padding: .4em .45em; }
-.panels { display: grid; grid-template-columns: repeat(3, minmax(0, 1fr)); gap: 1.5em; padding: 0 1.2em 1em; }
+.panels { display: grid; grid-template-columns: repeat(auto-fit, minmax(19em, 1fr)); gap: 1.5em; padding: 0 1.2em 1em; }
+.react { font-size: .8em; font-weight: bold; padding: 0 .4em; border-radius: .25em; margin-right: .5em; background: #30363d; }
+.react.lock, .react.tempfail { background: #da3633; } .react.flag { background: #9e6a03; }
+.badge.signal { background: #8957e5; }
 .panels ul { list-style: none; margin: 0; padding: 0; }
 .panels li { padding: .25em .45em; overflow-wrap: anywhere; }
 .panels li:nth-child(odd) { background: #161b22; }
@@ -84,7 +109,9 @@ std::string Ago(int64_t seconds) {
 }
 
 void Column(std::ostringstream& out, const char* id, const char* title, const TopColumn& col,
-            const std::set<std::string>& anomalous, bool current, int64_t now) {
+            const DashboardData& d, const std::set<std::string>& anomalous,
+            const std::map<std::string, std::string>& states, bool current) {
+  const int64_t now = d.generated;
   std::string range =
       HourLabel(col.hour_start).substr(11) + ":00–" +
       (current ? std::string("now") : HourLabel(col.hour_start + 3600).substr(11) + ":00");
@@ -92,14 +119,19 @@ void Column(std::ostringstream& out, const char* id, const char* title, const To
   out << "<section class=\"col\" id=\"" << id << "\"><h2><b>" << title << "</b> · " << range
       << " UTC</h2>\n<table><thead><tr><th class=\"rank\">#</th><th class=\"acct\">account</th><th "
          "class=\"flag\"></th>"
-      << "<th class=\"num\">msgs</th><th class=\"num\">rcpts</th><th class=\"nets\">nets</th>"
+      << "<th class=\"spark\">48 h</th><th class=\"num\">msgs</th><th class=\"num\">rcpts</th><th "
+         "class=\"nets\">nets</th>"
       << "<th class=\"chg\">change</th></tr></thead><tbody>\n";
   int rank = 0;
   for (const TopRow& r : col.rows) {
     ++rank;
     bool anomaly = anomalous.count(r.account) > 0;
-    std::string cls = std::string(r.new_to_top ? "new" : "") +
-                      (anomaly ? (r.new_to_top ? " anomaly" : "anomaly") : "");
+    auto st = states.find(r.account);
+    const std::string state = st != states.end() ? st->second : "";
+    std::string cls;
+    for (const char* c : {r.new_to_top ? "new" : "", anomaly ? "anomaly" : "", state.c_str()}) {
+      if (*c) cls += (cls.empty() ? "" : " ") + std::string(c);
+    }
     int64_t change = r.messages - r.previous;
     std::string chg_cls = change > 0 ? "up" : (change < 0 ? "down" : "same");
     std::string chg = r.previous == 0 ? "new"
@@ -112,6 +144,22 @@ void Column(std::ostringstream& out, const char* id, const char* title, const To
         << HtmlEscape(r.account) << "</td><td class=\"flag\">";
     if (r.new_to_top) out << "<span class=\"badge\">NEW</span>";
     if (anomaly) out << "<span class=\"badge red\">ANOMALY</span>";
+    if (!state.empty()) {
+      std::string upper = state;
+      for (char& c : upper) c = static_cast<char>(c - ('a' <= c && c <= 'z' ? 32 : 0));
+      out << "<span class=\"badge " << state << "\">" << upper << "</span>";
+    }
+    out << "</td><td class=\"spark\">";
+    auto trend = d.trends.find(r.account);
+    if (trend != d.trends.end() && !trend->second.hours.empty()) {
+      // The column of the hour before shows the same 48 hours, ending where it ends.
+      AccountTrend shown = trend->second;
+      if (!current) {
+        shown.hours.pop_back();
+        shown.hours.insert(shown.hours.begin(), 0);
+      }
+      out << SparklineSvg(shown, d.platform.first_hour - (current ? 0 : 3600), d.min_history_days);
+    }
     out << "</td><td class=\"num\">" << Thousands(r.messages) << "</td><td class=\"num\">"
         << Thousands(r.recipients) << "</td><td class=\"nets\">" << Thousands(r.networks)
         << "</td><td class=\"chg " << chg_cls << "\">" << chg << "</td></tr>\n";
@@ -169,10 +217,40 @@ std::string RenderDashboardPage(const DashboardData& d, int refresh_seconds) {
   }
   out << "</header>\n";
   if (!d.error.empty()) out << "<div class=\"error\">" << HtmlEscape(d.error) << "</div>\n";
+  if (!d.platform.hours.empty()) {
+    out << "<section id=\"platform\"><h2><b>All accounts</b> · messages per hour, 48 h "
+        << "<span class=\"key\"><span class=\"kthis\">━ now</span> "
+        << (d.platform.week_ago_known ? "<span class=\"klast\">▆ a week earlier</span>"
+                                      : "<span class=\"klast\">(no week-old counts yet)</span>")
+        << "</span></h2>" << PlatformChartSvg(d.platform) << "</section>\n";
+  }
+  std::map<std::string, std::string> states;
+  for (const std::string& a : d.SignalledAccounts()) states[a] = "signal";
+  for (const DashboardAccount& a : d.accounts) {
+    if (a.state == "locked" || a.state == "flagged") states[a.account] = a.state;
+  }
   out << "<main class=\"cols\">\n";
-  Column(out, "this-hour", "This hour", d.top.this_hour, anomalous, true, d.generated);
-  Column(out, "last-hour", "Last hour", d.top.last_hour, anomalous, false, d.generated);
+  Column(out, "this-hour", "This hour", d.top.this_hour, d, anomalous, states, true);
+  Column(out, "last-hour", "Last hour", d.top.last_hour, d, anomalous, states, false);
   out << "</main>\n<div class=\"panels\">\n";
+
+  out << "<section id=\"signals\"><h2><b>Signals</b> · 24 h</h2><ul>\n";
+  for (const Event& e : d.signals) {
+    std::string signals = e.rule;
+    for (size_t i = signals.find(','); i != std::string::npos; i = signals.find(',', i + 2)) {
+      signals.replace(i, 1, ", ");
+    }
+    // The evidence behind the reaction, for whoever walks up to the wall and points.
+    out << "<li title=\"" << HtmlEscape(e.evidence) << "\"><span class=\"t\">"
+        << EventTime(e.time, d.generated) << "</span><span class=\"react " << HtmlEscape(e.action)
+        << "\">" << HtmlEscape(e.action) << "</span><span class=\"a\">" << HtmlEscape(e.account)
+        << "</span> <span class=\"bad\">" << HtmlEscape(signals) << "</span>";
+    if (!e.detail.empty()) out << " <span class=\"t\">" << HtmlEscape(e.detail) << "</span>";
+    out << "</li>\n";
+  }
+  out << "</ul>";
+  if (d.signals.empty()) out << "<div class=\"empty\">none</div>";
+  out << "</section>\n";
 
   out << "<section id=\"anomalies\"><h2><b>Anomalies</b> · 24 h</h2><ul>\n";
   for (const Event& e : d.anomalies) {
@@ -212,7 +290,8 @@ std::string RenderDashboardPage(const DashboardData& d, int refresh_seconds) {
 
   out << "<footer>compd " << HtmlEscape(d.version) << " · generated " << FormatUnixTime(d.generated)
       << " · refreshes every " << refresh_seconds
-      << " s · counts are all nodes, UTC hours · change: against the hour before</footer>\n"
+      << " s · counts are all nodes, UTC hours · change: against the hour before · 48 h: "
+         "messages per hour, red above the account's usual busy day (grey band)</footer>\n"
       << "</body></html>\n";
   return out.str();
 }

@@ -23,7 +23,8 @@ constexpr int64_t kDay = 86400;
 constexpr size_t kChunkItems = 500;
 
 // One chunk of a batch, atomically. ARGV: the flush marker's key, then per item: account,
-// its hour messages, hour recipients and hour networks keys, its month key, the day of
+// its hour messages, hour recipients and hour networks keys, its month key, the hour's
+// platform total key (kept 8 days past the hour keys for the wall page), the day of
 // the month ("DD"), hour keys' EXPIREAT (0: hour too old, skip the hour keys), month key's
 // EXPIREAT, messages, recipients, N, then N networks. Returns 0 if this flush id was
 // applied before; else four values per item: hour messages, hour recipients, hour
@@ -37,10 +38,10 @@ if not redis.call('SET', ARGV[1], '1', 'NX', 'EX', 3600) then
   return 0
 end
 local function apply(i, n)
-  local acct, hmk, hrk, nk, mk, dd = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3],
-                                     ARGV[i + 4], ARGV[i + 5]
-  local hexp, mexp = ARGV[i + 6], ARGV[i + 7]
-  local msgs, rcpts = tonumber(ARGV[i + 8]), tonumber(ARGV[i + 9])
+  local acct, hmk, hrk, nk, mk, tk, dd = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3],
+                                         ARGV[i + 4], ARGV[i + 5], ARGV[i + 6]
+  local hexp, mexp = ARGV[i + 7], ARGV[i + 8]
+  local msgs, rcpts = tonumber(ARGV[i + 9]), tonumber(ARGV[i + 10])
   local hm, hr, hn = 0, 0, -1
   if hexp ~= '0' then
     hm = tonumber(redis.call('ZINCRBY', hmk, msgs, acct))
@@ -48,10 +49,13 @@ local function apply(i, n)
     redis.call('EXPIREAT', hmk, hexp)
     redis.call('EXPIREAT', hrk, hexp)
     if n > 0 then
-      redis.call('PFADD', nk, unpack(ARGV, i + 11, i + 10 + n))
+      redis.call('PFADD', nk, unpack(ARGV, i + 12, i + 11 + n))
       redis.call('EXPIREAT', nk, hexp)
     end
     if redis.call('EXISTS', nk) == 1 then hn = redis.call('PFCOUNT', nk) end
+    redis.call('HINCRBY', tk, 'm', msgs)
+    redis.call('HINCRBY', tk, 'r', rcpts)
+    redis.call('EXPIREAT', tk, tonumber(hexp) + 691200)
   end
   local dm, dr, dn = 0, 0, 0
   local cur = redis.call('HGET', mk, dd)
@@ -69,14 +73,14 @@ end
 local out = {}
 local i = 2
 while i <= #ARGV do
-  local n = tonumber(ARGV[i + 10])
+  local n = tonumber(ARGV[i + 11])
   local ok, r = pcall(apply, i, n)
   if not ok then
     local msg = type(r) == 'table' and (r.err or 'error') or tostring(r)
     r = {-2, -2, -2, msg}
   end
   for k = 1, 4 do out[#out + 1] = r[k] end
-  i = i + 11 + n
+  i = i + 12 + n
 end
 return out
 )lua";
@@ -256,6 +260,7 @@ bool VolumeCounter::WriteBatch() {
         cmd.push_back(keys.hour_recipients(hour));
         cmd.push_back(keys.hour_networks(hour, item.account));
         cmd.push_back(keys.month(day.substr(0, 6), item.account));
+        cmd.push_back(keys.hour_total(hour));
         cmd.push_back(day.substr(6));
         cmd.push_back(expire_at > now ? std::to_string(expire_at) : "0");
         cmd.push_back(std::to_string(NextMonthStart(item.hour_start) +

@@ -111,6 +111,12 @@ TEST_CASE("volume counter writes messages, recipients and networks per hour and 
   REQUIRE(c.Command({"TTL", k.hour_messages(hour)}, &ttl).ok());
   CHECK(ttl.integer > 48 * 3600);
   CHECK(ttl.integer <= 49 * 3600);
+  // The platform's total of the hour, kept 8 days longer than the per-account hours.
+  CHECK(HGet(c, k.hour_total(hour), "m") == "7");
+  CHECK(HGet(c, k.hour_total(hour), "r") == "14");
+  REQUIRE(c.Command({"TTL", k.hour_total(hour)}, &ttl).ok());
+  CHECK(ttl.integer > (48 + 192) * 3600);
+  CHECK(ttl.integer <= (49 + 192) * 3600);
   REQUIRE(c.Command({"TTL", month_key}, &ttl).ok());
   CHECK(ttl.integer > 400 * 86400);
   CHECK(ttl.integer <= 431 * 86400);

@@ -72,6 +72,8 @@ struct Keys {
   std::string hour_networks(const std::string& hour, const std::string& account) const {
     return prefix + "vol:h:" + hour + ":nets:" + account;
   }
+  // The platform's total of an hour, every account (the wall page's chart).
+  std::string hour_total(const std::string& hour) const { return prefix + "vol:t:" + hour; }
   std::string month(const std::string& yyyymm, const std::string& account) const {
     return prefix + "vol:m:" + yyyymm + ":" + account;
   }

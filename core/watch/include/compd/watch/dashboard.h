@@ -22,6 +22,7 @@
 #include "compd/accounts/accounts.h"
 #include "compd/base/redis.h"
 #include "compd/events/event.h"
+#include "compd/watch/trends.h"
 #include "compd/watch/volume.h"
 
 namespace compd {
@@ -55,12 +56,19 @@ struct DashboardData {
   TopView top;
   std::vector<Event> anomalies;            // last 24 hours, newest first
   std::vector<Event> hits;                 // newest first
+  std::vector<Event> signals;              // detection reactions, last 24 hours, newest first
   std::vector<DashboardAccount> accounts;  // locked first, then flagged, then by latest hit
   std::optional<MapInfo> map;
-  std::string error;  // set when Redis could not be read; the rest may be partial
+  // The shapes: each top sender's last 48 hours and usual busy day, and the platform's.
+  std::map<std::string, AccountTrend> trends;
+  PlatformTrend platform;
+  int min_history_days = 7;  // below it an account has no usual day (AnomalyRules)
+  std::string error;         // set when Redis could not be read; the rest may be partial
 
   // Accounts with an anomaly in `anomalies`.
   std::set<std::string> AnomalousAccounts() const;
+  // Accounts with a detection signal in `signals`.
+  std::set<std::string> SignalledAccounts() const;
 };
 
 struct DashboardOptions {
@@ -71,9 +79,11 @@ struct DashboardOptions {
   size_t top_n = 15;
   size_t max_hits = 12;
   size_t max_anomalies = 50;
+  size_t max_signals = 12;
   size_t max_accounts = 12;
   std::chrono::milliseconds cache_for{1000};
   std::chrono::milliseconds redis_timeout{2000};
+  AnomalyRules rules;  // what "usual" means, as the anomaly rules see it
 };
 
 class DashboardSource {
@@ -92,6 +102,7 @@ class DashboardSource {
   const MapInfoFn map_info_;
   std::mutex mu_;  // guards everything below
   std::unique_ptr<RedisClient> redis_;
+  TrendReader trends_;
   std::shared_ptr<const DashboardData> cached_;
   std::chrono::steady_clock::time_point cached_at_;
 };
@@ -104,7 +115,9 @@ Status ReadDashboardAccounts(RedisClient* redis, const std::string& prefix, size
 // The dashboard's view of one registry record at `now_ms`.
 DashboardAccount DashboardAccountOf(const AccountRecord& record, int64_t now_ms);
 
-// JSON documents for the API. `part`: "top", "hits", "anomalies", "accounts", "map", or
+
+// JSON documents for the API. `part`: "top", "hits", "anomalies", "signals", "accounts",
+// "map", "trends", or
 // "dashboard" for all of them. Never throws (invalid UTF-8 is replaced).
 std::string DashboardJson(const DashboardData& data, const std::string& part);
 std::string TopViewJson(const TopView& top);

@@ -1,6 +1,7 @@
 // Dashboard page: DashboardData as one self-contained HTML page for a wall monitor: dark
 // background, big type, the two top-sender columns side by side, anomalies, hits and
-// flagged accounts below. No scripts and no external assets (the page reloads itself
+// flagged accounts below, with each top sender's last 48 hours and the platform's drawn as
+// inline SVG (dashboard_charts.h). No scripts and no external assets (the page reloads itself
 // with a meta refresh), so it works behind any proxy and under a strict CSP.
 //
 // Pure functions; safe from any thread.

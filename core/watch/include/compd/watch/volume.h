@@ -29,6 +29,8 @@
 //   {prefix}vol:h:<hour>:rcpts        zset account -> their envelope recipients
 //   {prefix}vol:h:<hour>:nets:<acct>  HyperLogLog of the client networks of that hour
 //     The hour keys expire hour_retention after the end of their hour.
+//   {prefix}vol:t:<hour>              hash m -> messages, r -> recipients of every account
+//     that hour (the platform's total); kept 8 days longer than the hour keys.
 //   {prefix}vol:m:<YYYYMM>:<account>  hash, one field per active day of that month:
 //     <DD> -> "messages recipients networks" (networks: the most distinct client networks
 //     in one hour of that day). Kept day_retention after the end of its month. Short
