@@ -15,6 +15,7 @@
 #include "compd/base/text_output.h"
 #include "compd/detect/candidate_store.h"
 #include "compd/map/address.h"
+#include "compd/map/envelope_address.h"
 #include "compd/map/map_edit.h"
 
 namespace mapctl {

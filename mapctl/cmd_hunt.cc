@@ -12,6 +12,7 @@
 #include "compd/base/utc_time.h"
 #include "compd/map/address.h"
 #include "compd/map/entry.h"
+#include "compd/map/envelope_address.h"
 #include "compd/map/matcher.h"
 #include "replay_input.h"
 

@@ -16,6 +16,7 @@
 #include "compd/detect/engine.h"
 #include "compd/logs/log_reader.h"
 #include "compd/map/address.h"
+#include "compd/map/envelope_address.h"
 #include "compd/map/matcher.h"
 #include "replay_input.h"
 

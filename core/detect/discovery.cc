@@ -7,6 +7,7 @@
 #include "compd/base/utc_time.h"
 #include "compd/detect/features.h"
 #include "compd/map/address.h"
+#include "compd/map/envelope_address.h"
 
 namespace compd {
 
