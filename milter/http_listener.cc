@@ -70,8 +70,8 @@ void HttpListener::Route() {
     res.set_content(RenderDashboardPage(*source_->Get(), options_.refresh_seconds),
                     "text/html; charset=utf-8");
   });
-  for (const char* part :
-       {"top", "hits", "anomalies", "signals", "accounts", "map", "trends", "dashboard"}) {
+  for (const char* part : {"top", "hits", "anomalies", "signals", "candidates", "accounts", "map",
+                           "trends", "dashboard"}) {
     std::string name = part;
     s.Get("/api/" + name, [this, name](const httplib::Request&, httplib::Response& res) {
       auto data = source_->Get();

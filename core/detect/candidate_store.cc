@@ -33,8 +33,8 @@ CandidateStore::CandidateStore(RedisClient* client, std::string prefix)
 
 Status CandidateStore::Propose(const Candidate& c, bool* stored) {
   RedisReply reply;
-  Status s = client_->Command({"EVAL", kProposeScript, "2", keys_.candidates(), keys_.rejected(),
-                               c.recipient, c.Evidence().dump()},
+  Status s = client_->Command({"EVAL", kProposeScript, "2", keys_.discovery_candidates(),
+                               keys_.discovery_rejected(), c.recipient, c.Evidence().dump()},
                               &reply);
   if (!s.ok()) return s;
   if (reply.type != RedisReply::Type::kInteger) return Unexpected(reply, "discovery propose");
@@ -44,7 +44,7 @@ Status CandidateStore::Propose(const Candidate& c, bool* stored) {
 
 Status CandidateStore::List(std::vector<nlohmann::json>* out) {
   RedisReply reply;
-  Status s = client_->Command({"HGETALL", keys_.candidates()}, &reply);
+  Status s = client_->Command({"HGETALL", keys_.discovery_candidates()}, &reply);
   if (!s.ok()) return s;
   if (reply.type != RedisReply::Type::kArray) return Unexpected(reply, "discovery list");
   out->clear();
@@ -63,7 +63,7 @@ Status CandidateStore::List(std::vector<nlohmann::json>* out) {
 Status CandidateStore::Get(const std::string& recipient, nlohmann::json* evidence) {
   RedisReply reply;
   const std::string r = CanonicalAddress(recipient);
-  Status s = client_->Command({"HGET", keys_.candidates(), r}, &reply);
+  Status s = client_->Command({"HGET", keys_.discovery_candidates(), r}, &reply);
   if (!s.ok()) return s;
   if (reply.is_nil()) return Status::NotFound("not a waiting candidate: " + r);
   if (reply.type != RedisReply::Type::kString) return Unexpected(reply, "discovery get");
@@ -75,15 +75,16 @@ Status CandidateStore::Get(const std::string& recipient, nlohmann::json* evidenc
 
 Status CandidateStore::Remove(const std::string& recipient) {
   RedisReply reply;
-  return client_->Command({"HDEL", keys_.candidates(), CanonicalAddress(recipient)}, &reply);
+  return client_->Command({"HDEL", keys_.discovery_candidates(), CanonicalAddress(recipient)},
+                          &reply);
 }
 
 Status CandidateStore::Reject(const std::string& recipient, const std::string& by, int64_t at_unix,
                               bool* was_waiting) {
   RedisReply reply;
   const nlohmann::json why = {{"by", by}, {"at", at_unix}};
-  Status s = client_->Command({"EVAL", kRejectScript, "2", keys_.candidates(), keys_.rejected(),
-                               CanonicalAddress(recipient), why.dump()},
+  Status s = client_->Command({"EVAL", kRejectScript, "2", keys_.discovery_candidates(),
+                               keys_.discovery_rejected(), CanonicalAddress(recipient), why.dump()},
                               &reply);
   if (!s.ok()) return s;
   if (reply.type != RedisReply::Type::kInteger) return Unexpected(reply, "discovery reject");
@@ -93,7 +94,8 @@ Status CandidateStore::Reject(const std::string& recipient, const std::string& b
 
 Status CandidateStore::IsRejected(const std::string& recipient, bool* rejected) {
   RedisReply reply;
-  Status s = client_->Command({"HEXISTS", keys_.rejected(), CanonicalAddress(recipient)}, &reply);
+  Status s = client_->Command({"HEXISTS", keys_.discovery_rejected(), CanonicalAddress(recipient)},
+                              &reply);
   if (!s.ok()) return s;
   if (reply.type != RedisReply::Type::kInteger) return Unexpected(reply, "discovery rejected");
   *rejected = reply.integer == 1;

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cstdlib>
 
+#include "compd/base/keys.h"
+
 namespace compd {
 
 namespace {
@@ -34,7 +36,7 @@ int64_t NowMs() {
 }
 
 std::string GroupsKey(const std::string& prefix, const std::string& key) {
-  return prefix + "detect:groups:" + key;
+  return Keys(prefix).detect_groups(key);
 }
 
 }  // namespace
@@ -127,8 +129,8 @@ bool RedisDetectState::Load() {
   // The feed position first, so nothing appended while loading is missed (a use merged
   // twice changes nothing).
   RedisReply last;
-  Status s = redis_->Command({"XREVRANGE", options_.prefix + "detect:feed", "+", "-", "COUNT", "1"},
-                             &last);
+  Status s = redis_->Command(
+      {"XREVRANGE", Keys(options_.prefix).detect_feed(), "+", "-", "COUNT", "1"}, &last);
   if (!s.ok()) return false;
   feed_id_ = "0-0";
   if (last.type == RedisReply::Type::kArray && !last.elements.empty() &&
@@ -138,7 +140,7 @@ bool RedisDetectState::Load() {
   const int64_t now = NowMs();
   std::string cursor = "0";
   size_t accounts = 0;
-  const std::string pattern = options_.prefix + "detect:groups:*";
+  const std::string pattern = Keys(options_.prefix).detect_groups_pattern();
   const size_t cut = options_.prefix.size() + 14;
   do {
     RedisReply page;
@@ -182,7 +184,7 @@ bool RedisDetectState::Load() {
     }
   } while (cursor != "0");
   RedisReply domains;
-  s = redis_->Command({"SMEMBERS", options_.prefix + "detect:domains"}, &domains);
+  s = redis_->Command({"SMEMBERS", Keys(options_.prefix).detect_domains()}, &domains);
   if (!s.ok()) return false;
   for (const RedisReply& d : domains.elements) MemoryDetectState::AddDomain(d.str);
   loaded_ = true;
@@ -206,7 +208,7 @@ bool RedisDetectState::Sync() {
     cmds.push_back({"EVAL", kMergeScript, "1", GroupsKey(options_.prefix, key), u.group,
                     std::to_string(u.time_ms), std::to_string(u.time_ms), u.network, ttl});
     cmds.push_back({"XADD",
-                    options_.prefix + "detect:feed",
+                    Keys(options_.prefix).detect_feed(),
                     "MAXLEN",
                     "~",
                     std::to_string(kFeedMaxLen),
@@ -227,13 +229,13 @@ bool RedisDetectState::Sync() {
                     options_.node});
   }
   if (!domains.empty()) {
-    std::vector<std::string> sadd = {"SADD", options_.prefix + "detect:domains"};
+    std::vector<std::string> sadd = {"SADD", Keys(options_.prefix).detect_domains()};
     for (std::string& d : domains) sadd.push_back(std::move(d));
     cmds.push_back(std::move(sadd));
   }
   // Then what the others appended (our own entries are skipped when read).
   cmds.push_back({"XREAD", "COUNT", std::to_string(kReadCount), "STREAMS",
-                  options_.prefix + "detect:feed", feed_id_});
+                  Keys(options_.prefix).detect_feed(), feed_id_});
   std::vector<RedisReply> replies;
   Status s = redis_->Pipeline(cmds, &replies);
   if (replies.size() != cmds.size()) {

@@ -4,6 +4,7 @@
 #include <nlohmann/json.hpp>
 
 #include "compd/accounts/accounts.h"
+#include "compd/base/keys.h"
 #include "compd/events/event_stream.h"
 #include "compd/map/map_store.h"
 
@@ -167,6 +168,37 @@ DashboardAccount DashboardAccountOf(const AccountRecord& a, int64_t now_ms) {
   return r;
 }
 
+Status ReadDashboardCandidates(RedisClient* redis, const std::string& prefix, size_t limit,
+                               std::vector<DashboardCandidate>* out) {
+  out->clear();
+  RedisReply reply;
+  Status s = redis->Command({"HGETALL", Keys(prefix).discovery_candidates()}, &reply);
+  if (!s.ok()) return s;
+  for (size_t i = 0; i + 1 < reply.elements.size(); i += 2) {
+    DashboardCandidate c;
+    c.recipient = reply.elements[i].str;
+    c.evidence = reply.elements[i + 1].str;
+    nlohmann::json j = nlohmann::json::parse(c.evidence, nullptr, /*allow_exceptions=*/false);
+    if (j.is_object()) {
+      if (j.contains("time") && j["time"].is_string()) c.time = j["time"].get<std::string>();
+      if (j.contains("sightings") && j["sightings"].is_array()) {
+        for (const auto& sighting : j["sightings"]) {
+          if (sighting.is_object() && sighting.contains("account") &&
+              sighting["account"].is_string()) {
+            c.accounts.push_back(sighting["account"].get<std::string>());
+          }
+        }
+      }
+    }
+    out->push_back(std::move(c));
+  }
+  std::sort(out->begin(), out->end(), [](const DashboardCandidate& a, const DashboardCandidate& b) {
+    return a.time > b.time;
+  });
+  if (out->size() > limit) out->resize(limit);
+  return Status::Ok();
+}
+
 DashboardSource::DashboardSource(DashboardOptions options, MapInfoFn map_info)
     : options_(std::move(options)),
       map_info_(std::move(map_info)),
@@ -189,6 +221,10 @@ std::shared_ptr<DashboardData> DashboardSource::Gather() {
   if (s.ok()) {
     s = ReadRecentEvents(redis_.get(), options_.prefix, "signal", (d->generated - 86400) * 1000,
                          options_.max_signals, &d->signals);
+  }
+  if (s.ok()) {
+    s = ReadDashboardCandidates(redis_.get(), options_.prefix, options_.max_candidates,
+                                &d->candidates);
   }
   if (s.ok()) {
     s = ReadRecentEvents(redis_.get(), options_.prefix, "hit",
@@ -233,6 +269,14 @@ std::string DashboardJson(const DashboardData& d, const std::string& part) {
   if (all || part == "anomalies") j["anomalies"] = EventsArray(d.anomalies);
   if (all || part == "hits") j["hits"] = EventsArray(d.hits);
   if (all || part == "signals") j["signals"] = EventsArray(d.signals);
+  if (all || part == "candidates") {
+    nlohmann::json a = nlohmann::json::array();
+    for (const DashboardCandidate& c : d.candidates) {
+      a.push_back(nlohmann::json::parse(c.evidence, nullptr, false));
+      if (a.back().is_discarded()) a.back() = {{"recipient", c.recipient}};
+    }
+    j["candidates"] = a;
+  }
   if (all || part == "accounts") j["accounts"] = AccountsJson(d.accounts);
   if (all || part == "trends") j["trends"] = TrendsJson(d);
   if (all || part == "map") {

@@ -252,6 +252,24 @@ std::string RenderDashboardPage(const DashboardData& d, int refresh_seconds) {
   if (d.signals.empty()) out << "<div class=\"empty\">none</div>";
   out << "</section>\n";
 
+  // Review happens in mapctl (`candidates accept|reject`): the page stays read-only.
+  out << "<section id=\"candidates\"><h2><b>Test-address candidates</b></h2><ul>\n";
+  for (const DashboardCandidate& c : d.candidates) {
+    std::string accounts;
+    for (const std::string& a : c.accounts) accounts += (accounts.empty() ? "" : ", ") + a;
+    out << "<li title=\"" << HtmlEscape(c.evidence) << "\"><span class=\"t\">"
+        << EventTime(c.time, d.generated) << "</span><span class=\"bad\">"
+        << HtmlEscape(c.recipient) << "</span> <span class=\"t\">from</span> <span class=\"a\">"
+        << HtmlEscape(accounts) << "</span></li>\n";
+  }
+  out << "</ul>";
+  if (d.candidates.empty()) {
+    out << "<div class=\"empty\">none waiting</div>";
+  } else {
+    out << "<div class=\"empty\">review: mapctl candidates accept|reject ADDRESS</div>";
+  }
+  out << "</section>\n";
+
   out << "<section id=\"anomalies\"><h2><b>Anomalies</b> · 24 h</h2><ul>\n";
   for (const Event& e : d.anomalies) {
     out << "<li title=\"" << HtmlEscape(e.detail) << "\"><span class=\"t\">"

@@ -4,6 +4,7 @@
 
 #include "compd/base/keys.h"
 #include "compd/testutil/redis.h"
+#include "compd/watch/dashboard.h"
 #include "compd/watch/dashboard_charts.h"
 #include "compd/watch/dashboard_page.h"
 #include "compd/watch/volume.h"
@@ -110,6 +111,38 @@ TEST_CASE("the page lists detection signals and marks their accounts' rows", "[d
   CHECK(page.find("<tr class=\"new signal\" data-account=\"botted@customer.example\"") !=
         std::string::npos);
   CHECK(page.find("<span class=\"badge signal\">SIGNAL</span>") != std::string::npos);
+}
+
+TEST_CASE("the page lists discovery candidates waiting for review", "[redis][dashboard]") {
+  RedisServer redis;
+  RedisClient c(redis.url());
+  const std::string evidence =
+      R"({"recipient":"toewebvastsatw@gmx.example","time":"2026-11-26T18:30:00.000Z",)"
+      R"("domains":2,"sightings":[{"account":"winfield@a.example"},)"
+      R"({"account":"register@b.example"}]})";
+  REQUIRE(
+      c.Command({"HSET", Keys("t:").discovery_candidates(), "toewebvastsatw@gmx.example", evidence})
+          .ok());
+  REQUIRE(c.Command({"HSET", Keys("t:").discovery_candidates(), "old@x.example",
+                     R"({"time":"2026-11-20T00:00:00.000Z","sightings":[]})"})
+              .ok());
+  DashboardData d;
+  d.generated = kT;
+  REQUIRE(ReadDashboardCandidates(&c, "t:", 12, &d.candidates).ok());
+  REQUIRE(d.candidates.size() == 2);
+  CHECK(d.candidates[0].recipient == "toewebvastsatw@gmx.example");  // newest first
+  CHECK(d.candidates[0].accounts ==
+        std::vector<std::string>{"winfield@a.example", "register@b.example"});
+  std::string page = RenderDashboardPage(d, 10);
+  size_t panel = page.find("id=\"candidates\"");
+  REQUIRE(panel != std::string::npos);
+  CHECK(page.find("toewebvastsatw@gmx.example", panel) != std::string::npos);
+  CHECK(page.find("winfield@a.example, register@b.example", panel) != std::string::npos);
+  CHECK(page.find("mapctl candidates accept|reject ADDRESS", panel) != std::string::npos);
+  CHECK(DashboardJson(d, "candidates").find("\"domains\":2") != std::string::npos);
+  DashboardData empty;
+  empty.generated = kT;
+  CHECK(RenderDashboardPage(empty, 10).find("none waiting") != std::string::npos);
 }
 
 TEST_CASE("trend reader: hours, usual day and the platform from the counters",

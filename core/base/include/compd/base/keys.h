@@ -84,6 +84,19 @@ struct Keys {
                       const std::string& account) const {
     return prefix + "anomaly:" + rule + ":" + period + ":" + account;
   }
+
+  // Detection state shared by the nodes (redis_detect_state.h): an account's known network
+  // groups, the customer domains seen authenticating, the feed of new sightings.
+  std::string detect_groups(const std::string& account) const {
+    return prefix + "detect:groups:" + account;
+  }
+  std::string detect_groups_pattern() const { return prefix + "detect:groups:*"; }
+  std::string detect_domains() const { return prefix + "detect:domains"; }
+  std::string detect_feed() const { return prefix + "detect:feed"; }
+
+  // Discovery (candidate_store.h): candidates waiting for an operator, refused ones.
+  std::string discovery_candidates() const { return prefix + "discovery:candidates"; }
+  std::string discovery_rejected() const { return prefix + "discovery:rejected"; }
 };
 
 }  // namespace compd

@@ -1,8 +1,7 @@
 // CandidateStore: discovery's candidates waiting for an operator (discovery = propose), and
 // the recipients an operator refused, in Redis, shared by every node and mapctl.
 //
-// Key layout under the prefix (built here and nowhere else, until the project's key-naming
-// module takes them over):
+// Key layout under the prefix (names built by Keys, compd/base/keys.h):
 //   {prefix}discovery:candidates  hash  canonical recipient -> evidence JSON (Candidate::Evidence)
 //   {prefix}discovery:rejected    hash  canonical recipient -> {"by","at"} JSON
 // A rejected recipient is never proposed again; an accepted one leaves the hash (it is then
@@ -17,19 +16,13 @@
 #include <string>
 #include <vector>
 
+#include "compd/base/keys.h"
 #include "compd/base/redis.h"
 #include "compd/base/status.h"
 #include "compd/detect/discovery.h"
 #include "compd/events/event.h"
 
 namespace compd {
-
-struct DiscoveryKeys {
-  explicit DiscoveryKeys(std::string p) : prefix(std::move(p)) {}
-  std::string prefix;
-  std::string candidates() const { return prefix + "discovery:candidates"; }
-  std::string rejected() const { return prefix + "discovery:rejected"; }
-};
 
 class CandidateStore {
  public:
@@ -50,7 +43,7 @@ class CandidateStore {
 
  private:
   RedisClient* client_;
-  DiscoveryKeys keys_;
+  Keys keys_;
 };
 
 // The hit events for the accounts behind a candidate (Candidate::Evidence() form), one per

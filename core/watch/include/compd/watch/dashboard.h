@@ -40,6 +40,15 @@ struct DashboardAccount {
   std::map<std::string, std::string> fields;  // the record's fields, state as above
 };
 
+// A recipient discovery proposes as a test address, waiting for an operator
+// (`mapctl candidates accept|reject`; the page only shows it).
+struct DashboardCandidate {
+  std::string recipient;
+  std::string time;                   // when it became a candidate (ISO 8601)
+  std::vector<std::string> accounts;  // whose test-like mail made it one
+  std::string evidence;               // the whole evidence, JSON
+};
+
 struct MapInfo {
   uint64_t version = 0;
   size_t exact = 0;
@@ -54,10 +63,11 @@ struct DashboardData {
   std::string version;
   size_t top_n = 15;
   TopView top;
-  std::vector<Event> anomalies;            // last 24 hours, newest first
-  std::vector<Event> hits;                 // newest first
-  std::vector<Event> signals;              // detection reactions, last 24 hours, newest first
-  std::vector<DashboardAccount> accounts;  // locked first, then flagged, then by latest hit
+  std::vector<Event> anomalies;                // last 24 hours, newest first
+  std::vector<Event> hits;                     // newest first
+  std::vector<DashboardCandidate> candidates;  // newest first
+  std::vector<Event> signals;                  // detection reactions, last 24 hours, newest first
+  std::vector<DashboardAccount> accounts;      // locked first, then flagged, then by latest hit
   std::optional<MapInfo> map;
   // The shapes: each top sender's last 48 hours and usual busy day, and the platform's.
   std::map<std::string, AccountTrend> trends;
@@ -80,6 +90,7 @@ struct DashboardOptions {
   size_t max_hits = 12;
   size_t max_anomalies = 50;
   size_t max_signals = 12;
+  size_t max_candidates = 12;
   size_t max_accounts = 12;
   std::chrono::milliseconds cache_for{1000};
   std::chrono::milliseconds redis_timeout{2000};
@@ -109,15 +120,18 @@ class DashboardSource {
 
 // Reads up to `limit` account records through the account registry, locked first, then
 // flagged, then by latest hit.
+// The candidates waiting for review, newest first, at most `limit`.
+Status ReadDashboardCandidates(RedisClient* redis, const std::string& prefix, size_t limit,
+                               std::vector<DashboardCandidate>* out);
+
 Status ReadDashboardAccounts(RedisClient* redis, const std::string& prefix, size_t limit,
                              std::vector<DashboardAccount>* out);
 
 // The dashboard's view of one registry record at `now_ms`.
 DashboardAccount DashboardAccountOf(const AccountRecord& record, int64_t now_ms);
 
-
-// JSON documents for the API. `part`: "top", "hits", "anomalies", "signals", "accounts",
-// "map", "trends", or
+// JSON documents for the API. `part`: "top", "hits", "anomalies", "signals", "candidates",
+// "accounts", "map", "trends", or
 // "dashboard" for all of them. Never throws (invalid UTF-8 is replaced).
 std::string DashboardJson(const DashboardData& data, const std::string& part);
 std::string TopViewJson(const TopView& top);
