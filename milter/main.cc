@@ -280,6 +280,12 @@ int Run(const Plan& plan, const std::string& config_path, bool config_explicit,
   });
   s = detect_state->Start();
   if (!s.ok()) return Fail("detect: " + s.message(), kExitRuntime);
+  // Its thread calls back into `engine`: on any return from here on, it stops before the
+  // engine goes away (Stop is idempotent; the normal path stops it below).
+  struct StopOnReturn {
+    RedisDetectState* state;
+    ~StopOnReturn() { state->Stop(); }
+  } stop_detect{detect_state.get()};
   outlets.observe = [&engine, &recorder](const Message& m) {
     Verdict v;
     for (Reaction& r : engine.Observe(m, m.time_ms)) {
