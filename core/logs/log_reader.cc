@@ -30,7 +30,23 @@ struct Source {
   // that began earlier goes first, so a rotated log (mainlog.1 before mainlog) keeps its
   // order within a second whichever order the files were given in.
   int64_t first_ms = INT64_MIN;
+  // When both began in the same second: logrotate's name says which is older
+  // (mainlog.2.gz < mainlog.1 < mainlog), then the modification time.
+  int rotation = 0;
 };
+
+// N of `name.N` or `name.N.gz`; 0 for a live log.
+int RotationNumber(std::string_view name) {
+  if (name.size() > 3 && name.substr(name.size() - 3) == ".gz") name.remove_suffix(3);
+  size_t dot = name.rfind('.');
+  if (dot == std::string_view::npos || dot + 1 == name.size() || name.size() - dot > 6) return 0;
+  int n = 0;
+  for (char c : name.substr(dot + 1)) {
+    if (c < '0' || c > '9') return 0;
+    n = n * 10 + (c - '0');
+  }
+  return n;
+}
 
 class Reader : public LogReader {
  public:
@@ -55,6 +71,10 @@ class Reader : public LogReader {
   static bool Later(const Source* a, const Source* b) {
     if (a->line.time_ms != b->line.time_ms) return a->line.time_ms > b->line.time_ms;
     if (a->first_ms != b->first_ms) return a->first_ms > b->first_ms;
+    if (a->rotation != b->rotation) return a->rotation < b->rotation;
+    if (a->file->mtime_ms() != b->file->mtime_ms()) {
+      return a->file->mtime_ms() > b->file->mtime_ms();
+    }
     return a->line.file > b->line.file;
   }
 
@@ -221,6 +241,7 @@ Status LogReader::Open(const std::vector<std::string>& paths, const LogReaderOpt
     sources[i].format = options.format;
     size_t slash = paths[i].rfind('/');
     base_names.push_back(slash == std::string::npos ? paths[i] : paths[i].substr(slash + 1));
+    sources[i].rotation = RotationNumber(base_names.back());
     LogFileStats fs;
     fs.path = paths[i];
     fs.format = options.format;
