@@ -13,7 +13,6 @@ namespace compd {
 namespace {
 
 constexpr int64_t kHour = 3600;
-constexpr int64_t kDay = 86400;
 
 int64_t ScoreOf(const RedisReply& r) {
   if (r.type == RedisReply::Type::kInteger) return r.integer;
