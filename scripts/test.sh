@@ -30,7 +30,9 @@ stage "all tests (unit + integration against real servers), under ASan + UBSan"
 # halt_on_error: a sanitizer report in a daemon aborts it, so the test that drove it fails.
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0:halt_on_error=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
-(cd build/ci && ctest --output-on-failure --timeout 900) || status=1
+# Two at a time: every test has its own servers, folders and free ports, and the longest
+# (deb_test: a package build, several minutes) starts first so the others run beside it.
+(cd build/ci && ctest --output-on-failure --timeout 900 -j 2) || status=1
 unset ASAN_OPTIONS UBSAN_OPTIONS
 
 stage "fuzz targets, ${fuzz_seconds} s each (clang, libFuzzer + ASan + UBSan)"
