@@ -61,6 +61,43 @@ bool MergeGroupUse(AccountState* a, const GroupUse& use, int64_t now_ms, int64_t
   return true;
 }
 
+bool ParseStoredGroup(const std::string& group, const std::string& value, StoredGroup* out) {
+  const char* p = value.c_str();
+  char* end = nullptr;
+  StoredGroup g;
+  g.group = group;
+  g.first_ms = std::strtoll(p, &end, 10);
+  if (end == p || *end != ' ') return false;
+  p = end + 1;
+  g.last_ms = std::strtoll(p, &end, 10);
+  if (end == p || (*end != ' ' && *end != '\0')) return false;
+  if (*end == ' ') g.network = std::string(end + 1);
+  if (group.empty() || g.first_ms <= 0) return false;
+  g.last_ms = std::max(g.last_ms, g.first_ms);
+  *out = std::move(g);
+  return true;
+}
+
+size_t MergeStoredGroups(AccountState* a, const std::vector<StoredGroup>& groups, int64_t now_ms,
+                         int64_t window_ms) {
+  int64_t earliest = a->first_ms;
+  for (const StoredGroup& g : groups) {
+    if (earliest == 0 || g.first_ms < earliest) earliest = g.first_ms;
+  }
+  size_t added = 0;
+  for (const StoredGroup& g : groups) {
+    GroupUse u;
+    u.group = g.group;
+    u.network = g.network;
+    u.time_ms = g.first_ms;
+    u.was_new = g.first_ms > earliest;
+    if (MergeGroupUse(a, u, now_ms, window_ms)) ++added;
+    KnownGroup& k = a->groups[g.group];
+    k.last_ms = std::max(k.last_ms, g.last_ms);
+  }
+  return added;
+}
+
 Status MergeKnownGroups(RedisClient* redis, const std::string& prefix, const std::string& key,
                         const std::vector<std::pair<std::string, KnownGroup>>& groups,
                         const std::vector<std::string>& networks, int64_t ttl_ms) {
@@ -107,10 +144,20 @@ void RedisDetectState::AddDomain(std::string_view domain) {
 }
 
 Status RedisDetectState::Start() {
-  std::lock_guard<std::mutex> lock(mu_);
-  if (started_) return Status::Internal("detect state started twice");
-  started_ = true;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (started_) return Status::Internal("detect state started twice");
+    started_ = true;
+  }
   redis_ = std::make_unique<RedisClient>(options_.redis, options_.redis_timeout);
+  // Before the first message: one judged without the account's known groups would take a
+  // long-known network for a new one, or miss a new one (no history yet).
+  if (!Load()) {
+    ++redis_errors_;
+    redis_->Disconnect();
+    Log(LogLevel::kWarning, "detect: cannot load the known networks from Redis yet; retrying");
+  }
+  std::lock_guard<std::mutex> lock(mu_);
   thread_ = std::thread([this] { Loop(); });
   return Status::Ok();
 }
@@ -156,30 +203,16 @@ bool RedisDetectState::Load() {
     }
     for (size_t i = 0; i < replies.size(); ++i) {
       const std::string key = cmds[i][1].substr(cut);
-      std::vector<GroupUse> uses;
-      int64_t earliest = 0;
+      std::vector<StoredGroup> groups;
       for (size_t j = 0; j + 1 < replies[i].elements.size(); j += 2) {
-        GroupUse u;
-        u.group = replies[i].elements[j].str;
-        const std::string& v = replies[i].elements[j + 1].str;
-        char* end = nullptr;
-        int64_t first = std::strtoll(v.c_str(), &end, 10);
-        int64_t lastu = std::strtoll(end, &end, 10);
-        if (end != nullptr && *end == ' ') u.network = std::string(end + 1);
-        u.time_ms = first;
-        uses.push_back(u);
-        GroupUse l = u;
-        l.time_ms = lastu;
-        uses.push_back(l);
-        if (earliest == 0 || first < earliest) earliest = first;
-      }
-      WithAccount(key, [&](AccountState& a) {
-        for (GroupUse& u : uses) {
-          // A group first used within the window, after the account's first, was new.
-          u.was_new = u.time_ms > earliest;
-          MergeGroupUse(&a, u, now, options_.window_ms);
+        StoredGroup g;
+        if (ParseStoredGroup(replies[i].elements[j].str, replies[i].elements[j + 1].str, &g)) {
+          groups.push_back(std::move(g));
         }
-      });
+      }
+      if (groups.empty()) continue;
+      WithAccount(key,
+                  [&](AccountState& a) { MergeStoredGroups(&a, groups, now, options_.window_ms); });
       ++accounts;
     }
   } while (cursor != "0");
@@ -285,11 +318,6 @@ bool RedisDetectState::Sync() {
 }
 
 void RedisDetectState::Loop() {
-  if (!Load()) {
-    ++redis_errors_;
-    redis_->Disconnect();
-    Log(LogLevel::kWarning, "detect: cannot load the known networks from Redis yet; retrying");
-  }
   for (;;) {
     bool stopping;
     {
