@@ -243,6 +243,12 @@ class DetectLiveTest(unittest.TestCase):
                          ["127.1.0.0/16", "127.2.0.0/16", "127.3.0.0/16"], nn)
         self.assertEqual(nn["known_groups"], 1, nn)
         self.assertEqual(event["host"], "node2", event)
+        # The operator's view: both reactions in the timeline, the evidence with the state.
+        text = self.mapctl("accounts", "show", acct("alice"))
+        self.assertRegex(text, r"signal +new_networks -> lock from 127\.3\.0\.1 via node2", text)
+        self.assertRegex(text, r"signal +test_message -> flag from 127\.1\.0\.1 via node1", text)
+        self.assertRegex(text, r"locked +by compd@node2: signal new_networks \(lock\): "
+                         r"\{\"new_networks\":\{\"count\":3", text)
         print("alice: locked on node2's message, both nodes refused %.2f s later" % took,
               file=sys.stderr)
 
