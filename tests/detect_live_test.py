@@ -24,6 +24,7 @@ Run: COMPD_BUILD_DIR=build/dev python3 tests/detect_live_test.py
 
 import json
 import os
+import signal
 import sys
 import time
 import unittest
@@ -84,6 +85,10 @@ class DetectLiveTest(unittest.TestCase):
 
     @classmethod
     def tearDownClass(cls):
+        # compd-milter takes up to 5 s to stop (libmilter's poll): both nodes at once.
+        for node in [p for p in cls.env if isinstance(p, h.Milter) and p.child]:
+            if node.child.running():
+                node.child.proc.send_signal(signal.SIGTERM)
         for part in reversed(cls.env):
             try:
                 part.close()
