@@ -43,6 +43,11 @@ std::string GroupsKey(const std::string& prefix, const std::string& key) {
 
 bool MergeGroupUse(AccountState* a, const GroupUse& use, int64_t now_ms, int64_t window_ms) {
   auto it = a->groups.find(use.group);
+  // The node that saw the use may have had no history for the account yet (it saw the
+  // account first less than a sync interval after another node did), and so not called
+  // it new: a group unknown here, used after the account's first use here, is new.
+  const bool is_new =
+      use.was_new || (it == a->groups.end() && a->first_ms != 0 && a->first_ms < use.time_ms);
   if (it == a->groups.end()) {
     a->groups[use.group] = KnownGroup{use.time_ms, use.time_ms};
   } else {
@@ -50,7 +55,7 @@ bool MergeGroupUse(AccountState* a, const GroupUse& use, int64_t now_ms, int64_t
     it->second.last_ms = std::max(it->second.last_ms, use.time_ms);
   }
   if (a->first_ms == 0 || use.time_ms < a->first_ms) a->first_ms = use.time_ms;
-  if (!use.was_new || use.time_ms < now_ms - window_ms) return false;
+  if (!is_new || use.time_ms < now_ms - window_ms) return false;
   for (const RecentNewGroup& r : a->recent) {
     if (r.group == use.group) return false;
   }

@@ -71,6 +71,32 @@ TEST_CASE("stored groups: a long-known group used again lately is not new", "[de
   CHECK(RecentGroups(b) == std::set<std::string>{"198.51.0.0/16"});
 }
 
+TEST_CASE("a group another node saw without the account's history is new here", "[detect]") {
+  const int64_t now = 1764547200000;
+  auto use = [](const std::string& group, int64_t t, bool was_new) {
+    GroupUse u;
+    u.group = group;
+    u.network = group;
+    u.client_ip = "192.0.2.1";
+    u.time_ms = t;
+    u.was_new = was_new;
+    return u;
+  };
+  AccountState a;  // this node knows the account's home for months
+  REQUIRE_FALSE(MergeGroupUse(&a, use("203.0.0.0/16", now - 90 * kDay, false), now, kHour));
+  // Node b saw the account for the first time from 192.0/16: not new to b.
+  CHECK(MergeGroupUse(&a, use("192.0.0.0/16", now - 5 * kMin, false), now, kHour));
+  CHECK(RecentGroups(a) == std::set<std::string>{"192.0.0.0/16"});
+  // Known groups used again (b's refresh of home) and old uses stay out.
+  CHECK_FALSE(MergeGroupUse(&a, use("203.0.0.0/16", now - kMin, false), now, kHour));
+  CHECK_FALSE(MergeGroupUse(&a, use("198.51.0.0/16", now - 2 * kHour, false), now, kHour));
+  CHECK(RecentGroups(a) == std::set<std::string>{"192.0.0.0/16"});
+  // An account this node never saw: its first group is history, not new.
+  AccountState fresh;
+  CHECK_FALSE(MergeGroupUse(&fresh, use("192.0.0.0/16", now - 5 * kMin, false), now, kHour));
+  CHECK(fresh.recent.empty());
+}
+
 TEST_CASE("stored groups: the hash value is parsed strictly", "[detect]") {
   StoredGroup g;
   REQUIRE(ParseStoredGroup("203.0.0.0/16", "1000 2000 203.0.113.0/24", &g));

@@ -54,7 +54,9 @@ struct RedisDetectOptions {
 };
 
 // Merges `use` (another node's, or a loaded group) into `a`; true when the group entered
-// the account's recent new groups.
+// the account's recent new groups: it is within the window and either new where it was
+// seen (was_new) or unknown here while `a` has an earlier use (the other node had no
+// history for the account yet).
 bool MergeGroupUse(AccountState* a, const GroupUse& use, int64_t now_ms, int64_t window_ms);
 
 // One field of an account's groups hash: group -> "first_ms last_ms network".
