@@ -291,7 +291,8 @@ class DetectLiveTest(unittest.TestCase):
         r = self.send("carol", "node1", 9)
         since = time.monotonic()
         self.assertIn(r.code, (0, 26), r.transcript + self.diag())
-        _, nn, took = self.assert_locked_everywhere("carol", since)
+        event, nn, took = self.assert_locked_everywhere("carol", since)
+        self.assertIn(event["host"], ("node1", "node2"), event)  # re-evaluated: its node
         self.assertEqual([n["group"] for n in nn["new"]],
                          ["127.7.0.0/16", "127.8.0.0/16", "127.9.0.0/16"], nn)
         time.sleep(1.0)  # a second node raising it would have written by now
