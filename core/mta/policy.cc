@@ -75,19 +75,6 @@ std::string UndoubledPercent(std::string_view text) {
   return out;
 }
 
-// The protocol's `size` (bytes, decimal); Postfix sends 0 when it does not know it yet.
-bool ParseSize(std::string_view text, int64_t* out) {
-  if (text.empty() || text.size() > 18) return false;
-  int64_t v = 0;
-  for (char c : text) {
-    if (c < '0' || c > '9') return false;
-    v = v * 10 + (c - '0');
-  }
-  if (v == 0) return false;
-  *out = v;
-  return true;
-}
-
 std::string QuarantineReason(std::string_view ref) {
   return "compd: listed test recipient (ref " + std::string(ref) + ")";
 }
@@ -342,8 +329,9 @@ Status EvaluatePolicyRequest(const Tripwire& tripwire, const PolicyRequest& requ
   }
   // What the detection engine needs besides the headers: the size, and the recipients an
   // SMTP session got accepted (each was asked about at RCPT; not looked up again).
-  int64_t size = -1;
-  if (ParseSize(request.Get("size"), &size)) session.Size(size);
+  // Postfix sends size=0 when it does not know it yet: unknown, not small.
+  int64_t size = 0;
+  if (ParseDecimal(request.Get("size"), &size) && size > 0) session.Size(size);
   for (const std::string& r :
        SplitRecipients(DecodeEximEscapes(request.Get("compd_accepted_rcpts")))) {
     session.AcceptedRecipient(r);
