@@ -173,15 +173,20 @@ struct Line {
 Line HitLine(const std::string& json) {
   compd::Event e;
   if (!compd::Event::FromJson(json, &e).ok()) return {"", "hit", OneLine(json)};
-  std::string d = e.recipient;
-  if (!e.where.empty() && e.where != "envelope") d += " (" + e.where + ")";
-  d += " from " + (e.client_ip.empty() ? std::string("?") : e.client_ip);
+  // A detection signal names no recipient: its signals and reaction (the evidence is in the
+  // flagged/locked line and in --json).
+  const bool signal = e.type == "signal";
+  std::string d = signal ? e.rule + " -> " + e.action : e.recipient;
+  if (!signal && !e.where.empty() && e.where != "envelope") d += " (" + e.where + ")";
+  if (!signal || !e.client_ip.empty()) {  // a re-evaluated signal has no client
+    d += " from " + (e.client_ip.empty() ? std::string("?") : e.client_ip);
+  }
   if (!e.host.empty()) d += " via " + e.host;
-  if (!e.source.empty() && e.source != "milter") d += " (" + e.source + ")";
-  d += ", " + e.action;
+  if (!signal && !e.source.empty() && e.source != "milter") d += " (" + e.source + ")";
+  if (!signal) d += ", " + e.action;
   if (!e.queue_id.empty()) d += ", queue id " + e.queue_id;
   if (!e.subject.empty()) d += ", subject \"" + e.subject + "\"";
-  return {e.time, "hit", OneLine(d)};
+  return {e.time, signal ? "signal" : "hit", OneLine(d)};
 }
 
 Line LogLine(const compd::AccountLogEntry& e) {

@@ -275,8 +275,13 @@ int Run(const Plan& plan, const std::string& config_path, bool config_explicit,
                std::chrono::system_clock::now().time_since_epoch())
         .count();
   };
-  detect_state->SetOnRemote([&engine, &recorder, now_ms](const std::string& key) {
-    for (Reaction& r : engine.Reevaluate(key, now_ms())) recorder.Submit(r.ToEvent());
+  // Reactions without a message (re-evaluated, anomalies) name this node as their host.
+  const std::string node_name = plan.tripwire.hostname;
+  detect_state->SetOnRemote([&engine, &recorder, now_ms, node_name](const std::string& key) {
+    for (Reaction& r : engine.Reevaluate(key, now_ms())) {
+      r.node = node_name;
+      recorder.Submit(r.ToEvent());
+    }
   });
   s = detect_state->Start();
   if (!s.ok()) return Fail("detect: " + s.message(), kExitRuntime);
@@ -302,12 +307,14 @@ int Run(const Plan& plan, const std::string& config_path, bool config_explicit,
     return v;
   };
   if (dashboard.anomaly_detector()) {
-    dashboard.anomaly_detector()->SetListener([&engine, &recorder, now_ms](const Anomaly& a) {
-      for (Reaction& r : engine.ObserveAnomaly(a, now_ms())) {
-        // The anomaly's own event is in the stream already; a reaction adds one.
-        if (r.kind != ReactionKind::kMonitor) recorder.Submit(r.ToEvent());
-      }
-    });
+    dashboard.anomaly_detector()->SetListener(
+        [&engine, &recorder, now_ms, node_name](const Anomaly& a) {
+          for (Reaction& r : engine.ObserveAnomaly(a, now_ms())) {
+            r.node = node_name;
+            // The anomaly's own event is in the stream already; a reaction adds one.
+            if (r.kind != ReactionKind::kMonitor) recorder.Submit(r.ToEvent());
+          }
+        });
   }
   Tripwire tripwire(plan.tripwire, std::move(outlets));
   // The policy listener serves from here on.

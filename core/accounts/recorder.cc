@@ -428,8 +428,11 @@ void Recorder::NoteAccountOutcome(const Event& e, long long bits) {
   if ((bits & (kHitNewlyFlagged | kHitLocked)) == 0) return;
   std::string what = (bits & kHitLocked) ? "LOCKED" : "flagged";
   if ((bits & kHitLocked) && !(bits & kHitNewlyFlagged)) what = "LOCKED (was flagged)";
-  Log(LogLevel::kWarning, "account " + EscapeForLog(e.account) + " " + what + ": hit on " +
-                              EscapeForLog(e.recipient) + " from " + e.client_ip +
+  // A detection signal has no recipient: its rule and reaction say why.
+  std::string why = e.type == "signal" ? "signal " + EscapeForLog(e.rule) + " (" + e.action + ")"
+                                       : "hit on " + EscapeForLog(e.recipient);
+  if (!e.client_ip.empty()) why += " from " + e.client_ip;
+  Log(LogLevel::kWarning, "account " + EscapeForLog(e.account) + " " + what + ": " + why +
                               ((bits & kHitTicketQueued) ? "; ticket queued" : ""));
 }
 

@@ -170,6 +170,39 @@ TEST_CASE("recorder writes hits to the stream, the account record and the alert 
   CHECK(st2.queue_depth == 0);
 }
 
+TEST_CASE("recorder flags and locks for detection signals, and says which signal",
+          "[redis][recorder]") {
+  RedisServer redis;
+  TempDir tmp;
+  LogCapture log;
+  Recorder rec(Options(redis.url(), tmp), log.fn());
+  REQUIRE(rec.Start().ok());
+  auto signal = [](const std::string& id, const std::string& rule, const std::string& action) {
+    Event e;
+    e.id = id;
+    e.type = "signal";
+    e.account = "dave@cust.example";
+    e.client_ip = "198.51.100.4";
+    e.source = "detect";
+    e.rule = rule;
+    e.action = action;
+    e.evidence = "{\"" + rule + "\":{}}";
+    return e;
+  };
+  rec.Submit(signal("s1", "test_message", "flag"));
+  REQUIRE(WaitUntil([&] { return rec.stats().written == 1; }));
+  auto dave = HashAll(redis.url(), "t:account:dave@cust.example");
+  CHECK(dave["state"] == "flagged");
+  CHECK(dave["hits"].empty());  // a signal is not a hit
+  CHECK(log.Contains("dave@cust.example flagged: signal test_message (flag) from 198.51.100.4"));
+  rec.Submit(signal("s2", "new_networks", "lock"));
+  REQUIRE(WaitUntil([&] { return rec.stats().written == 2; }));
+  CHECK(HashAll(redis.url(), "t:account:dave@cust.example")["state"] == "locked");
+  CHECK(log.Contains("LOCKED (was flagged): signal new_networks (lock)"));
+  rec.Stop();
+  CHECK_FALSE(log.Contains("hit on"));
+}
+
 TEST_CASE("recorder spools while Redis is down and replays exactly once, in order",
           "[redis][recorder]") {
   RedisServer redis(/*persist=*/true);

@@ -46,4 +46,15 @@ std::string_view TrimChars(std::string_view s, std::string_view chars) {
   return s.substr(b, s.find_last_not_of(chars) - b + 1);
 }
 
+bool ParseDecimal(std::string_view s, int64_t* out) {
+  if (s.empty() || s.size() > 18) return false;
+  int64_t v = 0;
+  for (char c : s) {
+    if (c < '0' || c > '9') return false;
+    v = v * 10 + (c - '0');
+  }
+  *out = v;
+  return true;
+}
+
 }  // namespace compd

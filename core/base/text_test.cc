@@ -36,6 +36,22 @@ TEST_CASE("caseless comparison", "[text]") {
   CHECK(StartsWithIgnoreAsciiCase("x", ""));
 }
 
+TEST_CASE("decimal numbers: digits only, never overflowing", "[text]") {
+  int64_t v = -1;
+  CHECK(ParseDecimal("0", &v));
+  CHECK(v == 0);
+  CHECK(ParseDecimal("000312", &v));
+  CHECK(v == 312);
+  CHECK(ParseDecimal("999999999999999999", &v));
+  CHECK(v == 999999999999999999);
+  v = 7;
+  for (const char* bad : {"", "-1", "+1", " 1", "1 ", "1x", "0x10", "1e3", "1000000000000000000"}) {
+    INFO(bad);
+    CHECK_FALSE(ParseDecimal(bad, &v));
+  }
+  CHECK(v == 7);
+}
+
 TEST_CASE("each trim removes only its own set", "[text]") {
   const std::string all = " \t\n\v\f\r";
   CHECK(TrimAsciiSpace(all + "a b" + all) == "a b");

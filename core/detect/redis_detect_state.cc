@@ -43,6 +43,11 @@ std::string GroupsKey(const std::string& prefix, const std::string& key) {
 
 bool MergeGroupUse(AccountState* a, const GroupUse& use, int64_t now_ms, int64_t window_ms) {
   auto it = a->groups.find(use.group);
+  // The node that saw the use may have had no history for the account yet (it saw the
+  // account first less than a sync interval after another node did), and so not called
+  // it new: a group unknown here, used after the account's first use here, is new.
+  const bool is_new =
+      use.was_new || (it == a->groups.end() && a->first_ms != 0 && a->first_ms < use.time_ms);
   if (it == a->groups.end()) {
     a->groups[use.group] = KnownGroup{use.time_ms, use.time_ms};
   } else {
@@ -50,7 +55,7 @@ bool MergeGroupUse(AccountState* a, const GroupUse& use, int64_t now_ms, int64_t
     it->second.last_ms = std::max(it->second.last_ms, use.time_ms);
   }
   if (a->first_ms == 0 || use.time_ms < a->first_ms) a->first_ms = use.time_ms;
-  if (!use.was_new || use.time_ms < now_ms - window_ms) return false;
+  if (!is_new || use.time_ms < now_ms - window_ms) return false;
   for (const RecentNewGroup& r : a->recent) {
     if (r.group == use.group) return false;
   }
@@ -59,6 +64,43 @@ bool MergeGroupUse(AccountState* a, const GroupUse& use, int64_t now_ms, int64_t
       a->recent.begin(), a->recent.end(),
       [](const RecentNewGroup& x, const RecentNewGroup& y) { return x.first_ms < y.first_ms; });
   return true;
+}
+
+bool ParseStoredGroup(const std::string& group, const std::string& value, StoredGroup* out) {
+  const char* p = value.c_str();
+  char* end = nullptr;
+  StoredGroup g;
+  g.group = group;
+  g.first_ms = std::strtoll(p, &end, 10);
+  if (end == p || *end != ' ') return false;
+  p = end + 1;
+  g.last_ms = std::strtoll(p, &end, 10);
+  if (end == p || (*end != ' ' && *end != '\0')) return false;
+  if (*end == ' ') g.network = std::string(end + 1);
+  if (group.empty() || g.first_ms <= 0) return false;
+  g.last_ms = std::max(g.last_ms, g.first_ms);
+  *out = std::move(g);
+  return true;
+}
+
+size_t MergeStoredGroups(AccountState* a, const std::vector<StoredGroup>& groups, int64_t now_ms,
+                         int64_t window_ms) {
+  int64_t earliest = a->first_ms;
+  for (const StoredGroup& g : groups) {
+    if (earliest == 0 || g.first_ms < earliest) earliest = g.first_ms;
+  }
+  size_t added = 0;
+  for (const StoredGroup& g : groups) {
+    GroupUse u;
+    u.group = g.group;
+    u.network = g.network;
+    u.time_ms = g.first_ms;
+    u.was_new = g.first_ms > earliest;
+    if (MergeGroupUse(a, u, now_ms, window_ms)) ++added;
+    KnownGroup& k = a->groups[g.group];
+    k.last_ms = std::max(k.last_ms, g.last_ms);
+  }
+  return added;
 }
 
 Status MergeKnownGroups(RedisClient* redis, const std::string& prefix, const std::string& key,
@@ -107,10 +149,20 @@ void RedisDetectState::AddDomain(std::string_view domain) {
 }
 
 Status RedisDetectState::Start() {
-  std::lock_guard<std::mutex> lock(mu_);
-  if (started_) return Status::Internal("detect state started twice");
-  started_ = true;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (started_) return Status::Internal("detect state started twice");
+    started_ = true;
+  }
   redis_ = std::make_unique<RedisClient>(options_.redis, options_.redis_timeout);
+  // Before the first message: one judged without the account's known groups would take a
+  // long-known network for a new one, or miss a new one (no history yet).
+  if (!Load()) {
+    ++redis_errors_;
+    redis_->Disconnect();
+    Log(LogLevel::kWarning, "detect: cannot load the known networks from Redis yet; retrying");
+  }
+  std::lock_guard<std::mutex> lock(mu_);
   thread_ = std::thread([this] { Loop(); });
   return Status::Ok();
 }
@@ -156,30 +208,16 @@ bool RedisDetectState::Load() {
     }
     for (size_t i = 0; i < replies.size(); ++i) {
       const std::string key = cmds[i][1].substr(cut);
-      std::vector<GroupUse> uses;
-      int64_t earliest = 0;
+      std::vector<StoredGroup> groups;
       for (size_t j = 0; j + 1 < replies[i].elements.size(); j += 2) {
-        GroupUse u;
-        u.group = replies[i].elements[j].str;
-        const std::string& v = replies[i].elements[j + 1].str;
-        char* end = nullptr;
-        int64_t first = std::strtoll(v.c_str(), &end, 10);
-        int64_t lastu = std::strtoll(end, &end, 10);
-        if (end != nullptr && *end == ' ') u.network = std::string(end + 1);
-        u.time_ms = first;
-        uses.push_back(u);
-        GroupUse l = u;
-        l.time_ms = lastu;
-        uses.push_back(l);
-        if (earliest == 0 || first < earliest) earliest = first;
-      }
-      WithAccount(key, [&](AccountState& a) {
-        for (GroupUse& u : uses) {
-          // A group first used within the window, after the account's first, was new.
-          u.was_new = u.time_ms > earliest;
-          MergeGroupUse(&a, u, now, options_.window_ms);
+        StoredGroup g;
+        if (ParseStoredGroup(replies[i].elements[j].str, replies[i].elements[j + 1].str, &g)) {
+          groups.push_back(std::move(g));
         }
-      });
+      }
+      if (groups.empty()) continue;
+      WithAccount(key,
+                  [&](AccountState& a) { MergeStoredGroups(&a, groups, now, options_.window_ms); });
       ++accounts;
     }
   } while (cursor != "0");
@@ -285,11 +323,6 @@ bool RedisDetectState::Sync() {
 }
 
 void RedisDetectState::Loop() {
-  if (!Load()) {
-    ++redis_errors_;
-    redis_->Disconnect();
-    Log(LogLevel::kWarning, "detect: cannot load the known networks from Redis yet; retrying");
-  }
   for (;;) {
     bool stopping;
     {

@@ -283,9 +283,9 @@ Status EvaluatePolicyRequest(const Tripwire& tripwire, const PolicyRequest& requ
   // check_policy_service in smtpd_sender_restrictions asks at MAIL: there is no recipient
   // to check yet, but a locked account gets the reply compd-milter gives it at MAIL FROM.
   const bool mail = state == "MAIL";
-  const bool message =
-      (state == "DATA" || state == "END-OF-MESSAGE") &&
-      (request.Has("compd_to") || request.Has("compd_cc") || request.Has("compd_rcpts"));
+  const bool message = (state == "DATA" || state == "END-OF-MESSAGE") &&
+                       (request.Has("compd_to") || request.Has("compd_cc") ||
+                        request.Has("compd_rcpts") || request.Has("compd_accepted_rcpts"));
   if ((!rcpt && !mail && !message) || (rcpt && request.Get("recipient").empty())) {
     *action = "DUNNO";
     return Status::Ok();
@@ -320,13 +320,21 @@ Status EvaluatePolicyRequest(const Tripwire& tripwire, const PolicyRequest& requ
 
   // Subject and Message-ID first, so envelope hits of compd_rcpts carry them too.
   static constexpr std::pair<const char*, const char*> kHeaders[] = {
-      {"compd_subject", "Subject"},
-      {"compd_message_id", "Message-ID"},
-      {"compd_to", "To"},
+      {"compd_subject", "Subject"}, {"compd_message_id", "Message-ID"},
+      {"compd_from", "From"},       {"compd_to", "To"},
       {"compd_cc", "Cc"},
   };
-  for (const auto& [attribute, header] : {kHeaders[0], kHeaders[1]}) {
+  for (const auto& [attribute, header] : {kHeaders[0], kHeaders[1], kHeaders[2]}) {
     if (request.Has(attribute)) session.Header(header, DecodeEximEscapes(request.Get(attribute)));
+  }
+  // What the detection engine needs besides the headers: the size, and the recipients an
+  // SMTP session got accepted (each was asked about at RCPT; not looked up again).
+  // Postfix sends size=0 when it does not know it yet: unknown, not small.
+  int64_t size = 0;
+  if (ParseDecimal(request.Get("size"), &size) && size > 0) session.Size(size);
+  for (const std::string& r :
+       SplitRecipients(DecodeEximEscapes(request.Get("compd_accepted_rcpts")))) {
+    session.AcceptedRecipient(r);
   }
   for (const std::string& r : SplitRecipients(DecodeEximEscapes(request.Get("compd_rcpts")))) {
     v = session.Rcpt(r, queue_id);
@@ -338,7 +346,7 @@ Status EvaluatePolicyRequest(const Tripwire& tripwire, const PolicyRequest& requ
       return Status::Ok();
     }
   }
-  for (const auto& [attribute, header] : {kHeaders[2], kHeaders[3]}) {
+  for (const auto& [attribute, header] : {kHeaders[3], kHeaders[4]}) {
     if (request.Has(attribute)) session.Header(header, DecodeEximEscapes(request.Get(attribute)));
   }
   session.EndOfHeaders();

@@ -22,6 +22,10 @@ struct Fixture {
     outlets.snapshot = [this] { return matcher; };
     outlets.events = [this](Event e) { events.push_back(e); };
     outlets.messages = [this](const MessageRecord& m) { messages.push_back(m); };
+    outlets.observe = [this](const Message& m) {
+      observed.push_back(m);
+      return Verdict();
+    };
     outlets.account_gate = [this](const std::string& account) {
       Verdict v;
       if (account == locked) {
@@ -54,6 +58,7 @@ struct Fixture {
   std::shared_ptr<const Matcher> matcher;
   std::vector<Event> events;
   std::vector<MessageRecord> messages;
+  std::vector<Message> observed;
   std::string locked;
   std::unique_ptr<Tripwire> tripwire;
 };
@@ -379,6 +384,45 @@ TEST_CASE("policy: compd_rcpts checks a local submission's envelope at once", "[
   CHECK(f.events[0].subject == "hello");
   CHECK(f.events[0].account == "local:cpuser");
   CHECK(f.messages.size() == 1);  // a refused message is not counted
+}
+
+TEST_CASE("policy: Exim's end-of-message request feeds the engine, nothing looked up twice",
+          "[policy]") {
+  // Exim asked at RCPT already (a monitored hit was recorded there); at DATA it names the
+  // accepted recipients, the size and the headers, for the engine and the volume counters.
+  TripwireOptions monitor;
+  monitor.action = HitAction::kMonitor;
+  Fixture f({"listed@bad.example"}, monitor);
+  std::string request =
+      "request=smtpd_access_policy\nprotocol_state=END-OF-MESSAGE\nhelo_name=localhost\n"
+      "sender=alice@customer.example\nclient_address=203.0.113.9\nqueue_id=1xWfS5-0005GW-2W\n"
+      "sasl_username=alice@customer.example\nsize=312\ncompd_subject=ZYaeD, X\n"
+      "compd_accepted_rcpts=Probe@Gmx.example, listed@bad.example\n"
+      "compd_from=\"service@paypal.example\" <alice@customer.example>\n"
+      "compd_to=\"boss@customer.example\"\\n <probe@gmx.example>\ncompd_cc=\n";
+  CHECK(f.Ask(request) == "DUNNO");
+  CHECK(f.events.empty());  // listed@bad.example was the RCPT request's business
+  REQUIRE(f.observed.size() == 1);
+  const Message& m = f.observed[0];
+  CHECK(m.account == "alice@customer.example");
+  CHECK(m.recipients == std::vector<std::string>{"Probe@Gmx.example", "listed@bad.example"});
+  CHECK(m.size == 312);
+  CHECK(m.helo == "localhost");
+  CHECK(m.client_ip == "203.0.113.9");
+  CHECK(m.subject == "ZYaeD, X");
+  CHECK(m.from_header == "\"service@paypal.example\" <alice@customer.example>");
+  CHECK(m.to_header.find("boss@customer.example") != std::string::npos);
+  CHECK(m.queue_id == "1xWfS5-0005GW-2W");
+  CHECK(m.source == "policy");
+  REQUIRE(f.messages.size() == 1);  // the volume counters see Exim's SMTP mail too
+  CHECK(f.messages[0].recipients == 2);
+
+  // No size (or Postfix's 0): unknown, not small.
+  f.Ask(
+      "request=smtpd_access_policy\nprotocol_state=END-OF-MESSAGE\nsasl_username=a@b.example\n"
+      "size=0\ncompd_accepted_rcpts=x@fine.example\ncompd_to=x@fine.example\n");
+  REQUIRE(f.observed.size() == 2);
+  CHECK(f.observed[1].size == -1);
 }
 
 TEST_CASE("policy: requests the protocol does not allow are errors", "[policy]") {

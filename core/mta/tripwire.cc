@@ -160,6 +160,8 @@ void Session::ResetTransaction() {
   subject_.clear();
   message_id_.clear();
   from_header_.clear();
+  to_header_.clear();
+  size_ = -1;
   envelope_quarantine_ = false;
   header_hit_ = false;
 }
@@ -303,8 +305,17 @@ Verdict Session::Rcpt(std::string_view recipient, std::string_view queue_id) {
   return Verdict::Continue();
 }
 
+void Session::AcceptedRecipient(std::string_view recipient) {
+  if (!in_scope_) return;
+  std::string address;
+  accepted_.push_back(EnvelopeAddress(recipient, &address).ok() ? address : std::string(recipient));
+}
+
 void Session::Header(std::string_view name, std::string_view value) {
   if (!in_scope_) return;
+  // The first To for the engine's display-name check (to_cc_ is consumed at end of
+  // headers, and not kept at all without check_headers).
+  if (to_header_.empty() && EqualsIgnoreAsciiCase(name, "To")) to_header_ = Unfold(value);
   if (EqualsIgnoreAsciiCase(name, "Subject")) {
     if (subject_.empty()) subject_ = Unfold(value);
   } else if (EqualsIgnoreAsciiCase(name, "Message-ID")) {
@@ -388,9 +399,8 @@ Verdict Session::EndOfMessage(std::string_view queue_id) {
     m.sender = sender_;
     m.recipients = accepted_;
     m.from_header = from_header_;
-    for (const auto& [where, value] : to_cc_) {
-      if (where == "header:to" && m.to_header.empty()) m.to_header = value;
-    }
+    m.to_header = to_header_;
+    m.size = size_;
     m.subject = subject_;
     m.message_id = message_id_;
     m.source = source_;

@@ -23,6 +23,10 @@ struct Fixture {
     outlets.snapshot = [this] { return matcher; };
     outlets.events = [this](Event e) { events.push_back(e); };
     outlets.messages = [this](const MessageRecord& m) { messages.push_back(m); };
+    outlets.observe = [this](const Message& m) {
+      observed.push_back(m);
+      return Verdict();
+    };
     outlets.account_gate = [this](const std::string& account) {
       Verdict v;
       if (account == locked) {
@@ -38,6 +42,7 @@ struct Fixture {
   std::shared_ptr<const Matcher> matcher;
   std::vector<Event> events;
   std::vector<MessageRecord> messages;
+  std::vector<Message> observed;
   std::string locked;
   std::unique_ptr<Tripwire> tripwire;
 };
@@ -267,6 +272,41 @@ TEST_CASE("accepted messages are counted, refused ones are not", "[tripwire]") {
   s.EndOfHeaders();
   CHECK(s.EndOfMessage("Q2").kind == Verdict::Kind::kReject);
   CHECK(f.messages.size() == 1);
+}
+
+TEST_CASE("the engine gets the message's facts, the To header included", "[tripwire]") {
+  for (bool check_headers : {true, false}) {
+    TripwireOptions o;
+    o.check_headers = check_headers;
+    Fixture f({"bad@spam.example"}, o);
+    Session s(f.tripwire.get(), "198.51.100.7", "x");
+    s.Helo("localhost");
+    s.Mail("<u@c.example>", "u@c.example", "PLAIN", "");
+    s.Rcpt("<a@fine.example>", "");
+    s.Header("From", "\"service@paypal.example\" <u@c.example>");
+    s.Header("To", " \"ceo@c.example\" <a@fine.example>");
+    s.Header("To", "second@fine.example");
+    s.Header("Subject", "ZYaeD, X");
+    s.EndOfHeaders();  // consumes what the map checks read
+    s.EndOfMessage("Q1");
+    REQUIRE(f.observed.size() == 1);
+    const Message& m = f.observed[0];
+    CHECK(m.to_header == "\"ceo@c.example\" <a@fine.example>");
+    CHECK(m.from_header == "\"service@paypal.example\" <u@c.example>");
+    CHECK(m.helo == "localhost");
+    CHECK(m.subject == "ZYaeD, X");
+    CHECK(m.recipients == std::vector<std::string>{"a@fine.example"});
+    CHECK(m.size == -1);  // the milter does not read the body
+    CHECK(m.queue_id == "Q1");
+    // The next transaction starts clean.
+    s.Mail("<u@c.example>", "u@c.example", "PLAIN", "");
+    s.Rcpt("<a@fine.example>", "");
+    s.EndOfHeaders();
+    s.EndOfMessage("Q2");
+    REQUIRE(f.observed.size() == 2);
+    CHECK(f.observed[1].to_header.empty());
+    CHECK(f.observed[1].from_header.empty());
+  }
 }
 
 TEST_CASE("a locked account is refused at MAIL", "[tripwire]") {

@@ -871,6 +871,10 @@ class Postfix(_Service):
       Only set up when sasl_path is given.
     - smtp_port (if open_listener): smtpd without AUTH that relays for 127.0.0.0/8
       (permit_mynetworks, reject), for unauthenticated-submission tests.
+    - extra_submissions: a list of {setting: value} overrides (e.g. {"smtpd_milters":
+      "inet:127.0.0.1:PORT"}), one more submission service each, like the first but with
+      `-o setting=value` added: one Postfix in front of several compd-milter nodes.
+      Their ports are extra_submission_ports, in order.
     - smtpd_milters / non_smtpd_milters: e.g. "inet:127.0.0.1:PORT"; milter_protocol = 6,
       milter_default_action = accept (a milter that is down lets mail through).
     - milter_macros: {"mail": "i {auth_type} ...", "rcpt": ..., ...} -> milter_<k>_macros.
@@ -882,7 +886,8 @@ class Postfix(_Service):
 
     def __init__(self, relay_port, sasl_path=None, dir=None, submission_port=None,
                  smtp_port=None, open_listener=True, smtpd_milters="", non_smtpd_milters="",
-                 milter_macros=None, main=None, myhostname="mx.compd.test"):
+                 milter_macros=None, main=None, myhostname="mx.compd.test",
+                 extra_submissions=()):
         self.programs = require_programs("postfix", "postconf", "postqueue", "sendmail")
         require_user("postfix", "postfix")
         try:
@@ -895,6 +900,10 @@ class Postfix(_Service):
         self.sasl_path = sasl_path
         self.submission_port = (submission_port or free_port()) if sasl_path else None
         self.smtp_port = (smtp_port or free_port()) if open_listener else None
+        self.extra_submissions = [dict(o) for o in extra_submissions]
+        if self.extra_submissions and not sasl_path:
+            raise HarnessError("extra_submissions need sasl_path")
+        self.extra_submission_ports = [free_port() for _ in self.extra_submissions]
         self.smtpd_milters = smtpd_milters
         self.non_smtpd_milters = non_smtpd_milters
         self.milter_macros = dict(milter_macros or {})
@@ -971,14 +980,17 @@ class Postfix(_Service):
 
     def master_cf(self):
         lines = ["# Written by compd_harness. Everything runs unchrooted (chroot = n).\n"]
-        if self.submission_port:
+        submissions = [(self.submission_port, {})] if self.submission_port else []
+        submissions += list(zip(self.extra_submission_ports, self.extra_submissions))
+        for port, overrides in submissions:
             lines.append(
                 "%s:%d inet n - n - - smtpd\n"
                 "  -o syslog_name=%s/submission\n"
                 "  -o smtpd_sasl_auth_enable=yes\n"
                 "  -o smtpd_relay_restrictions=permit_sasl_authenticated,reject\n"
                 "  -o smtpd_recipient_restrictions=permit_sasl_authenticated,reject\n" %
-                (LOOPBACK, self.submission_port, self.syslog_name))
+                (LOOPBACK, port, self.syslog_name))
+            lines.extend("  -o %s=%s\n" % (k, v) for k, v in overrides.items())
         if self.smtp_port:
             lines.append(
                 "%s:%d inet n - n - - smtpd\n"
@@ -1227,13 +1239,15 @@ class SwaksResult(namedtuple("SwaksResult", "code transcript")):
 
 def swaks(port, to, sender="sender@example.test", server=LOOPBACK, user=None, password=None,
           auth="LOGIN", headers=(), subject=None, body=None, helo="client.example.test",
-          quit_after=None, data=None, extra=(), timeout=30):
+          quit_after=None, data=None, local_interface=None, extra=(), timeout=30):
     """Runs swaks against server:port and returns SwaksResult(code, transcript).
 
     to: an address or a list of them (one envelope, one RCPT each). headers: lines such as
     "To: a@x" or "Cc: b@y" (an existing header of that name is replaced). user/password
     switch on AUTH with mechanism `auth` (LOGIN or PLAIN). quit_after: e.g. "RCPT" to stop
-    before DATA. extra: more raw swaks arguments.
+    before DATA. local_interface: the client's source address (any 127.0.0.0/8 address
+    reaches a server on 127.0.0.1, so tests can come from many client networks).
+    extra: more raw swaks arguments.
     """
     prog = require_programs("swaks")["swaks"]
     if isinstance(to, str):
@@ -1252,6 +1266,8 @@ def swaks(port, to, sender="sender@example.test", server=LOOPBACK, user=None, pa
         argv += ["--data", data]
     if quit_after:
         argv += ["--quit-after", quit_after]
+    if local_interface:
+        argv += ["--local-interface", local_interface]
     argv += list(extra)
     r = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                        stderr=subprocess.STDOUT, timeout=timeout)

@@ -66,7 +66,7 @@ class Exim(h._Service):
     Exim(relay_port, users, policy, dir=None, port=None)
       relay_port: where every message goes (a SmtpSink's port).
       users: {"alice@example.test": "secret"}: accepted by AUTH PLAIN and LOGIN
-        (advertised to 127.0.0.1 without TLS).
+        (advertised to 127.0.0.0/8 without TLS: tests log in from many loopback addresses).
       policy: what ${readsocket} connects to (COMPD_SOCKET): a unix socket path or
         "inet:127.0.0.1:PORT".
     Relays for authenticated clients and, without AUTH, for 127.0.0.1. ACLs: the
@@ -111,7 +111,7 @@ local_interfaces = <; 127.0.0.1
 host_lookup =
 rfc1413_hosts =
 tls_advertise_hosts =
-auth_advertise_hosts = 127.0.0.1
+auth_advertise_hosts = 127.0.0.0/8
 acl_smtp_rcpt = acl_check_rcpt
 acl_smtp_data = acl_check_data
 acl_not_smtp = acl_check_not_smtp

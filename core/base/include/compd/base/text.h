@@ -12,6 +12,7 @@
 #ifndef COMPD_BASE_TEXT_H_
 #define COMPD_BASE_TEXT_H_
 
+#include <cstdint>
 #include <string>
 #include <string_view>
 
@@ -52,6 +53,10 @@ bool StartsWithIgnoreAsciiCase(std::string_view s, std::string_view prefix);
 std::string_view TrimBlanks(std::string_view s);
 std::string_view TrimAsciiSpace(std::string_view s);
 std::string_view TrimChars(std::string_view s, std::string_view chars);
+
+// Decimal digits only (no sign, blank or other text), at most 18 of them, so nothing can
+// overflow or throw; false (and *out untouched) otherwise.
+bool ParseDecimal(std::string_view s, int64_t* out);
 
 }  // namespace compd
 

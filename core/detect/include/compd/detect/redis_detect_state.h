@@ -12,9 +12,10 @@
 // other nodes appended since its last read and merges them into memory, then asks the
 // engine (through on_remote) to re-evaluate the accounts that got a new group. So a
 // signal that needs every node's view (three new networks seen by three nodes) fires
-// within two sync intervals. At start (and after Redis comes back, when the first load
-// failed) it loads every account's groups and the domains: a restart keeps the known
-// networks, and the recent new groups are rebuilt from their first-use times.
+// within two sync intervals. Start() loads every account's groups and the domains before
+// it returns, so no message is judged without them (if Redis does not answer, the thread
+// loads them when it comes back): a restart keeps the known networks, and the recent new
+// groups are rebuilt from their first-use times (MergeStoredGroups).
 //
 // Redis layout (A = AccountKey):
 //   {prefix}detect:groups:A  hash group -> "first_ms last_ms network"; expires
@@ -53,8 +54,25 @@ struct RedisDetectOptions {
 };
 
 // Merges `use` (another node's, or a loaded group) into `a`; true when the group entered
-// the account's recent new groups.
+// the account's recent new groups: it is within the window and either new where it was
+// seen (was_new) or unknown here while `a` has an earlier use (the other node had no
+// history for the account yet).
 bool MergeGroupUse(AccountState* a, const GroupUse& use, int64_t now_ms, int64_t window_ms);
+
+// One field of an account's groups hash: group -> "first_ms last_ms network".
+struct StoredGroup {
+  std::string group, network;
+  int64_t first_ms = 0, last_ms = 0;
+};
+bool ParseStoredGroup(const std::string& group, const std::string& value, StoredGroup* out);
+
+// Merges an account's stored groups into `a` (at start, or when Redis comes back). A
+// group is a recent new one when its first use is within the window and later than the
+// account's first use of any group: the engine's rule (new for an account with history).
+// A recent last use says nothing about newness (a long-known group used again is not
+// new). Returns how many groups entered the recent list.
+size_t MergeStoredGroups(AccountState* a, const std::vector<StoredGroup>& groups, int64_t now_ms,
+                         int64_t window_ms);
 
 // Merges groups into an account's hash (first use: the earliest, last: the latest), as
 // one script per account; idempotent. `ttl_ms` is set on the hash.
@@ -77,6 +95,7 @@ class RedisDetectState : public MemoryDetectState {
 
   // Called on the sync thread for each account that got a new group from another node.
   void SetOnRemote(RemoteFn fn) { on_remote_ = std::move(fn); }
+  // Loads the state (bounded by redis_timeout per command), then starts the thread.
   Status Start();
   void Stop();  // one last write, then joins
 

@@ -18,10 +18,12 @@
 // Attributes read (others are ignored, as the protocol requires):
 //   request=smtpd_access_policy (required), protocol_state (required),
 //   sasl_username (the account), sasl_method, client_address, client_name, helo_name,
-//   sender, recipient, queue_id, and for header checks
-//   compd_to, compd_cc (To/Cc header text), compd_subject, compd_message_id, and
+//   sender, recipient, queue_id, size, and for header checks
+//   compd_to, compd_cc (To/Cc header text), compd_subject, compd_message_id, compd_from,
 //   compd_rcpts (comma-separated envelope recipients, for local submissions where no
-//   per-recipient request is possible, e.g. Exim's acl_not_smtp).
+//   per-recipient request is possible, e.g. Exim's acl_not_smtp), and
+//   compd_accepted_rcpts (the recipients an SMTP session got accepted after its RCPT
+//   requests: the detection engine's and volume counters' input, not looked up again).
 //
 // Thread-safety: PolicyParser belongs to one connection (not thread-safe).
 // EvaluatePolicyRequest and the free functions are safe from any thread: each request
@@ -112,7 +114,9 @@ std::string FormatPolicyReply(std::string_view action);
 //   protocol_state RCPT: `recipient` as an envelope recipient (MAIL first: scope,
 //     account gate); a hit answers per the configured action, quarantine as HOLD.
 //   DATA or END-OF-MESSAGE with compd_* attributes: compd_rcpts as envelope recipients,
-//     then compd_to / compd_cc as To/Cc headers, the whole message answered at once.
+//     then compd_to / compd_cc as To/Cc headers, the whole message answered at once; a
+//     message that passes goes to the detection engine (observe outlet) with
+//     compd_rcpts and compd_accepted_rcpts as its recipients, and `size` when non-zero.
 //   Anything else, and DATA/END-OF-MESSAGE without compd_* attributes (Postfix's own):
 //     DUNNO.
 // Out-of-scope requests (no sasl_username, client not in trusted_networks) get DUNNO.

@@ -150,6 +150,12 @@ class Session {
   Verdict Mail(std::string_view sender, std::string_view auth_authen, std::string_view auth_type,
                std::string_view queue_id);
   Verdict Rcpt(std::string_view recipient, std::string_view queue_id);
+  // A recipient the MTA accepted after asking about it at RCPT already (the policy
+  // listener's end-of-message request): for the detection engine only, not looked up again
+  // (a second lookup would record a monitored hit twice).
+  void AcceptedRecipient(std::string_view recipient);
+  // The message's size in bytes, when the front end knows it (Exim's $message_size).
+  void Size(int64_t bytes) { size_ = bytes; }
   void Header(std::string_view name, std::string_view value);
   Verdict EndOfHeaders();
   Verdict EndOfMessage(std::string_view queue_id);
@@ -187,7 +193,8 @@ class Session {
   std::vector<std::string> accepted_;
   std::vector<std::pair<std::string, std::string>> to_cc_;  // (where, header value)
   size_t header_bytes_ = 0;
-  std::string subject_, message_id_, from_header_;
+  std::string subject_, message_id_, from_header_, to_header_;
+  int64_t size_ = -1;
   bool envelope_quarantine_ = false;  // a RCPT hit with action quarantine
   bool header_hit_ = false;
   std::vector<Event> pending_;
