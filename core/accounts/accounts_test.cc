@@ -122,12 +122,15 @@ TEST_CASE("the reaction comes from the settings", "[accounts]") {
   REQUIRE(config.Set("hook_command", "/usr/local/bin/ticket {account}", "t").ok());
   REQUIRE(config.Set("hook_url", "http://127.0.0.1:9/x", "t").ok());
   REQUIRE(AccountReaction::FromConfig(config, &r).ok());
-  CHECK(r.MayAutoLock("alice@cust.example"));
-  CHECK_FALSE(r.MayAutoLock("VIP@cust.example"));
-  CHECK_FALSE(r.MayAutoLock("ip:192.0.2.5"));                 // a whole trusted host
-  CHECK_FALSE(r.MayAutoLock("local:www-data@host.example"));  // cannot be refused anyway
+  CHECK(r.lock_on_hit);
+  CHECK(r.allowlist.Contains("VIP@cust.example"));
   CHECK(r.lock_duration == std::chrono::hours(2));
   CHECK(r.hook_targets == std::vector<std::string>{"exec", "webhook"});
+  // What the record script (and the rspamd plugin, through Redis) reads.
+  CHECK(nlohmann::json::parse(r.ToJson()) ==
+        nlohmann::json::parse(R"({"lock_on_hit":true,"lock_allowlist":["vip@cust.example"],)"
+                              R"("lock_duration_ms":7200000,"hook_quiet_ms":86400000,)"
+                              R"("hook_targets":["exec","webhook"]})"));
 
   REQUIRE(config.Set("lock_allowlist", "a\x01@b", "compd.conf:3").ok());
   Status s = AccountReaction::FromConfig(config, &r);
@@ -274,6 +277,37 @@ TEST_CASE("lock_on_hit locks, except allowlisted accounts; jobs once per newly f
     CHECK(e.recipient == "t1@bad.example");
   }
   CHECK(found);
+}
+
+TEST_CASE("lock_on_hit locks SASL accounts only; the reaction is published for rspamd",
+          "[redis][accounts]") {
+  RedisServer redis;
+  TempDir tmp;
+  LogCapture log;
+  AccountReaction reaction;
+  reaction.lock_on_hit = true;
+  reaction.lock_duration = std::chrono::hours(1);
+  Recorder rec(Options(redis.url(), tmp, reaction), log.fn());
+  REQUIRE(rec.Start().ok());
+
+  Record(&rec, Hit("Erin@Cust.example", "t1@bad.example"));
+  Record(&rec, Hit("ip:192.0.2.5", "t1@bad.example"));                 // a whole trusted host
+  Record(&rec, Hit("local:www-data@host.example", "t1@bad.example"));  // cannot be refused
+  AccountRecord erin = Get(redis.url(), "erin@cust.example");
+  CHECK(erin.state == "locked");
+  CHECK(erin.lock_expires_ms > NowMs() + 3500 * 1000);
+  CHECK(erin.lock_expires_ms <= NowMs() + 3600 * 1000);
+  for (const char* a : {"ip:192.0.2.5", "local:www-data@host.example"}) {
+    AccountRecord r = Get(redis.url(), a);
+    CHECK(r.state == "flagged");
+    CHECK(r.state_reason == "hit on t1@bad.example; not locked: not a SASL account");
+  }
+  CHECK(Locked(redis.url()).size() == 1);
+
+  RedisClient c(redis.url());
+  RedisReply r;
+  REQUIRE(c.Command({"GET", Keys("t:").accounts_reaction()}, &r).ok());
+  CHECK(r.str == reaction.ToJson());
 }
 
 TEST_CASE("quiet period 0 opens a ticket per newly flagged; duplicates change nothing",
