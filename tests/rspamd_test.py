@@ -514,7 +514,7 @@ class RecorderTest(StackTest):
         self.assertEqual(self.events_since(start), [])
 
 
-class ConsequencesTest(unittest.TestCase):
+class ConsequencesTest(h.ServersTestCase):
     """A hit the rspamd plugin records has the consequences of one compd-milter sees: with
     lock_on_hit the account is locked (its next submission through Postfix+compd-milter is
     refused), the ticket hook runs once per quiet period, and `mapctl accounts show` says
@@ -524,43 +524,21 @@ class ConsequencesTest(unittest.TestCase):
     LISTED = "test-probe@bad.example"
     LOCK_TEXT = "account suspended, contact support"
     USERS = {"alice@example.com": "pw-alice", "bob@example.com": "pw-bob"}
-    MACROS = {"mail": "i {auth_type} {auth_authen} {auth_author} {mail_addr} {mail_host} "
-                      "{mail_mailer}"}
-    env = []
 
     @classmethod
-    def setUpClass(cls):
-        try:
-            cls.redis = h.RedisServer().start()
-            cls.env.append(cls.redis)
-            p = h.mapctl("add", cls.LISTED, redis=cls.redis)
-            assert p.returncode == 0, p.stderr
-            cls.program = ah.HookProgram()
-            cls.milter = h.Milter.standard(cls.redis, extra=[
-                "--lock-on-hit", "yes", "--lock-reply", "550", "--lock-text", cls.LOCK_TEXT,
-                "--hook-command", cls.program.command, "--hook-quiet-period", "1h",
-                "--hook-retry-min", "200ms", "--hook-retry-max", "1s"]).start()
-            cls.env.append(cls.milter)
-            cls.stack = h.MailStack(users=cls.USERS, smtpd_milters=cls.milter.postfix_spec,
-                                    milter_macros=cls.MACROS).start()
-            cls.env.append(cls.stack)
-            h.wait_for(lambda: os.path.exists(os.path.join(cls.milter.map_dir,
-                                                           "compd_rcpt.map")), 10,
-                       what="compd-milter writing its map files")
-            cls.rspamd = rh.Rspamd(map_dir=cls.milter.map_dir, redis=cls.redis).start()
-            cls.env.append(cls.rspamd)
-        except BaseException:
-            cls.tearDownClass()
-            raise
-
-    @classmethod
-    def tearDownClass(cls):
-        for part in reversed(cls.env):
-            try:
-                part.close() if hasattr(part, "close") else part.stop()
-            except Exception as e:
-                print("closing %s: %s" % (type(part).__name__, e), file=sys.stderr)
-        cls.env = []
+    def start_servers(cls):
+        cls.redis = cls.started(h.RedisServer().start())
+        p = h.mapctl("add", cls.LISTED, redis=cls.redis)
+        assert p.returncode == 0, p.stderr
+        cls.program = ah.HookProgram()
+        cls.milter = cls.started(h.Milter.standard(
+            cls.redis, extra=ah.lock_args(cls.LOCK_TEXT, cls.program)).start())
+        cls.stack = cls.started(h.MailStack(users=cls.USERS,
+                                            smtpd_milters=cls.milter.postfix_spec,
+                                            milter_macros=ah.SASL_MACROS).start())
+        h.wait_for(lambda: os.path.exists(os.path.join(cls.milter.map_dir, "compd_rcpt.map")),
+                   10, what="compd-milter writing its map files")
+        cls.rspamd = cls.started(rh.Rspamd(map_dir=cls.milter.map_dir, redis=cls.redis).start())
 
     def diag(self):
         return "\n--- compd-milter log\n%s\n--- rspamd log\n%s" % (
