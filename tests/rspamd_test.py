@@ -556,7 +556,7 @@ class ConsequencesTest(h.ServersTestCase):
     def wait_locked(self, account):
         try:
             return h.wait_for(lambda: self.show(account)["state"] == "locked" and
-                              self.show(account), 5, what="%s to be locked" % account)
+                              self.show(account), 10, what="%s to be locked" % account)
         except TimeoutError as e:
             self.fail("%s%s" % (e, self.diag()))
 
@@ -580,7 +580,7 @@ class ConsequencesTest(h.ServersTestCase):
         alice = self.wait_locked("alice@example.com")
         # The next submission through Postfix and compd-milter is refused at MAIL FROM.
         try:
-            h.wait_for(lambda: self.refused_at_mail("alice@example.com"), 5,
+            h.wait_for(lambda: self.refused_at_mail("alice@example.com"), 10,
                        what="alice@example.com refused at MAIL FROM")
         except TimeoutError as e:
             self.fail("%s%s" % (e, self.diag()))
@@ -609,7 +609,7 @@ class ConsequencesTest(h.ServersTestCase):
         self.mapctl("accounts", "release", "alice@example.com", "--reason", "reset")
         self.rspamd.check(["<%s>" % self.LISTED], user="alice@example.com")
         h.wait_for(lambda: self.show("alice@example.com")["hits"] == 2 and
-                   self.show("alice@example.com")["state"] == "locked", 5,
+                   self.show("alice@example.com")["state"] == "locked", 10,
                    what="the second hit locking alice again")
         time.sleep(1.5)  # longer than the runner's poll: a second ticket would be here now
         docs = self.program.docs_for("alice@example.com")
