@@ -11,9 +11,9 @@ manager, at exit, and by the janitor if the test process is killed outright).
 
 The configuration is minimal on purpose (fast, deterministic, no network):
   - only two Lua plugins are loaded: Debian's multimap.lua and compd's recorder as the
-    build generates it (BUILD/rspamd-conf/plugins.d/compd_recorder.lua); no C modules (`filters = ""`), no rules file
-    but `global_functions`, no statistics, no Redis except the recorder's, DNS pointed at a
-    closed loopback port;
+    build generates it (BUILD/rspamd-conf/plugins.d/compd_recorder.lua); no C modules
+    (`filters = ""`), no rules file but `global_functions`, no statistics, no Redis except
+    the recorder's, DNS pointed at a closed loopback port;
   - the multimap rules are the shipped rspamd-conf/local.d/multimap.conf, with its one
     folder `/var/lib/compd/maps` replaced by `map_dir` (or `multimap=` text for other tests);
   - the recorder's settings are the shipped rspamd-conf/local.d/compd_recorder.conf with the
