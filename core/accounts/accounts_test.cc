@@ -210,7 +210,9 @@ TEST_CASE("lock_on_hit locks, except allowlisted accounts; jobs once per newly f
   reaction.lock_on_hit = true;
   REQUIRE(AccountAllowlist::Parse("@partner.example", &reaction.allowlist).ok());
   reaction.hook_targets = {"exec", "webhook"};
-  Recorder rec(Options(redis.url(), tmp, reaction), log.fn());
+  RecorderOptions options = Options(redis.url(), tmp, reaction);
+  options.publish_reaction = true;
+  Recorder rec(options, log.fn());
   REQUIRE(rec.Start().ok());
 
   Record(&rec, Hit("bob@cust.example", "t1@bad.example"));
@@ -288,8 +290,10 @@ TEST_CASE("lock_on_hit locks, except allowlisted accounts; jobs once per newly f
   }
   CHECK(Locked(redis.url()).size() == 1);
   // The reaction the rspamd plugin's hits get.
-  REQUIRE(c.Command({"GET", Keys("t:").accounts_reaction()}, &ids).ok());
-  CHECK(ids.str == reaction.ToJson());
+  REQUIRE(WaitUntil([&] {
+    return c.Command({"GET", Keys("t:").accounts_reaction()}, &ids).ok() &&
+           ids.str == reaction.ToJson();
+  }));
 }
 
 TEST_CASE("quiet period 0 opens a ticket per newly flagged; duplicates change nothing",

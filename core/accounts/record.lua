@@ -164,14 +164,11 @@ if hit then
   end
 end
 
--- compd-milter passes its reaction and publishes it; the rspamd plugin uses the published
--- one, so a hit has the same consequences whichever of the two saw it.
+-- compd-milter passes its reaction (and publishes it, Recorder::PublishReaction); the rspamd
+-- plugin passes none and gets the published one, so a hit has the same consequences
+-- whichever of the two saw it.
 local reaction_json = ARGV[9]
-if reaction_json ~= '' then
-  redis.call('SET', KEYS[14], reaction_json)
-else
-  reaction_json = redis.call('GET', KEYS[14]) or '{}'
-end
+if reaction_json == '' then reaction_json = redis.call('GET', KEYS[14]) or '{}' end
 local ok, reaction = pcall(cjson.decode, reaction_json)
 if not ok or type(reaction) ~= 'table' then reaction = {} end
 return 1 + account_hit(ev, ARGV[4], reaction)

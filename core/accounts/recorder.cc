@@ -52,6 +52,7 @@ Status RecorderOptions::FromConfig(const Config& config, RecorderOptions* out) {
   o.prefix = config.GetString("prefix");
   o.alert_log = config.GetString("alert_log");
   o.spool_dir = config.GetString("spool_dir");
+  o.publish_reaction = true;
   o.stream_maxlen = static_cast<size_t>(config.GetInt("event_stream_maxlen"));
   o.queue_capacity = static_cast<size_t>(config.GetInt("event_queue_size"));
   o.redis_timeout = std::chrono::milliseconds(config.GetDurationMs("redis_timeout"));
@@ -486,8 +487,10 @@ void Recorder::WriterLoop() {
         // Look now and then whether the primary changed: the resend must not wait for
         // the next hit, which may come hours later.
         cv_.wait_for(lock, kUnconfirmedCheck, ready);
-      } else {
+      } else if (options_.publish_reaction) {
         cv_.wait_until(lock, next_publish_, ready);
+      } else {
+        cv_.wait(lock, ready);
       }
       size_t n = std::min(queue_.size(), options_.max_batch);
       batch.reserve(n);
@@ -507,7 +510,9 @@ void Recorder::WriterLoop() {
                        sentinel->generation() != unconfirmed_generation_;
     if (!may_try && redis_->primary_moved()) may_try = true;
     if (may_try && moved) may_try = ResendUnconfirmed();
-    if (may_try && std::chrono::steady_clock::now() >= next_publish_) PublishReaction();
+    if (options_.publish_reaction && may_try && std::chrono::steady_clock::now() >= next_publish_) {
+      PublishReaction();
+    }
     // Older spooled events go to Redis before newer ones, so the stream stays in order.
     if (may_try && spool_.pending()) may_try = ReplaySpool();
     if (!batch.empty()) {

@@ -45,9 +45,9 @@
 // A replayed old event counts as a hit but never moves last_seen (or the last_* fields or
 // the sorted-set score) backwards. <account> is AccountKey(account) (lower case).
 // The same script also updates the account registry (accounts.h): evidence, state
-// (flagged/locked per options.accounts) and ticket jobs, so they are exactly-once too. The
-// writer publishes options.accounts in Redis (accounts:reaction) when it starts and every
-// minute, and with every account event: the rspamd plugin runs the same script with the
+// (flagged/locked per options.accounts) and ticket jobs, so they are exactly-once too. With
+// publish_reaction the writer also publishes options.accounts in Redis (accounts:reaction)
+// when it starts and every minute: the rspamd plugin runs the same script with the
 // published reaction, so a hit rspamd records locks and opens tickets like one seen here.
 #ifndef COMPD_ACCOUNTS_RECORDER_H_
 #define COMPD_ACCOUNTS_RECORDER_H_
@@ -108,6 +108,10 @@ struct RecorderOptions {
   // How long to wait for a replica to confirm a batch; 0: never ask (no replicas).
   std::chrono::milliseconds replica_wait{0};
   size_t max_unconfirmed = 10000;  // kept for a resend; older ones are only counted
+  // Publish `accounts` in Redis (Keys::accounts_reaction) at start and every minute, for the
+  // hits the rspamd plugin records. compd-milter's recorder does (FromConfig sets it);
+  // mapctl's, which records a few hits and exits, leaves the daemons' reaction alone.
+  bool publish_reaction = false;
 
   // From the configuration. `redis` (it needs the password file) and `hostname` (resolved
   // once, by TripwireOptions) are kept from `out`.
