@@ -7,7 +7,8 @@
 # Environment:
 #   COMPD_MAP_DIR             where compd_rcpt.map and compd_rcpt_re.map are (default
 #                             /var/lib/compd/maps: the compd-maps volume, read-only here)
-#   COMPD_RSPAMD_CONF         compd's rspamd snippets, installed from rspamd-conf/
+#   COMPD_RSPAMD_CONF         compd's rspamd snippets as `cmake --install` puts them:
+#                             rspamd-conf/ with the generated plugins.d/compd_recorder.lua
 #                             (default /usr/share/compd/rspamd)
 #   RSPAMD_REDIS_SERVERS      Redis for rspamd's own modules and for compd_recorder,
 #                             which writes rspamd's hits into compd's event stream
@@ -69,8 +70,9 @@ mkdir -p "$local_d" "$local_confdir/override.d" "$local_confdir/plugins.d" "$db_
   "$run_dir" "$log_dir"
 chown "$user:$user" "$db_dir" "$run_dir" "$log_dir"
 
-# compd's snippets (rspamd-conf/ in the source tree): the multimap rules with their map
-# paths pointed at the shared volume and their action set, the compd_recorder plugin, and
+# compd's snippets (rspamd-conf/ in the source tree, with the plugin the build generated):
+# the multimap rules with their map paths pointed at the shared volume and their action
+# set, the compd_recorder plugin (it runs compd-milter's record script), and
 # the rspamd.conf.local section that turns the plugin on.
 for f in "$compd_conf"/local.d/*; do
   [ -f "$f" ] || continue
@@ -81,6 +83,9 @@ for f in "$compd_conf"/plugins.d/*.lua; do
   [ -f "$f" ] || continue
   cp "$f" "$local_confdir/plugins.d/"
 done
+[ -f "$compd_conf/plugins.d/compd_recorder.lua" ] ||
+  echo "rspamd-entrypoint: no plugins.d/compd_recorder.lua in $compd_conf (compd's build" \
+    "generates it): rspamd's hits are not recorded" >&2
 if [ -f "$compd_conf/rspamd.conf.local" ]; then
   cp "$compd_conf/rspamd.conf.local" "$local_confdir/rspamd.conf.local"
 fi

@@ -22,7 +22,6 @@ import json
 import os
 import sys
 import time
-import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib"))
 import accounts_harness as ah  # noqa: E402
@@ -30,9 +29,6 @@ import compd_harness as h  # noqa: E402
 import exim_harness as eh  # noqa: E402
 
 PREFIX = "compd:"
-MILTER_MACROS = {
-    "mail": "i {auth_type} {auth_authen} {auth_author} {mail_addr} {mail_host} {mail_mailer}",
-}
 HELO = "client.example.test"
 LOCK_TEXT = "account suspended, contact support"
 NAMES = ["alice", "bob", "carol", "erin", "monitor", "gina"]
@@ -44,50 +40,27 @@ def acct(name):
     return "%s@customer.example" % name
 
 
-class AccountsTest(unittest.TestCase):
-    env = []
+class AccountsTest(h.ServersTestCase):
 
     @classmethod
-    def setUpClass(cls):
-        try:
-            cls.redis = h.RedisServer().start()
-            cls.env.append(cls.redis)
-            p = h.mapctl("add", LISTED, redis=cls.redis, prefix=PREFIX)
-            assert p.returncode == 0, p.stderr
-            cls.webhook = ah.WebhookListener().start()
-            cls.env.append(cls.webhook)
-            cls.program = ah.HookProgram()
-            cls.policy_port = h.free_port()
-            cls.webhook.fail_next = 1  # the first delivery fails and must be retried
-            cls.milter = h.Milter.standard(cls.redis, action="reject", prefix=PREFIX, extra=[
-                "--lock-on-hit", "yes",
+    def start_servers(cls):
+        cls.redis = cls.started(h.RedisServer().start())
+        p = h.mapctl("add", LISTED, redis=cls.redis, prefix=PREFIX)
+        assert p.returncode == 0, p.stderr
+        cls.webhook = cls.started(ah.WebhookListener().start())
+        cls.program = ah.HookProgram()
+        cls.policy_port = h.free_port()
+        cls.webhook.fail_next = 1  # the first delivery fails and must be retried
+        cls.milter = cls.started(h.Milter.standard(
+            cls.redis, action="reject", prefix=PREFIX,
+            extra=ah.lock_args(LOCK_TEXT, cls.program) + [
                 "--lock-allowlist", "monitor@customer.example",
-                "--lock-reply", "550",
-                "--lock-text", LOCK_TEXT,
-                "--hook-command", cls.program.command,
                 "--hook-url", cls.webhook.url,
-                "--hook-quiet-period", "1h",
-                "--hook-retry-min", "200ms",
-                "--hook-retry-max", "1s",
                 "--hook-timeout", "5s",
                 "--policy-socket", "inet:%d" % cls.policy_port,
-            ]).start()
-            cls.env.append(cls.milter)
-            cls.stack = h.MailStack(users=USERS, smtpd_milters=cls.milter.postfix_spec,
-                                    milter_macros=MILTER_MACROS).start()
-            cls.env.append(cls.stack)
-        except BaseException:
-            cls.tearDownClass()
-            raise
-
-    @classmethod
-    def tearDownClass(cls):
-        for part in reversed(cls.env):
-            try:
-                part.close() if hasattr(part, "close") else part.stop()
-            except Exception as e:
-                print("closing %s: %s" % (type(part).__name__, e), file=sys.stderr)
-        cls.env = []
+            ]).start())
+        cls.stack = cls.started(h.MailStack(users=USERS, smtpd_milters=cls.milter.postfix_spec,
+                                            milter_macros=ah.SASL_MACROS).start())
 
     # -- helpers
 

@@ -27,6 +27,7 @@ import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib"))
 import compd_harness as h  # noqa: E402
+import rspamd_harness as rh  # noqa: E402
 
 SRC = h.source_dir()
 DOCKER = os.path.join(SRC, "docker")
@@ -411,8 +412,8 @@ class ComposeStackTest(unittest.TestCase):
                                          cls.dovecot_env, os.path.join(root, "dovecot.out")))
         cls.dovecot.wait_healthy("dovecot", cls.dovecot_env, 20)
 
-        # rspamd: compd's snippets from the tree (the image has them in
-        # /usr/share/compd/rspamd), the map folder compd-milter writes. Without the
+        # rspamd: compd's snippets from the tree with the built plugin, as the image has
+        # them in /usr/share/compd/rspamd; the map folder compd-milter writes. Without the
         # snippets (rspamd-conf/, a separate piece of work) Postfix runs with compd only
         # and test_e says why it cannot run.
         cls.rspamd = None
@@ -428,7 +429,7 @@ class ComposeStackTest(unittest.TestCase):
         rspamd_root = os.path.join(root, "rspamd")
         cls.rspamd_env = base_env(
             RSPAMD_ROOT=rspamd_root, COMPD_MAP_DIR=cls.map_dir,
-            COMPD_RSPAMD_CONF=os.path.join(SRC, "rspamd-conf"),
+            COMPD_RSPAMD_CONF=rh.install_shipped_config(h.temp_dir("rspamd-conf")),
             RSPAMD_REDIS_SERVERS="127.0.0.1:%d" % cls.redis.port,
             RSPAMD_MILTER_LISTEN="127.0.0.1:%d" % h.free_port(),
             RSPAMD_CONTROLLER_LISTEN="127.0.0.1:%d" % h.free_port(),

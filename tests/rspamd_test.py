@@ -7,7 +7,8 @@
     `mapctl test`.
   - Freshness: `mapctl add` / `remove` reach rspamd's verdict within 2 s through the files
     compd-milter writes with --map-dir.
-  - The compd_recorder plugin writes the hit into compd's Redis event stream.
+  - The compd_recorder plugin writes the hit into compd's Redis event stream, and the hit
+    has the consequences compd-milter gives it (lock_on_hit, one ticket per quiet period).
   - The shipped files pass `rspamadm configtest` inside Debian's stock configuration, the
     Redis alternative behaves as documented, and the operator's original regexp rule shows
     the hazards docs/rspamd.md describes.
@@ -24,6 +25,7 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib"))
+import accounts_harness as ah  # noqa: E402
 import compd_harness as h  # noqa: E402
 import rspamd_harness as rh  # noqa: E402
 
@@ -510,6 +512,111 @@ class RecorderTest(StackTest):
         self.assertEqual(reply["action"], "no action")
         time.sleep(0.3)
         self.assertEqual(self.events_since(start), [])
+
+
+class ConsequencesTest(h.ServersTestCase):
+    """A hit the rspamd plugin records has the consequences of one compd-milter sees: with
+    lock_on_hit the account is locked (its next submission through Postfix+compd-milter is
+    refused), the ticket hook runs once per quiet period, and `mapctl accounts show` says
+    the same. One Redis, compd-milter (lock_on_hit, a hook program), Postfix and rspamd of
+    their own: the shared stack's compd-milter runs without lock_on_hit."""
+
+    LISTED = "test-probe@bad.example"
+    LOCK_TEXT = "account suspended, contact support"
+    USERS = {"alice@example.com": "pw-alice", "bob@example.com": "pw-bob"}
+
+    @classmethod
+    def start_servers(cls):
+        cls.redis = cls.started(h.RedisServer().start())
+        p = h.mapctl("add", cls.LISTED, redis=cls.redis)
+        assert p.returncode == 0, p.stderr
+        cls.program = ah.HookProgram()
+        cls.milter = cls.started(h.Milter.standard(
+            cls.redis, extra=ah.lock_args(cls.LOCK_TEXT, cls.program)).start())
+        cls.stack = cls.started(h.MailStack(users=cls.USERS,
+                                            smtpd_milters=cls.milter.postfix_spec,
+                                            milter_macros=ah.SASL_MACROS).start())
+        h.wait_for(lambda: os.path.exists(os.path.join(cls.milter.map_dir, "compd_rcpt.map")),
+                   10, what="compd-milter writing its map files")
+        cls.rspamd = cls.started(rh.Rspamd(map_dir=cls.milter.map_dir, redis=cls.redis).start())
+
+    def diag(self):
+        return "\n--- compd-milter log\n%s\n--- rspamd log\n%s" % (
+            h.tail(self.milter.log_path, 30), h.tail(self.rspamd.log_path, 15))
+
+    def mapctl(self, *args):
+        p = h.mapctl(*args, redis=self.redis)
+        self.assertEqual(p.returncode, 0, "mapctl %s: %s%s" % (" ".join(args), p.stdout,
+                                                               p.stderr))
+        return p.stdout
+
+    def show(self, account):
+        return json.loads(self.mapctl("accounts", "show", account, "--json"))
+
+    def wait_locked(self, account):
+        try:
+            return h.wait_for(lambda: self.show(account)["state"] == "locked" and
+                              self.show(account), 10, what="%s to be locked" % account)
+        except TimeoutError as e:
+            self.fail("%s%s" % (e, self.diag()))
+
+    def submit(self, user, to, **kw):
+        return h.swaks(self.stack.submission_port, to, sender=user, user=user,
+                       password=self.USERS[user], helo="client.example.test", **kw)
+
+    def refused_at_mail(self, user):
+        r = self.submit(user, "friend@fine.example", quit_after="RCPT")
+        return r.code == 23 and any(l.startswith("550 5.7.1 " + self.LOCK_TEXT)
+                                    for l in r.replies())
+
+    def test_an_rspamd_hit_locks_and_opens_one_ticket_like_a_milter_hit(self):
+        # compd-milter published its reaction when it started; rspamd's hits follow it.
+        h.wait_for(lambda: self.redis.call("EXISTS", "compd:accounts:reaction"), 5,
+                   what="compd-milter publishing its account reaction")
+        self.assertFalse(self.refused_at_mail("alice@example.com"), self.diag())
+        reply = self.rspamd.check(["<%s>" % self.LISTED], user="Alice@Example.com",
+                                  ip="192.0.2.80")
+        self.assertEqual(reply["action"], "reject")
+        alice = self.wait_locked("alice@example.com")
+        # The next submission through Postfix and compd-milter is refused at MAIL FROM.
+        try:
+            h.wait_for(lambda: self.refused_at_mail("alice@example.com"), 10,
+                       what="alice@example.com refused at MAIL FROM")
+        except TimeoutError as e:
+            self.fail("%s%s" % (e, self.diag()))
+
+        # The same hit seen by compd-milter, for bob: the records say the same.
+        self.assertEqual(self.submit("bob@example.com", self.LISTED).code, 24)
+        bob = self.wait_locked("bob@example.com")
+        for k in ("state", "state_reason", "lock_expires", "hits", "recipients",
+                  "last_entry", "last_recipient"):
+            self.assertEqual(alice.get(k), bob.get(k), "%s: rspamd %r, compd-milter %r" % (
+                k, alice.get(k), bob.get(k)))
+        self.assertEqual(alice["state_reason"], "hit on %s; lock_on_hit" % self.LISTED)
+        self.assertEqual(alice["client_ips"], {"192.0.2.80": 1})
+        self.assertEqual(self.redis.call("EXISTS", "compd:account:Alice@Example.com"), 0)
+        text = self.mapctl("accounts", "show", "alice@example.com")
+        self.assertRegex(text, r"(?m)^state:?\s+locked")
+
+        # One ticket each, delivered by compd-milter's hook runner; a release and a new
+        # rspamd hit within the quiet period lock again without a second ticket.
+        try:
+            h.wait_for(lambda: self.program.docs_for("alice@example.com") and
+                       self.program.docs_for("bob@example.com"), 10,
+                       what="the tickets of alice and bob")
+        except TimeoutError as e:
+            self.fail("%s%s" % (e, self.diag()))
+        self.mapctl("accounts", "release", "alice@example.com", "--reason", "reset")
+        self.rspamd.check(["<%s>" % self.LISTED], user="alice@example.com")
+        h.wait_for(lambda: self.show("alice@example.com")["hits"] == 2 and
+                   self.show("alice@example.com")["state"] == "locked", 10,
+                   what="the second hit locking alice again")
+        time.sleep(1.5)  # longer than the runner's poll: a second ticket would be here now
+        docs = self.program.docs_for("alice@example.com")
+        self.assertEqual(len(docs), 1, docs)
+        self.assertEqual(docs[0]["state"], "locked")
+        self.assertEqual(docs[0]["event"]["source"], "rspamd")
+        self.assertEqual(docs[0]["event"]["account"], "Alice@Example.com")
 
 
 class ShippedConfigTest(unittest.TestCase):

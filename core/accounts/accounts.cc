@@ -14,11 +14,6 @@ namespace {
 
 using Json = nlohmann::json;
 
-// JSON text of a string, with invalid UTF-8 replaced: scripts paste it into JSON they build.
-std::string JsonString(const std::string& s) {
-  return Json(s).dump(-1, ' ', false, Json::error_handler_t::replace);
-}
-
 int64_t ToInt(const std::string& s) {
   try {
     return s.empty() ? 0 : std::stoll(s);
@@ -26,80 +21,6 @@ int64_t ToInt(const std::string& s) {
     return 0;
   }
 }
-
-// The hit's effect on its account; see the top of accounts.h. K and A are described in
-// AccountHitCall, which builds them.
-constexpr const char* kAccountHitLua = R"lua(
-local function compd_account_hit(K, A)
-  local flags = 0
-  local maxv = tonumber(A[11])
-  local function count(key, value)
-    if value == '' then return end
-    if redis.call('HEXISTS', key, value) == 1 or redis.call('HLEN', key) < maxv then
-      redis.call('HINCRBY', key, value, 1)
-    end
-  end
-  count(K[2], A[5])
-  count(K[3], A[6])
-  redis.call('LPUSH', K[4], A[7])
-  redis.call('LTRIM', K[4], 0, tonumber(A[12]) - 1)
-
-  local now = tonumber(A[3])
-  local cur = redis.call('HMGET', K[1], 'state', 'state_at', 'lock_expires')
-  local state = cur[1]
-  if state == 'locked' then
-    local exp = tonumber(cur[3] or '0') or 0
-    if exp ~= 0 and exp <= now then state = 'flagged' end
-  end
-  -- The operator released the account after this hit happened (it waited in a spool).
-  if state == 'released' and cur[2] and cur[2] > A[2] then return 0 end
-  local new = (not state) or state == 'released'
-  local want = state
-  if new then want = 'flagged' end
-  if A[8] == '1' then want = 'locked' end
-  if want == state then return 0 end
-
-  local fields = {'state', want, 'state_at', A[4], 'state_by', A[15], 'state_reason', A[16]}
-  if new then
-    fields[#fields + 1] = 'flagged_at'
-    fields[#fields + 1] = A[4]
-    flags = flags + 2
-  end
-  local entry = '{"time":"' .. A[4] .. '","what":"' .. want .. '","by":' .. A[17] ..
-                ',"text":' .. A[18]
-  if want == 'locked' then
-    local dur = tonumber(A[9])
-    local exp = 0
-    if dur > 0 then exp = now + dur end
-    fields[#fields + 1] = 'lock_expires'
-    fields[#fields + 1] = tostring(exp)
-    redis.call('HSET', K[6], A[1], tostring(exp))
-    local v = redis.call('INCR', K[7])
-    redis.call('PUBLISH', A[14], v)
-    entry = entry .. ',"expires":' .. tostring(exp)
-    flags = flags + 4
-  end
-  redis.call('HSET', K[1], unpack(fields))
-  redis.call('ZADD', K[8], now, A[1])
-  redis.call('LPUSH', K[5], entry .. '}')
-  redis.call('LTRIM', K[5], 0, tonumber(A[13]) - 1)
-
-  if new and #A >= 19 then
-    local quiet = tonumber(A[10])
-    if quiet == 0 or redis.call('SET', K[9], A[4], 'NX', 'PX', quiet) then
-      local n = 0
-      for i = 19, #A - 1, 2 do
-        n = n + 1
-        redis.call('HSET', K[10 + n], 'id', A[i + 1], 'target', A[i], 'account', A[1],
-                   'state', want, 'queued_at', A[3], 'event', A[7], 'attempts', '0')
-        redis.call('ZADD', K[10], now, A[i + 1])
-      end
-      flags = flags + 8
-    end
-  end
-  return flags
-end
-)lua";
 
 // An operator's change. KEYS: record, log, locked, version, changed.
 // ARGV: account, op (lock|release|note), now iso, now ms, by, text, expires ms, channel,
@@ -244,51 +165,13 @@ Status AccountReaction::FromConfig(const Config& config, AccountReaction* out) {
   return Status::Ok();
 }
 
-const char* AccountHitLua() { return kAccountHitLua; }
-
-void AccountHitCall(const Keys& names, const AccountReaction& reaction, const Event& event,
-                    std::chrono::system_clock::time_point now, const std::string& host,
-                    std::vector<std::string>* keys, std::vector<std::string>* args) {
-  const std::string a = AccountKey(event.account);
-  for (std::string k : {names.account(a), names.account_recipients(a), names.account_ips(a),
-                        names.account_events(a), names.account_log(a), names.accounts_locked(),
-                        names.accounts_version(), names.accounts_changed(), names.account_quiet(a),
-                        names.hooks_due()}) {
-    keys->push_back(std::move(k));
-  }
-  const bool signal = event.type == "signal";
-  // A detection signal locks when its reaction says so (reaction_* settings), with the
-  // same exemptions as lock_on_hit.
-  const bool lock = signal
-                        ? event.action == "lock" && AccountReaction::IsSaslAccount(event.account) &&
-                              !reaction.allowlist.Contains(event.account)
-                        : reaction.MayAutoLock(event.account);
-  const std::string by = "compd@" + (event.host.empty() ? host : event.host);
-  std::string reason = "hit on " + event.recipient;
-  if (!event.where.empty() && event.where != "envelope") reason += " (" + event.where + ")";
-  if (signal) {
-    reason = "signal " + event.rule + " (" + event.action + "): " + event.evidence.substr(0, 300);
-  } else if (lock) {
-    reason += "; lock_on_hit";
-  } else if (reaction.lock_on_hit) {
-    reason += AccountReaction::IsSaslAccount(event.account) ? "; not locked: in lock_allowlist"
-                                                            : "; not locked: not a SASL account";
-  }
-  for (std::string v :
-       {a, event.time, std::to_string(UnixMs(now)), FormatUtcMillis(now), event.recipient,
-        event.client_ip, event.ToJson(), std::string(lock ? "1" : "0"),
-        std::to_string(reaction.lock_duration.count()), std::to_string(reaction.hook_quiet.count()),
-        std::to_string(kMaxEvidenceValues), std::to_string(kMaxTimeline),
-        std::to_string(kMaxAccountLog), names.accounts_channel(), by, reason, JsonString(by),
-        JsonString(reason)}) {
-    args->push_back(std::move(v));
-  }
-  for (const std::string& target : reaction.hook_targets) {
-    std::string id = event.id + "/" + target;
-    keys->push_back(names.hook_job(id));
-    args->push_back(target);
-    args->push_back(std::move(id));
-  }
+std::string AccountReaction::ToJson() const {
+  Json j = {{"lock_on_hit", lock_on_hit},
+            {"lock_allowlist", allowlist.items()},
+            {"lock_duration_ms", lock_duration.count()},
+            {"hook_quiet_ms", hook_quiet.count()},
+            {"hook_targets", hook_targets}};
+  return j.dump(-1, ' ', false, Json::error_handler_t::replace);
 }
 
 std::string AccountLogEntry::ToJson() const {

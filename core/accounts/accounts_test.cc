@@ -122,12 +122,15 @@ TEST_CASE("the reaction comes from the settings", "[accounts]") {
   REQUIRE(config.Set("hook_command", "/usr/local/bin/ticket {account}", "t").ok());
   REQUIRE(config.Set("hook_url", "http://127.0.0.1:9/x", "t").ok());
   REQUIRE(AccountReaction::FromConfig(config, &r).ok());
-  CHECK(r.MayAutoLock("alice@cust.example"));
-  CHECK_FALSE(r.MayAutoLock("VIP@cust.example"));
-  CHECK_FALSE(r.MayAutoLock("ip:192.0.2.5"));                 // a whole trusted host
-  CHECK_FALSE(r.MayAutoLock("local:www-data@host.example"));  // cannot be refused anyway
+  CHECK(r.lock_on_hit);
+  CHECK(r.allowlist.Contains("VIP@cust.example"));
   CHECK(r.lock_duration == std::chrono::hours(2));
   CHECK(r.hook_targets == std::vector<std::string>{"exec", "webhook"});
+  // What the record script (and the rspamd plugin, through Redis) reads.
+  CHECK(nlohmann::json::parse(r.ToJson()) ==
+        nlohmann::json::parse(R"({"lock_on_hit":true,"lock_allowlist":["vip@cust.example"],)"
+                              R"("lock_duration_ms":7200000,"hook_quiet_ms":86400000,)"
+                              R"("hook_targets":["exec","webhook"]})"));
 
   REQUIRE(config.Set("lock_allowlist", "a\x01@b", "compd.conf:3").ok());
   Status s = AccountReaction::FromConfig(config, &r);
@@ -207,7 +210,9 @@ TEST_CASE("lock_on_hit locks, except allowlisted accounts; jobs once per newly f
   reaction.lock_on_hit = true;
   REQUIRE(AccountAllowlist::Parse("@partner.example", &reaction.allowlist).ok());
   reaction.hook_targets = {"exec", "webhook"};
-  Recorder rec(Options(redis.url(), tmp, reaction), log.fn());
+  RecorderOptions options = Options(redis.url(), tmp, reaction);
+  options.publish_reaction = true;
+  Recorder rec(options, log.fn());
   REQUIRE(rec.Start().ok());
 
   Record(&rec, Hit("bob@cust.example", "t1@bad.example"));
@@ -274,6 +279,21 @@ TEST_CASE("lock_on_hit locks, except allowlisted accounts; jobs once per newly f
     CHECK(e.recipient == "t1@bad.example");
   }
   CHECK(found);
+
+  // Only SASL accounts lock automatically.
+  Record(&rec, Hit("ip:192.0.2.5", "t1@bad.example"));                 // a whole trusted host
+  Record(&rec, Hit("local:www-data@host.example", "t1@bad.example"));  // cannot be refused
+  for (const char* a : {"ip:192.0.2.5", "local:www-data@host.example"}) {
+    AccountRecord r = Get(redis.url(), a);
+    CHECK(r.state == "flagged");
+    CHECK(r.state_reason == "hit on t1@bad.example; not locked: not a SASL account");
+  }
+  CHECK(Locked(redis.url()).size() == 1);
+  // The reaction the rspamd plugin's hits get.
+  REQUIRE(WaitUntil([&] {
+    return c.Command({"GET", Keys("t:").accounts_reaction()}, &ids).ok() &&
+           ids.str == reaction.ToJson();
+  }));
 }
 
 TEST_CASE("quiet period 0 opens a ticket per newly flagged; duplicates change nothing",

@@ -10,6 +10,7 @@
 #include <cstring>
 
 #include "compd/accounts/accounts.h"
+#include "compd/accounts/record_lua.h"
 #include "compd/base/file.h"
 #include "compd/base/keys.h"
 #include "compd/base/sentinel.h"
@@ -23,40 +24,8 @@ namespace {
 // How often the writer looks for a new primary while it holds unconfirmed events.
 constexpr std::chrono::milliseconds kUnconfirmedCheck{200};
 
-// One event, atomically: the dedup marker first, the writes only if it was new.
-// KEYS: seen, stream[, account, accounts, then the registry's keys (AccountHitCall)].
-// ARGV: ttl, maxlen (0: untrimmed), json, account key, time, unix seconds, entry, recipient,
-// client_ip, '1' when it counts as a hit[, then the registry's arguments]. Returns 0 (seen before)
-// or 1 plus the kHit* bits of the account's registry update. Times compare as strings:
-// FormatUtcMillis output sorts like the instants it names.
-constexpr const char* kRecordScript = R"lua(
-if not redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[1]) then return 0 end
-if ARGV[2] == '0' then
-  redis.call('XADD', KEYS[2], '*', 'event', ARGV[3])
-else
-  redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], '*', 'event', ARGV[3])
-end
-if #KEYS >= 4 and ARGV[10] == '1' then
-  local first = redis.call('HGET', KEYS[3], 'first_seen')
-  if (not first) or ARGV[5] < first then
-    redis.call('HSET', KEYS[3], 'first_seen', ARGV[5])
-  end
-  redis.call('HINCRBY', KEYS[3], 'hits', 1)
-  local last = redis.call('HGET', KEYS[3], 'last_seen')
-  if (not last) or last <= ARGV[5] then
-    redis.call('HSET', KEYS[3], 'last_seen', ARGV[5], 'last_entry', ARGV[7],
-               'last_recipient', ARGV[8], 'last_client_ip', ARGV[9])
-    redis.call('ZADD', KEYS[4], ARGV[6], ARGV[4])
-  end
-end
-if #KEYS > 4 then
-  local K, A = {}, {}
-  for i = 5, #KEYS do K[#K + 1] = KEYS[i] end
-  for i = 11, #ARGV do A[#A + 1] = ARGV[i] end
-  return 1 + compd_account_hit(K, A)
-end
-return 1
-)lua";
+// How often an idle writer publishes the account reaction again, for a Redis that lost it.
+constexpr std::chrono::seconds kReactionRefresh{60};
 
 std::string Hostname() {
   std::string name(HOST_NAME_MAX + 1, '\0');
@@ -83,6 +52,7 @@ Status RecorderOptions::FromConfig(const Config& config, RecorderOptions* out) {
   o.prefix = config.GetString("prefix");
   o.alert_log = config.GetString("alert_log");
   o.spool_dir = config.GetString("spool_dir");
+  o.publish_reaction = true;
   o.stream_maxlen = static_cast<size_t>(config.GetInt("event_stream_maxlen"));
   o.queue_capacity = static_cast<size_t>(config.GetInt("event_queue_size"));
   o.redis_timeout = std::chrono::milliseconds(config.GetDurationMs("redis_timeout"));
@@ -94,10 +64,29 @@ Status RecorderOptions::FromConfig(const Config& config, RecorderOptions* out) {
   return Status::Ok();
 }
 
-// The registry's function first: Lua needs it defined before the code calling it.
 const std::string& RecordScript() {
-  static const std::string script = std::string(AccountHitLua()) + kRecordScript;
+  static const std::string script = kRecordLua;
   return script;
+}
+
+std::vector<std::string> RecordKeys(const Keys& keys, const std::string& event_id,
+                                    const std::string& account_key) {
+  std::vector<std::string> out = {keys.event_seen(event_id), keys.events()};
+  if (account_key.empty()) return out;
+  const std::string& a = account_key;
+  for (std::string k :
+       {keys.account(a), keys.accounts(), keys.account_recipients(a), keys.account_ips(a),
+        keys.account_events(a), keys.account_log(a), keys.accounts_locked(),
+        keys.accounts_version(), keys.accounts_changed(), keys.account_quiet(a), keys.hooks_due(),
+        keys.accounts_reaction(), keys.hook_job("")}) {
+    out.push_back(std::move(k));
+  }
+  return out;
+}
+
+std::vector<std::string> RecordLayoutArgs(const Keys& keys) {
+  return {keys.accounts_channel(), std::to_string(kMaxEvidenceValues), std::to_string(kMaxTimeline),
+          std::to_string(kMaxAccountLog)};
 }
 
 struct Recorder::Counters {
@@ -290,32 +279,26 @@ Status Recorder::WriteToRedis(const std::vector<Event>& events, uint64_t* writte
   const std::string ttl = std::to_string(options_.dedup_ttl.count());
   const std::string maxlen = std::to_string(options_.stream_maxlen);
   const auto now = std::chrono::system_clock::now();
+  const std::string now_ms = std::to_string(UnixMs(now));
+  const std::string now_iso = FormatUtcMillis(now);
+  const std::string reaction = options_.accounts.ToJson();
+  const std::vector<std::string> layout = RecordLayoutArgs(keys);
   std::vector<std::vector<std::string>> commands;
   commands.reserve(events.size());
   for (const Event& e : events) {
     int64_t ms = 0;
     if (!ParseUtcMillis(e.time, &ms)) ms = UnixMs(now);
-    // Only hits are evidence of a leaked password; other event types (anomalies) name an
-    // account too but must not count as hits in its record.
-    bool hit = !e.account.empty() && e.type == "hit";
-    // A detection signal whose reaction flags or locks updates the registry as a hit
-    // does (state, ticket), without counting as a hit.
-    bool account = hit || (!e.account.empty() && e.type == "signal" &&
-                           (e.action == "flag" || e.action == "tempfail" || e.action == "lock"));
+    // The script decides what the event does to its account (record.lua).
     const std::string account_key = AccountKey(e.account);
-    std::vector<std::string> keys_part = {keys.event_seen(e.id), keys.events()};
-    std::vector<std::string> args = {
-        ttl,     maxlen,      e.ToJson(),  account_key,    e.time, std::to_string(ms / 1000),
-        e.entry, e.recipient, e.client_ip, hit ? "1" : "0"};
-    if (account) {
-      keys_part.push_back(keys.account(account_key));
-      keys_part.push_back(keys.accounts());
-      AccountHitCall(keys, options_.accounts, e, now, options_.hostname, &keys_part, &args);
-    }
+    std::vector<std::string> keys_part = RecordKeys(keys, e.id, account_key);
     std::vector<std::string> cmd = {"EVALSHA", script_sha_, std::to_string(keys_part.size())};
-    cmd.reserve(3 + keys_part.size() + args.size());
+    cmd.reserve(3 + keys_part.size() + 9 + layout.size());
     for (std::string& k : keys_part) cmd.push_back(std::move(k));
-    for (std::string& a : args) cmd.push_back(std::move(a));
+    for (std::string a : {ttl, maxlen, e.ToJson(), account_key, std::to_string(ms / 1000), now_ms,
+                          now_iso, options_.hostname, reaction}) {
+      cmd.push_back(std::move(a));
+    }
+    cmd.insert(cmd.end(), layout.begin(), layout.end());
     commands.push_back(std::move(cmd));
   }
 
@@ -424,6 +407,22 @@ bool Recorder::ResendUnconfirmed() {
   return true;
 }
 
+void Recorder::PublishReaction() {
+  RedisReply reply;
+  Status s = redis_->Command(
+      {"SET", Keys(options_.prefix).accounts_reaction(), options_.accounts.ToJson()}, &reply);
+  if (s.ok() && reply.type == RedisReply::Type::kError) s = Status::Unavailable(reply.str);
+  auto now = std::chrono::steady_clock::now();
+  if (s.ok()) {
+    next_publish_ = now + kReactionRefresh;
+    return;
+  }
+  // Not an outage of its own: the next write finds out, and the rspamd plugin's hits are
+  // flagged without the reaction until this succeeds.
+  Log(LogLevel::kDebug, "recorder: cannot publish the account reaction: " + s.ToString());
+  next_publish_ = now + options_.retry_max;
+}
+
 void Recorder::NoteAccountOutcome(const Event& e, long long bits) {
   if ((bits & (kHitNewlyFlagged | kHitLocked)) == 0) return;
   std::string what = (bits & kHitLocked) ? "LOCKED" : "flagged";
@@ -478,6 +477,7 @@ bool Recorder::ReplaySpool() {
 void Recorder::WriterLoop() {
   redis_ = std::make_unique<RedisClient>(options_.redis, options_.redis_timeout);
   next_retry_ = std::chrono::steady_clock::now();
+  next_publish_ = next_retry_;
   for (;;) {
     std::vector<Event> batch;
     bool stopping = false;
@@ -490,6 +490,8 @@ void Recorder::WriterLoop() {
         // Look now and then whether the primary changed: the resend must not wait for
         // the next hit, which may come hours later.
         cv_.wait_for(lock, kUnconfirmedCheck, ready);
+      } else if (options_.publish_reaction) {
+        cv_.wait_until(lock, next_publish_, ready);
       } else {
         cv_.wait(lock, ready);
       }
@@ -511,6 +513,9 @@ void Recorder::WriterLoop() {
                        sentinel->generation() != unconfirmed_generation_;
     if (!may_try && redis_->primary_moved()) may_try = true;
     if (may_try && moved) may_try = ResendUnconfirmed();
+    if (options_.publish_reaction && may_try && std::chrono::steady_clock::now() >= next_publish_) {
+      PublishReaction();
+    }
     // Older spooled events go to Redis before newer ones, so the stream stays in order.
     if (may_try && spool_.pending()) may_try = ReplaySpool();
     if (!batch.empty()) {

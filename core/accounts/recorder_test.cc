@@ -9,7 +9,6 @@
 #include <map>
 #include <nlohmann/json.hpp>
 #include <set>
-#include <sstream>
 
 #include "compd/map/map_store.h"
 #include "compd/testutil/redis.h"
@@ -465,29 +464,6 @@ TEST_CASE("recorder refuses to start when the alert log cannot be opened", "[rec
   Status s = rec.Start();
   CHECK(s.IsIoError());
   CHECK(s.message().find("no-such-dir/alerts.jsonl") != std::string::npos);
-}
-
-}  // namespace
-}  // namespace compd
-
-namespace compd {
-namespace {
-
-// The rspamd plugin runs the Recorder's script, byte for byte: one text, two callers.
-TEST_CASE("rspamd plugin carries the recorder's script verbatim", "[recorder]") {
-  std::ifstream in(std::string(COMPD_SOURCE_DIR) + "/rspamd-conf/plugins.d/compd_recorder.lua");
-  REQUIRE(in.good());
-  std::stringstream ss;
-  ss << in.rdbuf();
-  const std::string plugin = ss.str();
-  const std::string open = "local RECORD_SCRIPT = [==[\n";  // Lua drops this first newline
-  size_t begin = plugin.find(open);
-  REQUIRE(begin != std::string::npos);
-  begin += open.size();
-  size_t end = plugin.find("]==]", begin);
-  REQUIRE(end != std::string::npos);
-  INFO("copy RecordScript() (core/accounts/recorder.cc) into RECORD_SCRIPT of the plugin");
-  CHECK(plugin.substr(begin, end - begin) == RecordScript());
 }
 
 }  // namespace

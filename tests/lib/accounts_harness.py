@@ -28,6 +28,20 @@ os.rename(name + ".tmp", name)
 '''
 
 
+# The milter macros Postfix must send for compd-milter to see the SASL login at MAIL.
+SASL_MACROS = {
+    "mail": "i {auth_type} {auth_authen} {auth_author} {mail_addr} {mail_host} {mail_mailer}",
+}
+
+
+def lock_args(lock_text, program, quiet="1h"):
+    """compd-milter flags for lock_on_hit (550 5.7.1 lock_text) and a ticket program with
+    a quick retry schedule."""
+    return ["--lock-on-hit", "yes", "--lock-reply", "550", "--lock-text", lock_text,
+            "--hook-command", program.command, "--hook-quiet-period", quiet,
+            "--hook-retry-min", "200ms", "--hook-retry-max", "1s"]
+
+
 class HookProgram:
     """hook_command target: every run leaves <dir>/<time>-<pid>.json."""
 

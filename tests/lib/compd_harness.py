@@ -39,6 +39,7 @@ import sys
 import tempfile
 import threading
 import time
+import unittest
 from collections import namedtuple
 
 LOOPBACK = "127.0.0.1"
@@ -205,6 +206,47 @@ class _Workdir:
         if self.key is not None:
             _reaper.remove(self.key)
             self.key = None
+
+
+def close_all(parts):
+    """Closes (or stops) servers, last started first; a failure is printed, not raised, so
+    the others still close."""
+    for part in reversed(parts):
+        try:
+            part.close() if hasattr(part, "close") else part.stop()
+        except Exception as e:
+            print("closing %s: %s" % (type(part).__name__, e), file=sys.stderr)
+
+
+class ServersTestCase(unittest.TestCase):
+    """A TestCase whose servers start once for the class: setUpClass calls the class's
+    start_servers(), which registers each server it starts with cls.started(server); when
+    that fails, and after the class, every registered server is closed, last first."""
+
+    env = []
+
+    @classmethod
+    def start_servers(cls):
+        raise NotImplementedError
+
+    @classmethod
+    def started(cls, server):
+        cls.env.append(server)
+        return server
+
+    @classmethod
+    def setUpClass(cls):
+        cls.env = []
+        try:
+            cls.start_servers()
+        except BaseException:
+            cls.tearDownClass()
+            raise
+
+    @classmethod
+    def tearDownClass(cls):
+        close_all(cls.env)
+        cls.env = []
 
 
 def temp_dir(prefix="test"):

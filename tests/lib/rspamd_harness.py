@@ -10,10 +10,10 @@ manager, at exit, and by the janitor if the test process is killed outright).
         v.listed, v.symbols, v.action
 
 The configuration is minimal on purpose (fast, deterministic, no network):
-  - only two Lua plugins are loaded: Debian's multimap.lua and compd's
-    rspamd-conf/plugins.d/compd_recorder.lua; no C modules (`filters = ""`), no rules file
-    but `global_functions`, no statistics, no Redis except the recorder's, DNS pointed at a
-    closed loopback port;
+  - only two Lua plugins are loaded: Debian's multimap.lua and compd's recorder as the
+    build generates it (BUILD/rspamd-conf/plugins.d/compd_recorder.lua); no C modules
+    (`filters = ""`), no rules file but `global_functions`, no statistics, no Redis except
+    the recorder's, DNS pointed at a closed loopback port;
   - the multimap rules are the shipped rspamd-conf/local.d/multimap.conf, with its one
     folder `/var/lib/compd/maps` replaced by `map_dir` (or `multimap=` text for other tests);
   - the recorder's settings are the shipped rspamd-conf/local.d/compd_recorder.conf with the
@@ -63,6 +63,15 @@ DEFAULT_MESSAGE = (b"From: sender@example.test\r\nTo: someone@example.test\r\n"
 def rspamd_conf_dir():
     """The shipped rspamd-conf/ folder of the source tree."""
     return os.path.join(h.source_dir(), "rspamd-conf")
+
+
+def built_plugin():
+    """The rspamd plugin compd's build generates from rspamd-conf/plugins.d/*.lua.in."""
+    path = os.path.join(h.build_dir(), "rspamd-conf", "plugins.d", "compd_recorder.lua")
+    if not os.path.exists(path):
+        raise h.HarnessError("%s is missing: build compd first (it is made with compd_dist)"
+                             % path)
+    return path
 
 
 def require_rspamd():
@@ -175,8 +184,7 @@ class Rspamd(h._Service):
         os.makedirs(plugins, exist_ok=True)
         os.symlink(os.path.join(DEBIAN_PLUGINS, "multimap.lua"), j("plugins", "multimap.lua"))
         if recorder:
-            os.symlink(os.path.join(rspamd_conf_dir(), "plugins.d", "compd_recorder.lua"),
-                       j("plugins", "compd_recorder.lua"))
+            os.symlink(built_plugin(), j("plugins", "compd_recorder.lua"))
         with open(j("rules.lua"), "w") as f:
             # What the stock rspamd.lua does first; multimap needs its globals.
             f.write('require "global_functions" ()\n')
@@ -416,6 +424,9 @@ def configtest_stock(local_confdir):
 
 
 def install_shipped_config(dest):
-    """Copies rspamd-conf/ into `dest` as an operator would into /etc/rspamd."""
-    shutil.copytree(rspamd_conf_dir(), dest, dirs_exist_ok=True)
+    """Copies rspamd-conf/ into `dest` as an operator would into /etc/rspamd from
+    /usr/share/compd/rspamd: the built plugin in place of its template."""
+    shutil.copytree(rspamd_conf_dir(), dest, dirs_exist_ok=True,
+                    ignore=shutil.ignore_patterns("*.in"))
+    shutil.copy(built_plugin(), os.path.join(dest, "plugins.d", "compd_recorder.lua"))
     return dest

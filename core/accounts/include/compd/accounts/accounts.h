@@ -1,9 +1,9 @@
 // Accounts: the registry of SASL accounts that hit the map, and what happens to them.
 //
-// Owns the Redis layout of the registry and every script that changes it. The Recorder
-// runs the hit part (AccountHitLua) inside its own per-event script, so "the hit is
-// recorded", "the account is flagged (and locked)" and "a ticket job is queued" happen
-// together or not at all, exactly once per event, on whichever node saw the hit. mapctl
+// Owns the Redis layout of the registry and the operators' script. A hit's part is in the
+// Recorder's per-event script (core/accounts/record.lua), so "the hit is recorded", "the
+// account is flagged (and locked)" and "a ticket job is queued" happen together or not at
+// all, exactly once per event, on whichever node (compd-milter or rspamd) saw the hit. mapctl
 // changes states through AccountRegistry. AccountWatcher (account_watcher.h) turns the
 // locked set into the MAIL gate; HookRunner (hook_runner.h) delivers the ticket jobs.
 //
@@ -31,6 +31,8 @@
 //                      every node enforces
 //   accounts:version   int, bumped by every change of accounts:locked
 //   accounts:changes   pub/sub channel; each change of accounts:locked publishes the version
+//   accounts:reaction  string: the AccountReaction (JSON) compd-milter runs with; the
+//                      rspamd plugin's hits follow it
 //   hooks:due          sorted set: ticket job id -> unix ms when it is due
 //   hook:<job id>      hash: one ticket job (see hook_runner.h)
 //
@@ -81,6 +83,7 @@ class AccountAllowlist {
   bool Contains(std::string_view account) const;
   bool empty() const { return items_.empty(); }
   size_t size() const { return items_.size(); }
+  const std::vector<std::string>& items() const { return items_; }  // lower case
 
  private:
   std::vector<std::string> items_;  // lower case
@@ -95,18 +98,15 @@ struct AccountReaction {
   std::vector<std::string> hook_targets;
   std::chrono::milliseconds hook_quiet{std::chrono::hours(24)};
 
-  // Only SASL accounts are locked automatically: "ip:ADDR" (a trusted network's host, say
-  // a web server relaying for many users) and "local:..." (sendmail submissions, which
-  // cannot be refused) are flagged only; an operator may still lock them with mapctl.
-  bool MayAutoLock(std::string_view account) const {
-    return lock_on_hit && IsSaslAccount(account) && !allowlist.Contains(account);
-  }
-  static bool IsSaslAccount(std::string_view account) {
-    return account.rfind("ip:", 0) != 0 && account.rfind("local:", 0) != 0;
-  }
   // lock_on_hit, lock_allowlist, lock_duration, hook_quiet_period; a target for each of
   // hook_command and hook_url that is set. kInvalid names the setting.
   static Status FromConfig(const Config& config, AccountReaction* out);
+  // What the Recorder's script (record.lua) reads; compd-milter also publishes it in Redis
+  // (Keys::accounts_reaction) for the hits the rspamd plugin records. The script applies
+  // it: only SASL accounts are locked automatically ("ip:ADDR", a trusted host relaying
+  // for many users, and "local:...", sendmail submissions that cannot be refused, are
+  // flagged only; an operator may still lock them with mapctl).
+  std::string ToJson() const;
 };
 
 // What the Recorder's script reports for one account event (bits of its integer reply,
@@ -114,18 +114,6 @@ struct AccountReaction {
 inline constexpr long long kHitNewlyFlagged = 2;
 inline constexpr long long kHitLocked = 4;
 inline constexpr long long kHitTicketQueued = 8;
-
-// The Lua text defining `local function compd_account_hit(K, A)`, which the Recorder's
-// script calls with the KEYS and ARGV that AccountHitCall appended, and which returns the
-// kHit* bits. It must be pasted before the code that calls it.
-const char* AccountHitLua();
-
-// Appends the keys and arguments of compd_account_hit for `event` (whose account must not
-// be empty) to `keys` and `args`. `now` is the time of writing; `host` names the node for
-// "state_by".
-void AccountHitCall(const Keys& names, const AccountReaction& reaction, const Event& event,
-                    std::chrono::system_clock::time_point now, const std::string& host,
-                    std::vector<std::string>* keys, std::vector<std::string>* args);
 
 // One line of an account's log: a state change, a note or a ticket delivery.
 struct AccountLogEntry {

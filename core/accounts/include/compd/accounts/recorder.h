@@ -34,7 +34,7 @@
 // dedup marker makes those that did replicate no-ops. A later confirmed batch confirms
 // them too (a replica applies the stream in order).
 //
-// Redis layout (see Keys in map_store.h):
+// Redis layout (names from compd/base/keys.h):
 //   {prefix}events            stream, MAXLEN ~ stream_maxlen, field `event` = Event JSON
 //   {prefix}account:<account> hash: first_seen, last_seen (event times), hits,
 //                             last_entry, last_recipient, last_client_ip
@@ -45,7 +45,10 @@
 // A replayed old event counts as a hit but never moves last_seen (or the last_* fields or
 // the sorted-set score) backwards. <account> is AccountKey(account) (lower case).
 // The same script also updates the account registry (accounts.h): evidence, state
-// (flagged/locked per options.accounts) and ticket jobs, so they are exactly-once too.
+// (flagged/locked per options.accounts) and ticket jobs, so they are exactly-once too. With
+// publish_reaction the writer also publishes options.accounts in Redis (accounts:reaction)
+// when it starts and every minute: the rspamd plugin runs the same script with the
+// published reaction, so a hit rspamd records locks and opens tickets like one seen here.
 #ifndef COMPD_ACCOUNTS_RECORDER_H_
 #define COMPD_ACCOUNTS_RECORDER_H_
 
@@ -61,6 +64,7 @@
 #include <vector>
 
 #include "compd/accounts/accounts.h"
+#include "compd/base/keys.h"
 #include "compd/base/log.h"
 #include "compd/base/redis.h"
 #include "compd/base/settings.h"
@@ -70,11 +74,19 @@
 
 namespace compd {
 
-// The text of the one Redis script that records an event (and, for a hit, its account's
-// registry update). rspamd-conf/plugins.d/compd_recorder.lua carries it verbatim as
-// RECORD_SCRIPT, so a hit rspamd records runs the same code; recorder_test.cc fails the
-// moment the two differ.
+// The text of the one Redis script that records an event and its consequences for the
+// account (core/accounts/record.lua, embedded at build time; the rspamd plugin is generated
+// with the same file, see rspamd_plugin.h).
 const std::string& RecordScript();
+
+// The script's KEYS for an event (record.lua lists them); `account_key` is the
+// AccountKey of the event's account, empty when it names none (then only the first two).
+std::vector<std::string> RecordKeys(const Keys& keys, const std::string& event_id,
+                                    const std::string& account_key);
+
+// The script's last arguments, the same for every event under one prefix: the channel of
+// lock changes and the registry's limits.
+std::vector<std::string> RecordLayoutArgs(const Keys& keys);
 
 struct RecorderOptions {
   RedisUrl redis;
@@ -96,6 +108,10 @@ struct RecorderOptions {
   // How long to wait for a replica to confirm a batch; 0: never ask (no replicas).
   std::chrono::milliseconds replica_wait{0};
   size_t max_unconfirmed = 10000;  // kept for a resend; older ones are only counted
+  // Publish `accounts` in Redis (Keys::accounts_reaction) at start and every minute, for the
+  // hits the rspamd plugin records. compd-milter's recorder does (FromConfig sets it);
+  // mapctl's, which records a few hits and exits, leaves the daemons' reaction alone.
+  bool publish_reaction = false;
 
   // From the configuration. `redis` (it needs the password file) and `hostname` (resolved
   // once, by TripwireOptions) are kept from `out`.
@@ -156,6 +172,8 @@ class Recorder {
   // Redis is away (or refused for a transient reason); nothing known about the batch.
   Status WriteToRedis(const std::vector<Event>& events, uint64_t* written);
   Status LoadScript();
+  // Writes options.accounts to Keys::accounts_reaction, for the rspamd plugin's hits.
+  void PublishReaction();
   // Logs what the script did to the event's account (kHit* bits).
   void NoteAccountOutcome(const Event& e, long long bits);
   // Replays spool chunks while Redis takes them. False when Redis failed.
@@ -196,6 +214,7 @@ class Recorder {
   bool backing_off_ = false;             // Redis (or the spool) failed: wait until next_retry_
   std::chrono::milliseconds backoff_{0};
   std::chrono::steady_clock::time_point next_retry_;
+  std::chrono::steady_clock::time_point next_publish_;  // of the account reaction
 };
 
 }  // namespace compd

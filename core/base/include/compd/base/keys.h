@@ -1,8 +1,8 @@
 // Keys: the name of every Redis key and channel compd uses, built from the prefix (default
 // "compd:"), in one place, like LevelDB's filename.h. Code that reads or writes Redis asks
 // Keys for a name instead of spelling it; the Lua scripts get theirs as KEYS or ARGV from
-// the C++ that calls them; the rspamd plugin (rspamd-conf/plugins.d/compd_recorder.lua)
-// builds the few it writes with the same suffixes, which keys_test.cc checks.
+// the C++ that calls them; the rspamd plugin gets the names it needs from here too, as Lua
+// that compd's build generates (compd/accounts/rspamd_plugin.h).
 //
 // What each key holds is documented by its owner: the map (compd/map/map_store.h), the
 // event stream (compd/events/event_stream.h, compd/accounts/recorder.h), the account
