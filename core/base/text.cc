@@ -1,5 +1,6 @@
 #include "compd/base/text.h"
 
+#include <random>
 #include <string>
 #include <string_view>
 
@@ -44,6 +45,16 @@ std::string_view TrimChars(std::string_view s, std::string_view chars) {
   const size_t b = s.find_first_not_of(chars);
   if (b == std::string_view::npos) return {};
   return s.substr(b, s.find_last_not_of(chars) - b + 1);
+}
+
+std::string RandomHex() {
+  std::random_device rd;
+  std::uniform_int_distribution<uint64_t> dist;
+  uint64_t v = dist(rd);
+  static const char* kHex = "0123456789abcdef";
+  std::string out;
+  for (int i = 0; i < 16; ++i) out += kHex[(v >> (i * 4)) & 0xf];
+  return out;
 }
 
 }  // namespace compd
