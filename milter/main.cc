@@ -28,6 +28,7 @@
 #include "compd/base/text_output.h"
 #include "compd/detect/engine.h"
 #include "compd/detect/redis_detect_state.h"
+#include "compd/detect/retro_hunter.h"
 #include "compd/map/map_watcher.h"
 #include "compd/mta/policy_server.h"
 #include "compd/mta/tripwire.h"
@@ -60,6 +61,7 @@ struct Plan {
   HookRunnerOptions hooks;
   DashboardPlan dashboard;
   EngineOptions engine;  // detection signals and their reactions
+  RetroHunterOptions retro;
 };
 
 Status MakePlan(const Config& config, Plan* plan) {
@@ -88,6 +90,10 @@ Status MakePlan(const Config& config, Plan* plan) {
   if (s.ok()) s = HookRunnerOptions::FromConfig(config, &plan->hooks);
   if (s.ok()) s = MakeDashboardPlan(config, plan->redis, &plan->dashboard);
   if (s.ok()) s = EngineOptions::FromConfig(config, &plan->engine);
+  plan->retro.redis = plan->redis;
+  plan->retro.node = plan->tripwire.hostname;
+  plan->retro.matcher = plan->map.matcher;
+  if (s.ok()) s = RetroHunterOptions::FromConfig(config, &plan->retro);
   if (!s.ok()) return s;
   return Status::Ok();
 }
@@ -214,9 +220,16 @@ int Run(const Plan& plan, const std::string& config_path, bool config_explicit,
   Status s = recorder.Start();
   if (!s.ok()) return Fail("recorder: " + s.message(), kExitRuntime);
 
+  // Retro-hunt: hears every new map version (set before the watcher starts) and every
+  // delivered message (outlets.observe below); its finds are hits for the recorder.
+  RetroHunter retro(plan.retro, logger.Fn(),
+                    [&recorder](Event e) { recorder.Submit(std::move(e)); });
   MapWatcher watcher(plan.map, logger.Fn());
+  watcher.SetChangeListener([&retro](const MapChangeNote& note) { retro.MapChanged(note); });
   s = watcher.Start();
   if (!s.ok()) return Fail("map: " + s.message(), kExitRuntime);
+  s = retro.Start();
+  if (!s.ok()) return Fail("retro-hunt: " + s.message(), kExitRuntime);
 
   TripwireOutlets outlets;
   outlets.snapshot = [&watcher] { return watcher.Current()->matcher; };
@@ -291,7 +304,8 @@ int Run(const Plan& plan, const std::string& config_path, bool config_explicit,
     RedisDetectState* state;
     ~StopOnReturn() { state->Stop(); }
   } stop_detect{detect_state.get()};
-  outlets.observe = [&engine, &recorder](const Message& m) {
+  outlets.observe = [&engine, &recorder, &retro](const Message& m) {
+    retro.Observe(m);
     Verdict v;
     for (Reaction& r : engine.Observe(m, m.time_ms)) {
       Event e = r.ToEvent();
@@ -372,6 +386,7 @@ int Run(const Plan& plan, const std::string& config_path, bool config_explicit,
   if (policy) policy->Stop();
   dashboard.Stop();
   detect_state->Stop();
+  retro.Stop();
   if (hook_runner) hook_runner->Stop();
   account_watcher.Stop();
   watcher.Stop();

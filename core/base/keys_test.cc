@@ -43,6 +43,9 @@ TEST_CASE("keys: every name under the prefix", "[keys]") {
   CHECK(k.volume_flush("i.1:2") == "p:vol:flush:i.1:2");
   CHECK(k.anomaly("hour_volume", "2026-11-26T18", "a@x") ==
         "p:anomaly:hour_volume:2026-11-26T18:a@x");
+  CHECK(k.retro_requests() == "p:retro:requests");
+  CHECK(k.retro_channel() == "p:retro:hunt");
+  CHECK(k.retro_reply("ab12") == "p:retro:reply:ab12");
 }
 
 }  // namespace

@@ -275,6 +275,13 @@ const std::vector<SettingDef>& Table() {
        "How long compd remembers who mailed whom: a mail is an account's first to a "
        "recipient when not seen within this time, and entries added to the map flag the "
        "accounts that mailed them within it."},
+      {"retro_hunt", SettingType::kBool, "yes", 0, 0, "", "", kScopeMilter,
+       "Remember who mailed whom on this node for retro_window (in memory, and in "
+       "spool_dir/retro so a restart keeps it) and flag the accounts that mailed an entry when "
+       "it enters the map; mapctl hunt asks the nodes."},
+      {"retro_max_accounts", SettingType::kInt, "100", 1, 1000000, "", "", kScopeMilter,
+       "An entry that matches the recent mail of more accounts than this flags none of them "
+       "(a whole domain is not a test address); the log says so and mapctl hunt lists them."},
       {"detect_sync_interval", SettingType::kDuration, "1s", 100 * kMs, kMin, "", "",
        kScopeMilter,
        "How often a node writes what it learned (known networks, activity) to Redis and "

@@ -1,5 +1,6 @@
 #include "compd/base/text.h"
 
+#include <random>
 #include <string>
 #include <string_view>
 
@@ -55,6 +56,16 @@ bool ParseDecimal(std::string_view s, int64_t* out) {
   }
   *out = v;
   return true;
+}
+
+std::string RandomHex() {
+  std::random_device rd;
+  std::uniform_int_distribution<uint64_t> dist;
+  uint64_t v = dist(rd);
+  static const char* kHex = "0123456789abcdef";
+  std::string out;
+  for (int i = 0; i < 16; ++i) out += kHex[(v >> (i * 4)) & 0xf];
+  return out;
 }
 
 }  // namespace compd

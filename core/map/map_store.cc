@@ -3,10 +3,10 @@
 #include <algorithm>
 #include <chrono>
 #include <nlohmann/json.hpp>
-#include <random>
 #include <string_view>
 #include <unordered_set>
 
+#include "compd/base/text.h"
 #include "compd/map/map_store_fields.h"
 
 namespace compd {
@@ -130,16 +130,6 @@ return {version, added, removed, table.concat(flags)}
 constexpr size_t kStageChunk = 10000;
 // Staging lists outlive a crashed writer by this long.
 constexpr const char* kStageTtlSeconds = "3600";
-
-std::string RandomHex() {
-  std::random_device rd;
-  std::uniform_int_distribution<uint64_t> dist;
-  uint64_t v = dist(rd);
-  static const char* kHex = "0123456789abcdef";
-  std::string out;
-  for (int i = 0; i < 16; ++i) out += kHex[(v >> (i * 4)) & 0xf];
-  return out;
-}
 
 }  // namespace
 

@@ -226,8 +226,8 @@ bool MapWatcher::LoadFromRedis() {
   snap->source = "redis";
   auto old = Current();
   Log(LogLevel::kInfo, "map: loaded " + Describe(*snap) + "; was " + Describe(*old));
-  old.reset();
   Install(snap);
+  NotifyChange(std::move(old), snap, {}, true);
   ++full_loads_;
   QueueFiles(std::move(snap));
   // The reply and the previous snapshot were freed in the middle of the heap; give those
@@ -276,7 +276,9 @@ bool MapWatcher::ApplyChanges(const std::vector<MapChange>& changes, uint64_t ve
                            " change(s): +" + std::to_string(added.size()) + " -" +
                            std::to_string(removed.size()) + "): " + Describe(*snap));
   const bool compact = snap->matcher->NeedsCompaction();
+  auto before = Current();
   Install(snap);
+  NotifyChange(std::move(before), snap, std::move(added), false);
   QueueFiles(snap);
   if (compact) {
     // After the change is enforced, not before: a compaction costs about what reading the
@@ -300,6 +302,22 @@ bool MapWatcher::ApplyChanges(const std::vector<MapChange>& changes, uint64_t ve
     }
   }
   return true;
+}
+
+void MapWatcher::SetChangeListener(std::function<void(const MapChangeNote&)> listener) {
+  listener_ = std::move(listener);
+}
+
+void MapWatcher::NotifyChange(std::shared_ptr<const Snapshot> before,
+                              std::shared_ptr<const Snapshot> after, std::vector<Entry> added,
+                              bool whole) {
+  if (!listener_) return;
+  MapChangeNote note;
+  note.before = std::move(before);
+  note.after = std::move(after);
+  note.added = std::move(added);
+  note.whole = whole;
+  listener_(note);
 }
 
 void MapWatcher::QueueFiles(std::shared_ptr<const Snapshot> snap) {

@@ -7,7 +7,8 @@
 // What each key holds is documented by its owner: the map (compd/map/map_store.h), the
 // event stream (compd/events/event_stream.h, compd/accounts/recorder.h), the account
 // registry and ticket jobs (compd/accounts/accounts.h, hook_runner.h), the volume counters
-// (compd/watch/volume.h) and the anomaly claims (compd/watch/anomaly.h).
+// (compd/watch/volume.h), the anomaly claims (compd/watch/anomaly.h) and the retro-hunt's
+// requests (compd/detect/retro_hunter.h).
 //
 // A plain value: safe to share between threads.
 #ifndef COMPD_BASE_KEYS_H_
@@ -97,6 +98,12 @@ struct Keys {
   // Discovery (candidate_store.h): candidates waiting for an operator, refused ones.
   std::string discovery_candidates() const { return prefix + "discovery:candidates"; }
   std::string discovery_rejected() const { return prefix + "discovery:rejected"; }
+
+  // Retro-hunt on demand (retro_hunter.h): mapctl hunt pushes its request on the list and
+  // publishes its id on the channel; every node answers on the request's reply list.
+  std::string retro_requests() const { return prefix + "retro:requests"; }
+  std::string retro_channel() const { return prefix + "retro:hunt"; }
+  std::string retro_reply(const std::string& id) const { return prefix + "retro:reply:" + id; }
 };
 
 }  // namespace compd

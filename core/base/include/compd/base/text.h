@@ -58,6 +58,10 @@ std::string_view TrimChars(std::string_view s, std::string_view chars);
 // overflow or throw; false (and *out untouched) otherwise.
 bool ParseDecimal(std::string_view s, int64_t* out);
 
+// 64 random bits as 16 lower-case hex digits: names for short-lived Redis keys (staging
+// lists, hunt replies) that must not collide between processes.
+std::string RandomHex();
+
 }  // namespace compd
 
 #endif  // COMPD_BASE_TEXT_H_

@@ -35,6 +35,7 @@
 #include <condition_variable>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -59,6 +60,15 @@ struct Snapshot {
   size_t exact = 0;
   size_t patterns = 0;
   std::string source;  // "redis" | "files" | "empty"
+};
+
+// A new snapshot from Redis, as MapWatcher hands it to its change listener.
+struct MapChangeNote {
+  std::shared_ptr<const Snapshot> before, after;
+  // What the change log says was added (its net effect), when `whole` is false; after a
+  // whole read (an import, a gap in the log) the log could not tell: compare the snapshots.
+  std::vector<Entry> added;
+  bool whole = false;
 };
 
 struct MapWatcherOptions {
@@ -112,7 +122,14 @@ class MapWatcher {
 
   MapWatcherStats stats() const;
 
+  // Called on the watching thread after each new snapshot from Redis is in place, the
+  // first load included (its `before` is the empty snapshot). Set before Start. Must not
+  // block: it delays the next change.
+  void SetChangeListener(std::function<void(const MapChangeNote&)> listener);
+
  private:
+  void NotifyChange(std::shared_ptr<const Snapshot> before, std::shared_ptr<const Snapshot> after,
+                    std::vector<Entry> added, bool whole);
   // Brings the snapshot up to Redis' version: from the change log when it can tell,
   // else by reading the whole map. False when Redis failed.
   bool CheckVersion();
@@ -139,7 +156,8 @@ class MapWatcher {
 
   const MapWatcherOptions options_;
   const LogFn log_;
-  std::shared_ptr<const Snapshot> snapshot_;  // only through std::atomic_load/store
+  std::function<void(const MapChangeNote&)> listener_;  // set before Start
+  std::shared_ptr<const Snapshot> snapshot_;            // only through std::atomic_load/store
 
   std::atomic<bool> started_{false};
   RedisWatch watch_;  // the watching thread's loop, stop flag and backoff

@@ -1,0 +1,190 @@
+#!/usr/bin/env python3
+"""Retro-hunt end to end: real Postfix + Dovecot SASL + swaks, a real redis-server and two
+compd-milter nodes (node-a and node-b, both in Postfix's milter chain, so both remember
+every message: the case where two nodes could record a find twice).
+
+What a user and an operator see:
+  - an account mails Y (delivered: Y is not listed); `mapctl add Y` flags the account
+    within 2 s, visible in `mapctl accounts show` with the evidence (time, node, client IP,
+    queue id), and once although both nodes found it;
+  - adding a /regex/ hunts too, and flags only the accounts whose mail it matches;
+  - `mapctl hunt ADDRESS` without log files asks the live nodes and says which answered;
+    an address nobody mailed exits 1;
+  - a node restarted keeps what it remembered (its files under spool_dir/retro).
+
+Run: COMPD_BUILD_DIR=build/dev python3 tests/retro_test.py
+"""
+
+import json
+import os
+import sys
+import time
+import unittest
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib"))
+import compd_harness as h  # noqa: E402
+
+PREFIX = "compd:"
+MILTER_MACROS = {
+    "mail": "i {auth_type} {auth_authen} {auth_author} {mail_addr} {mail_host} {mail_mailer}",
+}
+NAMES = ["alice", "bob", "carol"]
+USERS = {"%s@customer.example" % n: "pw-%s" % n for n in NAMES}
+TEST_ADDRESS = "wFd2.probe@gmx.example"
+
+
+def acct(name):
+    return "%s@customer.example" % name
+
+
+class RetroTest(unittest.TestCase):
+    env = []
+
+    @classmethod
+    def setUpClass(cls):
+        try:
+            cls.redis = h.RedisServer().start()
+            cls.env.append(cls.redis)
+            # A map from Redis from the start, as in production.
+            p = h.mapctl("add", "listed@bad.example", redis=cls.redis, prefix=PREFIX)
+            assert p.returncode == 0, p.stderr
+            cls.nodes = []
+            for name in ("node-a", "node-b"):
+                m = h.Milter.standard(cls.redis, action="reject", prefix=PREFIX,
+                                      extra=["--hostname", name, "--log-level", "debug"]).start()
+                cls.env.append(m)
+                cls.nodes.append(m)
+            cls.stack = h.MailStack(
+                users=USERS, milter_macros=MILTER_MACROS,
+                smtpd_milters=", ".join(m.postfix_spec for m in cls.nodes)).start()
+            cls.env.append(cls.stack)
+        except BaseException:
+            cls.tearDownClass()
+            raise
+
+    @classmethod
+    def tearDownClass(cls):
+        for part in reversed(cls.env):
+            try:
+                part.close()
+            except Exception as e:
+                print("closing %s: %s" % (type(part).__name__, e), file=sys.stderr)
+        cls.env = []
+
+    # -- helpers
+
+    def diag(self):
+        return "".join("\n--- %s log\n%s" % (n.args[n.args.index("--hostname") + 1],
+                                             h.tail(n.log_path, 30)) for n in self.nodes)
+
+    def mapctl(self, *args, code=0):
+        p = h.mapctl(*args, redis=self.redis, prefix=PREFIX)
+        if code is not None:
+            self.assertEqual(p.returncode, code, "mapctl %s: %s%s%s" % (
+                " ".join(args), p.stdout, p.stderr, self.diag()))
+        return p
+
+    def send(self, name, to, subject):
+        r = h.swaks(self.stack.submission_port, to, sender=acct(name), user=acct(name),
+                    password="pw-%s" % name, helo="client.example.test", subject=subject)
+        self.assertEqual(r.code, 0, "swaks: %s%s" % (r.transcript, self.diag()))
+        self.stack.sink.wait_for_message(lambda m: m.subject == subject, 10, what=subject)
+
+    def show(self, name):
+        p = self.mapctl("--json", "accounts", "show", acct(name), code=None)
+        return json.loads(p.stdout) if p.returncode == 0 else None
+
+    def wait_flagged(self, name, timeout):
+        try:
+            return h.wait_for(lambda: (self.show(name) or {}).get("state") == "flagged" and
+                              self.show(name), timeout, interval=0.1,
+                              what="%s flagged" % acct(name))
+        except TimeoutError as e:
+            self.fail("%s%s" % (e, self.diag()))
+
+    def wait_hunted(self, version):
+        """Both nodes have hunted map version `version` (their logs say so)."""
+        needle = "retro: map version %d:" % version
+        h.wait_for(lambda: all(needle in n.log() for n in self.nodes), 5,
+                   what="both nodes hunting map version %d" % version)
+
+    def map_version(self):
+        return int(self.redis.call("GET", PREFIX + "map:version"))
+
+    # -- tests, in order
+
+    def test_a_add_flags_who_mailed_it_once_with_evidence(self):
+        self.send("alice", TEST_ADDRESS, "ZYaeD, X")
+        self.send("carol", "friend@fine.example", "lunch")
+        self.assertIsNone(self.show("alice"))
+        t0 = time.monotonic()
+        self.mapctl("add", TEST_ADDRESS)
+        rec = self.wait_flagged("alice", 2.0)
+        took = time.monotonic() - t0
+        self.assertLess(took, 2.0)
+        self.wait_hunted(self.map_version())
+        rec = self.show("alice")
+        self.assertEqual(rec["hits"], 1, rec)  # two nodes found it; recorded once
+        events = [e for e in rec["events"] if e.get("source") == "retro"]
+        self.assertEqual(len(events), 1, rec["events"])
+        e = events[0]
+        self.assertEqual(e["entry"], TEST_ADDRESS.lower())
+        self.assertEqual(e["recipient"], TEST_ADDRESS)
+        self.assertEqual(e["client_ip"], "127.0.0.1")
+        self.assertIn(e["host"], ("node-a", "node-b"))
+        self.assertTrue(e["queue_id"], e)
+        msgs = json.loads(e["evidence"])["retro"]["messages"]
+        self.assertEqual(len(msgs), 1, msgs)
+        self.assertEqual((msgs[0]["node"], msgs[0]["client_ip"], msgs[0]["queue_id"]),
+                         (e["host"], "127.0.0.1", e["queue_id"]))
+        self.assertTrue(msgs[0]["time"].endswith("Z"), msgs)
+        # What an operator reads.
+        text = self.mapctl("accounts", "show", acct("alice")).stdout
+        self.assertIn("flagged", text)
+        self.assertIn("(retro)", text)
+        self.assertIn("queue id " + e["queue_id"], text)
+        # carol mailed something else: untouched.
+        self.assertIsNone(self.show("carol"))
+
+    def test_b_a_pattern_hunts_too(self):
+        self.send("bob", "promo-48213@spam.example", "wFd2, MkRWa2 A")
+        self.mapctl("add", "/^promo-[0-9]+@spam\\.example$/")
+        rec = self.wait_flagged("bob", 2.0)
+        self.wait_hunted(self.map_version())
+        rec = self.show("bob")
+        self.assertEqual(rec["hits"], 1, rec)
+        e = [e for e in rec["events"] if e.get("source") == "retro"][0]
+        self.assertEqual((e["entry"], e["entry_kind"], e["recipient"]),
+                         ("/^promo-[0-9]+@spam\\.example$/", "pattern",
+                          "promo-48213@spam.example"))
+        self.assertIsNone(self.show("carol"))
+        self.assertEqual(self.show("alice")["hits"], 1)
+
+    def test_c_hunt_asks_the_live_nodes(self):
+        p = self.mapctl("--json", "hunt", TEST_ADDRESS, "--since", "1d")
+        got = json.loads(p.stdout)
+        self.assertEqual((got["listening"], got["answered"]), (2, 2), got)
+        self.assertEqual(sorted(n["node"] for n in got["nodes"]), ["node-a", "node-b"])
+        self.assertEqual(list(got["accounts"]), [acct("alice")])
+        self.assertEqual(sorted(r["node"] for r in got["found"]), ["node-a", "node-b"])
+        self.assertTrue(all(r["queue_id"] and r["client_ip"] == "127.0.0.1"
+                            for r in got["found"]), got)
+        p = self.mapctl("hunt", "/^promo-/")
+        self.assertIn("2 messages from 1 account to /^promo-/", p.stdout)
+        self.assertIn("answered: 2 of 2 node(s)", p.stdout)
+        p = self.mapctl("hunt", "nobody@gmx.example", code=1)
+        self.assertIn("no account mailed nobody@gmx.example", p.stdout)
+
+    def test_d_a_restarted_node_remembers(self):
+        node = self.nodes[0]
+        node.stop()
+        node.start()
+        p = self.mapctl("--json", "hunt", "/^promo-/")
+        got = json.loads(p.stdout)
+        self.assertEqual(got["answered"], 2, got)
+        self.assertIn("node-a", [r["node"] for r in got["found"]], got)
+        self.assertIn("reloaded 3 messages", node.log())
+
+
+if __name__ == "__main__":
+    h.main()
