@@ -179,9 +179,10 @@ class RetroTest(unittest.TestCase):
         node = self.nodes[0]
         node.stop()
         node.start()
-        p = self.mapctl("--json", "hunt", "/^promo-/")
-        got = json.loads(p.stdout)
-        self.assertEqual(got["answered"], 2, got)
+        # The node subscribes for requests a moment after its milter socket accepts.
+        got = h.wait_for(lambda: (lambda g: g["answered"] == 2 and g)(
+            json.loads(self.mapctl("--json", "hunt", "/^promo-/").stdout)), 5,
+            what="both nodes answering")
         self.assertIn("node-a", [r["node"] for r in got["found"]], got)
         self.assertIn("reloaded 3 messages", node.log())
 
