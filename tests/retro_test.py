@@ -7,7 +7,8 @@ What a user and an operator see:
   - an account mails Y (delivered: Y is not listed); `mapctl add Y` flags the account
     within 2 s, visible in `mapctl accounts show` with the evidence (time, node, client IP,
     queue id), and once although both nodes found it;
-  - adding a /regex/ hunts too, and flags only the accounts whose mail it matches;
+  - adding a /regex/ hunts too, and flags only the accounts whose mail it matches; so does
+    an import;
   - `mapctl hunt ADDRESS` without log files asks the live nodes and says which answered;
     an address nobody mailed exits 1;
   - a node restarted keeps what it remembered (its files under spool_dir/retro).
@@ -179,11 +180,22 @@ class RetroTest(unittest.TestCase):
         node = self.nodes[0]
         node.stop()
         node.start()
-        p = self.mapctl("--json", "hunt", "/^promo-/")
-        got = json.loads(p.stdout)
-        self.assertEqual(got["answered"], 2, got)
+        # The node subscribes for requests a moment after its milter socket accepts.
+        got = h.wait_for(lambda: (lambda g: g["answered"] == 2 and g)(
+            json.loads(self.mapctl("--json", "hunt", "/^promo-/").stdout)), 5,
+            what="both nodes answering")
         self.assertIn("node-a", [r["node"] for r in got["found"]], got)
         self.assertIn("reloaded 3 messages", node.log())
+
+    def test_e_an_import_hunts_too(self):
+        self.send("carol", "import.probe@mail.example", "vT3, aa")
+        path = os.path.join(self.stack.dir, "compd_rcpt.map")
+        with open(path, "w") as f:
+            f.write("import.probe@mail.example\nother.probe@mail.example\n")
+        self.mapctl("import", path, "--apply")
+        rec = self.wait_flagged("carol", 2.0)
+        e = [e for e in rec["events"] if e.get("source") == "retro"][0]
+        self.assertEqual(e["entry"], "import.probe@mail.example")
 
 
 if __name__ == "__main__":

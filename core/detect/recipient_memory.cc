@@ -22,6 +22,14 @@ size_t Held(const std::vector<T>& v) {
   return v.capacity() * sizeof(T);
 }
 
+// Room for `extra` more, growing by a quarter instead of the library's doubling: these
+// tables are most of a node's memory, and doubling leaves up to half of each unused.
+template <typename C>
+void Reserve(C* c, size_t extra) {
+  if (c->size() + extra <= c->capacity()) return;
+  c->reserve(std::max(c->size() + extra, c->capacity() + c->capacity() / 4 + 1024));
+}
+
 }  // namespace
 
 // Interned strings in one arena, NUL-separated, found through an open-addressing table of
@@ -36,8 +44,10 @@ class RecipientMemory::Strings {
       uint32_t slot = slots_[i];
       if (slot == 0) {
         uint32_t id = static_cast<uint32_t>(off_.size());
+        Reserve(&off_, 1);
+        Reserve(&text_, s.size() + 1);
         off_.push_back(static_cast<uint32_t>(text_.size()));
-        text_.append(s.data(), s.size());
+        text_.insert(text_.end(), s.begin(), s.end());
         text_.push_back('\0');
         slots_[i] = id + 1;
         return id;
@@ -51,7 +61,7 @@ class RecipientMemory::Strings {
     return std::string_view(p, end - off_[id]);
   }
   size_t size() const { return off_.size(); }
-  size_t bytes() const { return text_.capacity() + Held(off_) + Held(slots_); }
+  size_t bytes() const { return Held(text_) + Held(off_) + Held(slots_); }
 
  private:
   static size_t Hash(std::string_view s) { return std::hash<std::string_view>()(s); }
@@ -66,7 +76,8 @@ class RecipientMemory::Strings {
     slots_.swap(next);
   }
 
-  std::string text_;
+  // Not std::string: libstdc++ doubles a string's capacity on any reserve that grows it.
+  std::vector<char> text_;
   std::vector<uint32_t> off_;    // where each id's text starts
   std::vector<uint32_t> slots_;  // id + 1; 0 is empty; size a power of two, at most 3/4 full
 };
@@ -77,21 +88,23 @@ struct RecipientMemory::Day {
     uint32_t account;
     uint32_t ip;
     uint32_t queue_id_end;  // in queue_ids; it starts where the previous message's ends
+    uint32_t recipient;     // the first; most messages have one (pairs hold the others)
   };
   struct Pair {
     uint32_t msg;
     uint32_t recipient;
   };
   int64_t day = 0;
+  bool sealed = false;  // its tables were shrunk to fit: no more growth slack
   std::vector<Msg> msgs;
   std::vector<Pair> pairs;
-  std::string queue_ids;
+  std::vector<char> queue_ids;  // back to back
 
   std::string_view QueueId(uint32_t i) const {
     uint32_t start = i == 0 ? 0 : msgs[i - 1].queue_id_end;
-    return std::string_view(queue_ids).substr(start, msgs[i].queue_id_end - start);
+    return std::string_view(queue_ids.data() + start, msgs[i].queue_id_end - start);
   }
-  size_t bytes() const { return Held(msgs) + Held(pairs) + queue_ids.capacity(); }
+  size_t bytes() const { return Held(msgs) + Held(pairs) + Held(queue_ids); }
 };
 
 RecipientMemory::RecipientMemory()
@@ -125,11 +138,14 @@ void RecipientMemory::Add(const Message& m) {
   if (rcpts.empty()) return;
   Day* d = DayFor(DayOf(m.time_ms));
   uint32_t index = static_cast<uint32_t>(d->msgs.size());
-  d->queue_ids += m.queue_id;
+  Reserve(&d->msgs, 1);
+  Reserve(&d->pairs, rcpts.size() - 1);
+  Reserve(&d->queue_ids, m.queue_id.size());
+  d->queue_ids.insert(d->queue_ids.end(), m.queue_id.begin(), m.queue_id.end());
   d->msgs.push_back({static_cast<uint32_t>(m.time_ms - d->day * kDayMs),
                      accounts_->Intern(m.account), ips_->Intern(m.client_ip),
-                     static_cast<uint32_t>(d->queue_ids.size())});
-  for (uint32_t r : rcpts) d->pairs.push_back({index, r});
+                     static_cast<uint32_t>(d->queue_ids.size()), rcpts[0]});
+  for (size_t i = 1; i < rcpts.size(); ++i) d->pairs.push_back({index, rcpts[i]});
 }
 
 std::vector<RetroFind> RecipientMemory::Hunt(const Matcher& matcher, const Matcher* except,
@@ -150,28 +166,35 @@ std::vector<RetroFind> RecipientMemory::Hunt(const Matcher& matcher, const Match
     entry_of[id] = it->second;
   }
   if (entries.empty()) return out;
+  auto take = [&](const Day& d, uint32_t index, uint32_t recipient) {
+    uint32_t e = entry_of[recipient];
+    if (e == kNone) return true;
+    const Day::Msg& msg = d.msgs[index];
+    int64_t t = d.day * kDayMs + msg.ms;
+    if (t < since_ms) return true;
+    if (out.size() >= limit) {
+      if (truncated != nullptr) *truncated = true;
+      return false;
+    }
+    RetroFind f;
+    f.time_ms = t;
+    f.account = std::string(accounts_->Get(msg.account));
+    f.recipient = std::string(recipients_->Get(recipient));
+    f.client_ip = std::string(ips_->Get(msg.ip));
+    f.queue_id = std::string(d.QueueId(index));
+    f.entry = entries[e].entry;
+    f.entry_kind = EntryKindName(entries[e].kind);
+    out.push_back(std::move(f));
+    return true;
+  };
   for (const Day& d : days_) {
     if ((d.day + 1) * kDayMs <= since_ms) continue;
-    for (const Day::Pair& p : d.pairs) {
-      uint32_t e = entry_of[p.recipient];
-      if (e == kNone) continue;
-      const Day::Msg& msg = d.msgs[p.msg];
-      int64_t t = d.day * kDayMs + msg.ms;
-      if (t < since_ms) continue;
-      if (out.size() >= limit) {
-        if (truncated != nullptr) *truncated = true;
-        break;
-      }
-      RetroFind f;
-      f.time_ms = t;
-      f.account = std::string(accounts_->Get(msg.account));
-      f.recipient = std::string(recipients_->Get(p.recipient));
-      f.client_ip = std::string(ips_->Get(msg.ip));
-      f.queue_id = std::string(d.QueueId(p.msg));
-      f.entry = entries[e].entry;
-      f.entry_kind = EntryKindName(entries[e].kind);
-      out.push_back(std::move(f));
+    bool more = true;
+    for (uint32_t i = 0; more && i < d.msgs.size(); ++i) more = take(d, i, d.msgs[i].recipient);
+    for (size_t i = 0; more && i < d.pairs.size(); ++i) {
+      more = take(d, d.pairs[i].msg, d.pairs[i].recipient);
     }
+    if (!more) break;
   }
   std::stable_sort(out.begin(), out.end(),
                    [](const RetroFind& a, const RetroFind& b) { return a.time_ms < b.time_ms; });
@@ -179,6 +202,16 @@ std::vector<RetroFind> RecipientMemory::Hunt(const Matcher& matcher, const Match
 }
 
 size_t RecipientMemory::Forget(int64_t before_ms) {
+  // Days before the newest get no more mail (but a late one): give back the slack their
+  // vectors grew with, up to half of what they hold.
+  for (size_t i = 0; i + 1 < days_.size(); ++i) {
+    Day& d = days_[i];
+    if (d.sealed) continue;
+    d.msgs.shrink_to_fit();
+    d.pairs.shrink_to_fit();
+    d.queue_ids.shrink_to_fit();
+    d.sealed = true;
+  }
   size_t dropped = 0;
   auto keep = std::find_if(days_.begin(), days_.end(),
                            [before_ms](const Day& d) { return (d.day + 1) * kDayMs > before_ms; });
@@ -203,6 +236,7 @@ void RecipientMemory::Rebuild() {
     for (Day::Msg& m : d.msgs) {
       m.account = remap(a, *accounts_, *accounts, m.account);
       m.ip = remap(ip, *ips_, *ips, m.ip);
+      m.recipient = remap(r, *recipients_, *recipients, m.recipient);
     }
     for (Day::Pair& p : d.pairs) p.recipient = remap(r, *recipients_, *recipients, p.recipient);
   }
@@ -220,7 +254,7 @@ RecipientMemoryStats RecipientMemory::stats() const {
   s.bytes = recipients_->bytes() + accounts_->bytes() + ips_->bytes() + Held(days_);
   for (const Day& d : days_) {
     s.messages += d.msgs.size();
-    s.pairs += d.pairs.size();
+    s.pairs += d.msgs.size() + d.pairs.size();
     s.bytes += d.bytes();
   }
   if (!days_.empty()) {

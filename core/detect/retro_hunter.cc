@@ -134,10 +134,12 @@ void RetroHunter::WorkerLoop() {
     const int64_t since = NowMs() - options_.window_ms;
     size_t n = 0, bad = 0;
     if (journal_) {
-      std::lock_guard<std::mutex> lock(mem_mu_);
+      // Locked per message: a week takes seconds to read, and hunt requests answer
+      // meanwhile (saying the memory is still loading).
       Status s = journal_->Load(
           since,
           [&](const Message& m) {
+            std::lock_guard<std::mutex> lock(mem_mu_);
             memory_.Add(m);
             ++n;
           },

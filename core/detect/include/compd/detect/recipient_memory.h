@@ -6,9 +6,11 @@
 // queue id; per (message, recipient): the recipient. Strings that repeat (accounts,
 // recipients, client IPs) are interned once each; queue ids are unique and kept as text.
 // Bytes (bench/retro_bench.cc measures them; docs/detection.md has the figures):
-//   per message            16 (time, account, client IP, end of its queue id) + queue id text
-//   per (message, recipient) 8 (message index, recipient id)
-//   per distinct string    its text + 1, a 4-byte offset, about 6 bytes of hash table
+//   per message            20 (time, account, client IP, end of its queue id, first
+//                          recipient) + the queue id's text
+//   per further recipient  8 (message index, recipient id)
+//   per distinct string    its text + 1, a 4-byte offset, 5 to 11 bytes of hash table
+// Tables grow by a quarter, not by doubling, and a day's are shrunk to fit once it is over.
 // Messages sit in one bucket per UTC day, so forgetting is dropping whole days (Forget);
 // the string tables are rebuilt then, so a string only dropped days used goes with them.
 //
@@ -66,8 +68,8 @@ class RecipientMemory {
   std::vector<RetroFind> Hunt(const Matcher& matcher, const Matcher* except, int64_t since_ms,
                               size_t limit, bool* truncated = nullptr) const;
 
-  // Drops every day that ended before `before_ms` and rebuilds the string tables.
-  // Returns the number of messages dropped.
+  // Drops every day that ended before `before_ms` and rebuilds the string tables; shrinks
+  // the tables of the days before the newest to fit. Returns the number of messages dropped.
   size_t Forget(int64_t before_ms);
 
   RecipientMemoryStats stats() const;

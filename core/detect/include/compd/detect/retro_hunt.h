@@ -29,7 +29,8 @@
 
 namespace compd {
 
-// Requests older than this are not answered (mapctl stopped waiting long ago).
+// Requests older than this are not answered (mapctl stopped waiting long ago). Ages are
+// taken between mapctl's clock and the node's, which NTP keeps within far less.
 inline constexpr int64_t kHuntRequestTtlMs = 30000;
 // Finds a node sends back for one request, and keeps for one entry's events.
 inline constexpr size_t kHuntMaxFinds = 10000;
