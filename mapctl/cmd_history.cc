@@ -183,7 +183,8 @@ int RunHistoryImport(const HistoryOptions& o, Context& ctx) {
 RunFn SetupHistory(CLI::App* cmd) {
   auto o = std::make_shared<HistoryOptions>();
   cmd->require_subcommand(1);
-  CLI::App* imp = cmd->add_subcommand("import", "Read logs, write counters and known networks");
+  CLI::App* imp = cmd->add_subcommand(
+      "import", "Read logs, write the volume counters, known networks and account domains");
   AddLogInputOptions(imp, &o->input);
   imp->add_flag("--apply", o->apply, "Write to Redis (default: dry run, print what would change)");
   return [o](Context& ctx) { return RunHistoryImport(*o, ctx); };
