@@ -5,10 +5,13 @@
 // Never double-counts: a day is written only when its counter does not exist yet
 // (HSETNX), and never the current UTC day or later, which the live milters are counting.
 // So importing the same files twice changes nothing, and a day the milters counted (even
-// in part) keeps their count. Known networks merge (earliest first use, latest last use).
+// in part) keeps their count. Known networks merge (earliest first use, latest last use);
+// the account domains join the hosted-domain set; what was news is announced in the
+// detection feed, so running milters use it without a restart.
 #include <chrono>
 #include <iostream>
 #include <map>
+#include <set>
 #include <unordered_map>
 
 #include "app.h"
@@ -16,6 +19,7 @@
 #include "compd/base/keys.h"
 #include "compd/base/text_output.h"
 #include "compd/detect/engine.h"
+#include "compd/detect/features.h"
 #include "compd/detect/redis_detect_state.h"
 #include "compd/logs/log_reader.h"
 #include "compd/watch/volume.h"
@@ -29,6 +33,10 @@ struct HistoryOptions {
   LogInputOptions input;
   bool apply = false;
 };
+
+// The feed keeps about 100,000 entries; nodes read 2,000 per sync interval, so an
+// import larger than this may be trimmed before a node reads it.
+constexpr size_t kFeedRoom = 50000;
 
 int64_t NowMs() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -75,6 +83,8 @@ int RunHistoryImport(const HistoryOptions& o, Context& ctx) {
   const int64_t retention_s = ctx.config().GetDurationMs("volume_day_retention") / 1000;
   const compd::Keys keys(prefix);
   uint64_t days = 0, days_written = 0, days_kept = 0, days_today = 0, groups = 0;
+  std::set<std::string> domains;
+  std::vector<std::pair<std::string, compd::GroupUse>> news;  // groups new or changed in Redis
   compd::Status failed;
   state->ForEach([&](const std::string& key, const compd::AccountState& a) {
     if (!failed.ok()) return;
@@ -104,6 +114,8 @@ int RunHistoryImport(const HistoryOptions& o, Context& ctx) {
     }
     std::vector<std::pair<std::string, compd::KnownGroup>> g(a.groups.begin(), a.groups.end());
     groups += g.size();
+    const std::string domain = compd::DomainOf(name);
+    if (!domain.empty()) domains.insert(domain);
     if (redis == nullptr) {
       days_written += cmds.size() / 2;
       return;
@@ -119,17 +131,50 @@ int RunHistoryImport(const HistoryOptions& o, Context& ctx) {
         }
       }
     }
+    std::vector<bool> changed;
     if (failed.ok()) {
-      failed = compd::MergeKnownGroups(redis, prefix, key, g, {}, eo.known_network_ms);
+      failed = compd::MergeKnownGroups(redis, prefix, key, g, {}, eo.known_network_ms, &changed);
+    }
+    for (size_t i = 0; i < changed.size(); ++i) {
+      if (!changed[i]) continue;
+      compd::GroupUse u;
+      u.group = g[i].first;
+      u.time_ms = g[i].second.last_ms;
+      news.emplace_back(key, std::move(u));
     }
   });
   if (!failed.ok()) return Fail(failed);
+  // Running milters load the hashes only at start: the feed tells them what is news.
+  std::vector<std::string> new_domains;
+  if (redis != nullptr && !domains.empty()) {
+    std::vector<std::vector<std::string>> cmds;
+    for (const std::string& d : domains) cmds.push_back({"SADD", keys.detect_domains(), d});
+    std::vector<compd::RedisReply> replies;
+    s = redis->Pipeline(cmds, &replies);
+    if (!s.ok()) return Fail(s);
+    for (size_t i = 0; i < replies.size(); ++i) {
+      if (replies[i].integer == 1) new_domains.push_back(cmds[i][2]);
+    }
+  }
+  if (redis != nullptr) {
+    s = compd::AnnounceKnownGroups(redis, prefix, "mapctl-history-import", news, new_domains);
+    if (!s.ok()) return Fail(s);
+  }
   std::cout << (o.apply ? "Written: " : "Would write (dry run, --apply to write): ") << days_written
             << " account-days of volume counters";
   if (o.apply) std::cout << " (" << days_kept << " already counted, kept)";
   std::cout << "; " << days_today << " account-days of today or later skipped (the milters count "
             << "them); known networks of " << state->accounts() << " accounts (" << groups
-            << " network groups) merged\n";
+            << " network groups) merged";
+  if (o.apply) {
+    std::cout << " (" << news.size() << " new or changed), " << new_domains.size()
+              << " new account domains; running milters were told through the feed";
+  }
+  std::cout << "\n";
+  if (news.size() + new_domains.size() > kFeedRoom) {
+    std::cout << "More than the feed holds: restart compd-milter on every node to load all of "
+                 "them.\n";
+  }
   return kExitOk;
 }
 
@@ -138,7 +183,8 @@ int RunHistoryImport(const HistoryOptions& o, Context& ctx) {
 RunFn SetupHistory(CLI::App* cmd) {
   auto o = std::make_shared<HistoryOptions>();
   cmd->require_subcommand(1);
-  CLI::App* imp = cmd->add_subcommand("import", "Read logs, write counters and known networks");
+  CLI::App* imp = cmd->add_subcommand(
+      "import", "Read logs, write the volume counters, known networks and account domains");
   AddLogInputOptions(imp, &o->input);
   imp->add_flag("--apply", o->apply, "Write to Redis (default: dry run, print what would change)");
   return [o](Context& ctx) { return RunHistoryImport(*o, ctx); };

@@ -165,7 +165,7 @@ void Discovery::Suppress(const std::string& recipient) {
 
 bool Discovery::Mailed(const std::string& account, const std::string& recipient) const {
   std::lock_guard<std::mutex> lock(mu_);
-  return pairs_.count(PairHash(AccountKey(account), CanonicalAddress(recipient))) != 0;
+  return pairs_.Contains(PairHash(AccountKey(account), CanonicalAddress(recipient)));
 }
 
 DiscoveryStats Discovery::stats() const {
@@ -182,10 +182,7 @@ void Discovery::Prune(int64_t now_ms) {
   // retro_window, which keeps at most that much extra; Observe compares times anyway.
   if (now_ms - last_pair_prune_ms_ >= options_.retro_window_ms / 16) {
     last_pair_prune_ms_ = now_ms;
-    const int64_t pair_from = now_ms - options_.retro_window_ms;
-    for (auto it = pairs_.begin(); it != pairs_.end();) {
-      it = it->second < pair_from ? pairs_.erase(it) : std::next(it);
-    }
+    pairs_.DropBefore(now_ms - options_.retro_window_ms);
   }
   const int64_t from = now_ms - options_.window_ms;
   for (auto it = sightings_.begin(); it != sightings_.end();) {
@@ -236,13 +233,8 @@ std::vector<Candidate> Discovery::Observe(const Message& m, int64_t now_ms, bool
   Prune(now_ms);
   bool first = false;
   for (const std::string& r : rcpts) {
-    auto [it, inserted] = pairs_.emplace(PairHash(account_key, r), now_ms);
-    if (!inserted) {
-      first = first || now_ms - it->second > options_.retro_window_ms;
-      it->second = std::max(it->second, now_ms);
-    } else {
-      first = true;
-    }
+    const int64_t before = pairs_.Touch(PairHash(account_key, r), now_ms);
+    first = first || before < 0 || now_ms - before > options_.retro_window_ms;
   }
   if (!test_like) return out;
   ++stats_.test_like;

@@ -1,6 +1,7 @@
 #include "compd/detect/engine.h"
 
 #include <algorithm>
+#include <functional>
 #include <sstream>
 
 #include "compd/accounts/accounts.h"
@@ -139,8 +140,9 @@ void Engine::CountVolume(AccountState& a, const Message& m, const std::string& n
   ++a.day_messages;
   a.hour_recipients += n;
   a.day_recipients += n;
-  if (!network.empty() && a.hour_networks.size() < kMaxHourNetworks) {
-    a.hour_networks.insert(network);
+  if (!network.empty() && a.hour_networks.size() < kMaxHourNetworks &&
+      std::find(a.hour_networks.begin(), a.hour_networks.end(), network) == a.hour_networks.end()) {
+    a.hour_networks.push_back(network);
   }
   AccountTotals t;
   t.hour_start = a.hour_start;
@@ -167,14 +169,14 @@ std::vector<Reaction> Engine::Observe(const Message& m, int64_t now_ms, const Ma
   if (m.account.empty()) return {};
   std::vector<Signal> signals;
   if (matcher != nullptr) {
-    nlohmann::json hits = nlohmann::json::array();
+    nlohmann::json hits;  // null until a hit: nothing allocated for the others
+    std::string address;
     for (const std::string& r : m.recipients) {
-      std::string address;
       if (!EnvelopeAddress(r, &address).ok()) continue;
       std::optional<Match> hit = matcher->Lookup(address);
       if (hit) hits.push_back({{"recipient", address}, {"entry", hit->entry}});
     }
-    if (!hits.empty()) {
+    if (!hits.is_null()) {
       Signal s;
       s.id = SignalId::kHit;
       s.evidence["hits"] = std::move(hits);
@@ -202,7 +204,8 @@ std::vector<Reaction> Engine::Observe(const Message& m, int64_t now_ms, const Ma
           : std::string();
   GroupUse use;
   bool publish = false, note_domain = false;
-  state_->WithAccount(key, [&](AccountState& a) {
+  // By reference: a std::function holding the lambda itself would allocate per message.
+  auto observe = [&](AccountState& a) {
     const bool has_history = a.first_ms != 0 && !a.groups.empty();
     bool new_group = false;
     KnownGroup* known = nullptr;
@@ -216,37 +219,35 @@ std::vector<Reaction> Engine::Observe(const Message& m, int64_t now_ms, const Ma
       }
     }
     if (single_external) {
-      int points = 0;
-      Signal s;
-      s.id = SignalId::kTestMessage;
-      nlohmann::json& e = s.evidence;
-      e["recipient"] = m.recipients[0];
-      if (m.size >= 0) {
-        e["size"] = m.size;
-        if (m.size <= options_.test_max_size) points += 2;
-      }
-      HeloKind helo = ClassifyHelo(m.helo);
-      if (helo != HeloKind::kUnknown) {
-        e["helo"] = m.helo;
-        e["helo_kind"] = HeloKindName(helo);
-        if (helo == HeloKind::kLocalhost || helo == HeloKind::kLiteral) points += 2;
-        if (helo == HeloKind::kBareWord) points += 1;
-      }
-      if (new_group && has_history) {
-        e["new_network"] = network.empty() ? group : network;
-        points += 2;
-      }
+      // The points first, the evidence only for a message that fires: most messages have
+      // one external recipient and few fire, and building JSON for each was most of a
+      // replay's allocations.
+      const HeloKind helo = ClassifyHelo(m.helo);
+      const bool small = m.size >= 0 && m.size <= options_.test_max_size;
+      const bool new_network = new_group && has_history;
       std::string why;
-      if (!m.subject.empty()) {
-        e["subject"] = m.subject;
-        if (RandomLookingSubject(m.subject, &why)) {
-          e["random_subject"] = why;
-          points += 3;
-        }
-      }
-      e["points"] = points;
-      e["needed"] = options_.test_score;
+      const bool random_subject = !m.subject.empty() && RandomLookingSubject(m.subject, &why);
+      int points = 0;
+      if (small) points += 2;
+      if (helo == HeloKind::kLocalhost || helo == HeloKind::kLiteral) points += 2;
+      if (helo == HeloKind::kBareWord) points += 1;
+      if (new_network) points += 2;
+      if (random_subject) points += 3;
       if (points >= options_.test_score && !Quiet(a, SignalId::kTestMessage, now_ms)) {
+        Signal s;
+        s.id = SignalId::kTestMessage;
+        nlohmann::json& e = s.evidence;
+        e["recipient"] = m.recipients[0];
+        if (m.size >= 0) e["size"] = m.size;
+        if (helo != HeloKind::kUnknown) {
+          e["helo"] = m.helo;
+          e["helo_kind"] = HeloKindName(helo);
+        }
+        if (new_network) e["new_network"] = network.empty() ? group : network;
+        if (!m.subject.empty()) e["subject"] = m.subject;
+        if (random_subject) e["random_subject"] = why;
+        e["points"] = points;
+        e["needed"] = options_.test_score;
         signals.push_back(std::move(s));
       }
     }
@@ -284,7 +285,8 @@ std::vector<Reaction> Engine::Observe(const Message& m, int64_t now_ms, const Ma
       a.domain_noted = true;
       note_domain = true;
     }
-  });
+  };
+  state_->WithAccount(key, std::ref(observe));
   if (note_domain) state_->AddDomain(account_domain);
   if (publish) {
     use.group = group;

@@ -9,7 +9,10 @@ namespace compd {
 
 namespace {
 
+// Returns, per group, 1 when its value changed (so an import can tell running nodes only
+// what is news to them).
 constexpr const char* kMergeScript = R"lua(
+local changed = {}
 for i = 1, #ARGV - 1, 4 do
   local f, l = tonumber(ARGV[i + 1]), tonumber(ARGV[i + 2])
   local cur = redis.call('HGET', KEYS[1], ARGV[i])
@@ -19,11 +22,16 @@ for i = 1, #ARGV - 1, 4 do
     if cf and cf < f then f = cf end
     if cl and cl > l then l = cl end
   end
-  redis.call('HSET', KEYS[1], ARGV[i],
-             string.format('%.0f %.0f ', f, l) .. ARGV[i + 3])
+  local v = string.format('%.0f %.0f ', f, l) .. ARGV[i + 3]
+  if v ~= cur then
+    redis.call('HSET', KEYS[1], ARGV[i], v)
+    changed[#changed + 1] = 1
+  else
+    changed[#changed + 1] = 0
+  end
 end
 redis.call('PEXPIRE', KEYS[1], ARGV[#ARGV])
-return 1
+return changed
 )lua";
 
 constexpr size_t kFeedMaxLen = 100000;
@@ -37,6 +45,26 @@ int64_t NowMs() {
 
 std::string GroupsKey(const std::string& prefix, const std::string& key) {
   return Keys(prefix).detect_groups(key);
+}
+
+// The XADD of one feed entry: `fields`, then the node that wrote it.
+std::vector<std::string> FeedAdd(const std::string& prefix, const std::string& node,
+                                 std::vector<std::string> fields) {
+  std::vector<std::string> cmd = {"XADD", Keys(prefix).detect_feed(),  "MAXLEN",
+                                  "~",    std::to_string(kFeedMaxLen), "*"};
+  for (std::string& f : fields) cmd.push_back(std::move(f));
+  cmd.push_back("node");
+  cmd.push_back(node);
+  return cmd;
+}
+
+std::vector<std::string> UseFields(const std::string& key, const GroupUse& u) {
+  return {"a",   key,
+          "g",   u.group,
+          "n",   u.network,
+          "ip",  u.client_ip,
+          "t",   std::to_string(u.time_ms),
+          "new", u.was_new ? "1" : "0"};
 }
 
 }  // namespace
@@ -105,7 +133,9 @@ size_t MergeStoredGroups(AccountState* a, const std::vector<StoredGroup>& groups
 
 Status MergeKnownGroups(RedisClient* redis, const std::string& prefix, const std::string& key,
                         const std::vector<std::pair<std::string, KnownGroup>>& groups,
-                        const std::vector<std::string>& networks, int64_t ttl_ms) {
+                        const std::vector<std::string>& networks, int64_t ttl_ms,
+                        std::vector<bool>* changed) {
+  if (changed != nullptr) changed->assign(groups.size(), false);
   if (groups.empty()) return Status::Ok();
   std::vector<std::string> cmd = {"EVAL", kMergeScript, "1", GroupsKey(prefix, key)};
   for (size_t i = 0; i < groups.size(); ++i) {
@@ -115,7 +145,24 @@ Status MergeKnownGroups(RedisClient* redis, const std::string& prefix, const std
     cmd.push_back(i < networks.size() ? networks[i] : std::string());
   }
   cmd.push_back(std::to_string(ttl_ms));
-  return redis->Command(cmd);
+  RedisReply reply;
+  Status s = redis->Command(cmd, &reply);
+  if (!s.ok() || changed == nullptr) return s;
+  for (size_t i = 0; i < reply.elements.size() && i < groups.size(); ++i) {
+    (*changed)[i] = reply.elements[i].integer == 1;
+  }
+  return Status::Ok();
+}
+
+Status AnnounceKnownGroups(RedisClient* redis, const std::string& prefix, const std::string& node,
+                           const std::vector<std::pair<std::string, GroupUse>>& uses,
+                           const std::vector<std::string>& domains) {
+  std::vector<std::vector<std::string>> cmds;
+  for (const auto& [key, u] : uses) cmds.push_back(FeedAdd(prefix, node, UseFields(key, u)));
+  for (const std::string& d : domains) cmds.push_back(FeedAdd(prefix, node, {"d", d}));
+  if (cmds.empty()) return Status::Ok();
+  std::vector<RedisReply> replies;
+  return redis->Pipeline(cmds, &replies);
 }
 
 RedisDetectState::RedisDetectState(RedisDetectOptions options, LogFn log)
@@ -245,26 +292,7 @@ bool RedisDetectState::Sync() {
   for (const auto& [key, u] : batch) {
     cmds.push_back({"EVAL", kMergeScript, "1", GroupsKey(options_.prefix, key), u.group,
                     std::to_string(u.time_ms), std::to_string(u.time_ms), u.network, ttl});
-    cmds.push_back({"XADD",
-                    Keys(options_.prefix).detect_feed(),
-                    "MAXLEN",
-                    "~",
-                    std::to_string(kFeedMaxLen),
-                    "*",
-                    "a",
-                    key,
-                    "g",
-                    u.group,
-                    "n",
-                    u.network,
-                    "ip",
-                    u.client_ip,
-                    "t",
-                    std::to_string(u.time_ms),
-                    "new",
-                    u.was_new ? "1" : "0",
-                    "node",
-                    options_.node});
+    cmds.push_back(FeedAdd(options_.prefix, options_.node, UseFields(key, u)));
   }
   if (!domains.empty()) {
     std::vector<std::string> sadd = {"SADD", Keys(options_.prefix).detect_domains()};
@@ -294,7 +322,7 @@ bool RedisDetectState::Sync() {
     for (const RedisReply& entry : read.elements[0].elements[1].elements) {
       if (entry.elements.size() != 2) continue;
       feed_id_ = entry.elements[0].str;
-      std::string key, node;
+      std::string key, node, domain;
       GroupUse u;
       const auto& f = entry.elements[1].elements;
       for (size_t i = 0; i + 1 < f.size(); i += 2) {
@@ -307,8 +335,11 @@ bool RedisDetectState::Sync() {
         if (n == "t") u.time_ms = std::atoll(v.c_str());
         if (n == "new") u.was_new = v == "1";
         if (n == "node") node = v;
+        if (n == "d") domain = v;
       }
-      if (node == options_.node || key.empty() || u.group.empty()) continue;
+      if (node == options_.node) continue;
+      if (!domain.empty()) MemoryDetectState::AddDomain(domain);  // an import's
+      if (key.empty() || u.group.empty()) continue;
       bool added = false;
       WithAccount(key,
                   [&](AccountState& a) { added = MergeGroupUse(&a, u, now, options_.window_ms); });

@@ -56,7 +56,7 @@ struct AccountState {
   int64_t day_start = -1, hour_start = -1;  // unix seconds
   int64_t day_messages = 0, day_recipients = 0, day_networks = 0;
   int64_t hour_messages = 0, hour_recipients = 0;
-  std::unordered_set<std::string> hour_networks;
+  std::vector<std::string> hour_networks;  // distinct; a few (at most 256): cleared, not freed
   std::string baseline_day;
   Baseline baseline;
   std::map<std::string, std::string> anomaly_periods;  // rule -> period last raised

@@ -30,6 +30,7 @@
 #include "compd/base/settings.h"
 #include "compd/base/status.h"
 #include "compd/detect/engine.h"
+#include "compd/detect/pair_times.h"
 #include "compd/detect/reaction.h"
 #include "compd/events/message.h"
 
@@ -109,7 +110,7 @@ class Discovery {
   const DiscoveryOptions options_;
   std::unordered_set<std::string> local_domains_;
   mutable std::mutex mu_;
-  std::unordered_map<uint64_t, int64_t> pairs_;  // hash(account, recipient) -> last ms
+  PairTimes pairs_;  // hash(account, recipient) -> last ms
   std::unordered_map<std::string, std::vector<Sighting>> sightings_;
   std::unordered_set<std::string> done_;  // proposed, added or rejected
   int64_t last_prune_ms_ = 0;

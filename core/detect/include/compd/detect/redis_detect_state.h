@@ -21,8 +21,10 @@
 //   {prefix}detect:groups:A  hash group -> "first_ms last_ms network"; expires
 //                            known_network_days after its last write
 //   {prefix}detect:domains   set of the domains of accounts seen authenticating
-//   {prefix}detect:feed      stream (MAXLEN ~ 100000): a, g, n, ip, t, new, node
-// `mapctl history import` writes the same hashes (MergeKnownGroups).
+//   {prefix}detect:feed      stream (MAXLEN ~ 100000): a, g, n, ip, t, new, node; or
+//                            d (a domain), node
+// `mapctl history import` writes the same hashes (MergeKnownGroups), the domains, and
+// announces what changed in the feed (AnnounceKnownGroups).
 #ifndef COMPD_DETECT_REDIS_DETECT_STATE_H_
 #define COMPD_DETECT_REDIS_DETECT_STATE_H_
 
@@ -75,10 +77,20 @@ size_t MergeStoredGroups(AccountState* a, const std::vector<StoredGroup>& groups
                          int64_t window_ms);
 
 // Merges groups into an account's hash (first use: the earliest, last: the latest), as
-// one script per account; idempotent. `ttl_ms` is set on the hash.
+// one script per account; idempotent. `ttl_ms` is set on the hash. `changed` (may be
+// null) gets, per group, whether its stored value changed.
 Status MergeKnownGroups(RedisClient* redis, const std::string& prefix, const std::string& key,
                         const std::vector<std::pair<std::string, KnownGroup>>& groups,
-                        const std::vector<std::string>& networks, int64_t ttl_ms);
+                        const std::vector<std::string>& networks, int64_t ttl_ms,
+                        std::vector<bool>* changed = nullptr);
+
+// Appends group uses (account key, use) and account domains to the feed as `node`, so
+// running nodes merge them within a sync interval, as another node's (history import:
+// nodes load the hashes only at start). The feed keeps about 100,000 entries: a node
+// that falls further behind misses the oldest until its next start.
+Status AnnounceKnownGroups(RedisClient* redis, const std::string& prefix, const std::string& node,
+                           const std::vector<std::pair<std::string, GroupUse>>& uses,
+                           const std::vector<std::string>& domains);
 
 struct RedisDetectStats {
   uint64_t written = 0;  // group uses written
