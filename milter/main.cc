@@ -27,6 +27,7 @@
 #include "compd/base/socket.h"
 #include "compd/base/text_output.h"
 #include "compd/detect/engine.h"
+#include "compd/detect/live_discovery.h"
 #include "compd/detect/redis_detect_state.h"
 #include "compd/map/map_watcher.h"
 #include "compd/mta/policy_server.h"
@@ -60,6 +61,7 @@ struct Plan {
   HookRunnerOptions hooks;
   DashboardPlan dashboard;
   EngineOptions engine;  // detection signals and their reactions
+  DiscoveryOptions discovery;
 };
 
 Status MakePlan(const Config& config, Plan* plan) {
@@ -88,6 +90,7 @@ Status MakePlan(const Config& config, Plan* plan) {
   if (s.ok()) s = HookRunnerOptions::FromConfig(config, &plan->hooks);
   if (s.ok()) s = MakeDashboardPlan(config, plan->redis, &plan->dashboard);
   if (s.ok()) s = EngineOptions::FromConfig(config, &plan->engine);
+  if (s.ok()) s = DiscoveryOptions::FromConfig(config, plan->engine, &plan->discovery);
   if (!s.ok()) return s;
   return Status::Ok();
 }
@@ -286,9 +289,27 @@ int Run(const Plan& plan, const std::string& config_path, bool config_explicit,
     RedisDetectState* state;
     ~StopOnReturn() { state->Stop(); }
   } stop_detect{detect_state.get()};
-  outlets.observe = [&engine, &recorder](const Message& m) {
+  // Discovery: this node's test-like first mails meet the other nodes' in Redis, from a
+  // thread of its own; the hits of an added candidate's accounts go to the recorder.
+  LiveDiscoveryOptions ldo;
+  ldo.discovery = plan.discovery;
+  ldo.redis = plan.redis;
+  ldo.prefix = dso.prefix;
+  ldo.hostname = plan.tripwire.hostname;
+  ldo.redis_timeout = dso.redis_timeout;
+  LiveDiscovery discovery(
+      ldo, [&detect_state](const std::string& d) { return detect_state->IsLocalDomain(d); },
+      [&recorder](std::vector<Event> hits) {
+        for (Event& e : hits) recorder.Submit(std::move(e));
+      },
+      logger.Fn());
+  s = discovery.Start();
+  if (!s.ok()) return Fail("discovery: " + s.message(), kExitRuntime);
+  outlets.observe = [&engine, &recorder, &discovery](const Message& m) {
     Verdict v;
-    for (Reaction& r : engine.Observe(m, m.time_ms)) {
+    std::vector<Reaction> reactions = engine.Observe(m, m.time_ms);
+    discovery.Observe(m, HasTestSignal(reactions));
+    for (Reaction& r : reactions) {
       Event e = r.ToEvent();
       if (r.kind >= ReactionKind::kTempfail) {
         v.kind = Verdict::Kind::kTempfail;
@@ -365,6 +386,7 @@ int Run(const Plan& plan, const std::string& config_path, bool config_explicit,
   if (policy) policy->Stop();
   dashboard.Stop();
   detect_state->Stop();
+  discovery.Stop();
   if (hook_runner) hook_runner->Stop();
   account_watcher.Stop();
   watcher.Stop();

@@ -43,6 +43,12 @@ TEST_CASE("keys: every name under the prefix", "[keys]") {
   CHECK(k.volume_flush("i.1:2") == "p:vol:flush:i.1:2");
   CHECK(k.anomaly("hour_volume", "2026-11-26T18", "a@x") ==
         "p:anomaly:hour_volume:2026-11-26T18:a@x");
+  CHECK(k.detect_groups("a@x") == "p:detect:groups:a@x");
+  CHECK(k.detect_domains() == "p:detect:domains");
+  CHECK(k.detect_feed() == "p:detect:feed");
+  CHECK(k.discovery_candidates() == "p:discovery:candidates");
+  CHECK(k.discovery_rejected() == "p:discovery:rejected");
+  CHECK(k.discovery_sightings("x@gmx.com") == "p:discovery:sightings:x@gmx.com");
 }
 
 }  // namespace

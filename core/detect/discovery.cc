@@ -39,7 +39,8 @@ uint64_t PairHash(const std::string& account_key, const std::string& recipient) 
   return h;
 }
 
-// Sightings of distinct, unrelated domain families (the first of each family counts).
+}  // namespace
+
 size_t UnrelatedDomains(const std::vector<Sighting>& sightings) {
   std::vector<const std::string*> families;
   for (const Sighting& s : sightings) {
@@ -51,8 +52,6 @@ size_t UnrelatedDomains(const std::vector<Sighting>& sightings) {
   }
   return families.size();
 }
-
-}  // namespace
 
 const char* DiscoveryModeName(DiscoveryMode mode) {
   switch (mode) {
@@ -105,6 +104,46 @@ nlohmann::json Sighting::ToJson() const {
   if (!queue_id.empty()) j["queue_id"] = queue_id;
   if (!origin.empty()) j["origin"] = origin;
   return j;
+}
+
+Sighting Sighting::FromJson(const nlohmann::json& j, const std::string& recipient,
+                            int64_t time_ms) {
+  Sighting s;
+  if (!j.is_object()) return s;
+  s.recipient = recipient;
+  s.time_ms = time_ms;
+  auto str = [&j](const char* name) {
+    auto it = j.find(name);
+    return it != j.end() && it->is_string() ? it->get<std::string>() : std::string();
+  };
+  auto num = [&j](const char* name, int64_t fallback) {
+    auto it = j.find(name);
+    return it != j.end() && it->is_number_integer() ? it->get<int64_t>() : fallback;
+  };
+  s.account = str("account");
+  s.domain = DomainOf(s.account);
+  s.node = str("node");
+  s.client_ip = str("client_ip");
+  s.helo = str("helo");
+  s.subject = str("subject");
+  s.queue_id = str("queue_id");
+  s.origin = str("origin");
+  s.size = num("size", -1);
+  s.points = static_cast<int>(num("points", 0));
+  auto t = j.find("test_message");
+  s.engine_signal = t != j.end() && t->is_boolean() && t->get<bool>();
+  return s;
+}
+
+bool Candidate::Completes(const std::vector<Sighting>& sightings, int min_domains, int64_t now_ms,
+                          Candidate* out) {
+  if (sightings.empty() || static_cast<int>(UnrelatedDomains(sightings)) < min_domains) {
+    return false;
+  }
+  out->recipient = sightings.front().recipient;
+  out->time_ms = now_ms;
+  out->sightings = sightings;
+  return true;
 }
 
 nlohmann::json Candidate::Evidence() const {
@@ -197,9 +236,47 @@ void Discovery::Prune(int64_t now_ms) {
   }
 }
 
+bool Discovery::Sight(const Message& m, int64_t now_ms, bool engine_test_signal,
+                      const std::function<bool(const std::string&)>& is_local, Sighting* out) {
+  std::lock_guard<std::mutex> lock(mu_);
+  Prune(now_ms);
+  return SightLocked(m, now_ms, engine_test_signal, is_local, out);
+}
+
 std::vector<Candidate> Discovery::Observe(const Message& m, int64_t now_ms, bool engine_test_signal,
                                           const std::function<bool(const std::string&)>& is_local) {
-  if (options_.mode == DiscoveryMode::kOff || m.account.empty()) return {};
+  std::vector<Candidate> out;
+  Sighting s;
+  std::lock_guard<std::mutex> lock(mu_);
+  Prune(now_ms);
+  if (!SightLocked(m, now_ms, engine_test_signal, is_local, &s)) return out;
+  const std::string r = s.recipient;
+  std::vector<Sighting>& v = sightings_[r];
+  const int64_t from = now_ms - options_.window_ms;
+  v.erase(
+      std::remove_if(v.begin(), v.end(), [from](const Sighting& x) { return x.time_ms < from; }),
+      v.end());
+  const std::string account_key = AccountKey(s.account);
+  for (const Sighting& x : v) {
+    if (AccountKey(x.account) == account_key) return out;  // one account counts once
+  }
+  if (v.size() >= kMaxSightings) v.erase(v.begin());
+  v.push_back(std::move(s));
+  Candidate c;
+  if (!Candidate::Completes(v, options_.min_domains, now_ms, &c)) return out;
+  sightings_.erase(r);
+  done_.insert(r);
+  ++stats_.candidates;
+  out.push_back(std::move(c));
+  return out;
+}
+
+// Called with mu_ held. The features are cheap string checks; is_local takes the detect
+// state's own lock, never ours.
+bool Discovery::SightLocked(const Message& m, int64_t now_ms, bool engine_test_signal,
+                            const std::function<bool(const std::string&)>& is_local,
+                            Sighting* out) {
+  if (options_.mode == DiscoveryMode::kOff || m.account.empty()) return false;
   const std::string account_key = AccountKey(m.account);
   const std::string account_domain = DomainOf(m.account);
   std::vector<std::string> rcpts;
@@ -213,9 +290,8 @@ std::vector<Candidate> Discovery::Observe(const Message& m, int64_t now_ms, bool
   // Test-like: one external recipient and the engine's signal or enough features.
   bool test_like = false;
   int points = 0;
-  std::string rcpt_domain;
   if (rcpts.size() == 1) {
-    rcpt_domain = DomainOf(rcpts[0]);
+    const std::string rcpt_domain = DomainOf(rcpts[0]);
     const bool external = !rcpt_domain.empty() && !SameDomainFamily(rcpt_domain, account_domain) &&
                           !local_domains_.count(rcpt_domain) &&
                           !(is_local && is_local(rcpt_domain));
@@ -231,9 +307,6 @@ std::vector<Candidate> Discovery::Observe(const Message& m, int64_t now_ms, bool
     }
   }
 
-  std::vector<Candidate> out;
-  std::lock_guard<std::mutex> lock(mu_);
-  Prune(now_ms);
   bool first = false;
   for (const std::string& r : rcpts) {
     auto [it, inserted] = pairs_.emplace(PairHash(account_key, r), now_ms);
@@ -244,22 +317,14 @@ std::vector<Candidate> Discovery::Observe(const Message& m, int64_t now_ms, bool
       first = true;
     }
   }
-  if (!test_like) return out;
+  if (!test_like) return false;
   ++stats_.test_like;
-  if (!first) return out;
+  if (!first) return false;
   ++stats_.first_mails;
-  const std::string& r = rcpts[0];
-  if (done_.count(r)) return out;
-  std::vector<Sighting>& v = sightings_[r];
-  const int64_t from = now_ms - options_.window_ms;
-  v.erase(
-      std::remove_if(v.begin(), v.end(), [from](const Sighting& s) { return s.time_ms < from; }),
-      v.end());
-  for (const Sighting& s : v) {
-    if (AccountKey(s.account) == account_key) return out;  // one account counts once
-  }
-  if (v.size() >= kMaxSightings) v.erase(v.begin());
-  Sighting s;
+  if (done_.count(rcpts[0])) return false;
+  Sighting& s = *out;
+  s = Sighting();
+  s.recipient = rcpts[0];
   s.account = m.account;
   s.domain = account_domain;
   s.time_ms = now_ms;
@@ -272,17 +337,7 @@ std::vector<Candidate> Discovery::Observe(const Message& m, int64_t now_ms, bool
   s.size = m.size;
   s.points = points;
   s.engine_signal = engine_test_signal;
-  v.push_back(std::move(s));
-  if (static_cast<int>(UnrelatedDomains(v)) < options_.min_domains) return out;
-  Candidate c;
-  c.recipient = r;
-  c.time_ms = now_ms;
-  c.sightings = std::move(v);
-  sightings_.erase(r);
-  done_.insert(r);
-  ++stats_.candidates;
-  out.push_back(std::move(c));
-  return out;
+  return true;
 }
 
 }  // namespace compd

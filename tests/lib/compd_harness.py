@@ -864,11 +864,13 @@ class Postfix(_Service):
 
     Postfix(relay_port, sasl_path=None, dir=None, submission_port=None, smtp_port=None,
             open_listener=True, smtpd_milters="", non_smtpd_milters="", milter_macros=None,
-            main=None, myhostname="mx.compd.test")
+            main=None, myhostname="mx.compd.test", node_milters=())
 
     - submission_port: smtpd with SASL AUTH (Dovecot at sasl_path, plaintext allowed),
       recipients allowed only when authenticated (permit_sasl_authenticated, reject).
       Only set up when sasl_path is given.
+    - node_milters: one more submission listener per milter spec, using that milter
+      instead of smtpd_milters (node_ports[i]): several compd nodes behind one Postfix.
     - smtp_port (if open_listener): smtpd without AUTH that relays for 127.0.0.0/8
       (permit_mynetworks, reject), for unauthenticated-submission tests.
     - smtpd_milters / non_smtpd_milters: e.g. "inet:127.0.0.1:PORT"; milter_protocol = 6,
@@ -882,7 +884,7 @@ class Postfix(_Service):
 
     def __init__(self, relay_port, sasl_path=None, dir=None, submission_port=None,
                  smtp_port=None, open_listener=True, smtpd_milters="", non_smtpd_milters="",
-                 milter_macros=None, main=None, myhostname="mx.compd.test"):
+                 milter_macros=None, main=None, myhostname="mx.compd.test", node_milters=()):
         self.programs = require_programs("postfix", "postconf", "postqueue", "sendmail")
         require_user("postfix", "postfix")
         try:
@@ -895,6 +897,8 @@ class Postfix(_Service):
         self.sasl_path = sasl_path
         self.submission_port = (submission_port or free_port()) if sasl_path else None
         self.smtp_port = (smtp_port or free_port()) if open_listener else None
+        self.node_milters = list(node_milters) if sasl_path else []
+        self.node_ports = [free_port() for _ in self.node_milters]
         self.smtpd_milters = smtpd_milters
         self.non_smtpd_milters = non_smtpd_milters
         self.milter_macros = dict(milter_macros or {})
@@ -979,6 +983,15 @@ class Postfix(_Service):
                 "  -o smtpd_relay_restrictions=permit_sasl_authenticated,reject\n"
                 "  -o smtpd_recipient_restrictions=permit_sasl_authenticated,reject\n" %
                 (LOOPBACK, self.submission_port, self.syslog_name))
+        for i, (port, spec) in enumerate(zip(self.node_ports, self.node_milters)):
+            lines.append(
+                "%s:%d inet n - n - - smtpd\n"
+                "  -o syslog_name=%s/node%d\n"
+                "  -o smtpd_sasl_auth_enable=yes\n"
+                "  -o smtpd_milters=%s\n"
+                "  -o smtpd_relay_restrictions=permit_sasl_authenticated,reject\n"
+                "  -o smtpd_recipient_restrictions=permit_sasl_authenticated,reject\n" %
+                (LOOPBACK, port, self.syslog_name, i + 1, spec))
         if self.smtp_port:
             lines.append(
                 "%s:%d inet n - n - - smtpd\n"
@@ -1057,7 +1070,7 @@ class Postfix(_Service):
         self.key = _reaper.add(self.abort, "postfix " + self.config_dir)
         self._run(self.programs["postfix"], "-c", self.config_dir, "start")
         self.started = True
-        ports = [p for p in (self.submission_port, self.smtp_port) if p]
+        ports = [p for p in [self.submission_port, self.smtp_port] + self.node_ports if p]
 
         def ready():
             if not self.master_pid():
@@ -1161,7 +1174,8 @@ class MailStack(_Service):
 
     MailStack(users={"alice@example.test": "secret"}, dir=None, **postfix_kwargs)
     (postfix_kwargs go to Postfix: smtpd_milters, non_smtpd_milters, milter_macros, main,
-    open_listener, ...). Attributes sink, dovecot, postfix, submission_port, smtp_port, dir.
+    open_listener, node_milters, ...). Attributes sink, dovecot, postfix, submission_port,
+    smtp_port, node_ports, dir.
     """
 
     def __init__(self, users=None, dir=None, **postfix_kwargs):
@@ -1179,6 +1193,10 @@ class MailStack(_Service):
     @property
     def smtp_port(self):
         return self.postfix.smtp_port
+
+    @property
+    def node_ports(self):
+        return self.postfix.node_ports
 
     def start(self):
         try:
