@@ -238,18 +238,20 @@ void Discovery::Prune(int64_t now_ms) {
 
 bool Discovery::Sight(const Message& m, int64_t now_ms, bool engine_test_signal,
                       const std::function<bool(const std::string&)>& is_local, Sighting* out) {
+  const Look look = Features(m, is_local);
   std::lock_guard<std::mutex> lock(mu_);
   Prune(now_ms);
-  return SightLocked(m, now_ms, engine_test_signal, is_local, out);
+  return SightLocked(m, look, now_ms, engine_test_signal, out);
 }
 
 std::vector<Candidate> Discovery::Observe(const Message& m, int64_t now_ms, bool engine_test_signal,
                                           const std::function<bool(const std::string&)>& is_local) {
   std::vector<Candidate> out;
   Sighting s;
+  const Look look = Features(m, is_local);
   std::lock_guard<std::mutex> lock(mu_);
   Prune(now_ms);
-  if (!SightLocked(m, now_ms, engine_test_signal, is_local, &s)) return out;
+  if (!SightLocked(m, look, now_ms, engine_test_signal, &s)) return out;
   const std::string r = s.recipient;
   std::vector<Sighting>& v = sightings_[r];
   const int64_t from = now_ms - options_.window_ms;
@@ -271,41 +273,46 @@ std::vector<Candidate> Discovery::Observe(const Message& m, int64_t now_ms, bool
   return out;
 }
 
-// Called with mu_ held. The features are cheap string checks; is_local takes the detect
-// state's own lock, never ours.
-bool Discovery::SightLocked(const Message& m, int64_t now_ms, bool engine_test_signal,
-                            const std::function<bool(const std::string&)>& is_local,
-                            Sighting* out) {
-  if (options_.mode == DiscoveryMode::kOff || m.account.empty()) return false;
-  const std::string account_key = AccountKey(m.account);
-  const std::string account_domain = DomainOf(m.account);
-  std::vector<std::string> rcpts;
-  rcpts.reserve(m.recipients.size());
+Discovery::Look Discovery::Features(const Message& m,
+                                    const std::function<bool(const std::string&)>& is_local) const {
+  Look look;
+  if (options_.mode == DiscoveryMode::kOff || m.account.empty()) return look;
+  look.account_key = AccountKey(m.account);
+  look.account_domain = DomainOf(m.account);
+  look.rcpts.reserve(m.recipients.size());
   for (const std::string& raw : m.recipients) {
     std::string address;
     if (!EnvelopeAddress(raw, &address).ok() || address.empty()) continue;
-    rcpts.push_back(CanonicalAddress(address));
+    look.rcpts.push_back(CanonicalAddress(address));
   }
-
   // Test-like: one external recipient and the engine's signal or enough features.
-  bool test_like = false;
-  int points = 0;
-  if (rcpts.size() == 1) {
-    const std::string rcpt_domain = DomainOf(rcpts[0]);
-    const bool external = !rcpt_domain.empty() && !SameDomainFamily(rcpt_domain, account_domain) &&
-                          !local_domains_.count(rcpt_domain) &&
-                          !(is_local && is_local(rcpt_domain));
+  if (look.rcpts.size() == 1) {
+    const std::string rcpt_domain = DomainOf(look.rcpts[0]);
+    const bool external =
+        !rcpt_domain.empty() && !SameDomainFamily(rcpt_domain, look.account_domain) &&
+        !local_domains_.count(rcpt_domain) && !(is_local && is_local(rcpt_domain));
     if (external) {
-      if (m.size >= 0 && m.size <= options_.test_max_size) points += 2;
+      look.external = true;
+      if (m.size >= 0 && m.size <= options_.test_max_size) look.points += 2;
       HeloKind helo = ClassifyHelo(m.helo);
-      if (helo == HeloKind::kLocalhost || helo == HeloKind::kLiteral) points += 2;
-      if (helo == HeloKind::kBareWord) points += 1;
-      if (!m.subject.empty() && RandomLookingSubject(m.subject)) points += 3;
+      if (helo == HeloKind::kLocalhost || helo == HeloKind::kLiteral) look.points += 2;
+      if (helo == HeloKind::kBareWord) look.points += 1;
+      if (!m.subject.empty() && RandomLookingSubject(m.subject)) look.points += 3;
       // Only log readers that see the client's own Message-ID can tell it is missing.
-      if (m.source == "exim-log" && m.message_id.empty()) points += 1;
-      test_like = engine_test_signal || points >= options_.test_points;
+      if (m.source == "exim-log" && m.message_id.empty()) look.points += 1;
     }
   }
+  return look;
+}
+
+// Called with mu_ held; `look` comes from Features, computed before taking it.
+bool Discovery::SightLocked(const Message& m, const Look& look, int64_t now_ms,
+                            bool engine_test_signal, Sighting* out) {
+  if (look.account_key.empty()) return false;
+  const std::string& account_key = look.account_key;
+  const std::vector<std::string>& rcpts = look.rcpts;
+  const int points = look.points;
+  const bool test_like = look.external && (engine_test_signal || points >= options_.test_points);
 
   bool first = false;
   for (const std::string& r : rcpts) {
@@ -326,7 +333,7 @@ bool Discovery::SightLocked(const Message& m, int64_t now_ms, bool engine_test_s
   s = Sighting();
   s.recipient = rcpts[0];
   s.account = m.account;
-  s.domain = account_domain;
+  s.domain = look.account_domain;
   s.time_ms = now_ms;
   s.node = m.node;
   s.client_ip = m.client_ip;

@@ -125,9 +125,17 @@ class Discovery {
   const DiscoveryOptions& options() const { return options_; }
 
  private:
+  // What a message looks like, before the lock: no state but the options.
+  struct Look {
+    std::string account_key, account_domain;  // empty: nothing to learn
+    std::vector<std::string> rcpts;           // canonical
+    bool external = false;                    // one recipient, external
+    int points = 0;
+  };
+  Look Features(const Message& m, const std::function<bool(const std::string&)>& is_local) const;
   void Prune(int64_t now_ms);
-  bool SightLocked(const Message& m, int64_t now_ms, bool engine_test_signal,
-                   const std::function<bool(const std::string&)>& is_local, Sighting* out);
+  bool SightLocked(const Message& m, const Look& look, int64_t now_ms, bool engine_test_signal,
+                   Sighting* out);
 
   const DiscoveryOptions options_;
   std::unordered_set<std::string> local_domains_;
