@@ -27,6 +27,7 @@
 #include "compd/base/socket.h"
 #include "compd/base/text_output.h"
 #include "compd/detect/engine.h"
+#include "compd/detect/live_discovery.h"
 #include "compd/detect/redis_detect_state.h"
 #include "compd/detect/retro_hunter.h"
 #include "compd/map/map_watcher.h"
@@ -62,6 +63,7 @@ struct Plan {
   DashboardPlan dashboard;
   EngineOptions engine;  // detection signals and their reactions
   RetroHunterOptions retro;
+  DiscoveryOptions discovery;
 };
 
 Status MakePlan(const Config& config, Plan* plan) {
@@ -94,6 +96,7 @@ Status MakePlan(const Config& config, Plan* plan) {
   plan->retro.node = plan->tripwire.hostname;
   plan->retro.matcher = plan->map.matcher;
   if (s.ok()) s = RetroHunterOptions::FromConfig(config, &plan->retro);
+  if (s.ok()) s = DiscoveryOptions::FromConfig(config, plan->engine, &plan->discovery);
   if (!s.ok()) return s;
   return Status::Ok();
 }
@@ -304,10 +307,28 @@ int Run(const Plan& plan, const std::string& config_path, bool config_explicit,
     RedisDetectState* state;
     ~StopOnReturn() { state->Stop(); }
   } stop_detect{detect_state.get()};
-  outlets.observe = [&engine, &recorder, &retro](const Message& m) {
+  // Discovery: this node's test-like first mails meet the other nodes' in Redis, from a
+  // thread of its own; the hits of an added candidate's accounts go to the recorder.
+  LiveDiscoveryOptions ldo;
+  ldo.discovery = plan.discovery;
+  ldo.redis = plan.redis;
+  ldo.prefix = dso.prefix;
+  ldo.hostname = plan.tripwire.hostname;
+  ldo.redis_timeout = dso.redis_timeout;
+  LiveDiscovery discovery(
+      ldo, [&detect_state](const std::string& d) { return detect_state->IsLocalDomain(d); },
+      [&recorder](std::vector<Event> hits) {
+        for (Event& e : hits) recorder.Submit(std::move(e));
+      },
+      logger.Fn());
+  s = discovery.Start();
+  if (!s.ok()) return Fail("discovery: " + s.message(), kExitRuntime);
+  outlets.observe = [&engine, &recorder, &retro, &discovery](const Message& m) {
     retro.Observe(m);
     Verdict v;
-    for (Reaction& r : engine.Observe(m, m.time_ms)) {
+    std::vector<Reaction> reactions = engine.Observe(m, m.time_ms);
+    discovery.Observe(m, HasTestSignal(reactions));
+    for (Reaction& r : reactions) {
       Event e = r.ToEvent();
       if (r.kind >= ReactionKind::kTempfail) {
         v.kind = Verdict::Kind::kTempfail;
@@ -387,6 +408,7 @@ int Run(const Plan& plan, const std::string& config_path, bool config_explicit,
   dashboard.Stop();
   detect_state->Stop();
   retro.Stop();
+  discovery.Stop();
   if (hook_runner) hook_runner->Stop();
   account_watcher.Stop();
   watcher.Stop();

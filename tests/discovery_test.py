@@ -9,8 +9,8 @@ mailing the same new supplier; one account mailing a new contact from a new netw
 propose it again), accept adds the entry with source=discovered and the evidence, and
 flags both accounts once.
 `mapctl hunt` finds the accounts that mailed an address or /regex/ in the logs.
-Not covered yet: discovery live in compd-milter (two nodes behind Postfix) and retro-hunt
-on map changes (not built).
+Discovery live in compd-milter (two nodes behind Postfix) is discovery_live_test.py.
+Not covered yet: retro-hunt on map changes (not built).
 Python 3 standard library only.
 """
 import json

@@ -46,6 +46,12 @@ TEST_CASE("keys: every name under the prefix", "[keys]") {
   CHECK(k.retro_requests() == "p:retro:requests");
   CHECK(k.retro_channel() == "p:retro:hunt");
   CHECK(k.retro_reply("ab12") == "p:retro:reply:ab12");
+  CHECK(k.detect_groups("a@x") == "p:detect:groups:a@x");
+  CHECK(k.detect_domains() == "p:detect:domains");
+  CHECK(k.detect_feed() == "p:detect:feed");
+  CHECK(k.discovery_candidates() == "p:discovery:candidates");
+  CHECK(k.discovery_rejected() == "p:discovery:rejected");
+  CHECK(k.discovery_sightings("x@gmx.com") == "p:discovery:sightings:x@gmx.com");
 }
 
 }  // namespace

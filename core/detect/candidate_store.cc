@@ -1,6 +1,7 @@
 #include "compd/detect/candidate_store.h"
 
 #include <algorithm>
+#include <cstdlib>
 #include <unordered_set>
 
 #include "compd/accounts/accounts.h"
@@ -18,6 +19,43 @@ constexpr const char* kProposeScript =
 constexpr const char* kRejectScript =
     "redis.call('HSET', KEYS[2], ARGV[1], ARGV[2]) "
     "return redis.call('HDEL', KEYS[1], ARGV[1])";
+
+// KEYS: sightings, candidates, rejected, map:exact. ARGV: recipient, account key, time
+// (ms), value, window (ms), most sightings kept. Returns {0} when the recipient is known,
+// else {1, value...} (the kept sightings, unordered).
+constexpr const char* kSightScript = R"lua(
+local r = ARGV[1]
+if redis.call('HEXISTS', KEYS[2], r) == 1 or redis.call('HEXISTS', KEYS[3], r) == 1 or
+   redis.call('HEXISTS', KEYS[4], r) == 1 then
+  return {0}
+end
+local from = tonumber(ARGV[3]) - tonumber(ARGV[5])
+local all = redis.call('HGETALL', KEYS[1])
+local keep, fields, have, oldest = {}, {}, false, nil
+for i = 1, #all, 2 do
+  local t = tonumber(string.match(all[i + 1], '^(%d+) '))
+  if t == nil or t < from then
+    redis.call('HDEL', KEYS[1], all[i])
+  else
+    if all[i] == ARGV[2] then have = true end
+    keep[#keep + 1] = all[i + 1]
+    fields[#fields + 1] = all[i]
+    if oldest == nil or t < oldest[2] then oldest = {#keep, t} end
+  end
+end
+if not have then
+  if #keep >= tonumber(ARGV[6]) then
+    redis.call('HDEL', KEYS[1], fields[oldest[1]])
+    table.remove(keep, oldest[1])
+  end
+  redis.call('HSET', KEYS[1], ARGV[2], ARGV[4])
+  keep[#keep + 1] = ARGV[4]
+end
+redis.call('PEXPIRE', KEYS[1], ARGV[5])
+local out = {1}
+for _, v in ipairs(keep) do out[#out + 1] = v end
+return out
+)lua";
 
 Status Unexpected(const RedisReply& reply, const std::string& what) {
   if (reply.type == RedisReply::Type::kError) {
@@ -40,6 +78,43 @@ Status CandidateStore::Propose(const Candidate& c, bool* stored) {
   if (reply.type != RedisReply::Type::kInteger) return Unexpected(reply, "discovery propose");
   *stored = reply.integer == 1;
   return Status::Ok();
+}
+
+Status CandidateStore::Sight(const Sighting& s, int64_t window_ms, SightResult* out) {
+  const std::string value =
+      std::to_string(s.time_ms) + " " +
+      s.ToJson().dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  RedisReply reply;
+  Status st =
+      client_->Command({"EVAL", kSightScript, "4", keys_.discovery_sightings(s.recipient),
+                        keys_.discovery_candidates(), keys_.discovery_rejected(), keys_.exact(),
+                        s.recipient, AccountKey(s.account), std::to_string(s.time_ms), value,
+                        std::to_string(window_ms), std::to_string(kMaxSharedSightings)},
+                       &reply);
+  if (!st.ok()) return st;
+  if (reply.type != RedisReply::Type::kArray || reply.elements.empty() ||
+      reply.elements[0].type != RedisReply::Type::kInteger) {
+    return Unexpected(reply, "discovery sighting");
+  }
+  *out = SightResult();
+  out->known = reply.elements[0].integer == 0;
+  for (size_t i = 1; i < reply.elements.size(); ++i) {
+    const std::string& v = reply.elements[i].str;
+    const size_t space = v.find(' ');
+    if (space == std::string::npos) continue;
+    const int64_t t = std::strtoll(v.c_str(), nullptr, 10);
+    nlohmann::json j = nlohmann::json::parse(v.begin() + space + 1, v.end(), nullptr, false);
+    Sighting got = Sighting::FromJson(j, s.recipient, t);
+    if (!got.account.empty()) out->sightings.push_back(std::move(got));
+  }
+  std::stable_sort(out->sightings.begin(), out->sightings.end(),
+                   [](const Sighting& a, const Sighting& b) { return a.time_ms < b.time_ms; });
+  return Status::Ok();
+}
+
+Status CandidateStore::DropSightings(const std::string& recipient) {
+  RedisReply reply;
+  return client_->Command({"DEL", keys_.discovery_sightings(CanonicalAddress(recipient))}, &reply);
 }
 
 Status CandidateStore::List(std::vector<nlohmann::json>* out) {

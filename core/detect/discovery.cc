@@ -39,7 +39,8 @@ uint64_t PairHash(const std::string& account_key, const std::string& recipient) 
   return h;
 }
 
-// Sightings of distinct, unrelated domain families (the first of each family counts).
+}  // namespace
+
 size_t UnrelatedDomains(const std::vector<Sighting>& sightings) {
   std::vector<const std::string*> families;
   for (const Sighting& s : sightings) {
@@ -51,8 +52,6 @@ size_t UnrelatedDomains(const std::vector<Sighting>& sightings) {
   }
   return families.size();
 }
-
-}  // namespace
 
 const char* DiscoveryModeName(DiscoveryMode mode) {
   switch (mode) {
@@ -105,6 +104,46 @@ nlohmann::json Sighting::ToJson() const {
   if (!queue_id.empty()) j["queue_id"] = queue_id;
   if (!origin.empty()) j["origin"] = origin;
   return j;
+}
+
+Sighting Sighting::FromJson(const nlohmann::json& j, const std::string& recipient,
+                            int64_t time_ms) {
+  Sighting s;
+  if (!j.is_object()) return s;
+  s.recipient = recipient;
+  s.time_ms = time_ms;
+  auto str = [&j](const char* name) {
+    auto it = j.find(name);
+    return it != j.end() && it->is_string() ? it->get<std::string>() : std::string();
+  };
+  auto num = [&j](const char* name, int64_t fallback) {
+    auto it = j.find(name);
+    return it != j.end() && it->is_number_integer() ? it->get<int64_t>() : fallback;
+  };
+  s.account = str("account");
+  s.domain = DomainOf(s.account);
+  s.node = str("node");
+  s.client_ip = str("client_ip");
+  s.helo = str("helo");
+  s.subject = str("subject");
+  s.queue_id = str("queue_id");
+  s.origin = str("origin");
+  s.size = num("size", -1);
+  s.points = static_cast<int>(num("points", 0));
+  auto t = j.find("test_message");
+  s.engine_signal = t != j.end() && t->is_boolean() && t->get<bool>();
+  return s;
+}
+
+bool Candidate::Completes(const std::vector<Sighting>& sightings, int min_domains, int64_t now_ms,
+                          Candidate* out) {
+  if (sightings.empty() || static_cast<int>(UnrelatedDomains(sightings)) < min_domains) {
+    return false;
+  }
+  out->recipient = sightings.front().recipient;
+  out->time_ms = now_ms;
+  out->sightings = sightings;
+  return true;
 }
 
 nlohmann::json Candidate::Evidence() const {
@@ -194,66 +233,99 @@ void Discovery::Prune(int64_t now_ms) {
   }
 }
 
+bool Discovery::Sight(const Message& m, int64_t now_ms, bool engine_test_signal,
+                      const std::function<bool(const std::string&)>& is_local, Sighting* out) {
+  const Look look = Features(m, is_local);
+  std::lock_guard<std::mutex> lock(mu_);
+  Prune(now_ms);
+  return SightLocked(m, look, now_ms, engine_test_signal, out);
+}
+
 std::vector<Candidate> Discovery::Observe(const Message& m, int64_t now_ms, bool engine_test_signal,
                                           const std::function<bool(const std::string&)>& is_local) {
-  if (options_.mode == DiscoveryMode::kOff || m.account.empty()) return {};
-  const std::string account_key = AccountKey(m.account);
-  const std::string account_domain = DomainOf(m.account);
-  std::vector<std::string> rcpts;
-  rcpts.reserve(m.recipients.size());
+  std::vector<Candidate> out;
+  Sighting s;
+  const Look look = Features(m, is_local);
+  std::lock_guard<std::mutex> lock(mu_);
+  Prune(now_ms);
+  if (!SightLocked(m, look, now_ms, engine_test_signal, &s)) return out;
+  const std::string r = s.recipient;
+  std::vector<Sighting>& v = sightings_[r];
+  const int64_t from = now_ms - options_.window_ms;
+  v.erase(
+      std::remove_if(v.begin(), v.end(), [from](const Sighting& x) { return x.time_ms < from; }),
+      v.end());
+  const std::string account_key = AccountKey(s.account);
+  for (const Sighting& x : v) {
+    if (AccountKey(x.account) == account_key) return out;  // one account counts once
+  }
+  if (v.size() >= kMaxSightings) v.erase(v.begin());
+  v.push_back(std::move(s));
+  Candidate c;
+  if (!Candidate::Completes(v, options_.min_domains, now_ms, &c)) return out;
+  sightings_.erase(r);
+  done_.insert(r);
+  ++stats_.candidates;
+  out.push_back(std::move(c));
+  return out;
+}
+
+Discovery::Look Discovery::Features(const Message& m,
+                                    const std::function<bool(const std::string&)>& is_local) const {
+  Look look;
+  if (options_.mode == DiscoveryMode::kOff || m.account.empty()) return look;
+  look.account_key = AccountKey(m.account);
+  look.account_domain = DomainOf(m.account);
+  look.rcpts.reserve(m.recipients.size());
   for (const std::string& raw : m.recipients) {
     std::string address;
     if (!EnvelopeAddress(raw, &address).ok() || address.empty()) continue;
-    rcpts.push_back(CanonicalAddress(address));
+    look.rcpts.push_back(CanonicalAddress(address));
   }
-
   // Test-like: one external recipient and the engine's signal or enough features.
-  bool test_like = false;
-  int points = 0;
-  std::string rcpt_domain;
-  if (rcpts.size() == 1) {
-    rcpt_domain = DomainOf(rcpts[0]);
-    const bool external = !rcpt_domain.empty() && !SameDomainFamily(rcpt_domain, account_domain) &&
-                          !local_domains_.count(rcpt_domain) &&
-                          !(is_local && is_local(rcpt_domain));
+  if (look.rcpts.size() == 1) {
+    const std::string rcpt_domain = DomainOf(look.rcpts[0]);
+    const bool external =
+        !rcpt_domain.empty() && !SameDomainFamily(rcpt_domain, look.account_domain) &&
+        !local_domains_.count(rcpt_domain) && !(is_local && is_local(rcpt_domain));
     if (external) {
-      if (m.size >= 0 && m.size <= options_.test_max_size) points += 2;
+      look.external = true;
+      if (m.size >= 0 && m.size <= options_.test_max_size) look.points += 2;
       HeloKind helo = ClassifyHelo(m.helo);
-      if (helo == HeloKind::kLocalhost || helo == HeloKind::kLiteral) points += 2;
-      if (helo == HeloKind::kBareWord) points += 1;
-      if (!m.subject.empty() && RandomLookingSubject(m.subject)) points += 3;
+      if (helo == HeloKind::kLocalhost || helo == HeloKind::kLiteral) look.points += 2;
+      if (helo == HeloKind::kBareWord) look.points += 1;
+      if (!m.subject.empty() && RandomLookingSubject(m.subject)) look.points += 3;
       // Only log readers that see the client's own Message-ID can tell it is missing.
-      if (m.source == "exim-log" && m.message_id.empty()) points += 1;
-      test_like = engine_test_signal || points >= options_.test_points;
+      if (m.source == "exim-log" && m.message_id.empty()) look.points += 1;
     }
   }
+  return look;
+}
 
-  std::vector<Candidate> out;
-  std::lock_guard<std::mutex> lock(mu_);
-  Prune(now_ms);
+// Called with mu_ held; `look` comes from Features, computed before taking it.
+bool Discovery::SightLocked(const Message& m, const Look& look, int64_t now_ms,
+                            bool engine_test_signal, Sighting* out) {
+  if (look.account_key.empty()) return false;
+  const std::string& account_key = look.account_key;
+  const std::vector<std::string>& rcpts = look.rcpts;
+  const int points = look.points;
+  const bool test_like = look.external && (engine_test_signal || points >= options_.test_points);
+
   bool first = false;
   for (const std::string& r : rcpts) {
     const int64_t before = pairs_.Touch(PairHash(account_key, r), now_ms);
     first = first || before < 0 || now_ms - before > options_.retro_window_ms;
   }
-  if (!test_like) return out;
+  if (!test_like) return false;
   ++stats_.test_like;
-  if (!first) return out;
+  if (!first) return false;
   ++stats_.first_mails;
-  const std::string& r = rcpts[0];
-  if (done_.count(r)) return out;
-  std::vector<Sighting>& v = sightings_[r];
-  const int64_t from = now_ms - options_.window_ms;
-  v.erase(
-      std::remove_if(v.begin(), v.end(), [from](const Sighting& s) { return s.time_ms < from; }),
-      v.end());
-  for (const Sighting& s : v) {
-    if (AccountKey(s.account) == account_key) return out;  // one account counts once
-  }
-  if (v.size() >= kMaxSightings) v.erase(v.begin());
-  Sighting s;
+  if (done_.count(rcpts[0])) return false;
+  Sighting& s = *out;
+  s = Sighting();
+  s.recipient = rcpts[0];
   s.account = m.account;
-  s.domain = account_domain;
+  s.domain = look.account_domain;
   s.time_ms = now_ms;
   s.node = m.node;
   s.client_ip = m.client_ip;
@@ -264,17 +336,7 @@ std::vector<Candidate> Discovery::Observe(const Message& m, int64_t now_ms, bool
   s.size = m.size;
   s.points = points;
   s.engine_signal = engine_test_signal;
-  v.push_back(std::move(s));
-  if (static_cast<int>(UnrelatedDomains(v)) < options_.min_domains) return out;
-  Candidate c;
-  c.recipient = r;
-  c.time_ms = now_ms;
-  c.sightings = std::move(v);
-  sightings_.erase(r);
-  done_.insert(r);
-  ++stats_.candidates;
-  out.push_back(std::move(c));
-  return out;
+  return true;
 }
 
 }  // namespace compd

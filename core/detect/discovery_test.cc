@@ -131,5 +131,39 @@ TEST_CASE("discovery: the engine's signal counts when the features alone do not"
   CHECK(c[0].sightings[0].engine_signal);
 }
 
+TEST_CASE("discovery: Sight gives the sighting live nodes share, and its JSON reads back",
+          "[discovery]") {
+  Discovery d(Options());
+  Sighting s;
+  REQUIRE(d.Sight(Test("winfield@a.example", "ToeWeb@gmx.com", kT0), kT0, false, {}, &s));
+  CHECK(s.recipient == "toeweb@gmx.com");
+  CHECK(s.domain == "a.example");
+  CHECK(s.points == 8);
+  // The same account again is no first mail; ordinary mail is no sighting.
+  CHECK_FALSE(d.Sight(Test("winfield@a.example", "toeweb@gmx.com", kT0), kT0, false, {}, &s));
+  CHECK_FALSE(d.Sight(Benign("b@b.example", "toeweb@gmx.com", kT0), kT0, false, {}, &s));
+  d.Suppress("known@gmx.com");
+  CHECK_FALSE(d.Sight(Test("c@c.example", "known@gmx.com", kT0), kT0, false, {}, &s));
+
+  REQUIRE(d.Sight(Test("register@b.example", "toeweb@gmx.com", kT0), kT0, true, {}, &s));
+  Sighting back = Sighting::FromJson(s.ToJson(), s.recipient, s.time_ms);
+  CHECK(back.ToJson() == s.ToJson());
+  CHECK(back.domain == "b.example");
+  CHECK(back.engine_signal);
+  Candidate c;
+  CHECK_FALSE(Candidate::Completes({back}, 2, kT0, &c));
+  Sighting colleague = back;
+  colleague.account = "x@mail.b.example";
+  colleague.domain = "mail.b.example";
+  CHECK_FALSE(Candidate::Completes({back, colleague}, 2, kT0, &c));
+  Sighting other = back;
+  other.account = "y@c.example";
+  other.domain = "c.example";
+  REQUIRE(Candidate::Completes({back, colleague, other}, 2, kT0 + kMin, &c));
+  CHECK(c.recipient == "toeweb@gmx.com");
+  CHECK(c.time_ms == kT0 + kMin);
+  CHECK(c.Evidence()["domains"] == 2);
+}
+
 }  // namespace
 }  // namespace compd

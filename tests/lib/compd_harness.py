@@ -906,7 +906,7 @@ class Postfix(_Service):
 
     Postfix(relay_port, sasl_path=None, dir=None, submission_port=None, smtp_port=None,
             open_listener=True, smtpd_milters="", non_smtpd_milters="", milter_macros=None,
-            main=None, myhostname="mx.compd.test")
+            main=None, myhostname="mx.compd.test", extra_submissions=())
 
     - submission_port: smtpd with SASL AUTH (Dovecot at sasl_path, plaintext allowed),
       recipients allowed only when authenticated (permit_sasl_authenticated, reject).
@@ -1111,7 +1111,8 @@ class Postfix(_Service):
         self.key = _reaper.add(self.abort, "postfix " + self.config_dir)
         self._run(self.programs["postfix"], "-c", self.config_dir, "start")
         self.started = True
-        ports = [p for p in (self.submission_port, self.smtp_port) if p]
+        ports = [p for p in [self.submission_port, self.smtp_port] + self.extra_submission_ports
+                 if p]
 
         def ready():
             if not self.master_pid():
@@ -1215,7 +1216,8 @@ class MailStack(_Service):
 
     MailStack(users={"alice@example.test": "secret"}, dir=None, **postfix_kwargs)
     (postfix_kwargs go to Postfix: smtpd_milters, non_smtpd_milters, milter_macros, main,
-    open_listener, ...). Attributes sink, dovecot, postfix, submission_port, smtp_port, dir.
+    open_listener, extra_submissions, ...). Attributes sink, dovecot, postfix,
+    submission_port, smtp_port, dir.
     """
 
     def __init__(self, users=None, dir=None, **postfix_kwargs):

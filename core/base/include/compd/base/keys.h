@@ -95,7 +95,8 @@ struct Keys {
   std::string detect_domains() const { return prefix + "detect:domains"; }
   std::string detect_feed() const { return prefix + "detect:feed"; }
 
-  // Discovery (candidate_store.h): candidates waiting for an operator, refused ones.
+  // Discovery (candidate_store.h): candidates waiting for an operator, refused ones, and
+  // the sightings of a recipient every node adds to. `r` is a canonical address.
   std::string discovery_candidates() const { return prefix + "discovery:candidates"; }
   std::string discovery_rejected() const { return prefix + "discovery:rejected"; }
 
@@ -104,6 +105,9 @@ struct Keys {
   std::string retro_requests() const { return prefix + "retro:requests"; }
   std::string retro_channel() const { return prefix + "retro:hunt"; }
   std::string retro_reply(const std::string& id) const { return prefix + "retro:reply:" + id; }
+  std::string discovery_sightings(const std::string& r) const {
+    return prefix + "discovery:sightings:" + r;
+  }
 };
 
 }  // namespace compd

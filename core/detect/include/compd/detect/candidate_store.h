@@ -1,9 +1,15 @@
-// CandidateStore: discovery's candidates waiting for an operator (discovery = propose), and
-// the recipients an operator refused, in Redis, shared by every node and mapctl.
+// CandidateStore: discovery's state in Redis, shared by every node and mapctl: the
+// sightings the nodes gather per recipient, the candidates waiting for an operator
+// (discovery = propose), and the recipients an operator refused.
 //
 // Key layout under the prefix (names built by Keys, compd/base/keys.h):
 //   {prefix}discovery:candidates  hash  canonical recipient -> evidence JSON (Candidate::Evidence)
 //   {prefix}discovery:rejected    hash  canonical recipient -> {"by","at"} JSON
+//   {prefix}discovery:sightings:R hash  AccountKey -> "<unix ms> <Sighting JSON>", one per
+//                                 account (its first), at most kMaxSharedSightings, those
+//                                 older than discovery_window dropped at each write; the
+//                                 key expires discovery_window after its last write and is
+//                                 deleted once R is proposed or added
 // A rejected recipient is never proposed again; an accepted one leaves the hash (it is then
 // in the map, which discovery does not propose).
 //
@@ -24,9 +30,28 @@
 
 namespace compd {
 
+// What CandidateStore::Sight found.
+struct SightResult {
+  // The recipient is in the map, waits for review or was rejected: nothing was added, and
+  // it needs no more sightings.
+  bool known = false;
+  // Every node's sightings of the recipient within the window, oldest first (this one
+  // included).
+  std::vector<Sighting> sightings;
+};
+
 class CandidateStore {
  public:
   CandidateStore(RedisClient* client, std::string prefix);
+
+  // Adds `s` to its recipient's sightings unless the recipient is known (see SightResult)
+  // or the account has a sighting there already, drops those older than `window_ms`, and
+  // returns them all: one script, so two nodes adding at once both see both.
+  Status Sight(const Sighting& s, int64_t window_ms, SightResult* out);
+  // Forgets a recipient's sightings (it became a candidate).
+  Status DropSightings(const std::string& recipient);
+  // A botnet's list address must not grow without bound.
+  static constexpr size_t kMaxSharedSightings = 64;
 
   // Stores `c` unless its recipient was rejected or waits already; `stored` says which.
   Status Propose(const Candidate& c, bool* stored);

@@ -11,10 +11,15 @@
 //
 // Each candidate carries its evidence (account, time, node, client IP, HELO, subject, size,
 // queue id per sighting) and the accounts behind it, which get the hit reaction once.
-// The same class runs live and in `mapctl replay`; only the clock differs.
 //
-// Thread-safe: one mutex around all state (Observe is cheap: hashes and a small vector per
-// test-like recipient; no I/O).
+// The same class runs live and in `mapctl replay`; only the clock and where the sightings
+// meet differ. Sight() decides whether a message is a test-like first mail (the rule) and
+// returns its sighting; Completes() decides whether a recipient's sightings make a
+// candidate. Replay keeps the sightings here (Observe); each live node sends its own to
+// Redis, where every node's sightings of a recipient meet (LiveDiscovery).
+//
+// Thread-safe: one mutex around all state (Sight and Observe are cheap: hashes and a small
+// vector per test-like recipient; no I/O).
 #ifndef COMPD_DETECT_DISCOVERY_H_
 #define COMPD_DETECT_DISCOVERY_H_
 
@@ -58,6 +63,7 @@ struct DiscoveryOptions {
 
 // One test-like first mail to a recipient.
 struct Sighting {
+  std::string recipient;  // canonical; not in the JSON (the candidate's evidence names it)
   std::string account;
   std::string domain;  // the account's domain
   int64_t time_ms = 0;
@@ -66,12 +72,22 @@ struct Sighting {
   int points = 0;
   bool engine_signal = false;  // the engine's test_message fired for it
   nlohmann::json ToJson() const;
+  // Reads ToJson's form back (time and recipient are given: the JSON's time is for people).
+  static Sighting FromJson(const nlohmann::json& j, const std::string& recipient, int64_t time_ms);
 };
+
+// How many unrelated domain families `sightings` come from (the first of each family
+// counts; shop.example and mail.shop.example are one family).
+size_t UnrelatedDomains(const std::vector<Sighting>& sightings);
 
 struct Candidate {
   std::string recipient;  // canonical lower-case address
   int64_t time_ms = 0;    // when it became a candidate
   std::vector<Sighting> sightings;
+  // The candidate `sightings` (one per account, within discovery_window, oldest first)
+  // make, if they come from at least `min_domains` unrelated domains.
+  static bool Completes(const std::vector<Sighting>& sightings, int min_domains, int64_t now_ms,
+                        Candidate* out);
   // {"recipient","time","domains","sightings":[...]}: the map entry's metadata and the
   // evidence of the accounts' hit reactions.
   nlohmann::json Evidence() const;
@@ -91,10 +107,15 @@ class Discovery {
  public:
   explicit Discovery(DiscoveryOptions options);
 
-  // Learns from `message` (all its recipients enter the pair memory) and returns the
-  // candidates it completes (usually none). `engine_test_signal`: whether the engine's
-  // reactions for this message carry test_message. `is_local(domain)` (may be empty)
-  // adds the domains the engine learned are hosted here.
+  // Learns from `message` (all its recipients enter the pair memory) and returns its
+  // sighting when it is a test-like first mail to a recipient not suppressed, else false.
+  // `engine_test_signal`: whether the engine's reactions for this message carry
+  // test_message. `is_local(domain)` (may be empty) adds the domains the engine learned
+  // are hosted here.
+  bool Sight(const Message& message, int64_t now_ms, bool engine_test_signal,
+             const std::function<bool(const std::string&)>& is_local, Sighting* out);
+  // Sight, with the sightings kept here: the candidates `message` completes (usually
+  // none). What replay runs.
   std::vector<Candidate> Observe(const Message& message, int64_t now_ms, bool engine_test_signal,
                                  const std::function<bool(const std::string&)>& is_local = {});
   // Never propose `recipient` again (mapctl candidates reject; already in the map).
@@ -105,7 +126,17 @@ class Discovery {
   const DiscoveryOptions& options() const { return options_; }
 
  private:
+  // What a message looks like, before the lock: no state but the options.
+  struct Look {
+    std::string account_key, account_domain;  // empty: nothing to learn
+    std::vector<std::string> rcpts;           // canonical
+    bool external = false;                    // one recipient, external
+    int points = 0;
+  };
+  Look Features(const Message& m, const std::function<bool(const std::string&)>& is_local) const;
   void Prune(int64_t now_ms);
+  bool SightLocked(const Message& m, const Look& look, int64_t now_ms, bool engine_test_signal,
+                   Sighting* out);
 
   const DiscoveryOptions options_;
   std::unordered_set<std::string> local_domains_;
