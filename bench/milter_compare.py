@@ -12,6 +12,7 @@ Postfix opens one milter connection per SMTP session. Server CPU per message is 
 
     python3 bench/milter_compare.py [--duration 5] [--rounds 3] [--connections 10]
         [--entries 1000000] [--patterns 1000] [--listed-share 0.01]
+        [--headers 4] [--body-bytes 400] [--extra="--flag value ..."]
         [--transports unix,tcp] [--servers compd,noop,rspamd] [--json FILE]
 """
 
@@ -39,6 +40,12 @@ def main():
                     "measured by bench/freshness.py)")
     ap.add_argument("--listed-share", type=float, default=0.01,
                     help="share of recipients that are listed (each one is a recorded hit)")
+    ap.add_argument("--headers", type=int, default=4,
+                    help="header fields per message (milter_load --headers)")
+    ap.add_argument("--body-bytes", type=int, default=400,
+                    help="body size (sent only to a milter that asks for the body)")
+    ap.add_argument("--extra", default="",
+                    help="more compd-milter flags, space-separated (settings to compare)")
     ap.add_argument("--transports", default="unix,tcp")
     ap.add_argument("--servers", default="compd,noop,plain,rspamd",
                     help="compd, noop (negotiated like compd), plain (libmilter defaults, "
@@ -71,7 +78,7 @@ def main():
             spec = lambda name: ("unix:%s/%s.sock" % (work, name) if t == "unix" else
                                  "inet:%d@127.0.0.1" % h.free_port())
             if "compd" in wanted:
-                m = b.compd_milter(redis, spec("compd-" + t)).start()
+                m = b.compd_milter(redis, spec("compd-" + t), extra=args.extra.split()).start()
                 servers.append(m)
                 map_dir = map_dir or m.map_dir
                 b.wait_enforced(m, m_spec(m), args.entries)
@@ -102,7 +109,8 @@ def main():
                  if s + "-" + t in targets]
         load_args = ["-c", args.connections, "-d", args.duration, "--per-session",
                      args.per_session, "--listed-share", args.listed_share,
-                     "--listed-count", args.entries]
+                     "--listed-count", args.entries, "--headers", args.headers,
+                     "--body-bytes", args.body_bytes]
         b.log("milter_compare: warm-up")
         for name in order:
             b.milter_load(targets[name][0], "-c", args.connections, "-d", 1, "--per-session",
@@ -148,9 +156,11 @@ def main():
                          "%.0f" % s["server_cpu_us_per_msg"], "%.0f" % s["server_rss_mb"],
                          s["errors"]])
         print("\nMilter throughput: milter_load -c %d, %.0f s per run, %d rounds (median), "
-              "%d message(s) per session, listed share %.3f, %d entries + %d patterns\n" % (
+              "%d message(s) per session, listed share %.3f, %d entries + %d patterns, "
+              "%d header fields, %d-byte body\n" % (
                   args.connections, args.duration, args.rounds, args.per_session,
-                  args.listed_share, args.entries, args.patterns))
+                  args.listed_share, args.entries, args.patterns, args.headers,
+                  args.body_bytes))
         print(b.table(rows, ["server", "msg/s", "range", "p50 us", "p99 us", "p99.9 us",
                              "server CPU us/msg", "RSS MB", "errors"]))
         ratios = {}

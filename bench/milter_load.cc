@@ -47,6 +47,7 @@ struct Config {
   std::string account = "customer{n}@example.com";
   int64_t accounts = 10000;
   bool header_rcpts = true;
+  int headers = 4;  // header fields per message: From, To, Subject, Message-ID, then filler
   int body_bytes = 400;
   int timeout_ms = 10000;
   uint64_t seed = 1;
@@ -231,12 +232,28 @@ class Worker {
     Count(Stage::kData, r);
     if (IsRefusal(r) || r.code == 'a' || r.code == 'd') return Done(t0, "data-" + Kind(r));
 
-    const std::pair<std::string, std::string> headers[] = {
+    std::vector<std::pair<std::string, std::string>> headers = {
         {"From", "<" + account + ">"},
         {"To", to_header},
         {"Subject", "bench message " + std::to_string(seq)},
         {"Message-ID", "<" + std::to_string(seq) + "." + std::to_string(id_) + "@bench.test>"},
     };
+    // Beyond those four, the fields a mail client and the submission server add, in turn.
+    static const std::pair<const char*, const char*> kFiller[] = {
+        {"Date", "Fri, 04 Dec 2026 11:50:51 +0000"},
+        {"MIME-Version", "1.0"},
+        {"Content-Type", "text/plain; charset=utf-8; format=flowed"},
+        {"Content-Transfer-Encoding", "8bit"},
+        {"User-Agent", "Mozilla/5.0 (X11; Linux x86_64; rv:115.0) Thunderbird/115.5.0"},
+        {"Content-Language", "en-US"},
+        {"Received",
+         "from client.bench.test (unknown [127.0.0.1]) by mx.bench.test (Postfix) with ESMTPSA"},
+    };
+    headers.resize(std::min<size_t>(headers.size(), static_cast<size_t>(cfg_.headers)));
+    for (size_t i = 0; static_cast<int>(headers.size()) < cfg_.headers; ++i) {
+      const auto& [name, value] = kFiller[i % (sizeof kFiller / sizeof kFiller[0])];
+      headers.emplace_back(name, value);
+    }
     for (const auto& [name, value] : headers) {
       std::string v = (client_.protocol() & 0x100000) ? " " + value : value;  // HDR_LEADSPC
       st = client_.Send(Stage::kHeader, Z(name) + Z(v), im, &r);
@@ -526,6 +543,10 @@ int main(int argc, char** argv) {
   app.add_option("--accounts", cfg.accounts, "how many accounts send");
   app.add_flag("!--no-header-rcpts", cfg.header_rcpts,
                "do not list the recipients in the To header");
+  app.add_option("--headers", cfg.headers,
+                 "header fields per message: From, To, Subject, Message-ID, then Date, "
+                 "MIME-Version, ... (fewer than 4: the first ones only)")
+      ->check(CLI::Range(0, 1000));
   app.add_option("--body-bytes", cfg.body_bytes, "body size (sent unless SMFIP_NOBODY)");
   app.add_option("--timeout-ms", cfg.timeout_ms, "per-reply timeout");
   app.add_option("--seed", cfg.seed, "random seed");

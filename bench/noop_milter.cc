@@ -10,7 +10,8 @@
 //   and it registers and answers DATA.
 // --mode plain registers every callback but DATA and negotiates nothing: libmilter's
 // defaults, which answer every command and leave DATA unanswered (the Nagle/delayed-ACK
-// stall over TCP). --mode plain-data is the same plus a DATA callback.
+// stall over TCP). --mode plain-data is the same plus a DATA callback. --mode
+// negotiated-body is negotiated without SMFIP_NOBODY: what a body callback costs.
 //
 //   noop_milter --socket inet:8891@127.0.0.1
 //   noop_milter --socket unix:/tmp/noop.sock --mode plain
@@ -30,6 +31,9 @@ struct Conn {
 
 Conn* Get(SMFICTX* ctx) { return static_cast<Conn*>(smfi_getpriv(ctx)); }
 
+// Set once in main, before smfi_main starts threads.
+bool g_want_body = false;
+
 sfsistat Reply(SMFICTX* ctx, unsigned long nr_bit) {
   Conn* c = Get(ctx);
   return c != nullptr && (c->protocol & nr_bit) ? SMFIS_NOREPLY : SMFIS_CONTINUE;
@@ -38,8 +42,8 @@ sfsistat Reply(SMFICTX* ctx, unsigned long nr_bit) {
 sfsistat Negotiate(SMFICTX* ctx, unsigned long f0, unsigned long f1, unsigned long, unsigned long,
                    unsigned long* pf0, unsigned long* pf1, unsigned long* pf2, unsigned long* pf3) {
   *pf0 = f0 & (SMFIF_QUARANTINE | SMFIF_SETSYMLIST);
-  *pf1 = f1 & (SMFIP_NOBODY | SMFIP_NOUNKNOWN | SMFIP_NR_CONN | SMFIP_NR_HELO | SMFIP_NR_HDR |
-               SMFIP_NR_EOH | SMFIP_NR_UNKN | SMFIP_NR_BODY);
+  *pf1 = f1 & ((g_want_body ? 0 : SMFIP_NOBODY) | SMFIP_NOUNKNOWN | SMFIP_NR_CONN | SMFIP_NR_HELO |
+               SMFIP_NR_HDR | SMFIP_NR_EOH | SMFIP_NR_UNKN | SMFIP_NR_BODY);
   *pf2 = 0;
   *pf3 = 0;
   if (f0 & SMFIF_SETSYMLIST) {
@@ -74,7 +78,7 @@ sfsistat Close(SMFICTX* ctx) {
 
 int Usage() {
   fprintf(stderr,
-          "usage: noop_milter --socket SPEC [--mode negotiated|plain|plain-data] "
+          "usage: noop_milter --socket SPEC [--mode negotiated|negotiated-body|plain|plain-data] "
           "[--socket-mode OCTAL]\n"
           "  SPEC: inet:PORT@HOST or unix:PATH (libmilter syntax)\n");
   return 2;
@@ -96,14 +100,17 @@ int main(int argc, char** argv) {
       return Usage();
     }
   }
-  if (spec.empty() || (mode != "negotiated" && mode != "plain" && mode != "plain-data")) {
+  if (spec.empty() || (mode != "negotiated" && mode != "negotiated-body" && mode != "plain" &&
+                       mode != "plain-data")) {
     return Usage();
   }
+  g_want_body = mode == "negotiated-body";
+  const bool negotiated = mode == "negotiated" || g_want_body;
   char name[] = "noop_milter";
   smfiDesc desc{};
   desc.xxfi_name = name;
   desc.xxfi_version = SMFI_VERSION;
-  desc.xxfi_flags = mode == "negotiated" ? (SMFIF_QUARANTINE | SMFIF_SETSYMLIST) : 0;
+  desc.xxfi_flags = negotiated ? (SMFIF_QUARANTINE | SMFIF_SETSYMLIST) : 0;
   desc.xxfi_connect = Connect;
   desc.xxfi_helo = Helo;
   desc.xxfi_envfrom = EnvFrom;
@@ -115,7 +122,7 @@ int main(int argc, char** argv) {
   desc.xxfi_abort = Abort;
   desc.xxfi_close = Close;
   if (mode != "plain") desc.xxfi_data = Data;
-  if (mode == "negotiated") desc.xxfi_negotiate = Negotiate;
+  if (negotiated) desc.xxfi_negotiate = Negotiate;
 
   std::string conn = spec;
   if (smfi_setconn(conn.data()) != MI_SUCCESS || smfi_register(desc) != MI_SUCCESS) {

@@ -6,7 +6,9 @@
 
 #include <exception>
 #include <memory>
+#include <optional>
 #include <string>
+#include <string_view>
 
 namespace compd {
 
@@ -20,29 +22,48 @@ const MilterContext* g_context = nullptr;
 
 // Per connection, owned through smfi_setpriv from negotiate (or connect) until close, and
 // listed in the context's registry meanwhile. `mu` is held during every callback.
+// The registry is an intrusive list: joining and leaving it allocates nothing.
 struct Connection {
   Connection() {
     std::lock_guard<std::mutex> lock(g_context->connections_mu);
-    g_context->connections.insert(this);
+    next = g_context->connections;
+    if (next != nullptr) next->prev = this;
+    g_context->connections = this;
+    ++g_context->open_connections;
   }
   ~Connection() {
     std::lock_guard<std::mutex> lock(g_context->connections_mu);
-    g_context->connections.erase(this);
+    if (prev != nullptr) prev->next = next;
+    if (next != nullptr) next->prev = prev;
+    if (g_context->connections == this) g_context->connections = next;
+    --g_context->open_connections;
   }
   std::mutex mu;
-  unsigned long noreply = 0;  // SMFIP_NR_* steps negotiated: those must answer NOREPLY
-  std::unique_ptr<Session> session;
-  bool failed = false;  // an error happened where no reply could carry on_error
-  std::string client_ip, client_name;
+  unsigned long noreply = 0;       // SMFIP_NR_* steps negotiated: those must answer NOREPLY
+  std::optional<Session> session;  // in place: one allocation per connection, not two
+  bool failed = false;             // an error happened where no reply could carry on_error
+  Connection* prev = nullptr;      // the registry, under the context's connections_mu
+  Connection* next = nullptr;
 };
 
 namespace {
 
 Connection* Conn(SMFICTX* ctx) { return static_cast<Connection*>(smfi_getpriv(ctx)); }
 
-std::string Macro(SMFICTX* ctx, const char* name) {
+// Valid until the callback returns (libmilter owns it); no copy.
+std::string_view Macro(SMFICTX* ctx, const char* name) {
   const char* v = smfi_getsymval(ctx, const_cast<char*>(name));
-  return v == nullptr ? std::string() : std::string(v);
+  return v == nullptr ? std::string_view() : std::string_view(v);
+}
+
+// The client's SIZE= among the MAIL FROM parameters (argv[1..]), -1 when absent.
+int64_t DeclaredSize(char** argv) {
+  if (argv == nullptr || argv[0] == nullptr) return -1;
+  for (char** a = argv + 1; *a != nullptr; ++a) {
+    int64_t n = EsmtpSizeParameter(*a);
+    if (n >= 0) return n;
+  }
+  return -1;
 }
 
 std::string AddressText(const sockaddr* sa) {
@@ -158,10 +179,9 @@ sfsistat Negotiate(SMFICTX* ctx, unsigned long f0, unsigned long f1, unsigned lo
 sfsistat Connect(SMFICTX* ctx, char* hostname, _SOCK_ADDR* hostaddr) {
   EnsureConnection(ctx);  // before Guard, so a failure here is remembered per connection
   return Guard(ctx, "connect", SMFIP_NR_CONN, [&](Connection* conn) {
-    conn->client_ip = AddressText(hostaddr);
-    conn->client_name = hostname == nullptr ? "" : hostname;
-    conn->session =
-        std::make_unique<Session>(g_context->tripwire, conn->client_ip, conn->client_name);
+    conn->session.reset();
+    conn->session.emplace(g_context->tripwire, AddressText(hostaddr),
+                          hostname == nullptr ? std::string() : std::string(hostname));
     return SMFIS_CONTINUE;
   });
 }
@@ -178,7 +198,7 @@ sfsistat EnvFrom(SMFICTX* ctx, char** argv) {
     if (conn == nullptr || !conn->session) return SMFIS_ACCEPT;
     Verdict v = conn->session->Mail(argv != nullptr && argv[0] != nullptr ? argv[0] : "",
                                     Macro(ctx, "{auth_authen}"), Macro(ctx, "{auth_type}"),
-                                    Macro(ctx, "i"));
+                                    Macro(ctx, "i"), DeclaredSize(argv));
     return Answer(ctx, v);
   });
 }
@@ -250,16 +270,16 @@ void SetMilterContext(const MilterContext* context) { g_context = context; }
 
 size_t OpenConnections(const MilterContext& context) {
   std::lock_guard<std::mutex> lock(context.connections_mu);
-  return context.connections.size();
+  return context.open_connections;
 }
 
 size_t FlushOpenConnections(const MilterContext& context) {
   std::lock_guard<std::mutex> lock(context.connections_mu);
-  for (Connection* conn : context.connections) {
+  for (Connection* conn = context.connections; conn != nullptr; conn = conn->next) {
     std::lock_guard<std::mutex> conn_lock(conn->mu);
     if (conn->session) conn->session->Abort();
   }
-  return context.connections.size();
+  return context.open_connections;
 }
 
 smfiDesc MilterDescription() {

@@ -5,8 +5,8 @@
 
 #include <libmilter/mfapi.h>
 
+#include <cstddef>
 #include <mutex>
-#include <set>
 
 #include "compd/base/log.h"
 #include "compd/mta/tripwire.h"
@@ -25,7 +25,8 @@ struct MilterContext {
   // mutex. Needed at shutdown, because libmilter abandons idle connections without
   // calling close once it is told to stop.
   mutable std::mutex connections_mu;
-  mutable std::set<struct Connection*> connections;
+  mutable struct Connection* connections = nullptr;  // a list through Connection::next
+  mutable size_t open_connections = 0;
 };
 
 // Must be called once, before smfi_main, with a context that outlives it.

@@ -148,8 +148,16 @@ class ProtocolTest(unittest.TestCase):
             expect("EOM", SMFIR_CONTINUE)
             mt.disconnect(conn)
         """)
-        got = self.events(2)
+        # Two hits, and the message itself looks like a credential test: one external
+        # recipient, small (no SIZE=: its two header fields), a random subject.
+        every = self.events(3)
+        got = [e for e in every if e["type"] == "hit"]
         self.assertEqual(len(got), 2)
+        signal = [e for e in every if e["type"] == "signal"]
+        self.assertEqual([e["rule"] for e in signal], ["test_message"])
+        evidence = json.loads(signal[0]["evidence"])["test_message"]
+        self.assertEqual(evidence["subject"], "wFd2, MkRWa2 A")
+        self.assertLess(evidence["size"], 100)
         by_rcpt = {e["recipient"]: e for e in got}
         exact = by_rcpt["LISTED@Bad.Example"]
         self.assertEqual(exact["entry"], "listed@bad.example")

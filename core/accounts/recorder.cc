@@ -184,7 +184,9 @@ void Recorder::Submit(Event event) {
     std::lock_guard<std::mutex> lock(mu_);
     if (started_ && !stop_ && queue_.size() < options_.queue_capacity) {
       queue_.push_back(std::move(event));
-      cv_.notify_one();
+      // The writer sleeps only on an empty queue, and looks again before it sleeps: one
+      // wake-up per burst, not one per event (each is a futex call on the mail path).
+      if (queue_.size() == 1) cv_.notify_one();
       return;
     }
     // Queue full (Redis slow and a burst of hits), or not running: the caller pays for a

@@ -125,4 +125,25 @@ std::string DecodeEncodedWords(std::string_view s) {
   return out;
 }
 
+std::string SubjectText(std::string_view raw, size_t max_bytes) {
+  if (raw.size() > max_bytes) raw = raw.substr(0, max_bytes);
+  std::string decoded;
+  if (raw.find("=?") != std::string_view::npos) {
+    decoded = DecodeEncodedWords(raw);
+    raw = decoded;
+  }
+  std::string out;
+  out.reserve(raw.size());
+  for (char c : raw) {
+    if (c == '\r' || c == '\n') continue;  // unfolding: the blank after the break stays
+    out.push_back(static_cast<unsigned char>(c) < 0x20 || c == 0x7f ? ' ' : c);
+  }
+  size_t e = out.size();
+  while (e > 0 && out[e - 1] == ' ') --e;
+  out.resize(e);
+  size_t b = out.find_first_not_of(' ');
+  out.erase(0, b == std::string::npos ? out.size() : b);
+  return out;
+}
+
 }  // namespace compd

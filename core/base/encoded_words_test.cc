@@ -27,5 +27,15 @@ TEST_CASE("what cannot be decoded stays as written", "[encoded_words]") {
   }
 }
 
+TEST_CASE("a subject reads the same from a header and from a log line", "[encoded_words]") {
+  CHECK(SubjectText("  =?utf-8?B?SsO2cmc=?=\r\n\t=?utf-8?Q?_M?=  ") == "J\xc3\xb6rg M");
+  CHECK(SubjectText(" ZYaeD,\r\n X ") == "ZYaeD, X");
+  CHECK(SubjectText("a\tb\x01"
+                    "c\x7f") == "a b c");
+  CHECK(SubjectText("\t\x01 x") == "x");
+  CHECK(SubjectText(" \r\n ") == "");
+  CHECK(SubjectText("abcdef", 3) == "abc");
+}
+
 }  // namespace
 }  // namespace compd

@@ -11,14 +11,14 @@ void MemoryDetectState::WithAccount(const std::string& key,
 
 bool MemoryDetectState::IsLocalDomain(std::string_view domain) const {
   std::shared_lock<std::shared_mutex> lock(domains_mu_);
-  return domains_.count(std::string(domain)) > 0;
+  return domains_.find(domain) != domains_.end();
 }
 
 void MemoryDetectState::AddDomain(std::string_view domain) {
   if (domain.empty()) return;
   {
     std::shared_lock<std::shared_mutex> lock(domains_mu_);
-    if (domains_.count(std::string(domain))) return;
+    if (domains_.find(domain) != domains_.end()) return;
   }
   std::unique_lock<std::shared_mutex> lock(domains_mu_);
   domains_.emplace(domain);

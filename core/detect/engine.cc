@@ -5,6 +5,7 @@
 #include <sstream>
 
 #include "compd/accounts/accounts.h"
+#include "compd/base/text.h"
 #include "compd/detect/features.h"
 #include "compd/map/address.h"
 #include "compd/map/envelope_address.h"
@@ -37,6 +38,21 @@ std::vector<std::string> SplitList(const std::string& text) {
     }
   }
   return out;
+}
+
+// The domain of an address as it is written (no copy); empty without '@'.
+std::string_view DomainView(std::string_view address) {
+  size_t at = address.rfind('@');
+  return at == std::string_view::npos ? std::string_view() : address.substr(at + 1);
+}
+
+// `domain` in lower case in `buf` (no allocation), or false when it does not fit (a domain
+// has at most 253 characters).
+bool LowerInto(std::string_view domain, char (&buf)[256], std::string_view* out) {
+  if (domain.size() >= sizeof buf) return false;
+  for (size_t i = 0; i < domain.size(); ++i) buf[i] = AsciiLower(domain[i]);
+  *out = std::string_view(buf, domain.size());
+  return true;
 }
 
 bool QuietSignal(SignalId id) {
@@ -187,14 +203,24 @@ std::vector<Reaction> Engine::Observe(const Message& m, int64_t now_ms, const Ma
   if (!spoof.found) spoof = ToDisplaySpoof(m.to_header);
   bool spoofed = spoof.found;
 
-  const std::string key = AccountKey(m.account);
-  const std::string account_domain = DomainOf(m.account);
-  std::string rcpt_domain;
+  // The mail path: nothing below allocates for a message that raises nothing and teaches
+  // nothing new (an account's key is its name when that is lower case already).
+  std::string lowered;
+  if (HasAsciiUpper(m.account)) lowered = AccountKey(m.account);
+  const std::string& key = lowered.empty() ? m.account : lowered;
+  const std::string_view account_domain = DomainView(m.account);
   bool single_external = false;
   if (m.recipients.size() == 1) {
-    rcpt_domain = DomainOf(m.recipients[0]);
-    single_external = !rcpt_domain.empty() && rcpt_domain != account_domain &&
-                      !local_domains_.count(rcpt_domain) && !state_->IsLocalDomain(rcpt_domain);
+    char buf[256];
+    std::string_view rcpt_domain;
+    std::string long_domain;  // longer than any valid domain: not worth avoiding the copy
+    if (!LowerInto(DomainView(m.recipients[0]), buf, &rcpt_domain)) {
+      long_domain = DomainOf(m.recipients[0]);
+      rcpt_domain = long_domain;
+    }
+    single_external = !rcpt_domain.empty() && !EqualsIgnoreAsciiCase(rcpt_domain, account_domain) &&
+                      local_domains_.find(rcpt_domain) == local_domains_.end() &&
+                      !state_->IsLocalDomain(rcpt_domain);
   }
   const std::string group =
       ClientNetwork(m.client_ip, options_.group_ipv4_prefix, options_.group_ipv6_prefix);
@@ -205,7 +231,7 @@ std::vector<Reaction> Engine::Observe(const Message& m, int64_t now_ms, const Ma
   GroupUse use;
   bool publish = false, note_domain = false;
   // By reference: a std::function holding the lambda itself would allocate per message.
-  auto observe = [&](AccountState& a) {
+  auto per_account = [&](AccountState& a) {
     const bool has_history = a.first_ms != 0 && !a.groups.empty();
     bool new_group = false;
     KnownGroup* known = nullptr;
@@ -286,7 +312,7 @@ std::vector<Reaction> Engine::Observe(const Message& m, int64_t now_ms, const Ma
       note_domain = true;
     }
   };
-  state_->WithAccount(key, std::ref(observe));
+  state_->WithAccount(key, std::ref(per_account));
   if (note_domain) state_->AddDomain(account_domain);
   if (publish) {
     use.group = group;

@@ -2,6 +2,7 @@
 
 #include <cctype>
 
+#include "compd/base/text.h"
 #include "compd/map/address.h"
 #include "compd/map/address_list.h"
 
@@ -19,6 +20,16 @@ std::string Lower(std::string_view s) {
   return out;
 }
 
+// Only a display name holds the address the spoof checks look for, and only a name-addr
+// (`Name <addr>`) or a comment has one; that address needs an '@' besides the real one's
+// (raw, or inside an encoded word). Headers without all that (most) are not parsed.
+bool MayHoldDisplayAddress(std::string_view header) {
+  if (header.find_first_of("<(") == std::string_view::npos) return false;
+  if (header.find("=?") != std::string_view::npos) return true;
+  size_t at = header.find('@');
+  return at != std::string_view::npos && header.find('@', at + 1) != std::string_view::npos;
+}
+
 }  // namespace
 
 HeloKind ClassifyHelo(std::string_view helo) {
@@ -26,8 +37,9 @@ HeloKind ClassifyHelo(std::string_view helo) {
   while (!helo.empty() && helo.front() == ' ') helo.remove_prefix(1);
   if (helo.empty()) return HeloKind::kUnknown;
   if (helo.front() == '[') return HeloKind::kLiteral;
-  std::string l = Lower(helo);
-  if (l == "localhost" || l == "localhost.localdomain" || l.rfind("localhost.", 0) == 0) {
+  // Compared without a lower-case copy: this runs for most messages.
+  const std::string_view l = helo;
+  if (EqualsIgnoreAsciiCase(l, "localhost") || StartsWithIgnoreAsciiCase(l, "localhost.")) {
     return HeloKind::kLocalhost;
   }
   bool digits_and_dots = true, colon = false;
@@ -35,8 +47,10 @@ HeloKind ClassifyHelo(std::string_view helo) {
     if (c == ':') colon = true;
     if (!IsDigit(c) && c != '.') digits_and_dots = false;
   }
-  if (colon || (digits_and_dots && l.find('.') != std::string::npos)) return HeloKind::kLiteral;
-  if (l.find('.') == std::string::npos) return HeloKind::kBareWord;
+  if (colon || (digits_and_dots && l.find('.') != std::string_view::npos)) {
+    return HeloKind::kLiteral;
+  }
+  if (l.find('.') == std::string_view::npos) return HeloKind::kBareWord;
   return HeloKind::kHostName;
 }
 
@@ -112,7 +126,7 @@ bool SameDomainFamily(std::string_view a, std::string_view b) {
 
 SpoofFinding FromDisplaySpoof(std::string_view from_header) {
   SpoofFinding f;
-  if (from_header.empty()) return f;
+  if (!MayHoldDisplayAddress(from_header)) return f;
   for (const HeaderAddress& h : ParseAddressList(from_header)) {
     const std::string real = DomainOf(h.address);
     for (const std::string& shown : AddressesInText(h.display_name)) {
@@ -129,7 +143,7 @@ SpoofFinding FromDisplaySpoof(std::string_view from_header) {
 
 SpoofFinding ToDisplaySpoof(std::string_view to_header) {
   SpoofFinding f;
-  if (to_header.empty()) return f;
+  if (!MayHoldDisplayAddress(to_header)) return f;
   for (const HeaderAddress& h : ParseAddressList(to_header)) {
     for (const std::string& shown : AddressesInText(h.display_name)) {
       if (Lower(shown) == Lower(h.address)) continue;

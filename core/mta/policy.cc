@@ -295,8 +295,11 @@ Status EvaluatePolicyRequest(const Tripwire& tripwire, const PolicyRequest& requ
                   std::string(request.Get("client_name")), "policy");
   session.Helo(request.Get("helo_name"));
   const std::string_view queue_id = request.Get("queue_id");
+  // Postfix sends size= (SIZE= of MAIL FROM, the real size at END-OF-MESSAGE, 0 when not
+  // known); Exim's DATA request gives $message_size.
+  int64_t size = EsmtpSizeParameter("SIZE=" + std::string(request.Get("size")));
   Verdict v = session.Mail(request.Get("sender"), request.Get("sasl_username"),
-                           request.Get("sasl_method"), queue_id);
+                           request.Get("sasl_method"), queue_id, size > 0 ? size : -1);
   if (v.kind != Verdict::Kind::kContinue || mail) {  // out of scope, or a locked account
     *action = PolicyAction(v, session.transaction_id());
     return Status::Ok();
@@ -327,11 +330,8 @@ Status EvaluatePolicyRequest(const Tripwire& tripwire, const PolicyRequest& requ
   for (const auto& [attribute, header] : {kHeaders[0], kHeaders[1], kHeaders[2]}) {
     if (request.Has(attribute)) session.Header(header, DecodeEximEscapes(request.Get(attribute)));
   }
-  // What the detection engine needs besides the headers: the size, and the recipients an
-  // SMTP session got accepted (each was asked about at RCPT; not looked up again).
-  // Postfix sends size=0 when it does not know it yet: unknown, not small.
-  int64_t size = 0;
-  if (ParseDecimal(request.Get("size"), &size) && size > 0) session.Size(size);
+  // The recipients an SMTP session got accepted, for the detection engine (each was asked
+  // about at RCPT; not looked up again).
   for (const std::string& r :
        SplitRecipients(DecodeEximEscapes(request.Get("compd_accepted_rcpts")))) {
     session.AcceptedRecipient(r);

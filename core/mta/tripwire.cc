@@ -6,6 +6,7 @@
 #include <chrono>
 #include <random>
 
+#include "compd/base/encoded_words.h"
 #include "compd/base/text.h"
 #include "compd/map/address.h"
 #include "compd/map/address_list.h"
@@ -20,21 +21,43 @@ namespace {
 constexpr size_t kMaxHeaderBytes = 1 << 20;
 constexpr size_t kMaxFieldBytes = 998;  // Subject/Message-ID kept for events (RFC 5322 line)
 
-std::string Unfold(std::string_view v) {
-  std::string out;
-  out.reserve(std::min(v.size(), kMaxFieldBytes));
+// Folding removed, leading blanks dropped, at most kMaxFieldBytes kept: one allocation.
+void AssignUnfolded(std::string_view v, std::string* out) {
+  size_t b = 0;
+  while (b < v.size() && (v[b] == ' ' || v[b] == '\t' || v[b] == '\r' || v[b] == '\n')) ++b;
+  v.remove_prefix(b);
+  out->clear();
+  out->reserve(std::min(v.size(), kMaxFieldBytes));
   for (char c : v) {
-    if (out.size() >= kMaxFieldBytes) break;
+    if (out->size() >= kMaxFieldBytes) break;
     if (c == '\r' || c == '\n') continue;
-    out += c;
+    out->push_back(c);
   }
-  size_t b = out.find_first_not_of(" \t");
-  return b == std::string::npos ? std::string() : out.substr(b);
+}
+
+// The bytes a header field takes in the message: "Name: value\r\n" (folding included;
+// libmilter passes the value with its line breaks as LF only, each is CRLF on the wire).
+int64_t HeaderFieldBytes(std::string_view name, std::string_view value) {
+  int64_t n = static_cast<int64_t>(name.size() + value.size()) + 4;
+  for (char c : value) n += c == '\n' ? 1 : 0;
+  return n;
 }
 
 bool IsLoopback(std::string_view ip) { return ip == "127.0.0.1" || ip == "::1"; }
 
 }  // namespace
+
+int64_t EsmtpSizeParameter(std::string_view param) {
+  if (!StartsWithIgnoreAsciiCase(param, "SIZE=") || param.size() == 5 || param.size() > 5 + 18) {
+    return -1;
+  }
+  int64_t n = 0;
+  for (char c : param.substr(5)) {
+    if (c < '0' || c > '9') return -1;
+    n = n * 10 + (c - '0');
+  }
+  return n;
+}
 
 bool ParseHitAction(std::string_view name, HitAction* out) {
   static constexpr std::pair<const char*, HitAction> kNames[] = {
@@ -144,7 +167,7 @@ Session::Session(const Tripwire* tripwire, std::string client_ip, std::string cl
 
 Session::~Session() { Flush(); }
 
-void Session::Helo(std::string_view helo) { helo_ = Unfold(helo); }
+void Session::Helo(std::string_view helo) { AssignUnfolded(helo, &helo_); }
 
 void Session::ResetTransaction() {
   in_scope_ = false;
@@ -157,11 +180,13 @@ void Session::ResetTransaction() {
   accepted_.clear();
   to_cc_.clear();
   header_bytes_ = 0;
+  declared_size_ = -1;
+  header_fields_bytes_ = 0;
+  header_seen_ = false;
   subject_.clear();
   message_id_.clear();
   from_header_.clear();
   to_header_.clear();
-  size_ = -1;
   envelope_quarantine_ = false;
   header_hit_ = false;
 }
@@ -213,7 +238,8 @@ Verdict Session::ActOn(HitAction action) const {
 }
 
 Verdict Session::Mail(std::string_view sender, std::string_view auth_authen,
-                      std::string_view auth_type, std::string_view queue_id) {
+                      std::string_view auth_type, std::string_view queue_id,
+                      int64_t declared_size) {
   Flush();
   ResetTransaction();
   opts_ = tw_->options();
@@ -241,10 +267,10 @@ Verdict Session::Mail(std::string_view sender, std::string_view auth_authen,
       return v;
     }
   }
-  auth_type_ = std::string(auth_type);
-  std::string s;
-  sender_ = EnvelopeAddress(sender, &s).ok() ? s : std::string();
-  queue_id_ = std::string(queue_id);
+  auth_type_.assign(auth_type);
+  if (!EnvelopeAddress(sender, &sender_).ok()) sender_.clear();
+  queue_id_.assign(queue_id);
+  declared_size_ = declared_size;
   return Verdict::Continue();
 }
 
@@ -274,17 +300,18 @@ Event Session::NewEvent(const std::string& recipient, const char* where, const M
 
 Verdict Session::Rcpt(std::string_view recipient, std::string_view queue_id) {
   if (!in_scope_) return Verdict::Continue();
-  if (queue_id_.empty()) queue_id_ = std::string(queue_id);
+  if (queue_id_.empty()) queue_id_.assign(queue_id);
   std::string address;
+  if (accepted_.capacity() == 0) accepted_.reserve(4);
   if (!EnvelopeAddress(recipient, &address).ok()) {
-    accepted_.push_back(std::string(recipient));
+    accepted_.emplace_back(recipient);
     return Verdict::Continue();  // the MTA judges syntax; nothing for us to match
   }
   std::shared_ptr<const Matcher> m = tw_->Snapshot();
   tw_->CountRecipientChecked();
   std::optional<Match> hit = m ? m->Lookup(address) : std::nullopt;
   if (!hit) {
-    accepted_.push_back(address);
+    accepted_.push_back(std::move(address));
     return Verdict::Continue();
   }
   HitAction action = EffectiveAction();
@@ -301,7 +328,7 @@ Verdict Session::Rcpt(std::string_view recipient, std::string_view queue_id) {
     case HitAction::kMonitor:
       break;
   }
-  accepted_.push_back(address);
+  accepted_.push_back(std::move(address));
   return Verdict::Continue();
 }
 
@@ -313,21 +340,27 @@ void Session::AcceptedRecipient(std::string_view recipient) {
 
 void Session::Header(std::string_view name, std::string_view value) {
   if (!in_scope_) return;
-  // The first To for the engine's display-name check (to_cc_ is consumed at end of
-  // headers, and not kept at all without check_headers).
-  if (to_header_.empty() && EqualsIgnoreAsciiCase(name, "To")) to_header_ = Unfold(value);
+  header_seen_ = true;
+  header_fields_bytes_ += HeaderFieldBytes(name, value);
   if (EqualsIgnoreAsciiCase(name, "Subject")) {
-    if (subject_.empty()) subject_ = Unfold(value);
+    // Decoded, as the MTAs' logs hold it, so live and replay see the same subject.
+    if (subject_.empty()) subject_ = SubjectText(value, kMaxFieldBytes);
   } else if (EqualsIgnoreAsciiCase(name, "Message-ID")) {
-    if (message_id_.empty()) message_id_ = Unfold(value);
+    if (message_id_.empty()) AssignUnfolded(value, &message_id_);
   } else if (EqualsIgnoreAsciiCase(name, "From")) {
-    if (from_header_.empty() && value.size() <= kMaxHeaderBytes) from_header_ = Unfold(value);
-  } else if (opts_->check_headers &&
-             (EqualsIgnoreAsciiCase(name, "To") || EqualsIgnoreAsciiCase(name, "Cc"))) {
+    if (from_header_.empty() && value.size() <= kMaxHeaderBytes) {
+      AssignUnfolded(value, &from_header_);
+    }
+  } else if (EqualsIgnoreAsciiCase(name, "To") || EqualsIgnoreAsciiCase(name, "Cc")) {
+    const bool to = EqualsIgnoreAsciiCase(name, "To");
+    // The first To for the display-name signal, whether or not headers are checked.
+    if (to && to_header_.empty() && value.size() <= kMaxHeaderBytes) {
+      AssignUnfolded(value, &to_header_);
+    }
+    if (!opts_->check_headers) return;
     if (header_bytes_ + value.size() > kMaxHeaderBytes) return;
     header_bytes_ += value.size();
-    to_cc_.emplace_back(EqualsIgnoreAsciiCase(name, "To") ? "header:to" : "header:cc",
-                        std::string(value));
+    to_cc_.emplace_back(to ? "header:to" : "header:cc", std::string(value));
   }
 }
 
@@ -370,7 +403,7 @@ Verdict Session::EndOfHeaders() {
 
 Verdict Session::EndOfMessage(std::string_view queue_id) {
   if (!in_scope_) return Verdict::Continue();
-  if (!queue_id.empty()) queue_id_ = std::string(queue_id);
+  if (!queue_id.empty()) queue_id_.assign(queue_id);
   for (Event& e : pending_) e.queue_id = queue_id_;
   HitAction action = EffectiveAction();
   Verdict v;
@@ -391,21 +424,31 @@ Verdict Session::EndOfMessage(std::string_view queue_id) {
                     std::chrono::system_clock::now().time_since_epoch())
                     .count();
     m.node = opts_->hostname;
-    m.queue_id = queue_id_;
+    m.queue_id = std::move(queue_id_);
     m.account = account_;
     m.client_ip = client_ip_;
     m.client_name = client_name_;
     m.helo = helo_;
-    m.sender = sender_;
-    m.recipients = accepted_;
-    m.from_header = from_header_;
-    m.to_header = to_header_;
-    m.size = size_;
-    m.subject = subject_;
-    m.message_id = message_id_;
+    // The transaction's own fields are moved: nothing reads them after this but Abort,
+    // which clears them (the recipients come back for accepted_recipients()). Events
+    // pending took their copies, and their queue id above, when they were made.
+    m.sender = std::move(sender_);
+    m.recipients = std::move(accepted_);
+    m.from_header = std::move(from_header_);
+    m.to_header = std::move(to_header_);
+    m.subject = std::move(subject_);
+    m.message_id = std::move(message_id_);
     m.source = source_;
+    if (declared_size_ >= 0) {
+      m.size = declared_size_;
+    } else if (header_seen_ && source_ == "milter") {
+      // No SIZE=: the header fields seen are a lower bound; the body is not asked for (a
+      // body callback costs every message a round of the milter protocol).
+      m.size = header_fields_bytes_;
+    }
     Verdict d = tw_->outlets().observe(m);
     if (d.kind == Verdict::Kind::kTempfail && v.kind != Verdict::Kind::kQuarantine) v = d;
+    accepted_ = std::move(m.recipients);
   }
   Flush();
   in_scope_ = false;

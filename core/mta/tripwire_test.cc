@@ -338,5 +338,49 @@ TEST_CASE("the tripwire counts transactions and the addresses it checks", "[trip
   CHECK(st.header_addresses_checked == 3);  // two addresses and one in a display name
 }
 
+TEST_CASE("ESMTP SIZE= parameters", "[tripwire]") {
+  CHECK(EsmtpSizeParameter("SIZE=1234") == 1234);
+  CHECK(EsmtpSizeParameter("size=0") == 0);
+  CHECK(EsmtpSizeParameter("SIZE=") == -1);
+  CHECK(EsmtpSizeParameter("SIZE=12a") == -1);
+  CHECK(EsmtpSizeParameter("BODY=8BITMIME") == -1);
+  CHECK(EsmtpSizeParameter("SIZE=1234567890123456789012") == -1);
+}
+
+// The facts the detection engine gets for one delivered message of this session.
+Message Observe(Fixture& f, int64_t declared_size, const char* source = "milter") {
+  Session s(f.tripwire.get(), "203.0.113.5", "client.example", source);
+  s.Helo("client.example");
+  REQUIRE(s.Mail("<alice@customer.example>", "alice@customer.example", "PLAIN", "", declared_size)
+              .kind == Verdict::Kind::kContinue);
+  REQUIRE(s.Rcpt("<bob@remote.example>", "").kind == Verdict::Kind::kContinue);
+  s.Header("From", "Alice <alice@customer.example>");
+  s.Header("To", "\"bob@remote.example\" <bob@remote.example>");
+  s.Header("Subject", " =?utf-8?B?SsO2cmc=?=\n =?utf-8?Q?_wFd2?= ");
+  s.EndOfHeaders();
+  s.EndOfMessage("4XyZ1");
+  REQUIRE(f.observed.size() == 1);
+  CHECK(s.accepted_recipients() == std::vector<std::string>{"bob@remote.example"});
+  Message m = f.observed[0];
+  f.observed.clear();
+  return m;
+}
+
+TEST_CASE("live messages: size from SIZE= or the header bytes, subject decoded", "[tripwire]") {
+  Fixture f({"bad@spam.example"});
+  Message m = Observe(f, 4321);
+  CHECK(m.size == 4321);
+  CHECK(m.subject == "J\xc3\xb6rg wFd2");  // as Exim and Postfix log it
+  CHECK(m.to_header == "\"bob@remote.example\" <bob@remote.example>");
+  CHECK(m.from_header == "Alice <alice@customer.example>");
+  CHECK(m.recipients == std::vector<std::string>{"bob@remote.example"});
+  CHECK(m.queue_id == "4XyZ1");
+  // Without SIZE=: every header field as "Name: value\r\n", a folded line counting its CRLF.
+  const int64_t headers = (4 + 30 + 4) + (2 + 42 + 4) + (7 + 40 + 4 + 1);
+  CHECK(Observe(f, -1).size == headers);
+  // The policy front end sees only some headers: unknown rather than a wrong size.
+  CHECK(Observe(f, -1, "policy").size == -1);
+}
+
 }  // namespace
 }  // namespace compd

@@ -16,6 +16,13 @@ namespace compd {
 // adjacent encoded words is dropped (RFC 2047 6.2); everything else is copied as it is.
 std::string DecodeEncodedWords(std::string_view s);
 
+// A Subject value as the detection signals compare it, whoever read it: unfolded (CR and
+// LF dropped), encoded words decoded, tabs and other control characters as blanks, blanks
+// trimmed at both ends, at most `max_bytes` of the raw value read. The MTAs' logs hold
+// the subject decoded (Exim's T=, Postfix's header warnings), so live messages must be
+// decoded too for live and replay to score the same. Allocates only the result.
+std::string SubjectText(std::string_view raw, size_t max_bytes = 998);
+
 }  // namespace compd
 
 #endif  // COMPD_BASE_ENCODED_WORDS_H_

@@ -18,6 +18,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <shared_mutex>
 #include <string>
 #include <string_view>
@@ -105,7 +106,7 @@ class MemoryDetectState : public DetectState {
   };
   std::array<Shard, kShards> shards_;
   mutable std::shared_mutex domains_mu_;
-  std::unordered_set<std::string> domains_;
+  std::set<std::string, std::less<>> domains_;  // looked up by string_view, no copy
 };
 
 }  // namespace compd

@@ -26,8 +26,8 @@
 
 #include <cstdint>
 #include <memory>
+#include <set>
 #include <string>
-#include <unordered_set>
 #include <vector>
 
 #include "compd/base/settings.h"
@@ -93,7 +93,7 @@ class Engine {
 
   const EngineOptions options_;
   const std::shared_ptr<DetectState> state_;
-  std::unordered_set<std::string> local_domains_;
+  std::set<std::string, std::less<>> local_domains_;  // looked up by string_view
 };
 
 // The signal an anomaly is, with its evidence.

@@ -14,7 +14,8 @@
 //                  network, or a local submission when enabled); out of scope: kAccept, so
 //                  the MTA stops calling us for this message
 //   RCPT           each envelope recipient against the map; a hit acts on that recipient
-//   header         keep To, Cc, Subject, Message-ID (bounded)
+//   header         keep To, Cc, From, Subject (decoded), Message-ID (bounded); count the
+//                  header bytes (the message size when MAIL FROM gave no SIZE=)
 //   end of headers every To/Cc address (and addresses in display names) against the map
 //   end of message apply a header hit to the whole message; events get the queue id
 //   abort/close    flush the transaction's events
@@ -43,6 +44,9 @@ namespace compd {
 
 enum class HitAction { kReject, kTempfail, kQuarantine, kDiscard, kMonitor };
 bool ParseHitAction(std::string_view name, HitAction* out);
+
+// The SIZE=n parameter of MAIL FROM (RFC 1870) when `param` is one (any case), else -1.
+int64_t EsmtpSizeParameter(std::string_view param);
 
 // Reply text the MTA can carry: one line (CR, LF and NUL dropped), '%' doubled because
 // libmilter treats it specially.
@@ -147,15 +151,16 @@ class Session {
   Session& operator=(const Session&) = delete;
 
   void Helo(std::string_view helo);
+  // `declared_size`: the client's SIZE= (or the MTA's own size), -1 when not given; a
+  // Message then gets the bytes of the header fields seen as its size instead (counted
+  // only by the milter, which sees every header).
   Verdict Mail(std::string_view sender, std::string_view auth_authen, std::string_view auth_type,
-               std::string_view queue_id);
+               std::string_view queue_id, int64_t declared_size = -1);
   Verdict Rcpt(std::string_view recipient, std::string_view queue_id);
   // A recipient the MTA accepted after asking about it at RCPT already (the policy
   // listener's end-of-message request): for the detection engine only, not looked up again
   // (a second lookup would record a monitored hit twice).
   void AcceptedRecipient(std::string_view recipient);
-  // The message's size in bytes, when the front end knows it (Exim's $message_size).
-  void Size(int64_t bytes) { size_ = bytes; }
   void Header(std::string_view name, std::string_view value);
   Verdict EndOfHeaders();
   Verdict EndOfMessage(std::string_view queue_id);
@@ -193,8 +198,10 @@ class Session {
   std::vector<std::string> accepted_;
   std::vector<std::pair<std::string, std::string>> to_cc_;  // (where, header value)
   size_t header_bytes_ = 0;
+  int64_t declared_size_ = -1;
+  int64_t header_fields_bytes_ = 0;  // every header field seen, as "Name: value\r\n"
+  bool header_seen_ = false;
   std::string subject_, message_id_, from_header_, to_header_;
-  int64_t size_ = -1;
   bool envelope_quarantine_ = false;  // a RCPT hit with action quarantine
   bool header_hit_ = false;
   std::vector<Event> pending_;
