@@ -194,8 +194,12 @@ std::vector<Reaction> Engine::Observe(const Message& m, int64_t now_ms, const Ma
     single_external = !rcpt_domain.empty() && rcpt_domain != account_domain &&
                       !local_domains_.count(rcpt_domain) && !state_->IsLocalDomain(rcpt_domain);
   }
+  // A loopback or private client is the provider's own webmail or relay, not a network the
+  // customer moved to: it is never a new network (webmail users were flagged for it).
   const std::string group =
-      ClientNetwork(m.client_ip, options_.group_ipv4_prefix, options_.group_ipv6_prefix);
+      PrivateAddress(m.client_ip)
+          ? std::string()
+          : ClientNetwork(m.client_ip, options_.group_ipv4_prefix, options_.group_ipv6_prefix);
   const std::string network =
       (options_.count_volume || !group.empty())
           ? ClientNetwork(m.client_ip, options_.ipv4_prefix, options_.ipv6_prefix)
@@ -229,8 +233,7 @@ std::vector<Reaction> Engine::Observe(const Message& m, int64_t now_ms, const Ma
       if (helo != HeloKind::kUnknown) {
         e["helo"] = m.helo;
         e["helo_kind"] = HeloKindName(helo);
-        if (helo == HeloKind::kLocalhost || helo == HeloKind::kLiteral) points += 2;
-        if (helo == HeloKind::kBareWord) points += 1;
+        points += HeloPoints(helo);
       }
       if (new_group && has_history) {
         e["new_network"] = network.empty() ? group : network;
