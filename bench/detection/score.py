@@ -165,6 +165,7 @@ def score(truth, reactions, max_out=10):
         "lock_before": locks["before"],
         "flagged_per_10k_day": flagged, "flagged_account_days": flagged_n,
         "locked_per_10k_day": locked, "locked_account_days": locked_n,
+        "benign_account_days": benign_days,
         "flagged_by_signal": benign_by_signal(CATCH),
         "locked_by_signal": benign_by_signal(("lock",)),
         "unknown_accounts": len(unknown),
