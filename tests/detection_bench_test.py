@@ -35,7 +35,9 @@ class DetectionBenchTest(unittest.TestCase):
     def run_bench(self, fmt, *extra):
         out = h.temp_dir("detection-bench-" + fmt)
         env = dict(os.environ, BUILD=h.build_dir())
-        env.pop("COMPD_LOCK_ARGS", None)  # one compd row here, with the default settings
+        # Two compd rows: the default settings, and compd-lock with run.sh's default
+        # COMPD_LOCK_ARGS (bench/detection/lock.conf, the lock settings the docs recommend).
+        env.pop("COMPD_LOCK_ARGS", None)
         argv = [os.path.join(h.source_dir(), "bench", "detection", "run.sh"),
                 "--accounts", "250", "--days", "3", "--warmup", "2", "--seed", "7",
                 "--format", fmt, "--out", out, "--"] + list(extra)
@@ -68,8 +70,8 @@ class DetectionBenchTest(unittest.TestCase):
             for line in f:
                 o = json.loads(line)
                 rows[o["detector"]] = o
-        self.assertEqual(set(rows), set(REFERENCE) | {"compd"})
-        for name in REFERENCE + (("compd",) if have_replay else ()):
+        self.assertEqual(set(rows), set(REFERENCE) | {"compd", "compd-lock"})
+        for name in REFERENCE + (("compd", "compd-lock") if have_replay else ()):
             row = rows[name]
             self.assertNotIn("missing", row, name)
             self.assertEqual(row["compromises"], len(truth["compromises"]), name)
@@ -79,6 +81,10 @@ class DetectionBenchTest(unittest.TestCase):
                 self.assertTrue(0.0 <= row[k] <= 1.0, "%s %s=%r" % (name, k, row[k]))
         if not have_replay:
             self.assertEqual(rows["compd"], {"detector": "compd", "missing": True})
+            self.assertEqual(rows["compd-lock"], {"detector": "compd-lock", "missing": True})
+        else:
+            # lock.conf has lock_on_hit: each test message to a mapped address locks.
+            self.assertEqual(rows["compd-lock"]["lock_caught"], 1.0)
         self.assertEqual((rows["tripwire"]["caught"], rows["tripwire"]["before"],
                           rows["tripwire"]["median_out"]), (1.0, 1.0, 0))
         self.assertEqual(rows["tripwire"]["lock_caught"], 0.0)  # it flags, never locks

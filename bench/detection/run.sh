@@ -12,9 +12,9 @@
 #          --big --baserates; anything after -- goes to simulate.py (e.g. --set NAME=VALUE).
 # Environment: BUILD (default $COMPD_BUILD_DIR or build/dev) holds mapctl;
 #          COMPD_REPLAY_ARGS adds arguments to mapctl for the compd row (e.g. "--config
-#          compd.conf"); COMPD_LOCK_ARGS, when set, adds a second row, compd-lock, replayed
-#          with those arguments instead (the lock settings the docs recommend, e.g.
-#          "--reaction-new-networks lock").
+#          compd.conf"); COMPD_LOCK_ARGS (default "--config bench/detection/lock.conf",
+#          the lock settings docs/detection.md recommends) is what the second row,
+#          compd-lock, is replayed with instead; set it to "" to leave that row out.
 # Output in DIR (default build/detection-bench): the logs, truth.json, the starting map,
 # reactions-NAME.jsonl per detector, table.md and scores.jsonl.
 set -euo pipefail
@@ -23,6 +23,7 @@ ROOT=$(cd "$HERE/../.." && pwd)
 BUILD=${BUILD:-${COMPD_BUILD_DIR:-$ROOT/build/dev}}
 ACCOUNTS=5000 DAYS=14 WARMUP=7 SEED=1 FORMAT=exim OUT=$ROOT/build/detection-bench
 BASERATES=no
+COMPD_LOCK_ARGS=${COMPD_LOCK_ARGS-"--config $HERE/lock.conf"}
 EXTRA=()
 while [ $# -gt 0 ]; do
   case "$1" in

@@ -17,6 +17,8 @@ Per detector, over the scored window (warm-up reactions are ignored):
                 (account, UTC day) pairs over benign account-days (a compromised account is
                 benign before its compromise began)
   locked/10k/d  the same for locks alone
+  by signal     the benign flagged (and locked) rate per signal the reactions carried, printed
+                under the table (a reaction with two signals counts for both)
 and the same three catch figures for locks alone (lock_caught<=N, lock_median_out,
 lock_before). tempfail and monitor count as neither.
 """
@@ -70,7 +72,10 @@ def read_reactions(path):
             except (ValueError, TypeError, AttributeError):
                 raise ScoreError("%s:%d: time %r is not ISO 8601" % (path, n, o["time"])) \
                     from None
-            out.append((t, o["account"].lower(), o["reaction"]))
+            sig = o.get("signals") or ()
+            if isinstance(sig, str):
+                sig = (sig,)
+            out.append((t, o["account"].lower(), o["reaction"], tuple(str(x) for x in sig)))
     out.sort()
     return out
 
@@ -90,17 +95,17 @@ def score(truth, reactions, max_out=10):
         comp_start[acc] = min(start, comp_start.get(acc, start))
     by_account = {}
     unknown = set()
-    for t, acc, kind in reactions:
+    for t, acc, kind, signals in reactions:
         if t < w0 or t >= w1:
             continue
         if acc not in accounts:
             unknown.add(acc)
-        by_account.setdefault(acc, []).append((t, kind))
+        by_account.setdefault(acc, []).append((t, kind, signals))
 
     def catches(kinds):
         outs, caught, before = [], 0, 0
         for acc, start, camp, times in comps:
-            first = next((t for t, k in by_account.get(acc, ()) if k in kinds and t >= start),
+            first = next((t for t, k, _ in by_account.get(acc, ()) if k in kinds and t >= start),
                          None)
             if first is None:
                 outs.append(len(times))
@@ -128,10 +133,24 @@ def score(truth, reactions, max_out=10):
         pairs = set()
         for acc, evs in by_account.items():
             limit = comp_start.get(acc, w1)
-            for t, k in evs:
+            for t, k, _ in evs:
                 if k in kinds and t < limit:
                     pairs.add((acc, int((t - w0) // 86400)))
         return 1e4 * len(pairs) / benign_days if benign_days else None, len(pairs)
+
+    def benign_by_signal(kinds):
+        # Which signal bothers innocent customers: per signal, the benign (account, day) pairs
+        # with a reaction of these kinds that carried it (a reaction with two signals counts
+        # for both, so the figures may add up to more than the total).
+        pairs = {}
+        for acc, evs in by_account.items():
+            limit = comp_start.get(acc, w1)
+            for t, k, signals in evs:
+                if k in kinds and t < limit:
+                    for sig in signals or ("(none)",):
+                        pairs.setdefault(sig, set()).add((acc, int((t - w0) // 86400)))
+        return {sig: round(1e4 * len(p) / benign_days, 2) if benign_days else None
+                for sig, p in sorted(pairs.items())}
 
     any_catch = catches(CATCH)
     locks = catches(("lock",))
@@ -146,12 +165,19 @@ def score(truth, reactions, max_out=10):
         "lock_before": locks["before"],
         "flagged_per_10k_day": flagged, "flagged_account_days": flagged_n,
         "locked_per_10k_day": locked, "locked_account_days": locked_n,
+        "benign_account_days": benign_days,
+        "flagged_by_signal": benign_by_signal(CATCH),
+        "locked_by_signal": benign_by_signal(("lock",)),
         "unknown_accounts": len(unknown),
     }
 
 
 def fmt(v, spec):
     return "-" if v is None else spec % v
+
+
+def by_signal_text(d):
+    return ", ".join("%s %.2f" % kv for kv in d.items()) or "none"
 
 
 def table(rows, max_out=10):
@@ -212,6 +238,11 @@ def main(argv=None):
                   truth["window_start"][:10], len(c), sum(1 for x in c if x["tests"]),
                   truth.get("seed"), truth.get("format")))
         print(table(rows, args.max_out))
+        for name, s in rows:
+            if s and (s["flagged_by_signal"] or s["locked_by_signal"]):
+                print("%s benign per 10k/d by signal: flagged %s; locked %s" % (
+                    name, by_signal_text(s["flagged_by_signal"]),
+                    by_signal_text(s["locked_by_signal"])))
     return 0
 
 

@@ -244,7 +244,9 @@ const std::vector<SettingDef>& Table() {
        "A message this size or smaller (bytes) is small for test_message."},
       {"test_message_score", SettingType::kInt, "6", 1, 100, "", "", kScopeShared,
        "Points a single-external-recipient message needs for test_message: small 2, "
-       "localhost or literal HELO 2, bare-word HELO 1, new network 2, random subject 3."},
+       "localhost or public literal HELO 2, bare-word or private-literal HELO 1 (a client "
+       "behind NAT), new network 2 (loopback and private clients never count), random "
+       "subject 3."},
       {"new_networks_window", SettingType::kDuration, "1h", kMin, 7 * kDay, "", "", kScopeShared,
        "Window in which new client networks of one account are counted."},
       {"new_networks_min", SettingType::kInt, "3", 2, 1000, "", "", kScopeShared,

@@ -222,8 +222,12 @@ std::vector<Reaction> Engine::Observe(const Message& m, int64_t now_ms, const Ma
                       local_domains_.find(rcpt_domain) == local_domains_.end() &&
                       !state_->IsLocalDomain(rcpt_domain);
   }
+  // A loopback or private client is the provider's own webmail or relay, not a network the
+  // customer moved to: it is never a new network (webmail users were flagged for it).
   const std::string group =
-      ClientNetwork(m.client_ip, options_.group_ipv4_prefix, options_.group_ipv6_prefix);
+      PrivateAddress(m.client_ip)
+          ? std::string()
+          : ClientNetwork(m.client_ip, options_.group_ipv4_prefix, options_.group_ipv6_prefix);
   const std::string network =
       (options_.count_volume || !group.empty())
           ? ClientNetwork(m.client_ip, options_.ipv4_prefix, options_.ipv6_prefix)
@@ -255,8 +259,7 @@ std::vector<Reaction> Engine::Observe(const Message& m, int64_t now_ms, const Ma
       const bool random_subject = !m.subject.empty() && RandomLookingSubject(m.subject, &why);
       int points = 0;
       if (small) points += 2;
-      if (helo == HeloKind::kLocalhost || helo == HeloKind::kLiteral) points += 2;
-      if (helo == HeloKind::kBareWord) points += 1;
+      points += HeloPoints(helo);
       if (new_network) points += 2;
       if (random_subject) points += 3;
       if (points >= options_.test_score && !Quiet(a, SignalId::kTestMessage, now_ms)) {

@@ -85,6 +85,36 @@ TEST_CASE("test_message: a first message from a new laptop does not fire", "[det
   CHECK_FALSE(Has(rs, SignalId::kTestMessage));
 }
 
+TEST_CASE("test_message: a mail client behind a home router on a trip does not fire", "[detect]") {
+  Fixture f;
+  f.History();
+  // Thunderbird announces its LAN address: a private literal weighs 1, so small (2) + new
+  // network (2) + private literal (1) stay below 6. A public literal (a bot naming itself)
+  // weighs 2 and, with a random subject, fires.
+  auto rs =
+      f.Send("192.0.2.44", kNow, "friend@gmail.example", "[192.168.178.68]", "Delivery", 1405);
+  CHECK_FALSE(Has(rs, SignalId::kTestMessage));
+  rs =
+      f.Send("192.0.2.45", kNow + kMin, "friend@gmail.example", "[10.31.43.155]", "Re: quote", 800);
+  CHECK_FALSE(Has(rs, SignalId::kTestMessage));
+  rs = f.Send("79.10.109.221", kNow + 2 * kMin, "x@gmx.example", "[79.10.109.221]", "wFd2, MkRWa2",
+              700);
+  REQUIRE(Has(rs, SignalId::kTestMessage));
+  CHECK(rs[0].signals[0].evidence["helo_kind"] == "address literal");
+}
+
+TEST_CASE("new_networks: webmail (a loopback client) is never a new network", "[detect]") {
+  Fixture f;
+  f.History();
+  // The provider's webmail submits from 127.0.0.1; with two new networks of a trip it made a
+  // third "new network" and flagged webmail users.
+  CHECK(f.Send("127.0.0.1", kNow, "a@x.example").empty());
+  CHECK(f.Send("10.1.2.3", kNow + kMin, "a@x.example").empty());
+  CHECK(f.Send("79.10.109.221", kNow + 2 * kMin, "b@y.example").empty());
+  CHECK(f.Send("149.255.169.82", kNow + 3 * kMin, "c@z.example").empty());
+  CHECK(Has(f.Send("85.12.3.4", kNow + 4 * kMin, "d@w.example"), SignalId::kNewNetworks));
+}
+
 TEST_CASE("test_message: internal recipients and several recipients never fire", "[detect]") {
   EngineOptions o = Defaults();
   o.local_domains = {"hosted.example"};

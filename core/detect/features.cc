@@ -1,6 +1,9 @@
 #include "compd/detect/features.h"
 
+#include <arpa/inet.h>
+
 #include <cctype>
+#include <cstring>
 
 #include "compd/base/text.h"
 #include "compd/map/address.h"
@@ -36,7 +39,12 @@ HeloKind ClassifyHelo(std::string_view helo) {
   while (!helo.empty() && (helo.back() == ' ' || helo.back() == '.')) helo.remove_suffix(1);
   while (!helo.empty() && helo.front() == ' ') helo.remove_prefix(1);
   if (helo.empty()) return HeloKind::kUnknown;
-  if (helo.front() == '[') return HeloKind::kLiteral;
+  if (helo.front() == '[') {
+    std::string_view inside = helo.substr(1);
+    if (!inside.empty() && inside.back() == ']') inside.remove_suffix(1);
+    if (StartsWithIgnoreAsciiCase(inside, "ipv6:")) inside.remove_prefix(5);
+    return PrivateAddress(inside) ? HeloKind::kPrivateLiteral : HeloKind::kLiteral;
+  }
   // Compared without a lower-case copy: this runs for most messages.
   const std::string_view l = helo;
   if (EqualsIgnoreAsciiCase(l, "localhost") || StartsWithIgnoreAsciiCase(l, "localhost.")) {
@@ -48,7 +56,7 @@ HeloKind ClassifyHelo(std::string_view helo) {
     if (!IsDigit(c) && c != '.') digits_and_dots = false;
   }
   if (colon || (digits_and_dots && l.find('.') != std::string_view::npos)) {
-    return HeloKind::kLiteral;
+    return PrivateAddress(l) ? HeloKind::kPrivateLiteral : HeloKind::kLiteral;
   }
   if (l.find('.') == std::string_view::npos) return HeloKind::kBareWord;
   return HeloKind::kHostName;
@@ -64,10 +72,51 @@ const char* HeloKindName(HeloKind kind) {
       return "address literal";
     case HeloKind::kBareWord:
       return "bare word";
+    case HeloKind::kPrivateLiteral:
+      return "private address literal";
     case HeloKind::kUnknown:
       break;
   }
   return "unknown";
+}
+
+int HeloPoints(HeloKind kind) {
+  switch (kind) {
+    case HeloKind::kLocalhost:
+    case HeloKind::kLiteral:
+      return 2;
+    case HeloKind::kBareWord:
+    case HeloKind::kPrivateLiteral:
+      return 1;
+    case HeloKind::kHostName:
+    case HeloKind::kUnknown:
+      break;
+  }
+  return 0;
+}
+
+bool PrivateAddress(std::string_view ip) {
+  if (ip.empty() || ip.size() >= INET6_ADDRSTRLEN) return false;
+  char text[INET6_ADDRSTRLEN];
+  std::memcpy(text, ip.data(), ip.size());
+  text[ip.size()] = '\0';
+  unsigned char b[16];
+  if (inet_pton(AF_INET, text, b) == 1) {
+    return b[0] == 10 || b[0] == 127 || (b[0] == 172 && (b[1] & 0xf0) == 16) ||
+           (b[0] == 192 && b[1] == 168) || (b[0] == 169 && b[1] == 254) ||
+           (b[0] == 100 && (b[1] & 0xc0) == 64);
+  }
+  if (inet_pton(AF_INET6, text, b) != 1) return false;
+  static const unsigned char kLoopback[16] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1};
+  if (std::memcmp(b, kLoopback, 16) == 0) return true;
+  if ((b[0] & 0xfe) == 0xfc) return true;                  // fc00::/7 unique-local
+  if (b[0] == 0xfe && (b[1] & 0xc0) == 0x80) return true;  // fe80::/10 link-local
+  static const unsigned char kMapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+  if (std::memcmp(b, kMapped, 12) == 0) {
+    char v4[INET_ADDRSTRLEN];
+    if (inet_ntop(AF_INET, b + 12, v4, sizeof v4) != nullptr) return PrivateAddress(v4);
+  }
+  return false;
 }
 
 bool RandomLookingSubject(std::string_view subject, std::string* why) {

@@ -14,6 +14,34 @@ TEST_CASE("HELO kinds", "[detect]") {
   CHECK(ClassifyHelo("DESKTOP-4F2K1") == HeloKind::kBareWord);
   CHECK(ClassifyHelo("mail.example.com") == HeloKind::kHostName);
   CHECK(ClassifyHelo("") == HeloKind::kUnknown);
+  // A mail client behind NAT names its LAN address: kept apart, and weighs less.
+  CHECK(ClassifyHelo("[192.168.178.68]") == HeloKind::kPrivateLiteral);
+  CHECK(ClassifyHelo("[10.31.43.155]") == HeloKind::kPrivateLiteral);
+  CHECK(ClassifyHelo("172.20.1.1") == HeloKind::kPrivateLiteral);
+  CHECK(ClassifyHelo("[IPv6:fe80::1]") == HeloKind::kPrivateLiteral);
+  CHECK(ClassifyHelo("[172.32.0.1]") == HeloKind::kLiteral);
+  CHECK(HeloPoints(HeloKind::kPrivateLiteral) == 1);
+  CHECK(HeloPoints(HeloKind::kLiteral) == 2);
+  CHECK(HeloPoints(HeloKind::kHostName) == 0);
+}
+
+TEST_CASE("private addresses: loopback, RFC 1918, link-local, shared, unique-local", "[detect]") {
+  CHECK(PrivateAddress("127.0.0.1"));
+  CHECK(PrivateAddress("10.0.0.1"));
+  CHECK(PrivateAddress("172.16.0.1"));
+  CHECK(PrivateAddress("172.31.255.1"));
+  CHECK_FALSE(PrivateAddress("172.32.0.1"));
+  CHECK(PrivateAddress("192.168.1.1"));
+  CHECK(PrivateAddress("100.64.0.1"));
+  CHECK_FALSE(PrivateAddress("100.128.0.1"));
+  CHECK(PrivateAddress("::1"));
+  CHECK(PrivateAddress("fd00::1"));
+  CHECK(PrivateAddress("::ffff:192.168.0.1"));
+  CHECK_FALSE(PrivateAddress("::ffff:198.51.100.1"));
+  CHECK_FALSE(PrivateAddress("2001:db8::1"));
+  CHECK_FALSE(PrivateAddress("198.51.100.1"));
+  CHECK_FALSE(PrivateAddress(""));
+  CHECK_FALSE(PrivateAddress("not an address"));
 }
 
 TEST_CASE("random-looking subjects: the thread's, and real ones", "[detect]") {

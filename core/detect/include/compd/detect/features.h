@@ -13,10 +13,20 @@ namespace compd {
 
 // How a HELO/EHLO name looks. Credential testers say `localhost`, an address literal or a
 // bare word; mail clients usually give a host name with dots (or a Windows machine name,
-// which is a bare word too, and so weighs less).
-enum class HeloKind { kUnknown, kHostName, kLocalhost, kLiteral, kBareWord };
+// which is a bare word too, and so weighs less). A literal of a private or loopback
+// address is what a mail client behind a home router or in an office LAN says (Thunderbird
+// announces its LAN address), so it is kept apart from a public literal (a bot naming itself).
+enum class HeloKind { kUnknown, kHostName, kLocalhost, kLiteral, kBareWord, kPrivateLiteral };
 HeloKind ClassifyHelo(std::string_view helo);
 const char* HeloKindName(HeloKind kind);
+// test_message's points for a HELO kind: localhost or a public literal 2, a bare word or a
+// private literal 1, anything else 0.
+int HeloPoints(HeloKind kind);
+
+// Is `ip` (IPv4 or IPv6 text) loopback, private (RFC 1918, unique-local), link-local or
+// carrier-grade shared space (100.64/10)? Such a client is the provider's own host (webmail
+// submits from 127.0.0.1) or an internal relay, never a customer's network. Bad text: false.
+bool PrivateAddress(std::string_view ip);
 
 // Does a subject look like random characters (the thread's `ZYaeD, X `, `wFd2, MkRWa2 A`)?
 // A subject is random when it is short (at most 48 bytes), has no word of 4 or more
