@@ -110,6 +110,12 @@ Status ParseHostPort(std::string_view spec, HostPort* out) {
   return Status::Ok();
 }
 
+std::vector<Cidr> PrivateNetworks() {
+  std::vector<Cidr> out;
+  ParseCidrList(kPrivateNetworks, &out);  // a constant, pinned by net_test
+  return out;
+}
+
 bool InNetworks(const std::vector<Cidr>& networks, std::string_view ip) {
   Cidr addr;
   if (networks.empty() || !ParseIp(ip, &addr)) return false;

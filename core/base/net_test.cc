@@ -27,6 +27,19 @@ TEST_CASE("CIDR lists", "[net]") {
   CHECK_FALSE(InNetworks(nets, "::1"));
 }
 
+TEST_CASE("the private networks parse, and hold what no customer sends from", "[net]") {
+  std::vector<Cidr> nets;
+  REQUIRE(ParseCidrList(kPrivateNetworks, &nets).ok());
+  CHECK(PrivateNetworks().size() == nets.size());
+  for (const char* ip : {"127.0.0.1", "10.1.2.3", "172.31.0.1", "192.168.178.68", "169.254.1.1",
+                         "100.64.0.1", "::1", "fd00::1", "fe80::1", "::ffff:192.168.0.1"}) {
+    CHECK(InNetworks(nets, ip));
+  }
+  for (const char* ip : {"198.51.100.7", "172.32.0.1", "100.128.0.1", "2001:db8::1"}) {
+    CHECK_FALSE(InNetworks(nets, ip));
+  }
+}
+
 TEST_CASE("CIDR errors name the item", "[net]") {
   std::vector<Cidr> nets;
   CHECK(ParseCidrList("10.0.0.0/33", &nets).message() == "'10.0.0.0/33': prefix length out of range");

@@ -9,6 +9,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "compd/base/net.h"
 #include "compd/base/text.h"
 
 namespace compd {
@@ -251,6 +252,10 @@ const std::vector<SettingDef>& Table() {
        "Window in which new client networks of one account are counted."},
       {"new_networks_min", SettingType::kInt, "3", 2, 1000, "", "", kScopeShared,
        "new_networks fires at this many distinct new network groups within the window."},
+      {"own_networks", SettingType::kString, kPrivateNetworks, 0, 0, "", "", kScopeShared,
+       "Client addresses of the provider's own webmail, relays and internal hosts "
+       "(comma-separated CIDRs): never a client network of an account, old or new, for the "
+       "detection signals (test_message's new network, new_networks)."},
       {"new_networks_group_ipv4_prefix", SettingType::kInt, "16", 8, 32, "", "", kScopeShared,
        "New IPv4 networks in one group of this prefix count once (carrier NAT pools), and a "
        "network in a group the account already used is not new."},

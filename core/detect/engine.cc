@@ -75,6 +75,8 @@ Status EngineOptions::FromConfig(const Config& config, EngineOptions* out) {
   o.group_ipv6_prefix = static_cast<int>(config.GetInt("new_networks_group_ipv6_prefix"));
   o.ipv4_prefix = static_cast<int>(config.GetInt("volume_ipv4_prefix"));
   o.ipv6_prefix = static_cast<int>(config.GetInt("volume_ipv6_prefix"));
+  s = ParseCidrList(config.GetString("own_networks"), &o.own_networks);
+  if (!s.ok()) return Status::Invalid("own_networks: " + s.message());
   o.known_network_ms = config.GetInt("known_network_days") * kDaySec * 1000;
   o.quiet_ms = config.GetDurationMs("signal_quiet_period");
   if (o.group_ipv4_prefix > o.ipv4_prefix || o.group_ipv6_prefix > o.ipv6_prefix) {
@@ -222,10 +224,11 @@ std::vector<Reaction> Engine::Observe(const Message& m, int64_t now_ms, const Ma
                       local_domains_.find(rcpt_domain) == local_domains_.end() &&
                       !state_->IsLocalDomain(rcpt_domain);
   }
-  // A loopback or private client is the provider's own webmail or relay, not a network the
-  // customer moved to: it is never a new network (webmail users were flagged for it).
+  // A client in own_networks (by default loopback and private) is the provider's own
+  // webmail or relay, not a network the customer moved to: never a new network (webmail
+  // users were flagged for it).
   const std::string group =
-      PrivateAddress(m.client_ip)
+      InNetworks(options_.own_networks, m.client_ip)
           ? std::string()
           : ClientNetwork(m.client_ip, options_.group_ipv4_prefix, options_.group_ipv6_prefix);
   const std::string network =

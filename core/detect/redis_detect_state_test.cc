@@ -168,7 +168,7 @@ TEST_CASE("a restarted node judges its first message with the groups it loaded",
     Node a(redis, "a");
     a.Send("203.0.113.7", now - 2 * kDay);  // home
     a.Send("192.0.2.1", now - 2 * kMin);    // new 1
-    a.Send("100.64.1.1", now - kMin);       // new 2
+    a.Send("45.67.1.1", now - kMin);       // new 2
   }                                         // stops: one last write
   // A long-known group written again in the last hour (a refresh) must not count as new.
   RedisClient c(redis.url());
@@ -180,11 +180,11 @@ TEST_CASE("a restarted node judges its first message with the groups it loaded",
   Node b(redis, "b");  // Start() returns with the state loaded: no wait
   CHECK(b.state->stats().loaded);
   CHECK(b.Send("198.51.100.20", now).empty());           // the office: known
-  std::vector<Reaction> rs = b.Send("172.16.0.1", now);  // new 3
+  std::vector<Reaction> rs = b.Send("81.2.0.1", now);  // new 3
   REQUIRE(NewNetworks(rs, 3));
   std::set<std::string> groups;
   for (const auto& n : rs[0].signals[0].evidence["new"]) groups.insert(n["group"]);
-  CHECK(groups == std::set<std::string>{"192.0.0.0/16", "100.64.0.0/16", "172.16.0.0/16"});
+  CHECK(groups == std::set<std::string>{"192.0.0.0/16", "45.67.0.0/16", "81.2.0.0/16"});
 }
 
 TEST_CASE("groups seen by another node complete new_networks within two sync intervals",
@@ -195,9 +195,9 @@ TEST_CASE("groups seen by another node complete new_networks within two sync int
   a.Send("203.0.113.7", now - 10 * kMin);
   b.Send("203.0.113.7", now - 9 * kMin);  // both know the account
   CHECK(a.Send("192.0.2.1", now - 2).empty());
-  CHECK(b.Send("100.64.1.1", now - 1).empty());
+  CHECK(b.Send("45.67.1.1", now - 1).empty());
   // Fires here only if b's group arrived already.
-  std::vector<Reaction> local = a.Send("172.16.0.1", now);
+  std::vector<Reaction> local = a.Send("81.2.0.1", now);
   CHECK(local.size() <= 1);
   // Both nodes end up with the same three groups; each raises the reaction at most once,
   // and the event ids agree, so the recorder writes it once.

@@ -1,6 +1,7 @@
 #include "compd/mta/tripwire.h"
 
 #include <catch2/catch.hpp>
+#include <cstring>
 #include <set>
 
 #include "compd/map/entry.h"
@@ -296,7 +297,14 @@ TEST_CASE("the engine gets the message's facts, the To header included", "[tripw
     CHECK(m.helo == "localhost");
     CHECK(m.subject == "ZYaeD, X");
     CHECK(m.recipients == std::vector<std::string>{"a@fine.example"});
-    CHECK(m.size == -1);  // the milter does not read the body
+    // No SIZE= and no body (the milter does not ask for it): the header fields' bytes.
+    size_t header_bytes = 0;
+    for (const char* field : {"From: \"service@paypal.example\" <u@c.example>\r\n",
+                              "To:  \"ceo@c.example\" <a@fine.example>\r\n",
+                              "To: second@fine.example\r\n", "Subject: ZYaeD, X\r\n"}) {
+      header_bytes += std::strlen(field);
+    }
+    CHECK(m.size == static_cast<int64_t>(header_bytes));
     CHECK(m.queue_id == "Q1");
     // The next transaction starts clean.
     s.Mail("<u@c.example>", "u@c.example", "PLAIN", "");

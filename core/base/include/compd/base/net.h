@@ -24,6 +24,15 @@ struct Cidr {
 // kInvalid names the bad item: "trusted_networks: '10.0.0.0/33': prefix length out of range".
 Status ParseCidrList(std::string_view list, std::vector<Cidr>* out);
 
+// The networks no customer sends from directly: loopback, RFC 1918, link-local, shared
+// address space (RFC 6598), IPv6 unique-local and link-local. A client there is the
+// provider's own webmail, relay or internal host.
+inline constexpr char kPrivateNetworks[] =
+    "127.0.0.0/8, 10.0.0.0/8, 172.16.0.0/12, 192.168.0.0/16, 169.254.0.0/16, 100.64.0.0/10, "
+    "::1, fc00::/7, fe80::/10";
+// kPrivateNetworks, parsed.
+std::vector<Cidr> PrivateNetworks();
+
 // True if `ip` (textual IPv4 or IPv6; IPv4-mapped IPv6 counts as IPv4) is in any network.
 bool InNetworks(const std::vector<Cidr>& networks, std::string_view ip);
 

@@ -30,6 +30,7 @@
 #include <string>
 #include <vector>
 
+#include "compd/base/net.h"
 #include "compd/base/settings.h"
 #include "compd/base/status.h"
 #include "compd/detect/detect_state.h"
@@ -49,6 +50,7 @@ struct EngineOptions {
   int new_networks_min = 3;
   int group_ipv4_prefix = 16, group_ipv6_prefix = 32;
   int ipv4_prefix = 24, ipv6_prefix = 48;  // networks as the volume counters count them
+  std::vector<Cidr> own_networks = PrivateNetworks();  // never an account's network
   int64_t known_network_ms = int64_t{120} * 86400 * 1000;
   int64_t quiet_ms = 3600 * 1000;
   // Replay: keep per-account day/hour counts and evaluate the anomaly rules here.
