@@ -43,6 +43,8 @@ NAT_ACCOUNTS = ["nat%d" % i for i in range(4)]
 NAMES = ["alice", "bob", "carol"] + NAT_ACCOUNTS
 USERS = {"%s@customer.example" % n: "pw-%s" % n for n in NAMES}
 NODE_ARGS = [
+    # The clients are loopback addresses (127.N.0.1 as networks): none is the provider's own.
+    "--own-networks", "192.168.0.0/16",
     "--reaction-test-message", "flag",
     "--reaction-new-networks", "lock",
     "--lock-reply", "550",

@@ -59,7 +59,8 @@ LISTED = "probe-drop@bad.example"
 TIMING_KEYS = {"first_seen"}  # first use of a network: end of message live, log line replayed
 # The same settings live and replayed. A tiny test_message_max_size: no message is small
 # however its size is counted, so the size gives no points on either side.
-SETTINGS = ["--test-message-max-size", "100"]
+# The clients are loopback addresses (127.N.0.1 as networks): none is the provider's own.
+SETTINGS = ["--test-message-max-size", "100", "--own-networks", "192.168.0.0/16"]
 
 
 def without_time(reactions):
@@ -277,7 +278,8 @@ class HistoryImportTest(LiveCase):
                     subject, DAVE, " ".join(rcpts)))
 
     def import_(self, *args):
-        r = h.mapctl("history", "import", *args, redis=self.redis, prefix=PREFIX,
+        r = h.mapctl("history", "import", "--own-networks", "192.168.0.0/16", *args,
+                     redis=self.redis, prefix=PREFIX,
                      env={"TZ": "UTC"})
         self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
         return r.stdout
