@@ -276,8 +276,8 @@ const std::vector<SettingDef>& Table() {
        "send the recipient a test-like first mail."},
       {"discovery_test_points", SettingType::kInt, "5", 1, 100, "", "", kScopeShared,
        "Points that make a single-external-recipient message test-like for discovery when "
-       "the engine's test_message did not fire: small 2, localhost or literal HELO 2, "
-       "bare-word HELO 1, random subject 3, no Message-ID (Exim logs) 1."},
+       "the engine's test_message did not fire: small 2, localhost or public literal HELO 2, "
+       "bare-word or private-literal HELO 1, random subject 3, no Message-ID (Exim logs) 1."},
       {"retro_window", SettingType::kDuration, "7d", kHour, 90 * kDay, "", "", kScopeShared,
        "How long compd remembers who mailed whom: a mail is an account's first to a "
        "recipient when not seen within this time, and entries added to the map flag the "

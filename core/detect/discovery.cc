@@ -291,9 +291,7 @@ Discovery::Look Discovery::Features(const Message& m,
     if (external) {
       look.external = true;
       if (m.size >= 0 && m.size <= options_.test_max_size) look.points += 2;
-      HeloKind helo = ClassifyHelo(m.helo);
-      if (helo == HeloKind::kLocalhost || helo == HeloKind::kLiteral) look.points += 2;
-      if (helo == HeloKind::kBareWord) look.points += 1;
+      look.points += HeloPoints(ClassifyHelo(m.helo));  // the engine's HELO points
       if (!m.subject.empty() && RandomLookingSubject(m.subject)) look.points += 3;
       // Only log readers that see the client's own Message-ID can tell it is missing.
       if (m.source == "exim-log" && m.message_id.empty()) look.points += 1;

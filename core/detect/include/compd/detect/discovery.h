@@ -49,8 +49,8 @@ struct DiscoveryOptions {
   int64_t window_ms = int64_t{7} * 86400 * 1000;        // sightings count this long
   int64_t retro_window_ms = int64_t{7} * 86400 * 1000;  // pair memory ("first mail")
   int min_domains = 2;                                  // unrelated customer domains
-  // Test-like without the engine's signal: small 2, localhost/literal HELO 2, bare-word
-  // HELO 1, random subject 3, no Message-ID 1 (the network point needs account state,
+  // Test-like without the engine's signal: small 2, the engine's HELO points (HeloPoints),
+  // random subject 3, no Message-ID 1 (the network point needs account state,
   // which the engine's signal has).
   int test_points = 5;
   int64_t test_max_size = 2000;
