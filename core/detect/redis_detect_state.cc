@@ -4,6 +4,7 @@
 #include <cstdlib>
 
 #include "compd/base/keys.h"
+#include "compd/base/thread_guard.h"
 
 namespace compd {
 
@@ -210,7 +211,7 @@ Status RedisDetectState::Start() {
     Log(LogLevel::kWarning, "detect: cannot load the known networks from Redis yet; retrying");
   }
   std::lock_guard<std::mutex> lock(mu_);
-  thread_ = std::thread([this] { Loop(); });
+  thread_ = StartLoopThread("detect", log_, [this] { Loop(); }, FlagUnder(&mu_, &stop_));
   return Status::Ok();
 }
 
