@@ -281,7 +281,7 @@ class HandWrittenReplayTest(unittest.TestCase):
             f.write(self.exim("2026-01-01 00:05:00", "1aaaad-000001-AA", carol, "192.0.2.5",
                               ext))
             f.write("Jan  1 00:06:00 mx1 CRON[4000]: (root) CMD (true)\n")
-            f.write(self.exim("2026-01-01 00:20:00", "1aaaae-000001-AA", carol, "100.64.0.5",
+            f.write(self.exim("2026-01-01 00:20:00", "1aaaae-000001-AA", carol, "45.67.0.5",
                               ext))
         files = [os.path.join(d, n) for n in ("mainlog", "mainlog.2.gz", "mainlog.1")]
         reactions, summary = replay("--json", *files)
@@ -291,7 +291,7 @@ class HandWrittenReplayTest(unittest.TestCase):
         self.assertEqual(reactions[0]["origin"], "mainlog.1:2")
         nets = reactions[1]["evidence"]["new_networks"]["new"]
         self.assertEqual([n["group"] for n in nets],
-                         ["203.0.0.0/16", "192.0.0.0/16", "100.64.0.0/16"])
+                         ["203.0.0.0/16", "192.0.0.0/16", "45.67.0.0/16"])
         self.assertEqual(nets[0]["first_seen"], "2025-12-31T23:50:00.000Z")
         self.assertEqual((summary["messages"], summary["unauthenticated"]), (5, 1), summary)
         self.assertEqual(summary["lines"], 9, summary)

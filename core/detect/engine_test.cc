@@ -149,11 +149,11 @@ TEST_CASE("new_networks: a botnet's residential addresses fire, with evidence", 
 TEST_CASE("new_networks: carrier NAT within one group does not fire", "[detect]") {
   Fixture f;
   f.History();
-  // A phone behind a carrier's NAT pool: a new /24 every few minutes, all in 100.64/16.
-  f.Send("100.64.1.9", kNow - 10 * kDay, "bob@partner.example");  // the phone, known
+  // A phone behind a carrier's NAT pool: a new /24 every few minutes, all in 85.76/16.
+  f.Send("85.76.1.9", kNow - 10 * kDay, "bob@partner.example");  // the phone, known
   for (int i = 0; i < 20; ++i) {
     CHECK(
-        f.Send("100.64." + std::to_string(10 + i) + ".3", kNow + i * kMin, "b@p.example").empty());
+        f.Send("85.76." + std::to_string(10 + i) + ".3", kNow + i * kMin, "b@p.example").empty());
   }
 }
 
@@ -167,7 +167,7 @@ TEST_CASE("new_networks: travel (one new network for days) does not fire", "[det
   }
   // Airport, then hotel: two new groups in an hour, still under the minimum.
   CHECK(f.Send("198.18.0.1", kNow + 5 * kDay, "b@p.example").empty());
-  CHECK(f.Send("172.16.5.5", kNow + 5 * kDay + 30 * kMin, "b@p.example").empty());
+  CHECK(f.Send("62.210.5.5", kNow + 5 * kDay + 30 * kMin, "b@p.example").empty());
 }
 
 TEST_CASE("new_networks: spread wider than the window does not fire", "[detect]") {
