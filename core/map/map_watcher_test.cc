@@ -1,7 +1,9 @@
 // MapWatcher against a real redis-server (started and stopped by the tests themselves).
 #include "compd/map/map_watcher.h"
 
+#include <algorithm>
 #include <catch2/catch.hpp>
+#include <mutex>
 
 #include "compd/map/map_store.h"
 #include "compd/map/rspamd_map.h"
@@ -101,6 +103,49 @@ TEST_CASE("map watcher enforces a change published by another client within a se
   }));
   watcher.Stop();
   CHECK(watcher.stats().loads == 2);
+}
+
+TEST_CASE("map watcher tells its listener what each new snapshot added", "[redis][map_watcher]") {
+  RedisServer redis;
+  LogCapture log;
+  AddToMap(redis.url(), {Exact("old@bad.example")});
+  MapWatcherOptions opts = Options(redis.url());
+  opts.poll_interval = std::chrono::minutes(10);
+  MapWatcher watcher(opts, log.fn());
+  std::mutex mu;
+  std::vector<MapChangeNote> notes;
+  watcher.SetChangeListener([&](const MapChangeNote& n) {
+    std::lock_guard<std::mutex> lock(mu);
+    notes.push_back(n);
+  });
+  REQUIRE(watcher.Start().ok());
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    REQUIRE(notes.size() == 1);  // the first load: a whole read, from nothing
+    CHECK(notes[0].whole);
+    CHECK(notes[0].before->source != "redis");
+    CHECK(notes[0].after->exact == 1);
+  }
+  RedisClient probe(redis.url());
+  REQUIRE(WaitUntil([&] {
+    RedisReply r;
+    return probe.Command({"PUBSUB", "NUMSUB", "t:map:changes"}, &r).ok() &&
+           r.elements.size() == 2 && r.elements[1].integer == 1;
+  }));
+  AddToMap(redis.url(), {Exact("new@bad.example"), Pattern("^spam[0-9]+@evil\\.example$")});
+  REQUIRE(WaitUntil([&] {
+    std::lock_guard<std::mutex> lock(mu);
+    return notes.size() == 2;
+  }));
+  watcher.Stop();
+  const MapChangeNote& n = notes[1];
+  CHECK_FALSE(n.whole);
+  CHECK(n.before->version < n.after->version);
+  CHECK_FALSE(n.before->matcher->Lookup("new@bad.example").has_value());
+  std::vector<std::string> added;
+  for (const Entry& e : n.added) added.push_back(e.text);
+  std::sort(added.begin(), added.end());
+  CHECK(added == std::vector<std::string>{"/^spam[0-9]+@evil\\.example$/", "new@bad.example"});
 }
 
 // What `mapctl remove` does.
