@@ -132,18 +132,22 @@ std::string SubjectText(std::string_view raw, size_t max_bytes) {
     decoded = DecodeEncodedWords(raw);
     raw = decoded;
   }
-  std::string out;
-  out.reserve(raw.size());
-  for (char c : raw) {
-    if (c == '\r' || c == '\n') continue;  // unfolding: the blank after the break stays
-    out.push_back(static_cast<unsigned char>(c) < 0x20 || c == 0x7f ? ' ' : c);
-  }
-  size_t e = out.size();
-  while (e > 0 && out[e - 1] == ' ') --e;
-  out.resize(e);
-  size_t b = out.find_first_not_of(' ');
-  out.erase(0, b == std::string::npos ? out.size() : b);
+  std::string out(raw);
+  CleanSubject(&out);
   return out;
+}
+
+void CleanSubject(std::string* s) {
+  size_t w = 0;
+  for (size_t r = 0; r < s->size(); ++r) {
+    const char c = (*s)[r];
+    if (c == '\r' || c == '\n') continue;  // unfolding: the blank after the break stays
+    (*s)[w++] = static_cast<unsigned char>(c) < 0x20 || c == 0x7f ? ' ' : c;
+  }
+  while (w > 0 && (*s)[w - 1] == ' ') --w;
+  s->resize(w);
+  const size_t b = s->find_first_not_of(' ');
+  s->erase(0, b == std::string::npos ? s->size() : b);
 }
 
 }  // namespace compd

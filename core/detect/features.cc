@@ -1,10 +1,8 @@
 #include "compd/detect/features.h"
 
-#include <arpa/inet.h>
-
 #include <cctype>
-#include <cstring>
 
+#include "compd/base/net.h"
 #include "compd/base/text.h"
 #include "compd/map/address.h"
 #include "compd/map/address_list.h"
@@ -96,27 +94,9 @@ int HeloPoints(HeloKind kind) {
 }
 
 bool PrivateAddress(std::string_view ip) {
-  if (ip.empty() || ip.size() >= INET6_ADDRSTRLEN) return false;
-  char text[INET6_ADDRSTRLEN];
-  std::memcpy(text, ip.data(), ip.size());
-  text[ip.size()] = '\0';
-  unsigned char b[16];
-  if (inet_pton(AF_INET, text, b) == 1) {
-    return b[0] == 10 || b[0] == 127 || (b[0] == 172 && (b[1] & 0xf0) == 16) ||
-           (b[0] == 192 && b[1] == 168) || (b[0] == 169 && b[1] == 254) ||
-           (b[0] == 100 && (b[1] & 0xc0) == 64);
-  }
-  if (inet_pton(AF_INET6, text, b) != 1) return false;
-  static const unsigned char kLoopback[16] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1};
-  if (std::memcmp(b, kLoopback, 16) == 0) return true;
-  if ((b[0] & 0xfe) == 0xfc) return true;                  // fc00::/7 unique-local
-  if (b[0] == 0xfe && (b[1] & 0xc0) == 0x80) return true;  // fe80::/10 link-local
-  static const unsigned char kMapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
-  if (std::memcmp(b, kMapped, 12) == 0) {
-    char v4[INET_ADDRSTRLEN];
-    if (inet_ntop(AF_INET, b + 12, v4, sizeof v4) != nullptr) return PrivateAddress(v4);
-  }
-  return false;
+  // Built once, never changed: the same list own_networks defaults to.
+  static const std::vector<Cidr> kPrivate = PrivateNetworks();
+  return InNetworks(kPrivate, ip);
 }
 
 bool RandomLookingSubject(std::string_view subject, std::string* why) {

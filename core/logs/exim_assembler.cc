@@ -2,23 +2,9 @@
 
 #include <cstdint>
 
-namespace compd {
+#include "compd/base/encoded_words.h"
 
-void CleanLoggedSubject(std::string* s) {
-  size_t w = 0;
-  for (size_t r = 0; r < s->size(); ++r) {
-    char c = (*s)[r];
-    if (c == '\r' || c == '\n') continue;  // unfolding: the blank after stays
-    // Tabs and stray control characters (Exim's \ooo escapes) print as blanks.
-    (*s)[w++] = static_cast<unsigned char>(c) < 0x20 || c == 0x7f ? ' ' : c;
-  }
-  s->resize(w);
-  size_t b = 0;
-  while (b < s->size() && ((*s)[b] == ' ' || (*s)[b] == '\t')) ++b;
-  size_t e = s->size();
-  while (e > b && ((*s)[e - 1] == ' ' || (*s)[e - 1] == '\t')) --e;
-  if (b > 0 || e < s->size()) *s = s->substr(b, e - b);
-}
+namespace compd {
 
 void EximAssembler::Line(const LogLine& line) {
   ParseEximLine(line.text, &parsed_);
@@ -81,7 +67,7 @@ void EximAssembler::Arrival(const LogLine& line) {
   } else {
     m.subject.assign(a.subject);
   }
-  CleanLoggedSubject(&m.subject);
+  CleanSubject(&m.subject);  // Exim logs it decoded; \ooo escapes print as blanks
   m.source.assign("exim-log");
   SetOrigin((*base_names_)[line.file], line.number, &m.origin);
   if (a.has_for) {

@@ -213,7 +213,7 @@ void PostfixAssembler::Cleanup(const LogLine& line, std::string_view rest,
     } else {
       m.subject.assign(raw);
     }
-    CleanLoggedSubject(&m.subject);
+    CleanSubject(&m.subject);
   }
   if (action == "milter-reject" || action == "reject" || action == "discard") {
     // Refused after DATA: the message was submitted all the same. The line names the

@@ -297,7 +297,8 @@ Status EvaluatePolicyRequest(const Tripwire& tripwire, const PolicyRequest& requ
   const std::string_view queue_id = request.Get("queue_id");
   // Postfix sends size= (SIZE= of MAIL FROM, the real size at END-OF-MESSAGE, 0 when not
   // known); Exim's DATA request gives $message_size.
-  int64_t size = EsmtpSizeParameter("SIZE=" + std::string(request.Get("size")));
+  int64_t size = -1;
+  ParseDecimal(request.Get("size"), &size);
   Verdict v = session.Mail(request.Get("sender"), request.Get("sasl_username"),
                            request.Get("sasl_method"), queue_id, size > 0 ? size : -1);
   if (v.kind != Verdict::Kind::kContinue || mail) {  // out of scope, or a locked account

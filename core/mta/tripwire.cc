@@ -48,14 +48,8 @@ bool IsLoopback(std::string_view ip) { return ip == "127.0.0.1" || ip == "::1"; 
 }  // namespace
 
 int64_t EsmtpSizeParameter(std::string_view param) {
-  if (!StartsWithIgnoreAsciiCase(param, "SIZE=") || param.size() == 5 || param.size() > 5 + 18) {
-    return -1;
-  }
-  int64_t n = 0;
-  for (char c : param.substr(5)) {
-    if (c < '0' || c > '9') return -1;
-    n = n * 10 + (c - '0');
-  }
+  int64_t n = -1;
+  if (!StartsWithIgnoreAsciiCase(param, "SIZE=") || !ParseDecimal(param.substr(5), &n)) return -1;
   return n;
 }
 

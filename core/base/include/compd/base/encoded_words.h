@@ -23,6 +23,10 @@ std::string DecodeEncodedWords(std::string_view s);
 // decoded too for live and replay to score the same. Allocates only the result.
 std::string SubjectText(std::string_view raw, size_t max_bytes = 998);
 
+// SubjectText's clean-up alone, in place, for a subject a log already holds decoded:
+// unfolded, control characters as blanks, blanks trimmed at both ends.
+void CleanSubject(std::string* subject);
+
 }  // namespace compd
 
 #endif  // COMPD_BASE_ENCODED_WORDS_H_

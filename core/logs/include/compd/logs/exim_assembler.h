@@ -35,9 +35,6 @@ class EximAssembler : public Assembler {
   PendingMessages pending_;
 };
 
-// A subject as the MTA logged it, unquoted: header folding and surrounding blanks removed.
-void CleanLoggedSubject(std::string* subject);
-
 }  // namespace compd
 
 #endif  // COMPD_LOGS_EXIM_ASSEMBLER_H_
