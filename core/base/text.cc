@@ -2,6 +2,7 @@
 
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace compd {
 
@@ -44,6 +45,17 @@ std::string_view TrimChars(std::string_view s, std::string_view chars) {
   const size_t b = s.find_first_not_of(chars);
   if (b == std::string_view::npos) return {};
   return s.substr(b, s.find_last_not_of(chars) - b + 1);
+}
+
+std::vector<std::string_view> SplitList(std::string_view list, std::string_view separators) {
+  std::vector<std::string_view> items;
+  while (!list.empty()) {
+    const size_t sep = list.find_first_of(separators);
+    std::string_view item = TrimBlanks(list.substr(0, sep));
+    list = sep == std::string_view::npos ? std::string_view() : list.substr(sep + 1);
+    if (!item.empty()) items.push_back(item);
+  }
+  return items;
 }
 
 }  // namespace compd

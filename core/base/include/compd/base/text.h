@@ -14,6 +14,7 @@
 
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace compd {
 
@@ -52,6 +53,10 @@ bool StartsWithIgnoreAsciiCase(std::string_view s, std::string_view prefix);
 std::string_view TrimBlanks(std::string_view s);
 std::string_view TrimAsciiSpace(std::string_view s);
 std::string_view TrimChars(std::string_view s, std::string_view chars);
+
+// The items of a list separated by any byte of `separators`, each trimmed of blanks;
+// empty items are dropped ("a, b,,c" -> a b c). Views into `list`.
+std::vector<std::string_view> SplitList(std::string_view list, std::string_view separators);
 
 }  // namespace compd
 
