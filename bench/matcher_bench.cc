@@ -52,6 +52,8 @@ using Clock = std::chrono::steady_clock;
 using compd::Entry;
 using compd::EntryKind;
 using compd::Matcher;
+using compd::RawExactEntry;
+using compd::RawPatternEntry;
 
 double Ms(Clock::duration d) { return std::chrono::duration<double, std::milli>(d).count(); }
 
@@ -131,22 +133,6 @@ std::string RealisticAddress(std::mt19937_64& rng) {
   return local + "@" + domain;
 }
 
-Entry ExactEntry(std::string address) {
-  Entry e;
-  e.kind = EntryKind::kExact;
-  e.text = std::move(address);
-  return e;
-}
-
-Entry PatternEntry(const std::string& regex, const std::string& flags) {
-  Entry e;
-  e.kind = EntryKind::kPattern;
-  e.text = "/" + regex + "/" + flags;
-  e.regex = regex;
-  e.flags = flags;
-  return e;
-}
-
 // Test-recipient patterns as operators write them: mostly anchored both ends and
 // case-insensitive (`/^[a-z0-9]{8,12}@mail0[0-9]\.netgate\.com\.uy$/i` and variants),
 // a good share unanchored or anchored at one end only.
@@ -193,7 +179,7 @@ Entry RealisticPattern(std::mt19937_64& rng, int k) {
       break;
   }
   const uint64_t f = rng() % 20;
-  return PatternEntry(re, f < 2 ? "" : f == 2 ? "iu" : "i");
+  return RawPatternEntry(re, f < 2 ? "" : f == 2 ? "iu" : "i");
 }
 
 // n distinct addresses.
@@ -204,7 +190,7 @@ std::vector<Entry> MakeExact(size_t n, uint64_t seed) {
   std::unordered_set<std::string> seen;
   while (out.size() < n) {
     std::string a = RealisticAddress(rng);
-    if (seen.insert(a).second) out.push_back(ExactEntry(std::move(a)));
+    if (seen.insert(a).second) out.push_back(RawExactEntry(std::move(a)));
   }
   return out;
 }

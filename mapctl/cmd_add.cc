@@ -40,13 +40,24 @@ bool ParseAll(const std::vector<std::string>& args, std::vector<compd::Entry>* e
   return true;
 }
 
+// Parses the entries, then opens the store (nothing is opened for bad input). False with
+// the exit code set when either fails.
+bool ParseAndOpen(const EditOptions& o, Context& ctx, std::vector<compd::Entry>* entries,
+                  compd::MapStore** store, int* exit_code) {
+  if (!ParseAll(o.entries, entries, exit_code)) return false;
+  compd::Status s = ctx.OpenStore(store);
+  if (!s.ok()) {
+    *exit_code = Fail(s);
+    return false;
+  }
+  return true;
+}
+
 int RunAdd(const EditOptions& o, Context& ctx) {
   std::vector<compd::Entry> entries;
-  int code = kExitOk;
-  if (!ParseAll(o.entries, &entries, &code)) return code;
   compd::MapStore* store = nullptr;
-  compd::Status s = ctx.OpenStore(&store);
-  if (!s.ok()) return Fail(s);
+  int code = kExitOk;
+  if (!ParseAndOpen(o, ctx, &entries, &store, &code)) return code;
 
   const std::string by = Context::Operator();
   const int64_t now = static_cast<int64_t>(time(nullptr));
@@ -55,7 +66,7 @@ int RunAdd(const EditOptions& o, Context& ctx) {
   for (auto& e : entries) stored.push_back({std::move(e), {now, by, o.note, "mapctl"}});
   std::vector<bool> added;
   compd::ChangeResult result;
-  s = store->Add(stored, by, &added, &result);
+  compd::Status s = store->Add(stored, by, &added, &result);
   if (!s.ok()) return Fail(s);
 
   if (ctx.globals.json) {
@@ -83,15 +94,13 @@ int RunAdd(const EditOptions& o, Context& ctx) {
 
 int RunRemove(const EditOptions& o, Context& ctx) {
   std::vector<compd::Entry> entries;
-  int code = kExitOk;
-  if (!ParseAll(o.entries, &entries, &code)) return code;
   compd::MapStore* store = nullptr;
-  compd::Status s = ctx.OpenStore(&store);
-  if (!s.ok()) return Fail(s);
+  int code = kExitOk;
+  if (!ParseAndOpen(o, ctx, &entries, &store, &code)) return code;
 
   std::vector<bool> removed;
   compd::ChangeResult result;
-  s = store->Remove(entries, Context::Operator(), &removed, &result);
+  compd::Status s = store->Remove(entries, Context::Operator(), &removed, &result);
   if (!s.ok()) return Fail(s);
   size_t missing = entries.size() - result.removed;
 

@@ -35,6 +35,7 @@ import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib"))
 import compd_harness as h  # noqa: E402
+import stack_util as su  # noqa: E402
 
 PREFIX = "compd:"
 MILTER_MACROS = {
@@ -97,15 +98,6 @@ def seed_week_ago(redis, now):
         hour = time.gmtime(t).tm_hour
         n = 400 if 8 <= hour < 18 else 60
         redis.call("HSET", PREFIX + "vol:t:%s" % hour_id(t), "m", n, "r", n)
-
-
-def add_listed(redis, address):
-    meta = json.dumps({"added_at": int(time.time()), "added_by": "test", "note": "",
-                       "source": "dashboard_test"})
-    redis.call("EVAL", "redis.call('HSET', KEYS[1], ARGV[2], ARGV[1]) "
-               "local v = redis.call('INCR', KEYS[2]) redis.call('PUBLISH', KEYS[3], v) return v",
-               3, PREFIX + "map:exact", PREFIX + "map:version", PREFIX + "map:changes", meta,
-               address)
 
 
 def score(redis, key, member):
@@ -247,7 +239,7 @@ class Env:
                 time.sleep(remaining + 1)
             self.t0 = time.time()
             self.redis = h.RedisServer().start()
-            add_listed(self.redis, LISTED)
+            su.add_listed(self.redis, LISTED, source="dashboard_test", prefix=PREFIX)
             seed_year(self.redis, YEARLY, self.t0)
             seed_last_hour(self.redis, self.t0)
             seed_week_ago(self.redis, self.t0)
@@ -286,17 +278,10 @@ class Env:
                       {hour_id(time.time())})
 
     def close(self):
-        for part in (self.stack, self.milter, self.redis):
-            if part is not None:
-                try:
-                    part.close()
-                except Exception as e:
-                    print("closing %s: %s" % (type(part).__name__, e), file=sys.stderr)
+        su.close_all((self.stack, self.milter, self.redis))
 
     def diag(self):
-        return "\n--- compd-milter log\n%s\n%s" % (
-            h.tail(self.milter.log_path, 40) if self.milter else "",
-            self.stack.logs() if self.stack else "")
+        return su.milter_diag(self.milter, self.stack)
 
 
 ENV = None

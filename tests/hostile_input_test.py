@@ -13,6 +13,7 @@ import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib"))
 import compd_harness as h  # noqa: E402
+import stack_util as su  # noqa: E402
 from milter_client import MilterClient  # noqa: E402
 from milter_protocol_test import PRELUDE, add_entries, events  # noqa: E402
 
@@ -34,7 +35,7 @@ class HostileInputTest(unittest.TestCase):
         cls.redis.close()
 
     def account(self):
-        return "%s@customer.example" % self.id().split(".")[-1]
+        return su.test_account(self)
 
     def run_lua(self, body, timeout=60):
         code, out = h.miltertest(PRELUDE + body, self.milter.port,

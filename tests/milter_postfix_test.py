@@ -28,6 +28,7 @@ import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib"))
 import compd_harness as h  # noqa: E402
+import stack_util as su  # noqa: E402
 
 PREFIX = "compd:"
 EVENTS = PREFIX + "events"
@@ -55,20 +56,6 @@ CASES = "a b c d e f g h i j k m n".split()
 USERS = {user(c): password(c) for c in CASES}
 
 
-def add_listed(redis, *addresses):
-    """Adds exact entries straight into Redis the way mapctl does: one atomic change that
-    bumps the version and publishes it."""
-    meta = json.dumps({"added_at": int(time.time()), "added_by": "test", "note": "",
-                       "source": "milter_postfix_test"})
-    script = """
-        for i, a in ipairs(ARGV) do redis.call('HSET', KEYS[1], a, KEYS[4]) end
-        local v = redis.call('INCR', KEYS[2])
-        redis.call('PUBLISH', KEYS[3], v)
-        return v"""
-    return redis.call("EVAL", script, 4, PREFIX + "map:exact", PREFIX + "map:version",
-                      PREFIX + "map:changes", meta, *[a.lower() for a in addresses])
-
-
 def read_text(path):
     try:
         with open(path, encoding="utf-8") as f:
@@ -93,7 +80,7 @@ class Env:
         self.stack = None
         try:
             self.redis = h.RedisServer().start()
-            add_listed(self.redis, *listed)
+            su.add_listed(self.redis, *listed, source="milter_postfix_test", prefix=PREFIX)
             self.milter = h.Milter.standard(self.redis, action="reject", prefix=PREFIX)
             self.milter.start()
             self.stack = h.MailStack(users=USERS, smtpd_milters=self.milter.postfix_spec,
@@ -105,18 +92,11 @@ class Env:
             raise
 
     def close(self):
-        for part in (self.stack, self.milter, self.redis):
-            if part is not None:
-                try:
-                    part.close()
-                except Exception as e:
-                    print("closing %s: %s" % (type(part).__name__, e), file=sys.stderr)
+        su.close_all((self.stack, self.milter, self.redis))
 
     def diag(self):
         """Logs for a failure message."""
-        return "\n--- compd-milter log\n%s\n%s" % (
-            h.tail(self.milter.log_path, 40) if self.milter else "",
-            self.stack.logs() if self.stack else "")
+        return su.milter_diag(self.milter, self.stack)
 
 
 class MilterTestCase(unittest.TestCase):

@@ -21,19 +21,11 @@ import unittest
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib"))
 import compd_harness as h  # noqa: E402
 import exim_harness as eh  # noqa: E402
+import stack_util as su  # noqa: E402
 
 PREFIX = "compd:"
 LISTED = ["listed@bad.example", "header-hit@bad.example", "display@bad.example",
           "burst@bad.example", "postfix@bad.example"]
-
-
-def add_listed(redis, *addresses):
-    meta = json.dumps({"added_at": int(time.time()), "added_by": "test", "note": "",
-                       "source": "policy_test"})
-    for a in addresses:
-        redis.call("HSET", PREFIX + "map:exact", a.lower(), meta)
-    v = redis.call("INCR", PREFIX + "map:version")
-    redis.call("PUBLISH", PREFIX + "map:changes", str(v))
 
 
 def stream_events(redis):
@@ -59,7 +51,7 @@ class PolicyTestCase(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.redis = h.RedisServer().start()
-        add_listed(cls.redis, *LISTED)
+        su.add_listed(cls.redis, *LISTED, source="policy_test", prefix=PREFIX)
         cls.policy_port = h.free_port()
         cls.milter = h.Milter.standard(cls.redis, extra=[
             "--policy-socket", "inet:%d" % cls.policy_port,
@@ -72,7 +64,7 @@ class PolicyTestCase(unittest.TestCase):
         cls.redis.close()
 
     def account(self):
-        return "%s@customer.example" % self.id().split(".")[-1]
+        return su.test_account(self)
 
     def client(self):
         return eh.PolicyClient((h.LOOPBACK, self.policy_port))

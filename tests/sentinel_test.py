@@ -21,6 +21,7 @@ import urllib.request
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib"))
 import compd_harness as h  # noqa: E402
+import stack_util as su  # noqa: E402
 from milter_client import MilterClient  # noqa: E402
 
 PREFIX = "compd:"
@@ -231,11 +232,7 @@ class SentinelFailoverTest(unittest.TestCase):
         cls.stack.start()
 
     def tearDown(self):
-        for part in reversed(self.parts):
-            try:
-                part.close()
-            except Exception as e:
-                print("closing %s: %s" % (type(part).__name__, e), file=sys.stderr)
+        su.close_all(reversed(self.parts))
 
     def mapctl(self, *args):
         return h.mapctl(*(self.flags + ["--prefix", PREFIX] + list(args)))

@@ -7,65 +7,26 @@
 #include <nlohmann/json.hpp>
 
 #include "compd/accounts/recorder.h"
+#include "compd/testutil/accounts.h"
 #include "compd/testutil/redis.h"
 
 namespace compd {
 namespace {
 
+using testing::GetAccount;
+using testing::HitEvent;
 using testing::LogCapture;
+using testing::RecordAndWait;
 using testing::RedisServer;
 using testing::TempDir;
+using testing::TestRecorderOptions;
 using testing::WaitUntil;
-
-Event Hit(const std::string& account, const std::string& recipient,
-          const std::string& ip = "192.0.2.7") {
-  Event e;
-  e.account = account;
-  e.client_ip = ip;
-  e.recipient = recipient;
-  e.where = "envelope";
-  e.entry = recipient;
-  e.entry_kind = "exact";
-  e.action = "reject";
-  e.source = "milter";
-  return e;
-}
+using testing::ZCard;
 
 RecorderOptions Options(const RedisUrl& url, const TempDir& tmp, AccountReaction reaction = {}) {
-  RecorderOptions o;
-  o.redis = url;
-  o.prefix = "t:";
-  o.alert_log = tmp / "alerts.jsonl";
-  o.spool_dir = tmp / "spool";
-  o.hostname = "mx-test";
-  o.redis_timeout = std::chrono::milliseconds(500);
-  o.retry_min = std::chrono::milliseconds(20);
+  RecorderOptions o = TestRecorderOptions(url, tmp);
   o.accounts = std::move(reaction);
   return o;
-}
-
-// Submits and waits until the Recorder wrote everything submitted so far.
-void Record(Recorder* rec, Event e) {
-  uint64_t before = rec->stats().written + rec->stats().duplicates;
-  rec->Submit(std::move(e));
-  REQUIRE(WaitUntil([&] { return rec->stats().written + rec->stats().duplicates > before; }));
-}
-
-AccountRecord Get(const RedisUrl& url, const std::string& account) {
-  RedisClient c(url);
-  AccountRegistry reg(&c, "t:");
-  AccountRecord r;
-  Status s = reg.Get(account, &r);
-  INFO(s.ToString());
-  REQUIRE(s.ok());
-  return r;
-}
-
-int64_t ZCard(const RedisUrl& url, const std::string& key) {
-  RedisClient c(url);
-  RedisReply r;
-  REQUIRE(c.Command({"ZCARD", key}, &r).ok());
-  return r.integer;
 }
 
 std::map<std::string, std::string> Locked(const RedisUrl& url) {
@@ -175,11 +136,11 @@ TEST_CASE("a hit flags its account and keeps the evidence", "[redis][accounts]")
   Recorder rec(Options(redis.url(), tmp), log.fn());
   REQUIRE(rec.Start().ok());
 
-  Record(&rec, Hit("Alice@Cust.example", "t1@bad.example", "192.0.2.1"));
-  Record(&rec, Hit("alice@cust.example", "t2@bad.example", "192.0.2.2"));
-  Record(&rec, Hit("alice@cust.example", "t1@bad.example", "192.0.2.2"));
+  RecordAndWait(&rec, HitEvent("Alice@Cust.example", "t1@bad.example", "192.0.2.1"));
+  RecordAndWait(&rec, HitEvent("alice@cust.example", "t2@bad.example", "192.0.2.2"));
+  RecordAndWait(&rec, HitEvent("alice@cust.example", "t1@bad.example", "192.0.2.2"));
 
-  AccountRecord r = Get(redis.url(), "ALICE@cust.example");
+  AccountRecord r = GetAccount(redis.url(), "ALICE@cust.example");
   CHECK(r.account == "alice@cust.example");
   CHECK(r.state == "flagged");
   CHECK(r.hits == 3);
@@ -215,14 +176,14 @@ TEST_CASE("lock_on_hit locks, except allowlisted accounts; jobs once per newly f
   Recorder rec(options, log.fn());
   REQUIRE(rec.Start().ok());
 
-  Record(&rec, Hit("bob@cust.example", "t1@bad.example"));
-  Record(&rec, Hit("watch@partner.example", "t1@bad.example"));
+  RecordAndWait(&rec, HitEvent("bob@cust.example", "t1@bad.example"));
+  RecordAndWait(&rec, HitEvent("watch@partner.example", "t1@bad.example"));
 
-  AccountRecord bob = Get(redis.url(), "bob@cust.example");
+  AccountRecord bob = GetAccount(redis.url(), "bob@cust.example");
   CHECK(bob.state == "locked");
   CHECK(bob.lock_expires_ms == 0);
   CHECK(bob.state_reason == "hit on t1@bad.example; lock_on_hit");
-  AccountRecord watch = Get(redis.url(), "watch@partner.example");
+  AccountRecord watch = GetAccount(redis.url(), "watch@partner.example");
   CHECK(watch.state == "flagged");
   CHECK(watch.state_reason == "hit on t1@bad.example; not locked: in lock_allowlist");
   auto locked = Locked(redis.url());
@@ -241,9 +202,9 @@ TEST_CASE("lock_on_hit locks, except allowlisted accounts; jobs once per newly f
                    "ticket queued"));
 
   // A second hit of a flagged (allowlisted) account is no news: no new job.
-  Record(&rec, Hit("watch@partner.example", "t2@bad.example"));
+  RecordAndWait(&rec, HitEvent("watch@partner.example", "t2@bad.example"));
   CHECK(ZCard(redis.url(), "t:hooks:due") == 4);
-  CHECK(Get(redis.url(), "watch@partner.example").hits == 2);
+  CHECK(GetAccount(redis.url(), "watch@partner.example").hits == 2);
 
   // A release, then a new hit: flagged (locked) again, but within the quiet period no ticket.
   {
@@ -254,8 +215,8 @@ TEST_CASE("lock_on_hit locks, except allowlisted accounts; jobs once per newly f
     CHECK(change.previous_state == "locked");
   }
   CHECK(Locked(redis.url()).empty());
-  Record(&rec, Hit("bob@cust.example", "t3@bad.example"));
-  CHECK(Get(redis.url(), "bob@cust.example").state == "locked");
+  RecordAndWait(&rec, HitEvent("bob@cust.example", "t3@bad.example"));
+  CHECK(GetAccount(redis.url(), "bob@cust.example").state == "locked");
   CHECK(ZCard(redis.url(), "t:hooks:due") == 4);
 
   // The job carries what the hook needs.
@@ -307,11 +268,11 @@ TEST_CASE("quiet period 0 opens a ticket per newly flagged; duplicates change no
   Recorder rec(Options(redis.url(), tmp, reaction), log.fn());
   REQUIRE(rec.Start().ok());
 
-  Event e = Hit("carol@cust.example", "t1@bad.example");
+  Event e = HitEvent("carol@cust.example", "t1@bad.example");
   e.id = "fixed-id-1";
-  Record(&rec, e);
-  Record(&rec, e);  // a replay of the same event: counted nowhere twice
-  AccountRecord r = Get(redis.url(), "carol@cust.example");
+  RecordAndWait(&rec, e);
+  RecordAndWait(&rec, e);  // a replay of the same event: counted nowhere twice
+  AccountRecord r = GetAccount(redis.url(), "carol@cust.example");
   CHECK(r.hits == 1);
   CHECK(r.recipients.size() == 1);
   CHECK(r.recipients[0].second == 1);
@@ -321,8 +282,8 @@ TEST_CASE("quiet period 0 opens a ticket per newly flagged; duplicates change no
   RedisClient c(redis.url());
   AccountRegistry reg(&c, "t:");
   REQUIRE(reg.Release("carol@cust.example", "ops", "", nullptr).ok());
-  Record(&rec, Hit("carol@cust.example", "t1@bad.example"));
-  CHECK(Get(redis.url(), "carol@cust.example").state == "flagged");
+  RecordAndWait(&rec, HitEvent("carol@cust.example", "t1@bad.example"));
+  CHECK(GetAccount(redis.url(), "carol@cust.example").state == "flagged");
   CHECK(ZCard(redis.url(), "t:hooks:due") == 2);
 }
 
@@ -338,18 +299,18 @@ TEST_CASE("a release made after a spooled hit happened is not undone by its repl
   RedisClient c(redis.url());
   AccountRegistry reg(&c, "t:");
 
-  Record(&rec, Hit("dave@cust.example", "t1@bad.example"));
+  RecordAndWait(&rec, HitEvent("dave@cust.example", "t1@bad.example"));
   REQUIRE(reg.Release("dave@cust.example", "ops", "reset", nullptr).ok());
-  Event old = Hit("dave@cust.example", "t2@bad.example");
+  Event old = HitEvent("dave@cust.example", "t2@bad.example");
   old.time = FormatUtcMillis(std::chrono::system_clock::now() - std::chrono::minutes(5));
-  Record(&rec, old);
-  AccountRecord r = Get(redis.url(), "dave@cust.example");
+  RecordAndWait(&rec, old);
+  AccountRecord r = GetAccount(redis.url(), "dave@cust.example");
   CHECK(r.state == "released");
   CHECK(r.hits == 2);  // still evidence
   CHECK(Locked(redis.url()).empty());
 
-  Record(&rec, Hit("dave@cust.example", "t3@bad.example"));
-  CHECK(Get(redis.url(), "dave@cust.example").state == "locked");
+  RecordAndWait(&rec, HitEvent("dave@cust.example", "t3@bad.example"));
+  CHECK(GetAccount(redis.url(), "dave@cust.example").state == "locked");
 }
 
 TEST_CASE("automatic locks expire; a hit after the expiry locks again", "[redis][accounts]") {
@@ -363,18 +324,18 @@ TEST_CASE("automatic locks expire; a hit after the expiry locks again", "[redis]
   REQUIRE(rec.Start().ok());
 
   int64_t before = NowMs();
-  Record(&rec, Hit("erin@cust.example", "t1@bad.example"));
-  AccountRecord r = Get(redis.url(), "erin@cust.example");
+  RecordAndWait(&rec, HitEvent("erin@cust.example", "t1@bad.example"));
+  AccountRecord r = GetAccount(redis.url(), "erin@cust.example");
   CHECK(r.state == "locked");
   CHECK(r.lock_expires_ms >= before + 200);
   CHECK(r.lock_expires_ms <= NowMs() + 200);
   CHECK(r.EffectiveState(NowMs()) == "locked");
   std::this_thread::sleep_for(std::chrono::milliseconds(250));
-  r = Get(redis.url(), "erin@cust.example");
+  r = GetAccount(redis.url(), "erin@cust.example");
   CHECK(r.EffectiveState(NowMs()) == "flagged");
 
-  Record(&rec, Hit("erin@cust.example", "t2@bad.example"));
-  r = Get(redis.url(), "erin@cust.example");
+  RecordAndWait(&rec, HitEvent("erin@cust.example", "t2@bad.example"));
+  r = GetAccount(redis.url(), "erin@cust.example");
   CHECK(r.EffectiveState(NowMs()) == "locked");
   CHECK(r.lock_expires_ms > NowMs());
 }
@@ -385,7 +346,7 @@ TEST_CASE("operators lock, release and annotate; list filters by activity", "[re
   LogCapture log;
   Recorder rec(Options(redis.url(), tmp), log.fn());
   REQUIRE(rec.Start().ok());
-  Record(&rec, Hit("frank@cust.example", "t1@bad.example"));
+  RecordAndWait(&rec, HitEvent("frank@cust.example", "t1@bad.example"));
 
   RedisClient c(redis.url());
   AccountRegistry reg(&c, "t:");
@@ -400,7 +361,7 @@ TEST_CASE("operators lock, release and annotate; list filters by activity", "[re
   CHECK(change.version == 2);
   REQUIRE(reg.Note("frank@cust.example", "ops", "customer called back").ok());
 
-  AccountRecord frank = Get(redis.url(), "frank@cust.example");
+  AccountRecord frank = GetAccount(redis.url(), "frank@cust.example");
   CHECK(frank.state == "locked");
   CHECK(frank.state_by == "ops");
   CHECK(frank.state_reason == "ticket 4711");

@@ -8,6 +8,7 @@
 #include <set>
 
 #include "compd/accounts/recorder.h"
+#include "compd/testutil/accounts.h"
 #include "compd/testutil/redis.h"
 
 namespace compd {
@@ -19,38 +20,22 @@ using testing::ReadLines;
 using testing::RedisServer;
 using testing::TempDir;
 using testing::WaitUntil;
+using testing::ZCard;
 
 Event Hit(const std::string& account, const std::string& recipient) {
-  Event e;
-  e.account = account;
-  e.client_ip = "192.0.2.9";
-  e.recipient = recipient;
-  e.where = "envelope";
-  e.entry = recipient;
-  e.entry_kind = "exact";
-  e.action = "reject";
-  e.source = "milter";
-  return e;
+  return testing::HitEvent(account, recipient, "192.0.2.9");
 }
 
-// A Recorder that queues "exec" jobs, and waits for each event to be written.
+// A Recorder that queues "exec" jobs.
 struct Node {
   Node(const RedisUrl& url, const TempDir& tmp, bool lock_on_hit = false) {
-    RecorderOptions o;
-    o.redis = url;
-    o.prefix = "t:";
-    o.spool_dir = tmp / "spool";
-    o.hostname = "mx-test";
+    RecorderOptions o = testing::TestRecorderOptions(url, tmp);
     o.accounts.lock_on_hit = lock_on_hit;
     o.accounts.hook_targets = {"exec"};
     rec = std::make_unique<Recorder>(o, log.fn());
     REQUIRE(rec->Start().ok());
   }
-  void Record(Event e) {
-    uint64_t before = rec->stats().written;
-    rec->Submit(std::move(e));
-    REQUIRE(WaitUntil([&] { return rec->stats().written > before; }));
-  }
+  void Record(Event e) { testing::RecordAndWait(rec.get(), std::move(e)); }
   LogCapture log;
   std::unique_ptr<Recorder> rec;
 };
@@ -66,13 +51,6 @@ HookRunnerOptions RunnerOptions(const RedisUrl& url, std::vector<std::string> co
   o.hooks.retry_max = std::chrono::milliseconds(400);
   o.poll_interval = std::chrono::milliseconds(50);
   return o;
-}
-
-int64_t ZCard(const RedisUrl& url, const std::string& key) {
-  RedisClient c(url);
-  RedisReply r;
-  REQUIRE(c.Command({"ZCARD", key}, &r).ok());
-  return r.integer;
 }
 
 TEST_CASE("hook backoff doubles up to the maximum", "[hooks]") {

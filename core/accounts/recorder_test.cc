@@ -11,6 +11,7 @@
 #include <set>
 
 #include "compd/map/map_store.h"
+#include "compd/testutil/accounts.h"
 #include "compd/testutil/redis.h"
 
 namespace compd {
@@ -23,30 +24,15 @@ using testing::TempDir;
 using testing::WaitUntil;
 
 Event Hit(const std::string& account, const std::string& recipient) {
-  Event e;
-  e.account = account;
+  Event e = testing::HitEvent(account, recipient);
   e.auth_type = "PLAIN";
-  e.client_ip = "192.0.2.7";
   e.sender = account;
-  e.recipient = recipient;
-  e.where = "envelope";
-  e.entry = recipient;
-  e.entry_kind = "exact";
-  e.action = "reject";
   e.txn_id = "t1";
-  e.source = "milter";
   return e;
 }
 
 RecorderOptions Options(const RedisUrl& url, const TempDir& tmp) {
-  RecorderOptions o;
-  o.redis = url;
-  o.prefix = "t:";
-  o.alert_log = tmp / "alerts.jsonl";
-  o.spool_dir = tmp / "spool";
-  o.hostname = "mx-test";
-  o.redis_timeout = std::chrono::milliseconds(500);
-  o.retry_min = std::chrono::milliseconds(20);
+  RecorderOptions o = testing::TestRecorderOptions(url, tmp);
   o.retry_max = std::chrono::milliseconds(200);
   return o;
 }

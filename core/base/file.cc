@@ -6,7 +6,10 @@
 
 #include <cerrno>
 #include <cstdlib>
+#include <fstream>
 #include <system_error>
+
+#include "compd/base/text.h"
 
 namespace compd {
 
@@ -51,6 +54,24 @@ Status ReadFile(const std::string& path, std::string* out) {
     out->append(chunk.data(), static_cast<size_t>(r));
   }
   close(fd);
+  return Status::Ok();
+}
+
+Status ForEachLine(
+    const std::string& path, std::string_view blanks,
+    const std::function<Status(const std::string& where, std::string_view line)>& line_fn) {
+  std::ifstream in(path);
+  if (!in) return Status::IoError(path + ": cannot read: " + ErrnoText(errno));
+  std::string line;
+  int lineno = 0;
+  while (std::getline(in, line)) {
+    ++lineno;
+    std::string_view l = TrimChars(line, blanks);
+    if (l.empty() || l[0] == '#') continue;
+    Status s = line_fn(path + ":" + std::to_string(lineno), l);
+    if (!s.ok()) return s;
+  }
+  if (in.bad()) return Status::IoError(path + ": read error");
   return Status::Ok();
 }
 

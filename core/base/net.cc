@@ -51,11 +51,7 @@ bool Contains(const Cidr& net, const Cidr& ip) {
 
 Status ParseCidrList(std::string_view list, std::vector<Cidr>* out) {
   std::vector<Cidr> result;
-  while (!list.empty()) {
-    size_t comma = list.find_first_of(", ");
-    std::string_view item = TrimBlanks(list.substr(0, comma));
-    list = comma == std::string_view::npos ? std::string_view() : list.substr(comma + 1);
-    if (item.empty()) continue;
+  for (std::string_view item : SplitList(list, ", ")) {
     auto bad = [&](const char* why) {
       return Status::Invalid("'" + std::string(item) + "': " + why);
     };
@@ -86,6 +82,16 @@ std::string HostPort::ToString() const {
   return (v6 ? "[" + host + "]" : host) + ":" + std::to_string(port);
 }
 
+int PortDigits(std::string_view text) {
+  if (text.empty() || text.size() > 5) return -1;
+  int n = 0;
+  for (char c : text) {
+    if (c < '0' || c > '9') return -1;
+    n = n * 10 + (c - '0');
+  }
+  return n;
+}
+
 Status ParseHostPort(std::string_view spec, HostPort* out) {
   auto bad = [&](const char* why) { return Status::Invalid("'" + std::string(spec) + "' " + why); };
   size_t colon = spec.rfind(':');
@@ -98,12 +104,8 @@ Status ParseHostPort(std::string_view spec, HostPort* out) {
   } else if (h.find(':') != std::string_view::npos) {
     return bad("needs brackets around an IPv6 address: [::1]:8891");
   }
-  if (p.empty() || p.size() > 5) return bad("has no valid port");
-  int n = 0;
-  for (char c : p) {
-    if (c < '0' || c > '9') return bad("has no valid port");
-    n = n * 10 + (c - '0');
-  }
+  const int n = PortDigits(p);
+  if (n < 0) return bad("has no valid port");
   if (n < 1 || n > 65535) return bad("has a port out of range 1..65535");
   out->host = std::string(h);
   out->port = n;

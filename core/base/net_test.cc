@@ -48,5 +48,15 @@ TEST_CASE("CIDR errors name the item", "[net]") {
   CHECK(nets.empty());
 }
 
+TEST_CASE("a port is one to five digits; the range is the caller's", "[net]") {
+  CHECK(PortDigits("0") == 0);
+  CHECK(PortDigits("00025") == 25);
+  CHECK(PortDigits("99999") == 99999);
+  CHECK(PortDigits("") == -1);
+  CHECK(PortDigits("123456") == -1);
+  CHECK(PortDigits("+80") == -1);
+  CHECK(PortDigits("8 0") == -1);
+}
+
 }  // namespace
 }  // namespace compd

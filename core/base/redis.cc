@@ -327,14 +327,7 @@ Status RedisClient::ReadPacked(const std::string& command, PackedReply* out) {
   return Status::Ok();
 }
 
-Status RedisClient::Pipeline(const std::vector<std::vector<std::string>>& commands,
-                             std::vector<RedisReply>* replies) {
-  return Pipeline(commands, replies, nullptr);
-}
-
-Status RedisClient::Pipeline(const std::vector<std::vector<std::string>>& commands,
-                             std::vector<RedisReply>* replies, PackedReply* last) {
-  if (replies != nullptr) replies->clear();
+Status RedisClient::Send(const std::vector<std::vector<std::string>>& commands, const char* what) {
   DropIfMoved();
   if (ctx_ == nullptr) {
     Status s = Connect();
@@ -351,9 +344,22 @@ Status RedisClient::Pipeline(const std::vector<std::vector<std::string>>& comman
     }
     if (redisAppendCommandArgv(ctx_, static_cast<int>(args.size()), args.data(), lens.data()) !=
         REDIS_OK) {
-      return Fail("cannot send command");
+      return Fail(what);
     }
   }
+  return Status::Ok();
+}
+
+Status RedisClient::Pipeline(const std::vector<std::vector<std::string>>& commands,
+                             std::vector<RedisReply>* replies) {
+  return Pipeline(commands, replies, nullptr);
+}
+
+Status RedisClient::Pipeline(const std::vector<std::vector<std::string>>& commands,
+                             std::vector<RedisReply>* replies, PackedReply* last) {
+  if (replies != nullptr) replies->clear();
+  Status sent = Send(commands, "cannot send command");
+  if (!sent.ok()) return sent;
   Status first_error;
   bool readonly = false;
   for (size_t i = 0; i < commands.size(); ++i) {
@@ -388,21 +394,8 @@ Status RedisClient::Pipeline(const std::vector<std::vector<std::string>>& comman
 Status RedisClient::Subscribe(const std::vector<std::string>& channels) {
   std::vector<std::string> argv = {"SUBSCRIBE"};
   argv.insert(argv.end(), channels.begin(), channels.end());
-  DropIfMoved();
-  if (ctx_ == nullptr) {
-    Status s = Connect();
-    if (!s.ok()) return s;
-  }
-  std::vector<const char*> args;
-  std::vector<size_t> lens;
-  for (const auto& a : argv) {
-    args.push_back(a.data());
-    lens.push_back(a.size());
-  }
-  if (redisAppendCommandArgv(ctx_, static_cast<int>(args.size()), args.data(), lens.data()) !=
-      REDIS_OK) {
-    return Fail("cannot subscribe");
-  }
+  Status sent = Send({argv}, "cannot subscribe");
+  if (!sent.ok()) return sent;
   // One confirmation per channel.
   for (size_t i = 0; i < channels.size(); ++i) {
     void* raw = nullptr;

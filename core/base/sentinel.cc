@@ -2,6 +2,9 @@
 
 #include <cstdio>
 
+#include "compd/base/net.h"
+#include "compd/base/text.h"
+
 namespace compd {
 
 namespace {
@@ -11,19 +14,9 @@ constexpr std::chrono::milliseconds kReadSlice{200};
 // Pause after every sentinel refused the subscription, before going round again.
 constexpr std::chrono::milliseconds kRoundPause{500};
 
-std::string_view Trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-  return s;
-}
-
+// A port of a sentinel's reply or message: 1..65535.
 bool ParsePort(std::string_view s, int* out) {
-  if (s.empty() || s.size() > 5) return false;
-  int n = 0;
-  for (char c : s) {
-    if (c < '0' || c > '9') return false;
-    n = n * 10 + (c - '0');
-  }
+  const int n = PortDigits(s);
   if (n < 1 || n > 65535) return false;
   *out = n;
   return true;
@@ -39,11 +32,7 @@ std::string Seconds(std::chrono::nanoseconds d) {
 
 Status ParseSentinelList(std::string_view list, std::vector<HostPort>* out) {
   std::vector<HostPort> result;
-  while (!list.empty()) {
-    size_t comma = list.find(',');
-    std::string_view item = Trim(list.substr(0, comma));
-    list = comma == std::string_view::npos ? std::string_view() : list.substr(comma + 1);
-    if (item.empty()) continue;
+  for (std::string_view item : SplitList(list, ",")) {
     HostPort hp;
     Status s = ParseHostPort(item, &hp);
     if (!s.ok()) return s;

@@ -6,10 +6,10 @@
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
-#include <fstream>
 #include <sstream>
 
 #include "compd/base/net.h"
+#include "compd/base/file.h"
 #include "compd/base/text.h"
 
 namespace compd {
@@ -470,25 +470,13 @@ Status Config::LoadFile(const std::string& path) {
   if (stat(path.c_str(), &st) != 0 && errno == ENOENT) {
     return Status::NotFound(path + ": no such file");
   }
-  std::ifstream in(path);
-  if (!in) return Status::IoError(path + ": cannot read: " + std::strerror(errno));
-  std::string line;
-  int lineno = 0;
-  while (std::getline(in, line)) {
-    ++lineno;
-    std::string where = path + ":" + std::to_string(lineno);
-    std::string_view l = TrimAsciiSpace(line);
-    if (l.empty() || l[0] == '#') continue;
+  return ForEachLine(path, " \t\n\v\f\r", [&](const std::string& where, std::string_view l) {
     size_t eq = l.find('=');
     if (eq == std::string_view::npos) {
       return Status::Invalid(where + ": expected 'name = value'");
     }
-    std::string_view name = TrimAsciiSpace(l.substr(0, eq));
-    Status s = Set(name, l.substr(eq + 1), where);
-    if (!s.ok()) return s;
-  }
-  if (in.bad()) return Status::IoError(path + ": read error");
-  return Status::Ok();
+    return Set(TrimAsciiSpace(l.substr(0, eq)), l.substr(eq + 1), where);
+  });
 }
 
 Status Config::LoadEnvironment() {

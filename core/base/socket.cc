@@ -17,15 +17,9 @@ namespace compd {
 
 namespace {
 
-// Digits only, at most five of them: no conversion that could overflow or throw.
 bool ParsePort(std::string_view text, int* port) {
-  if (text.empty() || text.size() > 5) return false;
-  int p = 0;
-  for (char c : text) {
-    if (c < '0' || c > '9') return false;
-    p = p * 10 + (c - '0');
-  }
-  if (p > 65535) return false;
+  const int p = PortDigits(text);
+  if (p < 0 || p > 65535) return false;
   *port = p;
   return true;
 }

@@ -3,6 +3,7 @@
 #include <random>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace compd {
 
@@ -66,6 +67,17 @@ std::string RandomHex() {
   std::string out;
   for (int i = 0; i < 16; ++i) out += kHex[(v >> (i * 4)) & 0xf];
   return out;
+}
+
+std::vector<std::string_view> SplitList(std::string_view list, std::string_view separators) {
+  std::vector<std::string_view> items;
+  while (!list.empty()) {
+    const size_t sep = list.find_first_of(separators);
+    std::string_view item = TrimBlanks(list.substr(0, sep));
+    list = sep == std::string_view::npos ? std::string_view() : list.substr(sep + 1);
+    if (!item.empty()) items.push_back(item);
+  }
+  return items;
 }
 
 }  // namespace compd

@@ -65,5 +65,14 @@ TEST_CASE("each trim removes only its own set", "[text]") {
   CHECK(TrimAsciiSpace("\xc2\xa0x\xc2\x85") == "\xc2\xa0x\xc2\x85");
 }
 
+TEST_CASE("list items are trimmed and empty ones dropped", "[text]") {
+  using Items = std::vector<std::string_view>;
+  CHECK(SplitList(" a, b ,,\tc ,", ",") == Items{"a", "b", "c"});
+  CHECK(SplitList("a b,c", ", ") == Items{"a", "b", "c"});
+  CHECK(SplitList("a b", ",") == Items{"a b"});
+  CHECK(SplitList(" , ", ",").empty());
+  CHECK(SplitList("", ",").empty());
+}
+
 }  // namespace
 }  // namespace compd

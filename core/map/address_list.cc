@@ -56,6 +56,19 @@ struct Token {
   std::string_view raw;
 };
 
+// The one-byte tokens; kOther for any other byte.
+Tok Punctuation(char c) {
+  static constexpr struct {
+    char c;
+    Tok type;
+  } kTable[] = {{'<', Tok::kLt},    {'>', Tok::kGt},   {'@', Tok::kAt}, {',', Tok::kComma},
+                {':', Tok::kColon}, {';', Tok::kSemi}, {'.', Tok::kDot}};
+  for (const auto& row : kTable) {
+    if (row.c == c) return row.type;
+  }
+  return Tok::kOther;
+}
+
 class Lexer {
  public:
   explicit Lexer(std::string_view s) : s_(s) {}
@@ -76,49 +89,21 @@ class Lexer {
     switch (c) {
       case '(':
         t->type = Tok::kComment;
-        t->ok = SkipComment();
+        t->ok = SkipEnclosed(')');
         break;
       case '"':
         t->type = Tok::kQuoted;
-        t->ok = SkipQuoted();
+        t->ok = SkipEnclosed('"');
         break;
       case '[':
         t->type = SkipLiteral() ? Tok::kLiteral : Tok::kOther;
-        break;
-      case '<':
-        t->type = Tok::kLt;
-        ++pos_;
-        break;
-      case '>':
-        t->type = Tok::kGt;
-        ++pos_;
-        break;
-      case '@':
-        t->type = Tok::kAt;
-        ++pos_;
-        break;
-      case ',':
-        t->type = Tok::kComma;
-        ++pos_;
-        break;
-      case ':':
-        t->type = Tok::kColon;
-        ++pos_;
-        break;
-      case ';':
-        t->type = Tok::kSemi;
-        ++pos_;
-        break;
-      case '.':
-        t->type = Tok::kDot;
-        ++pos_;
         break;
       default:
         if (IsAtext(c)) {
           t->type = Tok::kAtom;
           while (pos_ < n && IsAtext(s_[pos_])) ++pos_;
         } else {
-          t->type = Tok::kOther;
+          t->type = Punctuation(c);
           ++pos_;
         }
     }
@@ -127,10 +112,13 @@ class Lexer {
   }
 
  private:
-  // Nesting is a counter, not recursion: 100k '(' cost 100k steps and no stack.
-  bool SkipComment() {
+  // From the opening '(' or '"' at pos_ to past its closing byte; quoted pairs are stepped
+  // over whole. Nesting (comments only) is a counter, not recursion: 100k '(' cost 100k
+  // steps and no stack. False when the input ends first.
+  bool SkipEnclosed(char close) {
     const size_t n = s_.size();
-    size_t depth = 0;
+    const char open = s_[pos_++];
+    size_t depth = 1;
     while (pos_ < n) {
       char c = s_[pos_];
       if (c == '\\') {
@@ -138,26 +126,8 @@ class Lexer {
         continue;
       }
       ++pos_;
-      if (c == '(') {
-        ++depth;
-      } else if (c == ')') {
-        if (--depth == 0) return true;
-      }
-    }
-    return false;
-  }
-
-  bool SkipQuoted() {
-    const size_t n = s_.size();
-    ++pos_;
-    while (pos_ < n) {
-      char c = s_[pos_];
-      if (c == '\\') {
-        pos_ = pos_ + 2 < n ? pos_ + 2 : n;
-        continue;
-      }
-      ++pos_;
-      if (c == '"') return true;
+      if (c == close && --depth == 0) return true;
+      if (c == open && open != close) ++depth;
     }
     return false;
   }
@@ -186,37 +156,23 @@ class Lexer {
   size_t pos_ = 0;
 };
 
-// Content of a quoted string: quotes dropped, quoted pairs unescaped, folding CR/LF removed.
-void AppendUnquoted(std::string_view raw, std::string* out) {
-  size_t i = 1;  // skip the opening quote
-  while (i < raw.size()) {
-    char c = raw[i];
-    if (c == '\\') {
-      if (i + 1 < raw.size()) out->push_back(raw[i + 1]);
-      i += 2;
-      continue;
-    }
-    if (c == '"') break;
-    if (c != '\r' && c != '\n') out->push_back(c);
-    ++i;
-  }
-}
-
-// Content of a comment without the outer parentheses; inner ones are kept as text.
-void AppendCommentText(std::string_view raw, std::string* out) {
+// Content of a quoted string or a comment (raw[0] is the opening byte): quoted pairs
+// unescaped; inner parentheses of a comment are kept as text; folding CR/LF are removed
+// when drop_eol (quoted strings).
+void AppendEnclosed(std::string_view raw, char close, bool drop_eol, std::string* out) {
+  const char open = raw[0];
   size_t depth = 1;
-  size_t i = 1;
-  while (i < raw.size()) {
+  for (size_t i = 1; i < raw.size(); ++i) {
     char c = raw[i];
     if (c == '\\') {
       if (i + 1 < raw.size()) out->push_back(raw[i + 1]);
-      i += 2;
+      ++i;
       continue;
     }
-    if (c == '(') ++depth;
-    if (c == ')' && --depth == 0) break;
+    if (c == close && --depth == 0) break;
+    if (c == open && open != close) ++depth;
+    if (drop_eol && (c == '\r' || c == '\n')) continue;
     out->push_back(c);
-    ++i;
   }
 }
 
@@ -250,7 +206,7 @@ bool ParseAddrSpecTokens(const std::vector<Token>& toks, bool allow_route, std::
         if (t.type == Tok::kAtom) {
           addr.append(t.raw);
         } else {
-          AppendUnquoted(t.raw, &addr);
+          AppendEnclosed(t.raw, '"', true, &addr);
         }
         last_word = any_word = true;
         break;
@@ -297,7 +253,7 @@ std::string RenderPhrase(const std::vector<Token>& toks) {
   for (const Token& t : toks) {
     if (t.space_before && !s.empty()) s.push_back(' ');
     if (t.type == Tok::kQuoted) {
-      AppendUnquoted(t.raw, &s);
+      AppendEnclosed(t.raw, '"', true, &s);
     } else {
       s.append(t.raw);
     }
@@ -309,7 +265,7 @@ std::string RenderComments(const std::vector<std::string_view>& comments) {
   std::string s;
   for (std::string_view c : comments) {
     if (!s.empty()) s.push_back(' ');
-    AppendCommentText(c, &s);
+    AppendEnclosed(c, ')', false, &s);
   }
   return CleanDisplayName(DecodeEncodedWords(s));
 }

@@ -120,6 +120,22 @@ Status ParseAddressEntry(std::string_view address, Entry* out) {
   return Status::Ok();
 }
 
+Entry RawExactEntry(std::string address) {
+  Entry e;
+  e.kind = EntryKind::kExact;
+  e.text = std::move(address);
+  return e;
+}
+
+Entry RawPatternEntry(std::string regex, std::string flags) {
+  Entry e;
+  e.kind = EntryKind::kPattern;
+  e.text = "/" + regex + "/" + flags;
+  e.regex = std::move(regex);
+  e.flags = std::move(flags);
+  return e;
+}
+
 Status ParseEntry(std::string_view input, Entry* out) {
   const std::string_view in = TrimAsciiSpace(input);
   if (in.empty()) return Status::Invalid("empty entry");

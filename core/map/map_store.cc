@@ -269,8 +269,9 @@ Status MapStore::Change(const char* op, const std::vector<Item>& items, const st
   return Status::Ok();
 }
 
-Status MapStore::Add(const std::vector<StoredEntry>& entries, const std::string& by,
-                     std::vector<bool>* added, ChangeResult* result) {
+Status MapStore::ChangeStored(const char* op, const std::vector<StoredEntry>& entries,
+                              const std::string& by, std::vector<bool>* flags,
+                              ChangeResult* result) {
   std::vector<std::string> json;
   json.reserve(entries.size());
   for (const auto& e : entries) json.push_back(e.meta.ToJson());
@@ -280,7 +281,12 @@ Status MapStore::Add(const std::vector<StoredEntry>& entries, const std::string&
     items.push_back(
         {entries[i].entry.kind == EntryKind::kExact ? 'e' : 'p', &entries[i].entry.text, &json[i]});
   }
-  return Change("add", items, by, added, result);
+  return Change(op, items, by, flags, result);
+}
+
+Status MapStore::Add(const std::vector<StoredEntry>& entries, const std::string& by,
+                     std::vector<bool>* added, ChangeResult* result) {
+  return ChangeStored("add", entries, by, added, result);
 }
 
 Status MapStore::Remove(const std::vector<Entry>& entries, const std::string& by,
@@ -295,16 +301,7 @@ Status MapStore::Remove(const std::vector<Entry>& entries, const std::string& by
 
 Status MapStore::Replace(const std::vector<StoredEntry>& entries, const std::string& by,
                          ChangeResult* result) {
-  std::vector<std::string> json;
-  json.reserve(entries.size());
-  for (const auto& e : entries) json.push_back(e.meta.ToJson());
-  std::vector<Item> items;
-  items.reserve(entries.size());
-  for (size_t i = 0; i < entries.size(); ++i) {
-    items.push_back(
-        {entries[i].entry.kind == EntryKind::kExact ? 'e' : 'p', &entries[i].entry.text, &json[i]});
-  }
-  return Change("replace", items, by, nullptr, result);
+  return ChangeStored("replace", entries, by, nullptr, result);
 }
 
 Status MapStore::Load(MapState* out) { return LoadRaw(true, out); }

@@ -31,20 +31,9 @@ Entry Pattern(const std::string& regex, const std::string& flags = "") {
 
 // Entries built field by field, for what ParseEntry would refuse: the matcher must still
 // answer correctly, or fail cleanly, for anything it is handed.
-Entry RawExact(const std::string& address) {
-  Entry e;
-  e.kind = EntryKind::kExact;
-  e.text = address;
-  return e;
-}
-
+Entry RawExact(const std::string& address) { return RawExactEntry(address); }
 Entry RawPattern(const std::string& regex, const std::string& flags = "") {
-  Entry e;
-  e.kind = EntryKind::kPattern;
-  e.text = "/" + regex + "/" + flags;
-  e.regex = regex;
-  e.flags = flags;
-  return e;
+  return RawPatternEntry(regex, flags);
 }
 
 std::shared_ptr<const Matcher> MustBuild(const std::vector<Entry>& entries,

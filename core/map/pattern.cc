@@ -410,10 +410,7 @@ Status ParsePattern(std::string_view regex, std::string_view flags, Entry* out, 
       break;
   }
 
-  out->kind = EntryKind::kPattern;
-  out->regex = body;
-  out->flags = norm_flags;
-  out->text = "/" + body + "/" + norm_flags;
+  *out = RawPatternEntry(std::string(body), norm_flags);
   return Status::Ok();
 }
 

@@ -1,18 +1,15 @@
 // Reading rspamd map files: what rspamd made of each line (rspamd_map_syntax.h), what
 // compd makes of it, and every hazard on the way.
-#include <fcntl.h>
 #include <re2/re2.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <cctype>
-#include <cerrno>
 #include <string>
-#include <system_error>
 #include <unordered_map>
 #include <utility>
 #include <vector>
 
+#include "compd/base/file.h"
 #include "compd/base/text.h"
 #include "compd/map/address.h"
 #include "compd/map/pattern.h"
@@ -365,8 +362,6 @@ class Reader {
   std::unordered_map<std::string, int> first_line_;
 };
 
-std::string ErrnoText(int err) { return std::generic_category().message(err); }
-
 }  // namespace
 
 std::string MapHazard::Format(std::string_view file) const {
@@ -387,22 +382,10 @@ MapReadResult ReadRspamdMap(std::string_view contents, MapKind kind) {
 }
 
 Status ReadRspamdMapFile(const std::string& path, MapKind kind, MapReadResult* out) {
-  const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return Status::IoError("cannot read " + path + ": " + ErrnoText(errno));
   std::string contents;
-  std::string chunk(1 << 16, '\0');
-  for (;;) {
-    const ssize_t r = read(fd, chunk.data(), chunk.size());
-    if (r < 0 && errno == EINTR) continue;
-    if (r < 0) {
-      const int err = errno;
-      close(fd);
-      return Status::IoError("cannot read " + path + ": " + ErrnoText(err));
-    }
-    if (r == 0) break;
-    contents.append(chunk.data(), static_cast<size_t>(r));
-  }
-  close(fd);
+  Status s = ReadFile(path, &contents);
+  // A missing map file is a read failure here like any other.
+  if (!s.ok()) return Status::IoError(s.message());
   *out = ReadRspamdMap(contents, kind);
   return Status::Ok();
 }

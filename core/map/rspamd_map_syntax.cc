@@ -63,6 +63,24 @@ Scan ScanKv(std::string_view s) {
     scan.keys.push_back(std::move(k));
     return p;
   };
+  // Stores a key whose text ends at `q` (end of input, a glued `#`, the line end or
+  // whitespace before a value). Returns where scanning resumes.
+  auto end_key = [&](RawKey& k, size_t q) -> size_t {
+    if (q >= n) {
+      scan.keys.push_back(std::move(k));
+      return n;
+    }
+    if (s[q] == '#') {
+      k.comment = k.glued_comment = true;
+      scan.keys.push_back(std::move(k));
+      return SkipToEol(s, q);
+    }
+    if (IsEol(s[q])) {
+      scan.keys.push_back(std::move(k));
+      return q;
+    }
+    return after_key(k, q);
+  };
   auto unterminated = [&](size_t open, const char* what) {
     scan.hazards.push_back(Hazard(
         kError, lines.At(open), "unterminated",
@@ -97,21 +115,8 @@ Scan ScanKv(std::string_view s) {
       while (q < n && s[q] != '#' && !IsAsciiSpace(s[q])) ++q;
       k.key = GStrip(s.substr(i, q - i));
       k.end_line = lines.At(close);
-      if (q >= n) {
-        k.dropped_at_eof = true;
-        scan.keys.push_back(std::move(k));
-        break;
-      }
-      if (s[q] == '#') {
-        k.comment = k.glued_comment = true;
-        scan.keys.push_back(std::move(k));
-        i = SkipToEol(s, q);
-      } else if (IsEol(s[q])) {
-        scan.keys.push_back(std::move(k));
-        i = q;
-      } else {
-        i = after_key(k, q);
-      }
+      k.dropped_at_eof = q >= n;
+      i = end_key(k, q);
       continue;
     }
     size_t q = i;
@@ -122,20 +127,8 @@ Scan ScanKv(std::string_view s) {
     }
     k.key = std::string(s.substr(i, q - i));
     k.end_line = k.line;
-    if (q >= n) {  // rspamd's final pass stores a bare key even without a line end
-      scan.keys.push_back(std::move(k));
-      break;
-    }
-    if (s[q] == '#') {
-      k.comment = k.glued_comment = true;
-      scan.keys.push_back(std::move(k));
-      i = SkipToEol(s, q);
-    } else if (IsEol(s[q])) {
-      scan.keys.push_back(std::move(k));
-      i = q;
-    } else {
-      i = after_key(k, q);
-    }
+    // rspamd's final pass stores a bare key even without a line end.
+    i = end_key(k, q);
   }
   return scan;
 }

@@ -3,41 +3,14 @@
 #include <catch2/catch.hpp>
 
 #include "compd/map/entry.h"
+#include "compd/testutil/tripwire.h"
 
 namespace compd {
 namespace {
 
-// A tripwire over a real matcher, with events and message records collected.
-struct Fixture {
-  explicit Fixture(std::vector<std::string> entries, TripwireOptions options = {}) {
-    std::vector<Entry> parsed;
-    for (const auto& text : entries) {
-      Entry e;
-      REQUIRE(ParseEntry(text, &e).ok());
-      parsed.push_back(e);
-    }
-    REQUIRE(Matcher::Build(parsed, &matcher).ok());
-    options.hostname = "node1";
-    TripwireOutlets outlets;
-    outlets.snapshot = [this] { return matcher; };
-    outlets.events = [this](Event e) { events.push_back(e); };
-    outlets.messages = [this](const MessageRecord& m) { messages.push_back(m); };
-    outlets.observe = [this](const Message& m) {
-      observed.push_back(m);
-      return Verdict();
-    };
-    outlets.account_gate = [this](const std::string& account) {
-      Verdict v;
-      if (account == locked) {
-        v.kind = Verdict::Kind::kTempfail;
-        v.rcode = "451";
-        v.xcode = "4.7.1";
-        v.text = "account suspended";
-      }
-      return v;
-    };
-    tripwire = std::make_unique<Tripwire>(options, outlets);
-  }
+// A tripwire over a real matcher that is asked in policy-protocol text.
+struct Fixture : testing::TripwireFixture {
+  using TripwireFixture::TripwireFixture;
 
   // Evaluates a request written as protocol text (without the final empty line).
   std::string Ask(const std::string& text) {
@@ -54,13 +27,6 @@ struct Fixture {
     REQUIRE(s.ok());
     return action;
   }
-
-  std::shared_ptr<const Matcher> matcher;
-  std::vector<Event> events;
-  std::vector<MessageRecord> messages;
-  std::vector<Message> observed;
-  std::string locked;
-  std::unique_ptr<Tripwire> tripwire;
 };
 
 const char kRcptRequest[] =

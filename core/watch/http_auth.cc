@@ -6,10 +6,10 @@
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
-#include <fstream>
 #include <memory>
 
 #include "compd/base/base64.h"
+#include "compd/base/file.h"
 #include "compd/base/text.h"
 
 namespace compd {
@@ -25,25 +25,8 @@ constexpr const char* kDummyHash =
     "$y$j9T$08vdQM0oCEzZhZNuPW/Ku.$gyi0HFIQc.UCvLbMxxOVwQpaGUMDuMVt2Wp/asOlzi8";
 
 // Blanks and a CR left by CRLF line ends; nothing else is space in these files and headers.
-std::string_view Trim(std::string_view s) { return TrimChars(s, " \t\r"); }
-
-// Calls `line_fn(where, text)` for each meaningful line; stops at its first error.
-template <typename Fn>
-Status ForEachLine(const std::string& path, Fn line_fn) {
-  std::ifstream in(path);
-  if (!in) return Status::IoError(path + ": cannot read: " + std::strerror(errno));
-  std::string line;
-  int lineno = 0;
-  while (std::getline(in, line)) {
-    ++lineno;
-    std::string_view l = Trim(line);
-    if (l.empty() || l[0] == '#') continue;
-    Status s = line_fn(path + ":" + std::to_string(lineno), l);
-    if (!s.ok()) return s;
-  }
-  if (in.bad()) return Status::IoError(path + ": read error");
-  return Status::Ok();
-}
+constexpr std::string_view kBlanks = " \t\r";
+std::string_view Trim(std::string_view s) { return TrimChars(s, kBlanks); }
 
 // crypt(3) into a heap buffer (struct crypt_data is 32 KB): thread-safe, unlike crypt().
 std::string Crypt(std::string_view password, const std::string& setting) {
@@ -95,7 +78,7 @@ bool VerifyPassword(std::string_view password, const std::string& hash) {
 
 Status LoadUsersFile(const std::string& path, std::vector<HttpUser>* out) {
   std::vector<HttpUser> users;
-  Status s = ForEachLine(path, [&](const std::string& where, std::string_view line) {
+  Status s = ForEachLine(path, kBlanks, [&](const std::string& where, std::string_view line) {
     size_t colon = line.find(':');
     if (colon == std::string_view::npos || colon == 0) {
       return Status::Invalid(where + ": expected 'user:hash'");
@@ -119,7 +102,7 @@ Status LoadUsersFile(const std::string& path, std::vector<HttpUser>* out) {
 
 Status LoadTokenFile(const std::string& path, std::vector<std::string>* out) {
   std::vector<std::string> tokens;
-  Status s = ForEachLine(path, [&](const std::string& where, std::string_view line) {
+  Status s = ForEachLine(path, kBlanks, [&](const std::string& where, std::string_view line) {
     if (line.size() < kMinTokenLength) {
       return Status::Invalid(where + ": token shorter than " + std::to_string(kMinTokenLength) +
                              " characters");

@@ -116,41 +116,34 @@ std::string RenderPrometheus(const MetricsInput& in) {
              Label("where", r.where) + "," + Label("action", r.action));
   }
   w.Family("compd_redis_errors_total", "counter", "Failed Redis round trips, by component.");
-  if (in.recorder) {
-    w.Sample("compd_redis_errors_total", static_cast<double>(in.recorder->redis_errors),
-             Label("component", "recorder"));
-  }
-  if (in.watcher) {
-    w.Sample("compd_redis_errors_total", static_cast<double>(in.watcher->redis_errors),
-             Label("component", "map"));
-  }
-  if (in.volume) {
-    w.Sample("compd_redis_errors_total", static_cast<double>(in.volume->redis_errors),
-             Label("component", "volume"));
-  }
-  if (in.anomaly) {
-    w.Sample("compd_redis_errors_total", static_cast<double>(in.anomaly->redis_errors),
-             Label("component", "anomaly"));
-  }
+  auto redis_errors = [&w](const auto& stats, const char* component) {
+    if (stats) {
+      w.Sample("compd_redis_errors_total", static_cast<double>(stats->redis_errors),
+               Label("component", component));
+    }
+  };
+  redis_errors(in.recorder, "recorder");
+  redis_errors(in.watcher, "map");
+  redis_errors(in.volume, "volume");
+  redis_errors(in.anomaly, "anomaly");
   w.Family("compd_redis_up", "gauge", "1 if the component's last Redis attempt succeeded.");
-  if (in.recorder)
-    w.Sample("compd_redis_up", in.recorder->redis_up, Label("component", "recorder"));
-  if (in.watcher) w.Sample("compd_redis_up", in.watcher->redis_up, Label("component", "map"));
-  if (in.volume) w.Sample("compd_redis_up", in.volume->redis_up, Label("component", "volume"));
+  auto redis_up = [&w](const auto& stats, const char* component) {
+    if (stats) w.Sample("compd_redis_up", stats->redis_up, Label("component", component));
+  };
+  redis_up(in.recorder, "recorder");
+  redis_up(in.watcher, "map");
+  redis_up(in.volume, "volume");
   if (in.recorder) {
     const RecorderStats& r = *in.recorder;
     w.Family("compd_events_total", "counter", "Events by what happened to them.");
-    w.Sample("compd_events_total", static_cast<double>(r.submitted), Label("state", "submitted"));
-    w.Sample("compd_events_total", static_cast<double>(r.written), Label("state", "written"));
-    w.Sample("compd_events_total", static_cast<double>(r.duplicates), Label("state", "duplicate"));
-    w.Sample("compd_events_total", static_cast<double>(r.spooled), Label("state", "spooled"));
-    w.Sample("compd_events_total", static_cast<double>(r.replayed), Label("state", "replayed"));
-    w.Sample("compd_events_total", static_cast<double>(r.overflowed), Label("state", "overflowed"));
-    w.Sample("compd_events_total", static_cast<double>(r.dropped), Label("state", "dropped"));
-    w.Sample("compd_events_total", static_cast<double>(r.rejected), Label("state", "rejected"));
-    w.Sample("compd_events_total", static_cast<double>(r.unconfirmed),
-             Label("state", "unconfirmed"));
-    w.Sample("compd_events_total", static_cast<double>(r.resent), Label("state", "resent"));
+    const std::pair<uint64_t, const char*> states[] = {
+        {r.submitted, "submitted"}, {r.written, "written"},   {r.duplicates, "duplicate"},
+        {r.spooled, "spooled"},     {r.replayed, "replayed"}, {r.overflowed, "overflowed"},
+        {r.dropped, "dropped"},     {r.rejected, "rejected"}, {r.unconfirmed, "unconfirmed"},
+        {r.resent, "resent"}};
+    for (const auto& [count, state] : states) {
+      w.Sample("compd_events_total", static_cast<double>(count), Label("state", state));
+    }
     w.One("compd_event_queue_depth", "gauge", "Events waiting in memory for Redis.",
           static_cast<double>(r.queue_depth));
     w.One("compd_spool_depth", "gauge", "Events waiting in the spool for Redis.",

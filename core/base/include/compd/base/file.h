@@ -12,6 +12,7 @@
 
 #include <sys/types.h>
 
+#include <functional>
 #include <string>
 #include <string_view>
 
@@ -32,6 +33,13 @@ bool WriteAll(int fd, std::string_view data);
 // Reads the whole file. kNotFound when it does not exist (apart from any other failure,
 // kIoError naming `path`).
 Status ReadFile(const std::string& path, std::string* out);
+
+// Reads a line-based settings file: calls `line_fn(where, line)` with "path:N" and the line
+// trimmed of the bytes in `blanks`, skipping empty lines and lines starting with '#'.
+// Stops at the first error line_fn returns; kIoError naming `path` when it cannot be read.
+Status ForEachLine(
+    const std::string& path, std::string_view blanks,
+    const std::function<Status(const std::string& where, std::string_view line)>& line_fn);
 
 // fsyncs the folder itself, so that a file created or renamed in it survives a crash.
 Status SyncDir(const std::string& dir);

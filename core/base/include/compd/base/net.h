@@ -36,6 +36,10 @@ std::vector<Cidr> PrivateNetworks();
 // True if `ip` (textual IPv4 or IPv6; IPv4-mapped IPv6 counts as IPv4) is in any network.
 bool InNetworks(const std::vector<Cidr>& networks, std::string_view ip);
 
+// The value of one to five ASCII digits, or -1 for anything else: no conversion that
+// could overflow or throw. The caller checks the range (0 is "any port" for some).
+int PortDigits(std::string_view text);
+
 struct HostPort {
   std::string host;  // without brackets
   int port = 0;

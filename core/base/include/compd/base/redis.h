@@ -107,6 +107,9 @@ class RedisClient {
   Status CheckRole();
   // Drops a connection to a primary that is no longer current (with sentinels).
   void DropIfMoved();
+  // Connects when needed and queues the commands in hiredis' output buffer; `what` names
+  // the failure to send.
+  Status Send(const std::vector<std::vector<std::string>>& commands, const char* what);
   RedisUrl url_;
   std::chrono::milliseconds timeout_;
   redisContext* ctx_ = nullptr;

@@ -15,6 +15,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace compd {
 
@@ -61,6 +62,10 @@ bool ParseDecimal(std::string_view s, int64_t* out);
 // 64 random bits as 16 lower-case hex digits: names for short-lived Redis keys (staging
 // lists, hunt replies) that must not collide between processes.
 std::string RandomHex();
+
+// The items of a list separated by any byte of `separators`, each trimmed of blanks;
+// empty items are dropped ("a, b,,c" -> a b c). Views into `list`.
+std::vector<std::string_view> SplitList(std::string_view list, std::string_view separators);
 
 }  // namespace compd
 

@@ -33,6 +33,11 @@ struct Entry {
   bool operator<(const Entry& o) const { return kind != o.kind ? kind < o.kind : text < o.text; }
 };
 
+// Entries from parts that are already canonical (read back from Redis, built by a parser
+// that checked them, or a test's deliberately raw input): nothing is checked or normalised.
+Entry RawExactEntry(std::string address);
+Entry RawPatternEntry(std::string regex, std::string flags);
+
 // Parses what an operator typed: `/re/flags` becomes a pattern, anything else must be an
 // address (brackets and quotes allowed, as EnvelopeAddress takes them) and becomes an
 // exact entry in canonical form. kInvalid with the reason (not the location: callers

@@ -161,6 +161,9 @@ class MapStore {
   Status LoadRaw(bool with_meta, MapState* out);
   Status Change(const char* op, const std::vector<Item>& items, const std::string& by,
                 std::vector<bool>* flags, ChangeResult* result);
+  // Change for entries stored with their metadata (add and replace).
+  Status ChangeStored(const char* op, const std::vector<StoredEntry>& entries,
+                      const std::string& by, std::vector<bool>* flags, ChangeResult* result);
 
   RedisClient* client_;
   Keys keys_;

@@ -1,0 +1,76 @@
+// Test helpers (compd_tests only, subsystems from accounts up): a map hit as the milter
+// reports it, Recorder options for a test's redis-server and folder, and readers of what
+// the Recorder wrote. Stateless functions; each opens its own Redis connection.
+#ifndef COMPD_TESTUTIL_ACCOUNTS_H_
+#define COMPD_TESTUTIL_ACCOUNTS_H_
+
+#include <catch2/catch.hpp>
+#include <chrono>
+#include <cstdint>
+#include <string>
+
+#include "compd/accounts/accounts.h"
+#include "compd/accounts/recorder.h"
+#include "compd/base/redis.h"
+#include "compd/events/event.h"
+#include "compd/testutil/redis.h"
+
+namespace compd::testing {
+
+// An envelope hit on an exact entry, rejected, as compd-milter records it.
+inline Event HitEvent(const std::string& account, const std::string& recipient,
+                      const std::string& ip = "192.0.2.7") {
+  Event e;
+  e.account = account;
+  e.client_ip = ip;
+  e.recipient = recipient;
+  e.where = "envelope";
+  e.entry = recipient;
+  e.entry_kind = "exact";
+  e.action = "reject";
+  e.source = "milter";
+  return e;
+}
+
+// Prefix "t:", host "mx-test", alert log and spool in `tmp`, short Redis timeouts.
+inline RecorderOptions TestRecorderOptions(const RedisUrl& url, const TempDir& tmp) {
+  RecorderOptions o;
+  o.redis = url;
+  o.prefix = "t:";
+  o.alert_log = tmp / "alerts.jsonl";
+  o.spool_dir = tmp / "spool";
+  o.hostname = "mx-test";
+  o.redis_timeout = std::chrono::milliseconds(500);
+  o.retry_min = std::chrono::milliseconds(20);
+  return o;
+}
+
+// Submits and waits until the Recorder wrote everything submitted so far.
+inline void RecordAndWait(Recorder* rec, Event e) {
+  uint64_t before = rec->stats().written + rec->stats().duplicates;
+  rec->Submit(std::move(e));
+  REQUIRE(WaitUntil([&] { return rec->stats().written + rec->stats().duplicates > before; }));
+}
+
+// The account's record through the registry, as mapctl and the dashboard read it.
+inline AccountRecord GetAccount(const RedisUrl& url, const std::string& account,
+                                const std::string& prefix = "t:") {
+  RedisClient c(url);
+  AccountRegistry reg(&c, prefix);
+  AccountRecord r;
+  Status s = reg.Get(account, &r);
+  INFO(s.ToString());
+  REQUIRE(s.ok());
+  return r;
+}
+
+inline int64_t ZCard(const RedisUrl& url, const std::string& key) {
+  RedisClient c(url);
+  RedisReply r;
+  REQUIRE(c.Command({"ZCARD", key}, &r).ok());
+  return r.integer;
+}
+
+}  // namespace compd::testing
+
+#endif  // COMPD_TESTUTIL_ACCOUNTS_H_
