@@ -242,10 +242,11 @@ TEST_CASE("lock_on_hit locks, except allowlisted accounts; jobs once per newly f
   CHECK(found);
 
   // Only SASL accounts lock automatically.
-  Record(&rec, Hit("ip:192.0.2.5", "t1@bad.example"));                 // a whole trusted host
-  Record(&rec, Hit("local:www-data@host.example", "t1@bad.example"));  // cannot be refused
+  RecordAndWait(&rec, HitEvent("ip:192.0.2.5", "t1@bad.example"));  // a whole trusted host
+  RecordAndWait(&rec,
+                HitEvent("local:www-data@host.example", "t1@bad.example"));  // cannot be refused
   for (const char* a : {"ip:192.0.2.5", "local:www-data@host.example"}) {
-    AccountRecord r = Get(redis.url(), a);
+    AccountRecord r = GetAccount(redis.url(), a);
     CHECK(r.state == "flagged");
     CHECK(r.state_reason == "hit on t1@bad.example; not locked: not a SASL account");
   }
