@@ -1,6 +1,7 @@
 // mapctl replay: what the detection engine would have done on an MTA's logs. The same
 // Engine as compd-milter, with the logs' clock and its own in-memory state; the map comes
-// from Redis or --map. Nothing live is changed.
+// from Redis or --map. Nothing live is changed. Discovery and retro-hunt run as on the
+// nodes: a discovered recipient is hunted back over retro_window in the mail read so far.
 #include <chrono>
 #include <fstream>
 #include <iostream>
@@ -9,11 +10,14 @@
 #include <unordered_set>
 
 #include "app.h"
+#include "compd/accounts/accounts.h"
 #include "compd/base/text_output.h"
 #include "compd/base/utc_time.h"
 #include "compd/detect/candidate_store.h"
 #include "compd/detect/discovery.h"
 #include "compd/detect/engine.h"
+#include "compd/detect/retro_hunter.h"
+#include "compd/detect/retro_replay.h"
 #include "compd/logs/log_reader.h"
 #include "compd/map/address.h"
 #include "compd/map/envelope_address.h"
@@ -68,7 +72,13 @@ std::string Short(const compd::Reaction& r) {
     const nlohmann::json& e = s.evidence;
     switch (s.id) {
       case compd::SignalId::kHit:
-        out += "hit " + e["hits"][0].value("recipient", "");
+        if (e.contains("retro")) {
+          out += "mailed " + e["retro"].value("entry", "") + " before it entered the map";
+        } else if (e.contains("hits") && !e["hits"].empty()) {
+          out += "hit " + e["hits"][0].value("recipient", "");
+        } else {
+          out += "hit";
+        }
         break;
       case compd::SignalId::kTestMessage:
         out += "test to " + e.value("recipient", "") + " (" + std::to_string(e.value("points", 0)) +
@@ -156,6 +166,20 @@ int RunReplay(const ReplayOptions& o, Context& ctx) {
   }
   uint64_t proposed = 0;
 
+  // Retro-hunt, as on the nodes: only its window, cap and switch matter here.
+  compd::RetroHunterOptions ropt;
+  s = compd::RetroHunterOptions::FromConfig(ctx.config(), &ropt);
+  if (!s.ok()) return Fail(s);
+  compd::Matcher::Options mopt;
+  mopt.canon.strip_subaddress = ctx.config().GetBool("canon_strip_subaddress");
+  mopt.canon.gmail_dots = ctx.config().GetBool("canon_gmail_dots");
+  compd::RetroReplay retro(ropt.window_ms, ropt.max_accounts, mopt);
+  uint64_t retro_flagged = 0, retro_messages = 0, retro_over_cap = 0;
+  compd::TextTable retro_table;
+  retro_table.AddRow(
+      {"MAILED", "ACCOUNT", "RECIPIENT", "NODE", "CLIENT IP", "QUEUE ID", "ENTERED"});
+  std::vector<std::string> retro_notes;
+
   auto state = std::make_shared<compd::MemoryDetectState>();
   compd::Engine engine(eo, state);
   // Discovery runs here as on every node; under discovery = add its recipients are hits
@@ -173,6 +197,7 @@ int RunReplay(const ReplayOptions& o, Context& ctx) {
   const auto start = std::chrono::steady_clock::now();
   std::string out;
   while (reader->Next(&m)) {
+    if (ropt.enabled && dopt.mode != compd::DiscoveryMode::kOff) retro.Observe(m);
     std::vector<compd::Reaction> rs = engine.Observe(m, m.time_ms, matcher.get());
     if (dopt.mode == compd::DiscoveryMode::kAdd && !discovered.empty()) {
       AddDiscoveredHit(m, discovered, eo.reactions, &rs);
@@ -202,6 +227,36 @@ int RunReplay(const ReplayOptions& o, Context& ctx) {
                   << " test-like first mails from unrelated domains\n";
       }
       for (compd::Reaction& r : c.AccountReactions(eo.reactions)) rs.push_back(std::move(r));
+      if (!ropt.enabled) continue;
+      // The candidate enters the map now (discovery = add) or when accepted (propose):
+      // who mailed it before, as a node's retro-hunt would flag them.
+      compd::RetroReplayResult found;
+      s = retro.EntryAdded(c.recipient, c.time_ms, matcher.get(), &found);
+      if (!s.ok()) return Fail(s);
+      retro_messages += found.finds.size();
+      retro_over_cap += found.over_cap.size();
+      // The accounts behind the candidate have their hit already; the others are what
+      // retro-hunt adds.
+      std::unordered_set<std::string> behind;
+      for (const compd::Sighting& x : c.sightings) behind.insert(compd::AccountKey(x.account));
+      for (const compd::Event& e : found.events) {
+        if (!behind.insert(compd::AccountKey(e.account)).second) continue;
+        ++retro_flagged;
+        rs.push_back(compd::RetroReaction(e, c.time_ms, eo.reactions));
+      }
+      const std::string entered = compd::FormatUtcMillis(
+          std::chrono::system_clock::time_point(std::chrono::milliseconds(c.time_ms)));
+      for (const compd::RetroOverCap& oc : found.over_cap) {
+        retro_notes.push_back("retro: " +
+                              compd::RetroOverCapMessage(oc, ropt.max_accounts, ropt.window_ms));
+      }
+      if (!ctx.globals.json) {
+        for (const nlohmann::json& f : found.finds) {
+          retro_table.AddRow({f.value("time", ""), f.value("account", ""), f.value("recipient", ""),
+                              f.value("node", ""), f.value("client_ip", ""),
+                              f.value("queue_id", ""), entered});
+        }
+      }
     }
     for (compd::Reaction& r : rs) {
       ++reactions;
@@ -244,6 +299,10 @@ int RunReplay(const ReplayOptions& o, Context& ctx) {
                           {"discovery_test_like", discovery.stats().test_like},
                           {"discovery_first_mails", discovery.stats().first_mails},
                           {"discovery_pairs", discovery.stats().pairs},
+                          {"retro", ropt.enabled},
+                          {"retro_messages", retro_messages},
+                          {"retro_flagged", retro_flagged},
+                          {"retro_over_cap", retro_over_cap},
                           {"seconds", secs}}}};
     std::cerr << j.dump() << "\n";
   } else {
@@ -258,7 +317,19 @@ int RunReplay(const ReplayOptions& o, Context& ctx) {
     std::cout << "\nDiscovery (" << compd::DiscoveryModeName(dopt.mode) << "): " << candidates
               << " candidates";
     if (store) std::cout << ", " << proposed << " stored for review (mapctl candidates list)";
-    std::cout << "\nNothing live was changed (replay has its own in-memory state).\n";
+    std::cout << "\n";
+    if (!ropt.enabled) {
+      std::cout << "Retro-hunt: off (retro_hunt = no)\n";
+    } else {
+      std::cout << "Retro-hunt: " << retro_messages
+                << " earlier messages to candidates within retro_window, " << retro_flagged
+                << " more accounts flagged"
+                << (dopt.mode == compd::DiscoveryMode::kAdd ? "" : " (had they been accepted)")
+                << "\n";
+      if (retro_messages > 0) std::cout << retro_table.Render();
+      for (const std::string& note : retro_notes) std::cout << note << "\n";
+    }
+    std::cout << "Nothing live was changed (replay has its own in-memory state).\n";
   }
   if (!reader->status().ok()) {
     PrintError(reader->status().message());

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <map>
+#include <set>
 
 #include "compd/accounts/accounts.h"
 #include "compd/base/utc_time.h"
@@ -84,6 +85,34 @@ std::vector<Event> RetroHitEvents(const std::vector<RetroFind>& finds, const std
     out.push_back(std::move(e));
   }
   return out;
+}
+
+RetroJudgement JudgeRetroFinds(const std::vector<RetroFind>& finds, bool truncated,
+                               int max_accounts, const std::string& node) {
+  RetroJudgement out;
+  std::map<std::string, std::set<std::string>> accounts;  // entry -> account keys
+  for (const RetroFind& f : finds) accounts[f.entry].insert(AccountKey(f.account));
+  std::set<std::string> over;
+  for (const auto& [entry, who] : accounts) {
+    if (static_cast<int64_t>(who.size()) > max_accounts || (truncated && who.size() > 1)) {
+      out.over_cap.push_back({entry, who.size(), truncated});
+      over.insert(entry);
+    }
+  }
+  for (Event& e : RetroHitEvents(finds, node)) {
+    if (!over.count(e.entry)) out.events.push_back(std::move(e));
+  }
+  return out;
+}
+
+std::string RetroOverCapMessage(const RetroOverCap& o, int max_accounts, int64_t window_ms) {
+  const std::string window = window_ms % (86400 * 1000) == 0
+                                 ? std::to_string(window_ms / (86400 * 1000)) + "d"
+                                 : std::to_string(window_ms / (3600 * 1000)) + "h";
+  return o.entry + " matches the mail of " + std::to_string(o.accounts) +
+         (o.truncated ? " or more" : "") + " accounts in the last " + window +
+         ", more than retro_max_accounts (" + std::to_string(max_accounts) +
+         "): not a test address, nobody flagged; mapctl hunt '" + o.entry + "' lists them";
 }
 
 Status AskNodes(RedisClient* client, const Keys& keys, const HuntRequest& request,

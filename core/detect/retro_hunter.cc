@@ -1,8 +1,6 @@
 #include "compd/detect/retro_hunter.h"
 
 #include <algorithm>
-#include <map>
-#include <set>
 
 #include "compd/base/keys.h"
 #include "compd/base/thread_guard.h"
@@ -252,21 +250,13 @@ void RetroHunter::HuntChange(const MapChangeNote& note) {
                               Days(options_.window_ms) + " (" + std::to_string(ms) + " ms)");
     return;
   }
-  std::map<std::string, std::set<std::string>> accounts;  // entry -> accounts
-  for (const RetroFind& f : finds) accounts[f.entry].insert(f.account);
-  for (const auto& [entry, who] : accounts) {
-    if (static_cast<int>(who.size()) > options_.max_accounts || (truncated && who.size() > 1)) {
-      Log(LogLevel::kWarning,
-          "retro: " + entry + " matches the mail of " + std::to_string(who.size()) +
-              (truncated ? " or more" : "") + " accounts in the last " + Days(options_.window_ms) +
-              ", more than retro_max_accounts (" + std::to_string(options_.max_accounts) +
-              "): not a test address, nobody flagged; mapctl hunt '" + entry + "' lists them");
-    }
+  RetroJudgement j = JudgeRetroFinds(finds, truncated, options_.max_accounts, options_.node);
+  for (const RetroOverCap& o : j.over_cap) {
+    ++over_cap_;
+    Log(LogLevel::kWarning,
+        "retro: " + RetroOverCapMessage(o, options_.max_accounts, options_.window_ms));
   }
-  std::vector<Event> events = RetroHitEvents(finds, options_.node);
-  for (Event& e : events) {
-    const size_t n = accounts[e.entry].size();
-    if (static_cast<int>(n) > options_.max_accounts || (truncated && n > 1)) continue;
+  for (Event& e : j.events) {
     Log(LogLevel::kWarning, "retro: " + e.detail + ": flagging " + e.account);
     ++flagged_;
     on_event_(std::move(e));
@@ -353,6 +343,7 @@ RetroHunterStats RetroHunter::stats() const {
   s.hunts = hunts_;
   s.flagged = flagged_;
   s.answered = answered_count_;
+  s.over_cap = over_cap_;
   return s;
 }
 

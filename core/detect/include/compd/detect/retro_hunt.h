@@ -54,6 +54,25 @@ nlohmann::json RetroFindJson(const RetroFind& f, const std::string& node);
 // record it once. Evidence: {"retro":{"entry","messages":[the account's finds, newest 20]}}.
 std::vector<Event> RetroHitEvents(const std::vector<RetroFind>& finds, const std::string& node);
 
+// What a hunt after a map change flags, decided the same way on a node (RetroHunter) and in
+// `mapctl replay`: the hit events of `finds` (RetroHitEvents), except for an entry that
+// matches the mail of more than `max_accounts` accounts, or of more than one when the hunt
+// was `truncated` (its count is a lower bound): that is not a test address (a whole domain,
+// a typo'd pattern) and flags nobody; it is reported in `over_cap` instead.
+struct RetroOverCap {
+  std::string entry;
+  size_t accounts = 0;     // distinct accounts among the finds
+  bool truncated = false;  // the hunt stopped at its limit: `accounts` or more
+};
+struct RetroJudgement {
+  std::vector<Event> events;  // one per (entry, account) to flag
+  std::vector<RetroOverCap> over_cap;
+};
+RetroJudgement JudgeRetroFinds(const std::vector<RetroFind>& finds, bool truncated,
+                               int max_accounts, const std::string& node);
+// The log line for an entry over the cap, naming `mapctl hunt` to list the accounts.
+std::string RetroOverCapMessage(const RetroOverCap& o, int max_accounts, int64_t window_ms);
+
 // mapctl's side: publishes `request` and collects the answers of the nodes that heard it,
 // waiting at most `wait`. `listening`: how many heard it (0: no node listens, and nothing
 // is waited for). kUnavailable when Redis fails.

@@ -66,6 +66,7 @@ struct RetroHunterStats {
   uint64_t hunts = 0;
   uint64_t flagged = 0;   // events handed to on_event
   uint64_t answered = 0;  // hunt requests from mapctl
+  uint64_t over_cap = 0;  // entries that matched more than retro_max_accounts accounts
 };
 
 class RetroHunter {
@@ -122,7 +123,8 @@ class RetroHunter {
   std::unordered_set<std::string> answered_;
   std::deque<std::string> answered_order_;
 
-  std::atomic<uint64_t> observed_{0}, dropped_{0}, hunts_{0}, flagged_{0}, answered_count_{0};
+  std::atomic<uint64_t> observed_{0}, dropped_{0}, hunts_{0}, flagged_{0}, answered_count_{0},
+      over_cap_{0};
   std::atomic<bool> started_{false};
 };
 
