@@ -315,6 +315,8 @@ int Run(const Plan& plan, const std::string& config_path, bool config_explicit,
   ldo.prefix = dso.prefix;
   ldo.hostname = plan.tripwire.hostname;
   ldo.redis_timeout = dso.redis_timeout;
+  // Who mailed whom before this start: retro-hunt's files, when it keeps them.
+  if (plan.retro.enabled) ldo.memory_dir = plan.retro.dir;
   LiveDiscovery discovery(
       ldo, [&detect_state](const std::string& d) { return detect_state->IsLocalDomain(d); },
       [&recorder](std::vector<Event> hits) {

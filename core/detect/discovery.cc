@@ -202,6 +202,17 @@ void Discovery::Suppress(const std::string& recipient) {
   sightings_.erase(r);
 }
 
+void Discovery::Remember(const Message& m) {
+  if (m.account.empty()) return;
+  const std::string account_key = AccountKey(m.account);
+  std::string address;
+  std::lock_guard<std::mutex> lock(mu_);
+  for (const std::string& raw : m.recipients) {
+    if (!EnvelopeAddress(raw, &address).ok() || address.empty()) continue;
+    pairs_.Touch(PairHash(account_key, CanonicalAddress(address)), m.time_ms);
+  }
+}
+
 bool Discovery::Mailed(const std::string& account, const std::string& recipient) const {
   std::lock_guard<std::mutex> lock(mu_);
   return pairs_.Contains(PairHash(AccountKey(account), CanonicalAddress(recipient)));

@@ -4,6 +4,7 @@
 
 #include "compd/base/thread_guard.h"
 #include "compd/detect/candidate_store.h"
+#include "compd/detect/recipient_journal.h"
 #include "compd/map/entry.h"
 #include "compd/map/map_store.h"
 
@@ -45,6 +46,9 @@ LiveDiscoveryStats LiveDiscovery::stats() const {
   s.candidates = candidates_.load();
   s.dropped = dropped_.load();
   s.redis_errors = redis_errors_.load();
+  s.loaded = loaded_.load();
+  s.reloaded = reloaded_.load();
+  s.discovery = discovery_.stats();
   return s;
 }
 
@@ -158,7 +162,39 @@ Status LiveDiscovery::Handle(const Sighting& s, bool* consumed) {
   return st;
 }
 
+void LiveDiscovery::Reload() {
+  if (loaded_) return;
+  if (!options_.memory_dir.empty()) {
+    const auto t0 = std::chrono::steady_clock::now();
+    const int64_t now = std::chrono::duration_cast<std::chrono::milliseconds>(
+                            std::chrono::system_clock::now().time_since_epoch())
+                            .count();
+    RecipientJournal journal(options_.memory_dir);
+    size_t bad = 0;
+    Status s = journal.Load(
+        now - options_.discovery.retro_window_ms,
+        [this](const Message& m) {
+          discovery_.Remember(m);
+          ++reloaded_;
+        },
+        &bad);
+    const auto ms =
+        std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0)
+            .count();
+    if (!s.ok()) {
+      Log(LogLevel::kError,
+          "discovery: " + s.ToString() + "; mail before this start may be taken for first mails");
+    } else {
+      Log(LogLevel::kInfo, "discovery: who mailed whom, from " + options_.memory_dir + ": " +
+                               std::to_string(reloaded_.load()) + " messages in " +
+                               std::to_string(ms) + " ms");
+    }
+  }
+  loaded_ = true;
+}
+
 void LiveDiscovery::Loop() {
+  Reload();
   for (;;) {
     bool stopping = false;
     std::deque<Sighting> batch;

@@ -2,7 +2,9 @@
 // when accounts of several unrelated customer domains each send it a test-like message
 // (the engine's test_message signal, or enough of its features) that is their first mail
 // to it, within discovery_window. "First mail" needs a memory of who mailed whom: the
-// (account, recipient) pairs of the last retro_window, kept here as 64-bit hashes.
+// (account, recipient) pairs of the last retro_window, kept here as 64-bit hashes. A node
+// refills it at start from retro-hunt's files (Remember; LiveDiscovery), so that after a
+// restart a long-time contact is not taken for a new one.
 //
 // Why not "two accounts mailed the same new address": customers share contacts (suppliers,
 // banks, authorities); on the simulator, unrelated first mails to one address happen
@@ -118,6 +120,9 @@ class Discovery {
   // none). What replay runs.
   std::vector<Candidate> Observe(const Message& message, int64_t now_ms, bool engine_test_signal,
                                  const std::function<bool(const std::string&)>& is_local = {});
+  // Enters `message`'s (account, recipient) pairs into the pair memory at its time, and
+  // nothing else: mail seen before (a node's memory reloaded from disk at start).
+  void Remember(const Message& message);
   // Never propose `recipient` again (mapctl candidates reject; already in the map).
   void Suppress(const std::string& recipient);
   // Whether `account` mailed `recipient` within the pair memory.

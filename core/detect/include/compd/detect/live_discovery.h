@@ -15,6 +15,11 @@
 // MapStore::Add says which call added the entry; the hit events' ids
 // ("discovered:<recipient>:<account>") make a second submission a no-op.
 //
+// Whether a mail is an account's first to a recipient survives a restart: the thread first
+// refills the pair memory from retro-hunt's files (memory_dir: <spool_dir>/retro, read
+// only), the last retro_window of this node's mail. Mail in the seconds that takes is
+// judged on what is loaded so far.
+//
 // A Redis failure keeps the queue (bounded: sightings beyond kMaxQueue are dropped and
 // counted) and the candidates not yet acted on, and retries after `retry`. Stop sends what
 // is queued if Redis answers.
@@ -52,6 +57,7 @@ struct LiveDiscoveryOptions {
   std::string hostname;  // this node: the map change's author and the events' host
   std::chrono::milliseconds redis_timeout{2000};
   std::chrono::milliseconds retry{1000};  // after a Redis failure
+  std::string memory_dir;  // retro-hunt's RecipientJournal folder; empty: start empty
 };
 
 struct LiveDiscoveryStats {
@@ -59,6 +65,9 @@ struct LiveDiscoveryStats {
   uint64_t candidates = 0;  // completed on this node (proposed or added here)
   uint64_t dropped = 0;     // the queue was full
   uint64_t redis_errors = 0;
+  bool loaded = false;    // the pair memory was refilled from memory_dir (or had none)
+  uint64_t reloaded = 0;  // messages it was refilled with
+  DiscoveryStats discovery;
 };
 
 class LiveDiscovery {
@@ -82,6 +91,7 @@ class LiveDiscovery {
 
  private:
   void Loop();
+  void Reload();  // the pair memory from memory_dir, once
   // Sends one sighting and acts on the candidate it completes. `consumed`: the sighting
   // reached Redis (a failure after that leaves the candidate in pending_).
   Status Handle(const Sighting& s, bool* consumed);
@@ -99,7 +109,8 @@ class LiveDiscovery {
   std::deque<Sighting> queue_;
   bool stop_ = false, started_ = false;
   std::thread thread_;
-  std::atomic<uint64_t> sightings_{0}, candidates_{0}, dropped_{0}, redis_errors_{0};
+  std::atomic<uint64_t> sightings_{0}, candidates_{0}, dropped_{0}, redis_errors_{0}, reloaded_{0};
+  std::atomic<bool> loaded_{false};
   // The thread's own.
   std::unique_ptr<RedisClient> redis_;
   std::vector<Candidate> pending_;  // completed, not yet proposed or added
