@@ -131,6 +131,7 @@ std::string DashboardRuntime::Metrics() const {
     in.sentinel = plan_.dashboard_options.redis.sentinel->stats();
   }
   in.hits = hits_.Rows();
+  if (metrics_source_) metrics_source_(&in);
   return RenderPrometheus(in);
 }
 

@@ -10,6 +10,7 @@
 #define COMPD_MILTER_DASHBOARD_H_
 
 #include <ctime>
+#include <functional>
 #include <memory>
 #include <optional>
 
@@ -38,8 +39,8 @@ struct DashboardPlan {
   DashboardOptions dashboard_options;
 };
 
-// Reads the volume, anomaly, dashboard and metrics settings and the credential files. kInvalid / kIoError name the
-// setting or file:line.
+// Reads the volume, anomaly, dashboard and metrics settings and the credential files. kInvalid /
+// kIoError name the setting or file:line.
 Status MakeDashboardPlan(const Config& config, const RedisUrl& redis, DashboardPlan* out);
 
 class DashboardRuntime {
@@ -54,6 +55,12 @@ class DashboardRuntime {
   // before Start. Null when anomaly detection is off.
   AnomalyDetector* anomaly_detector() { return detector_.get(); }
 
+  // What /metrics adds from parts the dashboard does not own (discovery, retro-hunt):
+  // called on each scrape from the listener's thread. Set before Start.
+  void SetMetricsSource(std::function<void(MetricsInput*)> source) {
+    metrics_source_ = std::move(source);
+  }
+
   Status Start(const Tripwire* tripwire);
   void Stop();
 
@@ -67,6 +74,7 @@ class DashboardRuntime {
   const Tripwire* tripwire_ = nullptr;
   const int64_t start_time_;
   HitCounters hits_;
+  std::function<void(MetricsInput*)> metrics_source_;
   std::unique_ptr<VolumeCounter> volume_;
   std::unique_ptr<AnomalyDetector> detector_;
   std::unique_ptr<DashboardSource> source_;

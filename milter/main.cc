@@ -325,6 +325,33 @@ int Run(const Plan& plan, const std::string& config_path, bool config_explicit,
       logger.Fn());
   s = discovery.Start();
   if (!s.ok()) return Fail("discovery: " + s.message(), kExitRuntime);
+  dashboard.SetMetricsSource([&plan, &retro, &discovery](MetricsInput* in) {
+    if (plan.discovery.mode != DiscoveryMode::kOff) {
+      const LiveDiscoveryStats d = discovery.stats();
+      DiscoveryMetrics dm;
+      dm.mode = DiscoveryModeName(plan.discovery.mode);
+      dm.sightings = d.sightings;
+      dm.candidates = d.candidates;
+      dm.dropped = d.dropped;
+      dm.redis_errors = d.redis_errors;
+      dm.pairs = d.discovery.pairs;
+      in->discovery = dm;
+    }
+    if (plan.retro.enabled) {
+      const RetroHunterStats r = retro.stats();
+      RetroMetrics rm;
+      rm.observed = r.observed;
+      rm.dropped = r.dropped;
+      rm.hunts = r.hunts;
+      rm.flagged = r.flagged;
+      rm.over_cap = r.over_cap;
+      rm.answered = r.answered;
+      rm.messages = r.memory.messages;
+      rm.bytes = r.memory.bytes;
+      rm.oldest_ms = r.memory.oldest_ms;
+      in->retro = rm;
+    }
+  });
   outlets.observe = [&engine, &recorder, &retro, &discovery](const Message& m) {
     retro.Observe(m);
     Verdict v;

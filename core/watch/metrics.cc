@@ -126,6 +126,7 @@ std::string RenderPrometheus(const MetricsInput& in) {
   redis_errors(in.watcher, "map");
   redis_errors(in.volume, "volume");
   redis_errors(in.anomaly, "anomaly");
+  redis_errors(in.discovery, "discovery");
   w.Family("compd_redis_up", "gauge", "1 if the component's last Redis attempt succeeded.");
   auto redis_up = [&w](const auto& stats, const char* component) {
     if (stats) w.Sample("compd_redis_up", stats->redis_up, Label("component", component));
@@ -214,6 +215,48 @@ std::string RenderPrometheus(const MetricsInput& in) {
   if (in.anomaly) {
     w.One("compd_anomalies_total", "counter", "Anomalies this node raised.",
           static_cast<double>(in.anomaly->raised));
+  }
+  if (in.discovery) {
+    const DiscoveryMetrics& d = *in.discovery;
+    w.One("compd_discovery_sightings_total", "counter",
+          "Test-like first mails to a recipient this node sent to the other nodes' in Redis.",
+          static_cast<double>(d.sightings));
+    w.Family("compd_discovery_candidates_total", "counter",
+             "New test recipients this node completed, by what they became (discovery).");
+    w.Sample("compd_discovery_candidates_total",
+             static_cast<double>(d.mode == "add" ? 0 : d.candidates), Label("outcome", "proposed"));
+    w.Sample("compd_discovery_candidates_total",
+             static_cast<double>(d.mode == "add" ? d.candidates : 0), Label("outcome", "added"));
+    w.One("compd_discovery_dropped_total", "counter",
+          "Sightings not sent because too many waited for Redis.", static_cast<double>(d.dropped));
+    w.One("compd_discovery_pairs", "gauge",
+          "(account, recipient) pairs in the first-mail memory (retro_window).",
+          static_cast<double>(d.pairs));
+  }
+  if (in.retro) {
+    const RetroMetrics& r = *in.retro;
+    w.One("compd_retro_observed_total", "counter", "Delivered messages retro-hunt remembered.",
+          static_cast<double>(r.observed));
+    w.One("compd_retro_dropped_total", "counter",
+          "Messages not remembered because the retro-hunt queue was full.",
+          static_cast<double>(r.dropped));
+    w.One("compd_retro_hunts_total", "counter", "Hunts back in time after map changes.",
+          static_cast<double>(r.hunts));
+    w.One("compd_retro_flagged_total", "counter",
+          "Accounts flagged for mail to an entry sent before it entered the map.",
+          static_cast<double>(r.flagged));
+    w.One("compd_retro_over_cap_total", "counter",
+          "New entries that matched more accounts than retro_max_accounts (nobody flagged).",
+          static_cast<double>(r.over_cap));
+    w.One("compd_retro_requests_answered_total", "counter", "mapctl hunt requests answered.",
+          static_cast<double>(r.answered));
+    w.One("compd_retro_memory_messages", "gauge", "Messages in the recipient memory.",
+          static_cast<double>(r.messages));
+    w.One("compd_retro_memory_bytes", "gauge", "Heap the recipient memory holds.",
+          static_cast<double>(r.bytes));
+    w.One("compd_retro_memory_oldest_timestamp_seconds", "gauge",
+          "Time of the oldest remembered message (0: none).",
+          static_cast<double>(r.oldest_ms / 1000));
   }
   return w.str();
 }

@@ -117,11 +117,54 @@ TEST_CASE("metrics render in the Prometheus text format", "[metrics]") {
   CHECK(text.back() == '\n');
 }
 
+TEST_CASE("metrics: discovery's candidates and retro-hunt's finds and memory", "[metrics]") {
+  MetricsInput in;
+  in.version = "x";
+  DiscoveryMetrics d;
+  d.mode = "add";
+  d.sightings = 9;
+  d.candidates = 2;
+  d.redis_errors = 3;
+  d.pairs = 1500;
+  in.discovery = d;
+  RetroMetrics r;
+  r.observed = 40;
+  r.hunts = 5;
+  r.flagged = 4;
+  r.over_cap = 1;
+  r.answered = 2;
+  r.messages = 38;
+  r.bytes = 65536;
+  r.oldest_ms = 1795718000123;
+  in.retro = r;
+  auto s = Parse(RenderPrometheus(in));
+  CHECK(s["compd_discovery_sightings_total"] == 9);
+  CHECK(s["compd_discovery_candidates_total{outcome=\"added\"}"] == 2);
+  CHECK(s["compd_discovery_candidates_total{outcome=\"proposed\"}"] == 0);
+  CHECK(s["compd_discovery_pairs"] == 1500);
+  CHECK(s["compd_redis_errors_total{component=\"discovery\"}"] == 3);
+  CHECK(s["compd_retro_observed_total"] == 40);
+  CHECK(s["compd_retro_hunts_total"] == 5);
+  CHECK(s["compd_retro_flagged_total"] == 4);
+  CHECK(s["compd_retro_over_cap_total"] == 1);
+  CHECK(s["compd_retro_requests_answered_total"] == 2);
+  CHECK(s["compd_retro_memory_messages"] == 38);
+  CHECK(s["compd_retro_memory_bytes"] == 65536);
+  CHECK(s["compd_retro_memory_oldest_timestamp_seconds"] == 1795718000);
+  // Under propose the same count is the proposed one.
+  d.mode = "propose";
+  in.discovery = d;
+  s = Parse(RenderPrometheus(in));
+  CHECK(s["compd_discovery_candidates_total{outcome=\"proposed\"}"] == 2);
+  CHECK(s["compd_discovery_candidates_total{outcome=\"added\"}"] == 0);
+}
+
 TEST_CASE("metrics of a node with nothing running still parse", "[metrics]") {
   MetricsInput in;
   in.version = "x";
   auto s = Parse(RenderPrometheus(in));
   CHECK(s.count("compd_build_info{version=\"x\"}") == 1);
+  CHECK(s.count("compd_retro_memory_bytes") == 0);
 }
 
 TEST_CASE("label values are escaped", "[metrics]") {

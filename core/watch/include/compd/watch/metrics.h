@@ -42,6 +42,27 @@ class HitCounters {
   std::atomic<uint64_t> counts_[kWheres][kActions];
 };
 
+// Discovery and retro-hunt live in the detect subsystem, above this one: the program copies
+// their numbers in.
+struct DiscoveryMetrics {
+  std::string mode;         // "propose" | "add": what a completed candidate became
+  uint64_t sightings = 0;   // test-like first mails sent to Redis
+  uint64_t candidates = 0;  // completed on this node
+  uint64_t dropped = 0;
+  uint64_t redis_errors = 0;
+  uint64_t pairs = 0;  // (account, recipient) pairs in the first-mail memory
+};
+struct RetroMetrics {
+  uint64_t observed = 0, dropped = 0;
+  uint64_t hunts = 0;     // after map changes
+  uint64_t flagged = 0;   // accounts' hit events handed to the recorder
+  uint64_t over_cap = 0;  // entries that matched more than retro_max_accounts accounts
+  uint64_t answered = 0;  // mapctl hunt requests
+  uint64_t messages = 0;  // remembered
+  uint64_t bytes = 0;
+  int64_t oldest_ms = 0;
+};
+
 // What a node knows about itself; parts that are not running stay empty.
 struct MetricsInput {
   std::string version;
@@ -55,6 +76,8 @@ struct MetricsInput {
   std::optional<AnomalyStats> anomaly;
   std::optional<SentinelStats> sentinel;  // with redis_sentinels
   std::vector<HitCounters::Row> hits;
+  std::optional<DiscoveryMetrics> discovery;  // discovery on
+  std::optional<RetroMetrics> retro;          // retro_hunt on
 };
 
 std::string RenderPrometheus(const MetricsInput& in);
