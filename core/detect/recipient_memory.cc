@@ -201,7 +201,7 @@ std::vector<RetroFind> RecipientMemory::Hunt(const Matcher& matcher, const Match
   return out;
 }
 
-size_t RecipientMemory::Forget(int64_t before_ms) {
+void RecipientMemory::Seal() {
   // Days before the newest get no more mail (but a late one): give back the slack their
   // vectors grew with, up to half of what they hold.
   for (size_t i = 0; i + 1 < days_.size(); ++i) {
@@ -212,33 +212,57 @@ size_t RecipientMemory::Forget(int64_t before_ms) {
     d.queue_ids.shrink_to_fit();
     d.sealed = true;
   }
+}
+
+size_t RecipientMemory::Forget(int64_t before_ms) {
+  Seal();
   size_t dropped = 0;
   auto keep = std::find_if(days_.begin(), days_.end(),
                            [before_ms](const Day& d) { return (d.day + 1) * kDayMs > before_ms; });
   if (keep == days_.begin()) return 0;
   for (auto it = days_.begin(); it != keep; ++it) dropped += it->msgs.size();
   days_.erase(days_.begin(), keep);
-  Rebuild();
+  Rebuild(*this);
   return dropped;
 }
 
-void RecipientMemory::Rebuild() {
+std::unique_ptr<RecipientMemory> RecipientMemory::Without(int64_t before_ms,
+                                                          size_t* dropped) const {
+  *dropped = 0;
+  if (days_.empty() || (days_.front().day + 1) * kDayMs > before_ms) return nullptr;
+  auto out = std::make_unique<RecipientMemory>();
+  for (const Day& d : days_) {
+    if ((d.day + 1) * kDayMs <= before_ms) {
+      *dropped += d.msgs.size();
+      continue;
+    }
+    out->days_.push_back(d);  // a copy's vectors are allocated to fit
+    out->days_.back().sealed = true;
+  }
+  if (!out->days_.empty()) out->days_.back().sealed = false;  // still growing
+  out->Rebuild(*this);
+  return out;
+}
+
+void RecipientMemory::Rebuild(const RecipientMemory& from) {
   auto recipients = std::make_unique<Strings>();
   auto accounts = std::make_unique<Strings>();
   auto ips = std::make_unique<Strings>();
-  std::vector<uint32_t> r(recipients_->size(), kNone), a(accounts_->size(), kNone),
-      ip(ips_->size(), kNone);
-  auto remap = [](std::vector<uint32_t>& table, const Strings& from, Strings& to, uint32_t id) {
-    if (table[id] == kNone) table[id] = to.Intern(from.Get(id));
+  std::vector<uint32_t> r(from.recipients_->size(), kNone), a(from.accounts_->size(), kNone),
+      ip(from.ips_->size(), kNone);
+  auto remap = [](std::vector<uint32_t>& table, const Strings& old, Strings& to, uint32_t id) {
+    if (table[id] == kNone) table[id] = to.Intern(old.Get(id));
     return table[id];
   };
   for (Day& d : days_) {
     for (Day::Msg& m : d.msgs) {
-      m.account = remap(a, *accounts_, *accounts, m.account);
-      m.ip = remap(ip, *ips_, *ips, m.ip);
-      m.recipient = remap(r, *recipients_, *recipients, m.recipient);
+      m.account = remap(a, *from.accounts_, *accounts, m.account);
+      m.ip = remap(ip, *from.ips_, *ips, m.ip);
+      m.recipient = remap(r, *from.recipients_, *recipients, m.recipient);
     }
-    for (Day::Pair& p : d.pairs) p.recipient = remap(r, *recipients_, *recipients, p.recipient);
+    for (Day::Pair& p : d.pairs) {
+      p.recipient = remap(r, *from.recipients_, *recipients, p.recipient);
+    }
   }
   recipients_ = std::move(recipients);
   accounts_ = std::move(accounts);

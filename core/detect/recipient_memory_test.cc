@@ -98,6 +98,36 @@ TEST_CASE("recipient memory: forgetting drops whole days and their strings", "[r
   CHECK(mem.Forget(kT0 + kDay) == 0);
 }
 
+TEST_CASE("recipient memory: forgetting on a copy leaves the memory as it was", "[retro]") {
+  RecipientMemory mem;
+  mem.Add(Mail("old@c.example", {"gone@x.example", "kept@x.example"}, kT0, "Q1"));
+  mem.Add(Mail("new@c.example", {"kept@x.example"}, kT0 + 2 * kDay, "Q2", "198.51.100.4"));
+  size_t dropped = 9;
+  CHECK(mem.Without(kT0, &dropped) == nullptr);  // no day is that old
+  CHECK(dropped == 0);
+  std::unique_ptr<RecipientMemory> next = mem.Without(kT0 + kDay, &dropped);
+  REQUIRE(next != nullptr);
+  CHECK(dropped == 1);
+  // The original still answers in full (readers use it until the swap).
+  CHECK(mem.stats().messages == 2);
+  CHECK(mem.Hunt(*Map({"gone@x.example"}), nullptr, 0, 100).size() == 1);
+  // The copy has what Forget would keep, its strings rebuilt.
+  RecipientMemoryStats st = next->stats();
+  CHECK(st.messages == 1);
+  CHECK(st.recipients == 1);
+  CHECK(st.accounts == 1);
+  CHECK(st.client_ips == 1);
+  CHECK(next->Hunt(*Map({"gone@x.example"}), nullptr, 0, 100).empty());
+  auto finds = next->Hunt(*Map({"kept@x.example"}), nullptr, 0, 100);
+  REQUIRE(finds.size() == 1);
+  CHECK(finds[0].account == "new@c.example");
+  CHECK(finds[0].client_ip == "198.51.100.4");
+  CHECK(finds[0].queue_id == "Q2");
+  // And it keeps growing like the original.
+  next->Add(Mail("more@c.example", {"kept@x.example"}, kT0 + 2 * kDay + 5, "Q3"));
+  CHECK(next->Hunt(*Map({"kept@x.example"}), nullptr, 0, 100).size() == 2);
+}
+
 TEST_CASE("recipient journal: what was appended comes back after a restart", "[retro]") {
   testing::TempDir dir;
   const std::string folder = dir / "retro";

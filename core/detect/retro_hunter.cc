@@ -138,7 +138,7 @@ void RetroHunter::WorkerLoop() {
           since,
           [&](const Message& m) {
             std::lock_guard<std::mutex> lock(mem_mu_);
-            memory_.Add(m);
+            memory_->Add(m);
             ++n;
           },
           &bad);
@@ -177,7 +177,7 @@ void RetroHunter::Work(std::vector<Message>* pending, std::vector<MapChangeNote>
   if (!pending->empty()) {
     {
       std::lock_guard<std::mutex> lock(mem_mu_);
-      for (const Message& m : *pending) memory_.Add(m);
+      for (const Message& m : *pending) memory_->Add(m);
     }
     if (journal_) {
       Status s = journal_->Append(*pending);
@@ -200,11 +200,21 @@ void RetroHunter::Work(std::vector<Message>* pending, std::vector<MapChangeNote>
 void RetroHunter::Forget(int64_t now_ms) {
   last_forget_ms_ = now_ms;
   const int64_t before = now_ms - options_.window_ms;
-  size_t dropped, files = 0;
+  size_t dropped = 0, files = 0;
+  // Rebuilding a week's tables takes seconds: done on a copy, while hunts and /metrics
+  // keep reading this one; the lock is held for the swap only. The worker is the only
+  // writer, so reading here without the lock is safe, and what it observes meanwhile
+  // waits in its queue.
+  std::unique_ptr<RecipientMemory> next = memory_->Without(before, &dropped);
   {
     std::lock_guard<std::mutex> lock(mem_mu_);
-    dropped = memory_.Forget(before);
+    if (next) {
+      memory_.swap(next);
+    } else {
+      memory_->Seal();
+    }
   }
+  next.reset();  // the old memory, freed outside the lock
   if (journal_) {
     Status s = journal_->Forget(before, &files);
     if (!s.ok()) Log(LogLevel::kError, "retro: " + s.ToString());
@@ -238,7 +248,7 @@ void RetroHunter::HuntChange(const MapChangeNote& note) {
   std::vector<RetroFind> finds;
   {
     std::lock_guard<std::mutex> lock(mem_mu_);
-    finds = memory_.Hunt(*matcher, except, since, kHuntMaxFinds, &truncated);
+    finds = memory_->Hunt(*matcher, except, since, kHuntMaxFinds, &truncated);
   }
   ++hunts_;
   const auto ms =
@@ -305,9 +315,9 @@ bool RetroHunter::AnswerRequests() {
       RecipientMemoryStats st;
       {
         std::lock_guard<std::mutex> lock(mem_mu_);
-        finds = memory_.Hunt(*matcher, nullptr, std::max(req.since_ms, now - options_.window_ms),
-                             kHuntMaxFinds, &truncated);
-        st = memory_.stats();
+        finds = memory_->Hunt(*matcher, nullptr, std::max(req.since_ms, now - options_.window_ms),
+                              kHuntMaxFinds, &truncated);
+        st = memory_->stats();
       }
       nlohmann::json found = nlohmann::json::array();
       for (const RetroFind& f : finds) found.push_back(RetroFindJson(f, options_.node));
@@ -336,7 +346,7 @@ RetroHunterStats RetroHunter::stats() const {
   RetroHunterStats s;
   {
     std::lock_guard<std::mutex> lock(mem_mu_);
-    s.memory = memory_.stats();
+    s.memory = memory_->stats();
   }
   s.observed = observed_;
   s.dropped = dropped_;

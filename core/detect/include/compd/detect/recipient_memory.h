@@ -71,6 +71,14 @@ class RecipientMemory {
   // Drops every day that ended before `before_ms` and rebuilds the string tables; shrinks
   // the tables of the days before the newest to fit. Returns the number of messages dropped.
   size_t Forget(int64_t before_ms);
+  // Forget without touching this memory: a new one with the days that end after
+  // `before_ms`, its tables rebuilt and fitted; `dropped` counts the messages left out.
+  // Null when no day is that old (nothing to drop). Rebuilding a week takes seconds: the
+  // owner builds it while readers keep using this one, and only swaps under its lock.
+  // Costs the kept days' bytes again until the old memory is freed.
+  std::unique_ptr<RecipientMemory> Without(int64_t before_ms, size_t* dropped) const;
+  // Shrinks the tables of the days before the newest to fit (Forget does it too).
+  void Seal();
 
   RecipientMemoryStats stats() const;
 
@@ -78,7 +86,8 @@ class RecipientMemory {
   class Strings;
   struct Day;
   Day* DayFor(int64_t day);
-  void Rebuild();
+  // Interns the strings `days_` use into new tables; their ids index `from`'s tables.
+  void Rebuild(const RecipientMemory& from);
 
   std::vector<Day> days_;  // by day, ascending
   // Interned strings: recipients, accounts, client IPs.

@@ -100,8 +100,10 @@ class RetroHunter {
   const LogFn log_;
   const std::function<void(Event)> on_event_;
 
-  mutable std::mutex mem_mu_;  // guards memory_
-  RecipientMemory memory_;
+  // Guards memory_ (the pointer and what it points to) against the worker's writes: the
+  // worker, its only writer, reads it without the lock.
+  mutable std::mutex mem_mu_;
+  std::unique_ptr<RecipientMemory> memory_ = std::make_unique<RecipientMemory>();
   std::atomic<bool> loaded_{false};
 
   std::mutex mu_;  // guards the queue and stop_
