@@ -17,6 +17,7 @@ Run: COMPD_BUILD_DIR=build/dev python3 tests/retro_restart_metrics_test.py
 
 import json
 import os
+import re
 import sys
 import unittest
 import urllib.request
@@ -102,10 +103,14 @@ class RetroRestartMetricsTest(unittest.TestCase):
                    what="retro-hunt remembering the message")
         self.node.stop()
         self.node.start()
-        h.wait_for(lambda: "discovery: who mailed whom, from " in self.node.log(), 5,
-                   what="discovery refilling its memory")
-        self.assertRegex(self.node.log(), r"discovery: who mailed whom, from \S+/retro: "
-                         r"1 messages in \d+ ms")
+        # The log file goes on across the restart: the first start's line said 0 messages.
+        refilled = re.compile(r"discovery: who mailed whom, from \S+/retro: 1 messages in "
+                              r"\d+ ms")
+        try:
+            h.wait_for(lambda: refilled.search(self.node.log()), 5,
+                       what="discovery refilling its memory with alice's message")
+        except TimeoutError as e:
+            self.fail("%s%s" % (e, self.diag()))
         # Two unrelated customers' test-like messages: alice's is no first mail.
         self.send(ALICE, "ZYaeD, X", "localhost")
         self.send(BOB, "wFd2, MkRWa2 A", "localhost")
