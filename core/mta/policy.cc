@@ -1,5 +1,6 @@
 #include "compd/mta/policy.h"
 
+#include <algorithm>
 #include <cstring>
 
 #include "compd/base/text.h"
@@ -184,6 +185,42 @@ PolicyRequest PolicyParser::TakeRequest() {
   if (complete_) ++request_no_;
   complete_ = false;
   return out;
+}
+
+void PostfixMessageMemory::Prepare(PolicyRequest* request) {
+  if (Upper(request->Get("protocol_state")) != "END-OF-MESSAGE" || !request->Has("instance")) {
+    return;
+  }
+  std::vector<std::string> recipients;
+  if (request->Get("instance") == instance_) recipients.swap(recipients_);
+  instance_.clear();
+  recipients_.clear();
+  for (const auto& a : request->attributes) {
+    if (a.first.compare(0, 6, "compd_") == 0) return;  // the client wrote its own
+  }
+  if (recipients.empty() && !request->Get("recipient").empty()) {
+    recipients.emplace_back(request->Get("recipient"));  // Postfix names a single one
+  }
+  if (recipients.empty()) return;
+  std::string list;
+  for (const std::string& r : recipients) list += (list.empty() ? "" : ", ") + r;
+  request->attributes.emplace_back("compd_accepted_rcpts", std::move(list));
+}
+
+void PostfixMessageMemory::Answered(const PolicyRequest& request, std::string_view action) {
+  if (Upper(request.Get("protocol_state")) != "RCPT" || !request.Has("instance")) return;
+  if (request.Get("instance") != instance_) {
+    instance_ = std::string(request.Get("instance"));
+    recipients_.clear();
+  }
+  // With Postfix's default smtpd_delay_reject = yes, smtpd_sender_restrictions are
+  // evaluated at RCPT too: the same recipient comes once per restriction list asking.
+  const std::string_view recipient = request.Get("recipient");
+  const bool passed = action == "DUNNO" || action.compare(0, 4, "HOLD") == 0;
+  if (passed && !recipient.empty() && recipients_.size() < 1000 &&
+      std::find(recipients_.begin(), recipients_.end(), recipient) == recipients_.end()) {
+    recipients_.emplace_back(recipient);
+  }
 }
 
 std::string DecodeEximEscapes(std::string_view text) {

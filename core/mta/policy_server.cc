@@ -324,6 +324,7 @@ void PolicyServer::Serve(Connection* conn) {
   const std::string& peer = conn->peer;
   log_(LogLevel::kDebug, "policy: " + peer + ": connected");
   PolicyParser parser(options_.limits);
+  PostfixMessageMemory postfix_message;
   std::string buf(kReadChunk, '\0');
   bool in_request = false;
   auto request_deadline = std::chrono::steady_clock::now();
@@ -380,6 +381,7 @@ void PolicyServer::Serve(Connection* conn) {
       }
       if (!complete) break;
       PolicyRequest request = parser.TakeRequest();
+      postfix_message.Prepare(&request);
       std::string action;
       try {
         s = EvaluatePolicyRequest(*tripwire_, request, &action);
@@ -393,6 +395,7 @@ void PolicyServer::Serve(Connection* conn) {
         open = false;
         break;
       }
+      postfix_message.Answered(request, action);
       log_(LogLevel::kDebug, "policy: " + peer + ": request " + std::to_string(parser.requests()) +
                                  ": " + Summary(request) + " -> " + EscapeForLog(action));
       if (!SendAll(conn->fd, FormatPolicyReply(action), options_.timeout)) {

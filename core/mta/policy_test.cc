@@ -391,6 +391,74 @@ TEST_CASE("policy: Exim's end-of-message request feeds the engine, nothing looke
   CHECK(f.observed[1].size == -1);
 }
 
+TEST_CASE("policy: Postfix's end-of-message request gets the recipients of its RCPT requests",
+          "[policy]") {
+  // What a real Postfix sends with check_policy_service in smtpd_recipient_restrictions and
+  // smtpd_end_of_data_restrictions (and, with smtpd_delay_reject = yes, in
+  // smtpd_sender_restrictions: every recipient asked twice): no headers, at END-OF-MESSAGE
+  // one recipient at most.
+  Fixture f({"listed@bad.example"});
+  PostfixMessageMemory memory;
+  auto ask = [&](const std::string& text) {
+    PolicyParser parser;
+    size_t consumed = 0;
+    bool complete = false;
+    REQUIRE(parser.Feed(text + "\n\n", &consumed, &complete).ok());
+    REQUIRE(complete);
+    PolicyRequest request = parser.TakeRequest();
+    memory.Prepare(&request);
+    std::string action;
+    REQUIRE(EvaluatePolicyRequest(*f.tripwire, request, &action).ok());
+    memory.Answered(request, action);
+    return action;
+  };
+  const std::string base =
+      "request=smtpd_access_policy\nhelo_name=localhost\nclient_address=203.0.113.9\n"
+      "sasl_method=LOGIN\nsasl_username=alice@customer.example\n"
+      "sender=alice@customer.example\ninstance=1a2b.3c4d.5e6f.0\n";
+  for (const char* r : {"one@fine.example", "one@fine.example", "listed@bad.example",
+                        "listed@bad.example", "two@fine.example", "two@fine.example"}) {
+    ask(base + "protocol_state=RCPT\nrecipient=" + r);
+  }
+  CHECK(f.events.size() == 2);  // the listed one, recorded each time it is asked
+  CHECK(ask(base + "protocol_state=END-OF-MESSAGE\nrecipient=\nrecipient_count=2\n"
+                   "queue_id=72B22A76223\nsize=388") == "DUNNO");
+  REQUIRE(f.observed.size() == 1);
+  CHECK(f.observed[0].recipients ==
+        std::vector<std::string>{"one@fine.example", "two@fine.example"});
+  CHECK(f.observed[0].size == 388);
+  CHECK(f.observed[0].helo == "localhost");
+  REQUIRE(f.messages.size() == 1);
+  CHECK(f.messages[0].recipients == 2);
+
+  // The next message of the connection: a new instance; its one recipient alone.
+  const std::string next =
+      "request=smtpd_access_policy\nsasl_username=alice@customer.example\n"
+      "client_address=203.0.113.9\ninstance=1a2b.3c4d.5e70.0\n";
+  ask(next + "protocol_state=RCPT\nrecipient=three@fine.example");
+  ask(next + "protocol_state=END-OF-MESSAGE\nrecipient=three@fine.example\nsize=300");
+  REQUIRE(f.observed.size() == 2);
+  CHECK(f.observed[1].recipients == std::vector<std::string>{"three@fine.example"});
+  // Nothing remembered for it (another connection asked at RCPT): its own recipient.
+  ask("request=smtpd_access_policy\nsasl_username=alice@customer.example\n"
+      "instance=ffff.0\nprotocol_state=END-OF-MESSAGE\nrecipient=four@fine.example");
+  REQUIRE(f.observed.size() == 3);
+  CHECK(f.observed[2].recipients == std::vector<std::string>{"four@fine.example"});
+  // Exim's requests (no instance) and Postfix requests a client extended itself are left
+  // as they are.
+  PolicyRequest exim;
+  exim.attributes = {{"protocol_state", "END-OF-MESSAGE"}, {"recipient", "x@y.example"}};
+  memory.Prepare(&exim);
+  CHECK(!exim.Has("compd_accepted_rcpts"));
+  PolicyRequest own;
+  own.attributes = {{"protocol_state", "END-OF-MESSAGE"},
+                    {"instance", "1"},
+                    {"recipient", "x@y.example"},
+                    {"compd_rcpts", "z@y.example"}};
+  memory.Prepare(&own);
+  CHECK(!own.Has("compd_accepted_rcpts"));
+}
+
 TEST_CASE("policy: requests the protocol does not allow are errors", "[policy]") {
   Fixture f({"listed@bad.example"});
   auto eval = [&](const std::string& text) {

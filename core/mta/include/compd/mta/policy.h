@@ -94,6 +94,27 @@ class PolicyParser {
   bool failed_ = false;
 };
 
+// Postfix's own requests name the recipients only at RCPT; its END-OF-MESSAGE request
+// (smtpd_end_of_data_restrictions) names one at most, and no compd_* attribute. One
+// connection carries one smtpd process's requests, one message at a time, tagged with
+// `instance`: this remembers the recipients the RCPT requests of the message in progress
+// got through, so its END-OF-MESSAGE request reaches the detection engine and the volume
+// counters as compd_accepted_rcpts, as Exim's DATA request does. Belongs to one connection
+// (not thread-safe).
+class PostfixMessageMemory {
+ public:
+  // Before evaluating: a Postfix END-OF-MESSAGE request (it carries `instance`) without
+  // compd_* attributes gets compd_accepted_rcpts with the recipients remembered for its
+  // instance (or its own `recipient`); the memory is then cleared.
+  void Prepare(PolicyRequest* request);
+  // After answering: a RCPT request's recipient is remembered unless the answer refused it.
+  void Answered(const PolicyRequest& request, std::string_view action);
+
+ private:
+  std::string instance_;
+  std::vector<std::string> recipients_;
+};
+
 // Undoes Exim's ${escape:...}: `\n` `\r` `\t` `\b` `\v` `\f` and `\ooo` (three octal
 // digits) become the byte they name. Exim leaves a backslash itself unescaped, so a
 // backslash before anything else stays as it is.
@@ -117,8 +138,9 @@ std::string FormatPolicyReply(std::string_view action);
 //     then compd_to / compd_cc as To/Cc headers, the whole message answered at once; a
 //     message that passes goes to the detection engine (observe outlet) with
 //     compd_rcpts and compd_accepted_rcpts as its recipients, and `size` when non-zero.
-//   Anything else, and DATA/END-OF-MESSAGE without compd_* attributes (Postfix's own):
-//     DUNNO.
+//   Anything else, and DATA/END-OF-MESSAGE without compd_* attributes: DUNNO (the
+//     listener gives Postfix's END-OF-MESSAGE requests compd_accepted_rcpts first, see
+//     PostfixMessageMemory).
 // Out-of-scope requests (no sasl_username, client not in trusted_networks) get DUNNO.
 // Events carry source "policy" and are handed to the Tripwire's sink before this returns.
 // kInvalid (and no action) when `request` is not smtpd_access_policy or protocol_state
