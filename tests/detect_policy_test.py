@@ -273,6 +273,9 @@ class DetectPolicyTest(unittest.TestCase):
         self.assertIn("new_networks", rec["state_reason"], rec)
         event = self.wait_signal("ivan", "new_networks")
         self.assertEqual(event["action"], "lock", event)
+        # The reply names the queue id, which the customer can quote and the operator finds.
+        self.assertTrue(event.get("queue_id"), event)
+        self.assertIn("Message deferred by policy (ref %s)" % event["queue_id"], r.transcript)
         nn = self.evidence(event, "new_networks")
         self.assertEqual([n["group"] for n in nn["new"]],
                          ["127.1.0.0/16", "127.2.0.0/16", "127.3.0.0/16"], nn)
