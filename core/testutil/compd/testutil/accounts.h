@@ -1,12 +1,14 @@
 // Test helpers (compd_tests only, subsystems from accounts up): a map hit as the milter
-// reports it, Recorder options for a test's redis-server and folder, and readers of what
-// the Recorder wrote. Stateless functions; each opens its own Redis connection.
+// reports it, Recorder options for a test's redis-server and folder, a fixture that starts
+// a Recorder on them, and readers of what the Recorder wrote. The functions are stateless;
+// each opens its own Redis connection. The fixture is for one test's own thread.
 #ifndef COMPD_TESTUTIL_ACCOUNTS_H_
 #define COMPD_TESTUTIL_ACCOUNTS_H_
 
 #include <catch2/catch.hpp>
 #include <chrono>
 #include <cstdint>
+#include <memory>
 #include <string>
 
 #include "compd/accounts/accounts.h"
@@ -44,6 +46,29 @@ inline RecorderOptions TestRecorderOptions(const RedisUrl& url, const TempDir& t
   o.retry_min = std::chrono::milliseconds(20);
   return o;
 }
+
+// A redis-server, a folder and a log capture of one test's own, and the Recorder the test
+// starts on them: for TEST_CASE_METHOD. The Recorder is declared last, so it stops (and
+// writes what it holds) while Redis and the folder are still there.
+struct RecorderFixture {
+  Recorder& StartRecorder(RecorderOptions options) {
+    recorder = std::make_unique<Recorder>(std::move(options), log.fn());
+    REQUIRE(recorder->Start().ok());
+    return *recorder;
+  }
+  Recorder& StartRecorder() { return StartRecorder(TestRecorderOptions(redis.url(), tmp)); }
+  // One whose hits do `reaction` to their accounts.
+  Recorder& StartRecorder(AccountReaction reaction) {
+    RecorderOptions o = TestRecorderOptions(redis.url(), tmp);
+    o.accounts = std::move(reaction);
+    return StartRecorder(std::move(o));
+  }
+
+  RedisServer redis;
+  TempDir tmp;
+  LogCapture log;
+  std::unique_ptr<Recorder> recorder;
+};
 
 // Submits and waits until the Recorder wrote everything submitted so far.
 inline void RecordAndWait(Recorder* rec, Event e) {
