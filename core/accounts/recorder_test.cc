@@ -158,14 +158,9 @@ TEST_CASE_METHOD(RecorderFixture,
                  "[redis][recorder]") {
   Recorder& rec = StartRecorder(Options(redis.url(), tmp));
   auto signal = [](const std::string& id, const std::string& rule, const std::string& action) {
-    Event e;
+    Event e = testing::SignalEvent("dave@cust.example", rule, action);
     e.id = id;
-    e.type = "signal";
-    e.account = "dave@cust.example";
     e.client_ip = "198.51.100.4";
-    e.source = "detect";
-    e.rule = rule;
-    e.action = action;
     e.evidence = "{\"" + rule + "\":{}}";
     return e;
   };

@@ -3,6 +3,7 @@
 #include <catch2/catch.hpp>
 
 #include "compd/base/keys.h"
+#include "compd/testutil/events.h"
 #include "compd/testutil/redis.h"
 #include "compd/watch/dashboard.h"
 #include "compd/watch/dashboard_charts.h"
@@ -94,12 +95,8 @@ TEST_CASE("the page lists detection signals and marks their accounts' rows", "[d
   d.generated = kT;
   d.top.this_hour.hour_start = HourStart(kT);
   d.top.this_hour.rows = {{"botted@customer.example", 30, 30, 9, 0, true}};
-  Event e;
-  e.type = "signal";
+  Event e = testing::SignalEvent("botted@customer.example", "test_message,new_networks", "flag");
   e.time = "2026-11-26T18:40:00.000Z";
-  e.account = "botted@customer.example";
-  e.rule = "test_message,new_networks";
-  e.action = "flag";
   e.detail = "HELO localhost, 5 new networks in 10 min";
   d.signals = {e};
   std::string page = RenderDashboardPage(d, 10);

@@ -1,7 +1,7 @@
-// Test helpers (compd_tests only, subsystems from accounts up): a map hit as the milter
-// reports it, Recorder options for a test's redis-server and folder, a fixture that starts
-// a Recorder on them, and readers of what the Recorder wrote. The functions are stateless;
-// each opens its own Redis connection. The fixture is for one test's own thread.
+// Test helpers (compd_tests only, subsystems from accounts up): Recorder options for a test's
+// redis-server and folder, a fixture that starts a Recorder on them, and readers of what the
+// Recorder wrote. The functions are stateless; each opens its own Redis connection. The fixture is
+// for one test's own thread.
 #ifndef COMPD_TESTUTIL_ACCOUNTS_H_
 #define COMPD_TESTUTIL_ACCOUNTS_H_
 
@@ -15,24 +15,10 @@
 #include "compd/accounts/recorder.h"
 #include "compd/base/redis.h"
 #include "compd/events/event.h"
+#include "compd/testutil/events.h"
 #include "compd/testutil/redis.h"
 
 namespace compd::testing {
-
-// An envelope hit on an exact entry, rejected, as compd-milter records it.
-inline Event HitEvent(const std::string& account, const std::string& recipient,
-                      const std::string& ip = "192.0.2.7") {
-  Event e;
-  e.account = account;
-  e.client_ip = ip;
-  e.recipient = recipient;
-  e.where = "envelope";
-  e.entry = recipient;
-  e.entry_kind = "exact";
-  e.action = "reject";
-  e.source = "milter";
-  return e;
-}
 
 // Prefix "t:", host "mx-test", alert log and spool in `tmp`, short Redis timeouts.
 inline RecorderOptions TestRecorderOptions(const RedisUrl& url, const TempDir& tmp) {
