@@ -45,6 +45,18 @@ int64_t HeaderFieldBytes(std::string_view name, std::string_view value) {
 
 bool IsLoopback(std::string_view ip) { return ip == "127.0.0.1" || ip == "::1"; }
 
+// A refusal of a listed recipient, kReject or kTempfail, with the reply codes that go
+// with each (550 5.7.1, 451 4.7.1).
+Verdict Refusal(Verdict::Kind kind, const std::string& text) {
+  const bool permanent = kind == Verdict::Kind::kReject;
+  Verdict v;
+  v.kind = kind;
+  v.rcode = permanent ? "550" : "451";
+  v.xcode = permanent ? "5.7.1" : "4.7.1";
+  v.text = SafeReplyText(text);
+  return v;
+}
+
 }  // namespace
 
 int64_t EsmtpSizeParameter(std::string_view param) {
@@ -207,17 +219,9 @@ Verdict Session::ActOn(HitAction action) const {
   for (size_t p; (p = text.find("{ref}")) != std::string::npos;) text.replace(p, 5, txn_id_);
   switch (action) {
     case HitAction::kReject:
-      v.kind = Verdict::Kind::kReject;
-      v.rcode = "550";
-      v.xcode = "5.7.1";
-      v.text = SafeReplyText(text);
-      break;
+      return Refusal(Verdict::Kind::kReject, text);
     case HitAction::kTempfail:
-      v.kind = Verdict::Kind::kTempfail;
-      v.rcode = "451";
-      v.xcode = "4.7.1";
-      v.text = SafeReplyText(text);
-      break;
+      return Refusal(Verdict::Kind::kTempfail, text);
     case HitAction::kDiscard:
       v.kind = Verdict::Kind::kDiscard;
       break;
