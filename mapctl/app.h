@@ -48,6 +48,8 @@ class Context {
   // but that no longer parse are reported on stderr as warnings and skipped.
   compd::Status LoadEntries(compd::MapStore** store, std::vector<compd::Entry>* entries,
                             uint64_t* version);
+  // The same, for commands that only read the entries.
+  compd::Status LoadEntries(std::vector<compd::Entry>* entries, uint64_t* version);
   // The connection OpenStore made (null before it succeeded).
   compd::RedisClient* redis() const { return client_.get(); }
   std::string RedisDescription() const;
@@ -77,6 +79,9 @@ compd::Status GatherInputs(const std::vector<std::string>& args,
 // DefaultMapKind says; `why` explains the choice for the operator.
 compd::Status ReadMapFileAs(const std::string& path, const std::string& kind_flag,
                             compd::ImportFile* out, std::string* why);
+// Declares the --kind option whose value ReadMapFileAs takes; `files` names what is read
+// in its help ("file", "files").
+void AddMapKindOption(CLI::App* cmd, std::string* kind, const std::string& files);
 
 // JSON output: one document on stdout, pretty enough to read, newline-terminated.
 void PrintJson(const std::string& dumped);
