@@ -1,6 +1,7 @@
 #include "compd/logs/postfix_assembler.h"
 
 #include "compd/base/encoded_words.h"
+#include "compd/base/text.h"
 #include "compd/logs/exim_assembler.h"
 
 namespace compd {
@@ -53,17 +54,6 @@ bool ListValue(std::string_view s, std::string_view name, std::string_view* valu
   size_t b = p + name.size();
   size_t e = s.find(", ", b);
   *value = s.substr(b, e == std::string_view::npos ? std::string_view::npos : e - b);
-  return true;
-}
-
-bool ParseInt(std::string_view s, int64_t* out) {
-  if (s.empty() || s.size() > 15) return false;
-  int64_t v = 0;
-  for (char c : s) {
-    if (c < '0' || c > '9') return false;
-    v = v * 10 + (c - '0');
-  }
-  *out = v;
   return true;
 }
 
@@ -237,13 +227,13 @@ void PostfixAssembler::Qmgr(const LogLine& line, std::string_view rest, PendingM
     return;
   }
   size_t sp = v.find(' ');
-  if (!ParseInt(v.substr(0, sp), &e->nrcpt)) {
+  if (!ParseDecimal(v.substr(0, sp), &e->nrcpt)) {
     tally_->NotUnderstood(line.file, line.number, line.raw);
     return;
   }
   Message& m = pool_->at(e->slot);
   if (AngleValue(rest, "from=<", &v)) m.sender.assign(v);
-  if (ListValue(rest, "size=", &v)) ParseInt(v, &m.size);
+  if (ListValue(rest, "size=", &v)) ParseDecimal(v, &m.size);
   m.time_ms = line.time_ms;  // accepted: end of DATA, as the milter sees it
   e->queued = true;
   if (static_cast<int64_t>(m.recipients.size()) >= e->nrcpt) Finish();
