@@ -46,11 +46,7 @@ void EximAssembler::Arrival(const LogLine& line) {
   Message& m = pool_->at(slot);
   m.time_ms = line.time_ms;
   m.queue_id.assign(parsed_.id);
-  if (a.auth_id_quoted) {
-    AppendEximUnquoted(a.auth_id, &m.account);
-  } else {
-    m.account.assign(a.auth_id);
-  }
+  AssignEximValue(a.auth_id, a.auth_id_quoted, &m.account);
   if (HasControlChar(m.account)) {
     pool_->Release(slot);
     tally_->NotUnderstood(line.file, line.number, line.raw);
@@ -62,11 +58,7 @@ void EximAssembler::Arrival(const LogLine& line) {
   m.sender.assign(a.sender);
   m.size = a.size;
   m.message_id.assign(a.message_id);
-  if (a.subject_quoted) {
-    AppendEximUnquoted(a.subject, &m.subject);
-  } else {
-    m.subject.assign(a.subject);
-  }
+  AssignEximValue(a.subject, a.subject_quoted, &m.subject);
   CleanSubject(&m.subject);  // Exim logs it decoded; \ooo escapes print as blanks
   m.source.assign("exim-log");
   SetOrigin((*base_names_)[line.file], line.number, &m.origin);
