@@ -55,6 +55,14 @@ std::string HGet(RedisClient& c, const std::string& key, const std::string& fiel
   return r.str;
 }
 
+// A redis-server of the test's own, a connection to it and the key names under the
+// counters' prefix ("v:"): for TEST_CASE_METHOD, for tests that read the counters.
+struct CountersInRedis {
+  RedisServer redis;
+  RedisClient c{redis.url()};
+  Keys k{"v:"};
+};
+
 TEST_CASE("hour and day buckets are UTC and named YYYYMMDDHH / YYYYMMDD", "[volume]") {
   CHECK(HourId(kT) == "2026112618");
   CHECK(DayId(kT) == "20261126");
@@ -199,10 +207,8 @@ TEST_CASE("volume counter keeps counting while Redis is away and writes once whe
   CHECK(log.Contains("Redis is back"));
 }
 
-TEST_CASE("a key of the wrong type costs only its own account's counts", "[redis][volume]") {
-  RedisServer redis;
-  RedisClient c(redis.url());
-  Keys k("v:");
+TEST_CASE_METHOD(CountersInRedis, "a key of the wrong type costs only its own account's counts",
+                 "[redis][volume]") {
   LogCapture log;
   const int64_t now = NowSeconds();
   const std::string day = DayId(now);
@@ -237,10 +243,9 @@ TEST_CASE("volume counter bounds what waits for Redis and counts what it drops",
   CHECK(st.messages == 6);
 }
 
-TEST_CASE("a late flush counts the day but skips hours past their retention", "[redis][volume]") {
-  RedisServer redis;
-  RedisClient c(redis.url());
-  Keys k("v:");
+TEST_CASE_METHOD(CountersInRedis,
+                 "a late flush counts the day but skips hours past their retention",
+                 "[redis][volume]") {
   const int64_t now = NowSeconds();
   const int64_t three_days_ago = now - 3 * 86400;
   VolumeCounter v(Options(redis.url()), nullptr);
@@ -258,10 +263,8 @@ TEST_CASE("a late flush counts the day but skips hours past their retention", "[
   CHECK(r.integer == 0);
 }
 
-TEST_CASE("ReadTop gives this hour and last hour with change and newcomers", "[redis][volume]") {
-  RedisServer redis;
-  RedisClient c(redis.url());
-  Keys k("v:");
+TEST_CASE_METHOD(CountersInRedis, "ReadTop gives this hour and last hour with change and newcomers",
+                 "[redis][volume]") {
   const int64_t now = NowSeconds();
   const std::string h0 = HourId(now), h1 = HourId(now - 3600), h2 = HourId(now - 7200);
   auto zadd = [&](const std::string& hour, const std::string& account, int msgs) {
