@@ -14,15 +14,13 @@
 #include <thread>
 
 #include "compd/map/entry.h"
+#include "compd/testutil/tripwire.h"
 
 namespace compd {
 namespace {
 
 struct Fixture {
-  Fixture() {
-    Entry e;
-    REQUIRE(ParseEntry("listed@bad.example", &e).ok());
-    REQUIRE(Matcher::Build({e}, &matcher).ok());
+  Fixture() : matcher(testing::BuildMatcher({"listed@bad.example"})) {
     TripwireOutlets outlets;
     outlets.snapshot = [this] { return matcher; };
     outlets.events = [this](Event e) {
