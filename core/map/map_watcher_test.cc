@@ -61,13 +61,7 @@ void WaitForListener(const RedisUrl& url) {
 }
 
 MapWatcherOptions Options(const RedisUrl& url) {
-  MapWatcherOptions o;
-  o.redis = url;
-  o.prefix = "t:";
-  o.redis_timeout = std::chrono::milliseconds(500);
-  o.retry_min = std::chrono::milliseconds(20);
-  o.retry_max = std::chrono::milliseconds(200);
-  return o;
+  return testing::TestRedisOptions<MapWatcherOptions>(url);
 }
 
 TEST_CASE("map watcher enforces a change published by another client within a second",

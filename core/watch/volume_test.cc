@@ -33,12 +33,8 @@ MessageRecord Msg(const std::string& account, const std::string& ip, size_t rcpt
 }
 
 VolumeOptions Options(const RedisUrl& url) {
-  VolumeOptions o;
-  o.redis = url;
-  o.prefix = "v:";
+  VolumeOptions o = testing::TestRedisOptions<VolumeOptions>(url, "v:");
   o.flush_interval = std::chrono::milliseconds(50);
-  o.redis_timeout = std::chrono::milliseconds(500);
-  o.retry_min = std::chrono::milliseconds(20);
   o.retry_max = std::chrono::milliseconds(100);
   return o;
 }
