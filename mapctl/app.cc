@@ -130,6 +130,15 @@ compd::Status Context::LoadEntries(compd::MapStore** store, std::vector<compd::E
   return s;
 }
 
+compd::Status Context::OfflineEngineOptions(compd::EngineOptions* out) {
+  compd::Status s = LoadConfig();
+  if (!s.ok()) return s;
+  s = compd::EngineOptions::FromConfig(config_, out);
+  if (!s.ok()) return s;
+  out->count_volume = true;
+  return compd::Status::Ok();
+}
+
 compd::Status Context::LoadEntries(std::vector<compd::Entry>* entries, uint64_t* version) {
   compd::MapStore* store = nullptr;
   return LoadEntries(&store, entries, version);

@@ -14,6 +14,7 @@
 #include "compd/base/redis.h"
 #include "compd/base/settings.h"
 #include "compd/base/status.h"
+#include "compd/detect/engine.h"
 #include "compd/map/map_edit.h"
 #include "compd/map/map_store.h"
 
@@ -40,6 +41,9 @@ class Context {
   // need no Redis (lint) never read the configuration.
   compd::Status LoadConfig();
   const compd::Config& config() const { return config_; }
+  // LoadConfig, then the detection engine's options for a run over logs on this machine:
+  // with no cluster-wide volume counters there, the engine counts volume itself.
+  compd::Status OfflineEngineOptions(compd::EngineOptions* out);
 
   // Connects to Redis with the configured URL, password and timeout. Errors name the URL
   // (never the password).
