@@ -24,6 +24,17 @@ size_t Count(const std::string& text, const std::string& what) {
   return n;
 }
 
+// Each of `shown` stands in the page's panel `panel_id` (or after it).
+void CheckPanelShows(const std::string& page, const std::string& panel_id,
+                     std::initializer_list<const char*> shown) {
+  size_t panel = page.find("id=\"" + panel_id + "\"");
+  REQUIRE(panel != std::string::npos);
+  for (const char* text : shown) {
+    INFO(panel_id << ": " << text);
+    CHECK(page.find(text, panel) != std::string::npos);
+  }
+}
+
 AccountTrend OneADayThen600() {
   AccountTrend t;
   t.hours.assign(kTrendHours, 0);
@@ -100,13 +111,9 @@ TEST_CASE("the page lists detection signals and marks their accounts' rows", "[d
   e.detail = "HELO localhost, 5 new networks in 10 min";
   d.signals = {e};
   std::string page = RenderDashboardPage(d, 10);
-  size_t panel = page.find("id=\"signals\"");
-  REQUIRE(panel != std::string::npos);
-  for (const char* shown : {"<span class=\"react flag\">flag</span>", "test_message, new_networks",
-                            "HELO localhost, 5 new networks in 10 min"}) {
-    INFO(shown);
-    CHECK(page.find(shown, panel) != std::string::npos);
-  }
+  CheckPanelShows(page, "signals",
+                  {"<span class=\"react flag\">flag</span>", "test_message, new_networks",
+                   "HELO localhost, 5 new networks in 10 min"});
   CHECK(page.find("<tr class=\"new signal\" data-account=\"botted@customer.example\"") !=
         std::string::npos);
   CHECK(page.find("<span class=\"badge signal\">SIGNAL</span>") != std::string::npos);
@@ -133,13 +140,9 @@ TEST_CASE("the page lists discovery candidates waiting for review", "[redis][das
   CHECK(d.candidates[0].accounts ==
         std::vector<std::string>{"winfield@a.example", "register@b.example"});
   std::string page = RenderDashboardPage(d, 10);
-  size_t panel = page.find("id=\"candidates\"");
-  REQUIRE(panel != std::string::npos);
-  for (const char* shown : {"toewebvastsatw@gmx.example", "winfield@a.example, register@b.example",
-                            "mapctl candidates accept|reject ADDRESS"}) {
-    INFO(shown);
-    CHECK(page.find(shown, panel) != std::string::npos);
-  }
+  CheckPanelShows(page, "candidates",
+                  {"toewebvastsatw@gmx.example", "winfield@a.example, register@b.example",
+                   "mapctl candidates accept|reject ADDRESS"});
   CHECK(DashboardJson(d, "candidates").find("\"domains\":2") != std::string::npos);
   DashboardData empty;
   empty.generated = kT;
