@@ -80,11 +80,21 @@ TEST_CASE("each trim removes only its own set", "[text]") {
 
 TEST_CASE("list items are trimmed and empty ones dropped", "[text]") {
   using Items = std::vector<std::string_view>;
-  CHECK(SplitList(" a, b ,,\tc ,", ",") == Items{"a", "b", "c"});
-  CHECK(SplitList("a b,c", ", ") == Items{"a", "b", "c"});
-  CHECK(SplitList("a b", ",") == Items{"a b"});
-  CHECK(SplitList(" , ", ",").empty());
-  CHECK(SplitList("", ",").empty());
+  const struct {
+    const char* text;
+    const char* separators;
+    Items items;
+  } kCases[] = {
+      {" a, b ,,\tc ,", ",", {"a", "b", "c"}},
+      {"a b,c", ", ", {"a", "b", "c"}},
+      {"a b", ",", {"a b"}},
+      {" , ", ",", {}},
+      {"", ",", {}},
+  };
+  for (const auto& c : kCases) {
+    INFO("'" << c.text << "' split on '" << c.separators << "'");
+    CHECK(SplitList(c.text, c.separators) == c.items);
+  }
 }
 
 }  // namespace
