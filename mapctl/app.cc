@@ -96,6 +96,14 @@ compd::Status GatherInputs(const std::vector<std::string>& args,
   return compd::Status::Ok();
 }
 
+void AddMapKindOption(CLI::App* cmd, std::string* kind, const std::string& files) {
+  cmd->add_option("--kind", *kind,
+                  "How rspamd reads the " + files +
+                      ": regexp (regexp = true) or plain; default: "
+                      "plain for compd_rcpt.map, regexp otherwise")
+      ->check(CLI::IsMember({"regexp", "plain"}));
+}
+
 compd::Status ReadMapFileAs(const std::string& path, const std::string& kind_flag,
                             compd::ImportFile* out, std::string* why) {
   out->path = path;
@@ -120,6 +128,20 @@ compd::Status Context::LoadEntries(compd::MapStore** store, std::vector<compd::E
   s = (*store)->LoadEntries(entries, version, &invalid);
   for (const auto& bad : invalid) PrintError("warning: skipped " + bad);
   return s;
+}
+
+compd::Status Context::OfflineEngineOptions(compd::EngineOptions* out) {
+  compd::Status s = LoadConfig();
+  if (!s.ok()) return s;
+  s = compd::EngineOptions::FromConfig(config_, out);
+  if (!s.ok()) return s;
+  out->count_volume = true;
+  return compd::Status::Ok();
+}
+
+compd::Status Context::LoadEntries(std::vector<compd::Entry>* entries, uint64_t* version) {
+  compd::MapStore* store = nullptr;
+  return LoadEntries(&store, entries, version);
 }
 
 void PrintJson(const std::string& dumped) { std::cout << dumped << "\n"; }

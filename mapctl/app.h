@@ -14,6 +14,7 @@
 #include "compd/base/redis.h"
 #include "compd/base/settings.h"
 #include "compd/base/status.h"
+#include "compd/detect/engine.h"
 #include "compd/map/map_edit.h"
 #include "compd/map/map_store.h"
 
@@ -40,6 +41,9 @@ class Context {
   // need no Redis (lint) never read the configuration.
   compd::Status LoadConfig();
   const compd::Config& config() const { return config_; }
+  // LoadConfig, then the detection engine's options for a run over logs on this machine:
+  // with no cluster-wide volume counters there, the engine counts volume itself.
+  compd::Status OfflineEngineOptions(compd::EngineOptions* out);
 
   // Connects to Redis with the configured URL, password and timeout. Errors name the URL
   // (never the password).
@@ -48,6 +52,8 @@ class Context {
   // but that no longer parse are reported on stderr as warnings and skipped.
   compd::Status LoadEntries(compd::MapStore** store, std::vector<compd::Entry>* entries,
                             uint64_t* version);
+  // The same, for commands that only read the entries.
+  compd::Status LoadEntries(std::vector<compd::Entry>* entries, uint64_t* version);
   // The connection OpenStore made (null before it succeeded).
   compd::RedisClient* redis() const { return client_.get(); }
   std::string RedisDescription() const;
@@ -77,6 +83,9 @@ compd::Status GatherInputs(const std::vector<std::string>& args,
 // DefaultMapKind says; `why` explains the choice for the operator.
 compd::Status ReadMapFileAs(const std::string& path, const std::string& kind_flag,
                             compd::ImportFile* out, std::string* why);
+// Declares the --kind option whose value ReadMapFileAs takes; `files` names what is read
+// in its help ("file", "files").
+void AddMapKindOption(CLI::App* cmd, std::string* kind, const std::string& files);
 
 // JSON output: one document on stdout, pretty enough to read, newline-terminated.
 void PrintJson(const std::string& dumped);

@@ -384,10 +384,20 @@ int RunReport(const AccountsOptions& o, Context& ctx) {
   return kExitOk;
 }
 
-void Examples(CLI::App* sub, const char* text) {
-  sub->footer(std::string(text) +
+void Examples(CLI::App* sub, const std::string& text) {
+  sub->footer(text +
               "Global options (--redis, --prefix, --config, --json, ...) may come before or "
               "after the command; see mapctl --help.");
+}
+
+// A subcommand about one account that must have a record (show, release, note): the
+// account argument, and the exit status when there is no record, after `examples`.
+CLI::App* RecordCommand(CLI::App* cmd, const std::string& name, const std::string& description,
+                        std::string* account, const std::string& examples) {
+  CLI::App* sub = cmd->add_subcommand(name, description);
+  sub->add_option("account", *account, "SASL account")->required();
+  Examples(sub, examples + "Exit status 1: no record for the account.\n");
+  return sub;
 }
 
 }  // namespace
@@ -411,13 +421,10 @@ RunFn SetupAccounts(CLI::App* cmd) {
            "  mapctl accounts list --state locked --since 7d\n"
            "  mapctl accounts list --json\n");
 
-  CLI::App* show = cmd->add_subcommand("show", "One account's record and timeline");
-  show->add_option("account", o->account, "SASL account")->required();
-  Examples(show,
-           "Examples:\n"
-           "  mapctl accounts show alice@customer.example\n"
-           "  mapctl accounts show alice@customer.example --json\n"
-           "Exit status 1: no record for the account.\n");
+  CLI::App* show = RecordCommand(cmd, "show", "One account's record and timeline", &o->account,
+                                 "Examples:\n"
+                                 "  mapctl accounts show alice@customer.example\n"
+                                 "  mapctl accounts show alice@customer.example --json\n");
 
   CLI::App* lock = cmd->add_subcommand(
       "lock", "Lock an account: every node refuses its MAIL FROM within a second");
@@ -431,23 +438,18 @@ RunFn SetupAccounts(CLI::App* cmd) {
            "  mapctl accounts lock alice@customer.example --reason 'ticket 4711'\n"
            "  mapctl accounts lock bob@customer.example --for 24h\n");
 
-  CLI::App* release =
-      cmd->add_subcommand("release", "Release an account (unlock it; it stays in the registry)");
-  release->add_option("account", o->account, "SASL account")->required();
+  CLI::App* release = RecordCommand(
+      cmd, "release", "Release an account (unlock it; it stays in the registry)", &o->account,
+      "Examples:\n"
+      "  mapctl accounts release alice@customer.example --reason 'password reset'\n"
+      "A new hit after the release flags (and with lock_on_hit locks) it again.\n");
   release->add_option("--reason", o->reason, "Why, for the record (e.g. 'password reset')");
-  Examples(release,
-           "Examples:\n"
-           "  mapctl accounts release alice@customer.example --reason 'password reset'\n"
-           "A new hit after the release flags (and with lock_on_hit locks) it again.\n"
-           "Exit status 1: no record for the account.\n");
 
-  CLI::App* note = cmd->add_subcommand("note", "Add a note to an account's record");
-  note->add_option("account", o->account, "SASL account")->required();
+  CLI::App* note = RecordCommand(
+      cmd, "note", "Add a note to an account's record", &o->account,
+      "Examples:\n"
+      "  mapctl accounts note alice@customer.example 'called customer, ticket 4711'\n");
   note->add_option("text", o->text, "The note")->required();
-  Examples(note,
-           "Examples:\n"
-           "  mapctl accounts note alice@customer.example 'called customer, ticket 4711'\n"
-           "Exit status 1: no record for the account.\n");
 
   CLI::App* report = cmd->add_subcommand(
       "report", "Accounts to contact: flagged or locked, with a hit in the period, with evidence");

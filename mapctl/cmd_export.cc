@@ -13,10 +13,9 @@ struct ExportOptions {
 };
 
 int RunExport(const ExportOptions& o, Context& ctx) {
-  compd::MapStore* store = nullptr;
   std::vector<compd::Entry> entries;
   uint64_t version = 0;
-  compd::Status s = ctx.LoadEntries(&store, &entries, &version);
+  compd::Status s = ctx.LoadEntries(&entries, &version);
   if (!s.ok()) return Fail(s);
   size_t exact = 0;
   for (const auto& e : entries) {

@@ -45,12 +45,9 @@ int64_t NowMs() {
 }
 
 int RunHistoryImport(const HistoryOptions& o, Context& ctx) {
-  compd::Status s = ctx.LoadConfig();
-  if (!s.ok()) return Fail(s);
   compd::EngineOptions eo;
-  s = compd::EngineOptions::FromConfig(ctx.config(), &eo);
+  compd::Status s = ctx.OfflineEngineOptions(&eo);
   if (!s.ok()) return Fail(s);
-  eo.count_volume = true;
   std::unique_ptr<compd::LogReader> reader;
   s = OpenLogs(o.input, &reader);
   if (!s.ok()) return Fail(s);

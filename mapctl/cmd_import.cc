@@ -146,10 +146,7 @@ RunFn SetupImport(CLI::App* cmd) {
                 "Make the map equal to the files: entries not in them are removed");
   cmd->add_flag("--skip-invalid", o->skip_invalid,
                 "Import the valid lines even if others have errors");
-  cmd->add_option("--kind", o->kind,
-                  "How rspamd reads the files: regexp (regexp = true) or plain; default: "
-                  "plain for compd_rcpt.map, regexp otherwise")
-      ->check(CLI::IsMember({"regexp", "plain"}));
+  AddMapKindOption(cmd, &o->kind, "files");
   return [o](Context& ctx) { return RunImport(*o, ctx); };
 }
 

@@ -74,10 +74,7 @@ int RunLint(const LintOptions& o, Context& ctx) {
 RunFn SetupLint(CLI::App* cmd) {
   auto o = std::make_shared<LintOptions>();
   cmd->add_option("files", o->files, "rspamd map files")->required();
-  cmd->add_option("--kind", o->kind,
-                  "How rspamd reads the file: regexp (regexp = true) or plain; default: "
-                  "plain for compd_rcpt.map, regexp otherwise")
-      ->check(CLI::IsMember({"regexp", "plain"}));
+  AddMapKindOption(cmd, &o->kind, "file");
   return [o](Context& ctx) { return RunLint(*o, ctx); };
 }
 

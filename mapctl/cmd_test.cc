@@ -16,10 +16,9 @@ struct TestOptions {
 };
 
 int RunTest(const TestOptions& o, Context& ctx) {
-  compd::MapStore* store = nullptr;
   std::vector<compd::Entry> entries;
   uint64_t version = 0;
-  compd::Status s = ctx.LoadEntries(&store, &entries, &version);
+  compd::Status s = ctx.LoadEntries(&entries, &version);
   if (!s.ok()) return Fail(s);
   std::shared_ptr<const compd::Matcher> matcher;
   // The canonicalisation settings the milter uses, so "listed" means the same here.

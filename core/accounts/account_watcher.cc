@@ -32,18 +32,16 @@ bool LockedAccounts::IsLocked(const std::string& account, int64_t now_ms) const 
 }
 
 Status LockReply::FromConfig(const Config& config, LockReply* out) {
-  LockReply r;
-  r.rcode = config.GetString("lock_reply");
-  if (r.rcode == "550") {
-    r.xcode = "5.7.1";
-  } else if (r.rcode == "451") {
-    r.xcode = "4.7.1";
-  } else {
-    return Status::Invalid("lock_reply: '" + r.rcode + "' is not 451 or 550");
+  const std::string code = config.GetString("lock_reply");
+  if (code != "550" && code != "451") {
+    return Status::Invalid("lock_reply: '" + code + "' is not 451 or 550");
   }
-  r.text = SafeReplyText(config.GetString("lock_text"));
-  if (r.text.empty()) return Status::Invalid("lock_text: must not be empty");
-  *out = std::move(r);
+  const std::string text = config.GetString("lock_text");
+  Verdict v = code == "550" ? Verdict::Reject(text) : Verdict::Tempfail(text);
+  if (v.text.empty()) return Status::Invalid("lock_text: must not be empty");
+  out->rcode = std::move(v.rcode);
+  out->xcode = std::move(v.xcode);
+  out->text = std::move(v.text);
   return Status::Ok();
 }
 

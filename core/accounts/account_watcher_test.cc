@@ -21,13 +21,10 @@ using testing::WaitUntil;
 int64_t NowMs() { return UnixMs(std::chrono::system_clock::now()); }
 
 AccountWatcherOptions Options(const RedisUrl& url, const TempDir& tmp) {
-  AccountWatcherOptions o;
-  o.redis = url;
-  o.prefix = "t:";
+  AccountWatcherOptions o = testing::TestRedisOptions<AccountWatcherOptions>(url);
   o.cache_file = tmp / "locked-accounts.json";
   o.poll_interval = std::chrono::milliseconds(5000);  // pub/sub must do it, not polling
   o.redis_timeout = std::chrono::milliseconds(300);
-  o.retry_min = std::chrono::milliseconds(20);
   o.retry_max = std::chrono::milliseconds(100);
   return o;
 }

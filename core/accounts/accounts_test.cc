@@ -15,19 +15,12 @@ namespace {
 
 using testing::GetAccount;
 using testing::HitEvent;
-using testing::LogCapture;
 using testing::RecordAndWait;
+using testing::RecorderFixture;
 using testing::RedisServer;
-using testing::TempDir;
 using testing::TestRecorderOptions;
 using testing::WaitUntil;
 using testing::ZCard;
-
-RecorderOptions Options(const RedisUrl& url, const TempDir& tmp, AccountReaction reaction = {}) {
-  RecorderOptions o = TestRecorderOptions(url, tmp);
-  o.accounts = std::move(reaction);
-  return o;
-}
 
 std::map<std::string, std::string> Locked(const RedisUrl& url) {
   RedisClient c(url);
@@ -107,11 +100,10 @@ TEST_CASE("ages for --since", "[accounts]") {
   CHECK(d == std::chrono::seconds(90));
   REQUIRE(ParseAge("2w", &d));
   CHECK(d == std::chrono::hours(24 * 14));
-  CHECK_FALSE(ParseAge("", &d));
-  CHECK_FALSE(ParseAge("0h", &d));
-  CHECK_FALSE(ParseAge("24", &d));
-  CHECK_FALSE(ParseAge("-1h", &d));
-  CHECK_FALSE(ParseAge("1y", &d));
+  for (const char* bad : {"", "0h", "24", "-1h", "1y"}) {
+    INFO("'" << bad << "'");
+    CHECK_FALSE(ParseAge(bad, &d));
+  }
 }
 
 TEST_CASE("effective state: expired locks and pre-registry hits count as flagged", "[accounts]") {
@@ -129,12 +121,9 @@ TEST_CASE("effective state: expired locks and pre-registry hits count as flagged
   CHECK(r.EffectiveState(5000) == "released");
 }
 
-TEST_CASE("a hit flags its account and keeps the evidence", "[redis][accounts]") {
-  RedisServer redis;
-  TempDir tmp;
-  LogCapture log;
-  Recorder rec(Options(redis.url(), tmp), log.fn());
-  REQUIRE(rec.Start().ok());
+TEST_CASE_METHOD(RecorderFixture, "a hit flags its account and keeps the evidence",
+                 "[redis][accounts]") {
+  Recorder& rec = StartRecorder();
 
   RecordAndWait(&rec, HitEvent("Alice@Cust.example", "t1@bad.example", "192.0.2.1"));
   RecordAndWait(&rec, HitEvent("alice@cust.example", "t2@bad.example", "192.0.2.2"));
@@ -162,19 +151,17 @@ TEST_CASE("a hit flags its account and keeps the evidence", "[redis][accounts]")
   CHECK(log.Contains("account Alice@Cust.example flagged: hit on t1@bad.example"));
 }
 
-TEST_CASE("lock_on_hit locks, except allowlisted accounts; jobs once per newly flagged",
-          "[redis][accounts]") {
-  RedisServer redis;
-  TempDir tmp;
-  LogCapture log;
+TEST_CASE_METHOD(RecorderFixture,
+                 "lock_on_hit locks, except allowlisted accounts; jobs once per newly flagged",
+                 "[redis][accounts]") {
   AccountReaction reaction;
   reaction.lock_on_hit = true;
   REQUIRE(AccountAllowlist::Parse("@partner.example", &reaction.allowlist).ok());
   reaction.hook_targets = {"exec", "webhook"};
-  RecorderOptions options = Options(redis.url(), tmp, reaction);
+  RecorderOptions options = TestRecorderOptions(redis.url(), tmp);
+  options.accounts = reaction;
   options.publish_reaction = true;
-  Recorder rec(options, log.fn());
-  REQUIRE(rec.Start().ok());
+  Recorder& rec = StartRecorder(options);
 
   RecordAndWait(&rec, HitEvent("bob@cust.example", "t1@bad.example"));
   RecordAndWait(&rec, HitEvent("watch@partner.example", "t1@bad.example"));
@@ -258,16 +245,13 @@ TEST_CASE("lock_on_hit locks, except allowlisted accounts; jobs once per newly f
   }));
 }
 
-TEST_CASE("quiet period 0 opens a ticket per newly flagged; duplicates change nothing",
-          "[redis][accounts]") {
-  RedisServer redis;
-  TempDir tmp;
-  LogCapture log;
+TEST_CASE_METHOD(RecorderFixture,
+                 "quiet period 0 opens a ticket per newly flagged; duplicates change nothing",
+                 "[redis][accounts]") {
   AccountReaction reaction;
   reaction.hook_targets = {"exec"};
   reaction.hook_quiet = std::chrono::milliseconds(0);
-  Recorder rec(Options(redis.url(), tmp, reaction), log.fn());
-  REQUIRE(rec.Start().ok());
+  Recorder& rec = StartRecorder(reaction);
 
   Event e = HitEvent("carol@cust.example", "t1@bad.example");
   e.id = "fixed-id-1";
@@ -288,15 +272,12 @@ TEST_CASE("quiet period 0 opens a ticket per newly flagged; duplicates change no
   CHECK(ZCard(redis.url(), "t:hooks:due") == 2);
 }
 
-TEST_CASE("a release made after a spooled hit happened is not undone by its replay",
-          "[redis][accounts]") {
-  RedisServer redis;
-  TempDir tmp;
-  LogCapture log;
+TEST_CASE_METHOD(RecorderFixture,
+                 "a release made after a spooled hit happened is not undone by its replay",
+                 "[redis][accounts]") {
   AccountReaction reaction;
   reaction.lock_on_hit = true;
-  Recorder rec(Options(redis.url(), tmp, reaction), log.fn());
-  REQUIRE(rec.Start().ok());
+  Recorder& rec = StartRecorder(reaction);
   RedisClient c(redis.url());
   AccountRegistry reg(&c, "t:");
 
@@ -314,15 +295,12 @@ TEST_CASE("a release made after a spooled hit happened is not undone by its repl
   CHECK(GetAccount(redis.url(), "dave@cust.example").state == "locked");
 }
 
-TEST_CASE("automatic locks expire; a hit after the expiry locks again", "[redis][accounts]") {
-  RedisServer redis;
-  TempDir tmp;
-  LogCapture log;
+TEST_CASE_METHOD(RecorderFixture, "automatic locks expire; a hit after the expiry locks again",
+                 "[redis][accounts]") {
   AccountReaction reaction;
   reaction.lock_on_hit = true;
   reaction.lock_duration = std::chrono::milliseconds(200);
-  Recorder rec(Options(redis.url(), tmp, reaction), log.fn());
-  REQUIRE(rec.Start().ok());
+  Recorder& rec = StartRecorder(reaction);
 
   int64_t before = NowMs();
   RecordAndWait(&rec, HitEvent("erin@cust.example", "t1@bad.example"));
@@ -341,12 +319,9 @@ TEST_CASE("automatic locks expire; a hit after the expiry locks again", "[redis]
   CHECK(r.lock_expires_ms > NowMs());
 }
 
-TEST_CASE("operators lock, release and annotate; list filters by activity", "[redis][accounts]") {
-  RedisServer redis;
-  TempDir tmp;
-  LogCapture log;
-  Recorder rec(Options(redis.url(), tmp), log.fn());
-  REQUIRE(rec.Start().ok());
+TEST_CASE_METHOD(RecorderFixture, "operators lock, release and annotate; list filters by activity",
+                 "[redis][accounts]") {
+  Recorder& rec = StartRecorder();
   RecordAndWait(&rec, HitEvent("frank@cust.example", "t1@bad.example"));
 
   RedisClient c(redis.url());

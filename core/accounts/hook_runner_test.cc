@@ -55,12 +55,19 @@ HookRunnerOptions RunnerOptions(const RedisUrl& url, std::vector<std::string> co
 
 TEST_CASE("hook backoff doubles up to the maximum", "[hooks]") {
   using ms = std::chrono::milliseconds;
-  CHECK(HookBackoff(1, ms(30000), ms(3600000)) == ms(30000));
-  CHECK(HookBackoff(2, ms(30000), ms(3600000)) == ms(60000));
-  CHECK(HookBackoff(4, ms(30000), ms(3600000)) == ms(240000));
-  CHECK(HookBackoff(9, ms(30000), ms(3600000)) == ms(3600000));
-  CHECK(HookBackoff(1000000, ms(30000), ms(3600000)) == ms(3600000));
-  CHECK(HookBackoff(0, ms(100), ms(400)) == ms(100));
+  const struct {
+    int64_t attempts;
+    ms min, max, backoff;
+  } kCases[] = {
+      {1, ms(30000), ms(3600000), ms(30000)},         {2, ms(30000), ms(3600000), ms(60000)},
+      {4, ms(30000), ms(3600000), ms(240000)},        {9, ms(30000), ms(3600000), ms(3600000)},
+      {1000000, ms(30000), ms(3600000), ms(3600000)}, {0, ms(100), ms(400), ms(100)},
+  };
+  for (const auto& c : kCases) {
+    INFO("attempt " << c.attempts << " between " << c.min.count() << " and " << c.max.count()
+                    << " ms");
+    CHECK(HookBackoff(c.attempts, c.min, c.max) == c.backoff);
+  }
 }
 
 TEST_CASE("the hook document carries the job, the hit and the account's evidence", "[hooks]") {

@@ -100,10 +100,10 @@ TEST_CASE("command lines split into words without a shell", "[hooks]") {
   REQUIRE(ParseCommandLine("/bin/x ''", &argv).ok());
   CHECK(argv == std::vector<std::string>{"/bin/x", ""});
 
-  CHECK(ParseCommandLine("", &argv).IsInvalid());
-  CHECK(ParseCommandLine("   ", &argv).IsInvalid());
-  CHECK(ParseCommandLine("/bin/x 'open", &argv).IsInvalid());
-  CHECK(ParseCommandLine("/bin/x \"open", &argv).IsInvalid());
+  for (const char* bad : {"", "   ", "/bin/x 'open", "/bin/x \"open"}) {
+    INFO("'" << bad << "'");
+    CHECK(ParseCommandLine(bad, &argv).IsInvalid());
+  }
   Status s = ParseCommandLine("ticket.sh {account}", &argv);
   CHECK(s.IsInvalid());
   CHECK(s.message().find("absolute path") != std::string::npos);
@@ -125,13 +125,11 @@ TEST_CASE("webhook URLs: http(s) only, no credentials", "[hooks]") {
   CHECK(u.path == "/");
   CHECK(u.Origin() == "http://[::1]:81");
 
-  CHECK(ParseWebhookUrl("ftp://x/", &u).IsInvalid());
-  CHECK(ParseWebhookUrl("helpdesk.example/hook", &u).IsInvalid());
-  CHECK(ParseWebhookUrl("http:///x", &u).IsInvalid());
-  CHECK(ParseWebhookUrl("http://h:0/", &u).IsInvalid());
-  CHECK(ParseWebhookUrl("http://h:99999/", &u).IsInvalid());
-  CHECK(ParseWebhookUrl("http://h:/", &u).IsInvalid());
-  CHECK(ParseWebhookUrl("http://h/a b", &u).IsInvalid());
+  for (const char* bad : {"ftp://x/", "helpdesk.example/hook", "http:///x", "http://h:0/",
+                          "http://h:99999/", "http://h:/", "http://h/a b"}) {
+    INFO(bad);
+    CHECK(ParseWebhookUrl(bad, &u).IsInvalid());
+  }
   Status s = ParseWebhookUrl("https://user:secret@helpdesk.example/", &u);
   CHECK(s.IsInvalid());
   CHECK(s.message().find("secret") == std::string::npos);

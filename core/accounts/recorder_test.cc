@@ -19,6 +19,7 @@ namespace {
 
 using testing::LogCapture;
 using testing::ReadLines;
+using testing::RecorderFixture;
 using testing::RedisServer;
 using testing::TempDir;
 using testing::WaitUntil;
@@ -77,14 +78,11 @@ std::map<std::string, std::string> HashAll(const RedisUrl& url, const std::strin
   return m;
 }
 
-TEST_CASE("recorder writes hits to the stream, the account record and the alert log",
-          "[redis][recorder]") {
-  RedisServer redis;
-  TempDir tmp;
-  LogCapture log;
+TEST_CASE_METHOD(RecorderFixture,
+                 "recorder writes hits to the stream, the account record and the alert log",
+                 "[redis][recorder]") {
   RecorderOptions opts = Options(redis.url(), tmp);
-  Recorder rec(opts, log.fn());
-  REQUIRE(rec.Start().ok());
+  Recorder& rec = StartRecorder(opts);
 
   Event first = Hit("alice@cust.example", "c1@bad.example");
   first.subject = "hello\r\nBcc: injected \xff";
@@ -155,22 +153,14 @@ TEST_CASE("recorder writes hits to the stream, the account record and the alert 
   CHECK(st2.queue_depth == 0);
 }
 
-TEST_CASE("recorder flags and locks for detection signals, and says which signal",
-          "[redis][recorder]") {
-  RedisServer redis;
-  TempDir tmp;
-  LogCapture log;
-  Recorder rec(Options(redis.url(), tmp), log.fn());
-  REQUIRE(rec.Start().ok());
+TEST_CASE_METHOD(RecorderFixture,
+                 "recorder flags and locks for detection signals, and says which signal",
+                 "[redis][recorder]") {
+  Recorder& rec = StartRecorder(Options(redis.url(), tmp));
   auto signal = [](const std::string& id, const std::string& rule, const std::string& action) {
-    Event e;
+    Event e = testing::SignalEvent("dave@cust.example", rule, action);
     e.id = id;
-    e.type = "signal";
-    e.account = "dave@cust.example";
     e.client_ip = "198.51.100.4";
-    e.source = "detect";
-    e.rule = rule;
-    e.action = action;
     e.evidence = "{\"" + rule + "\":{}}";
     return e;
   };
@@ -253,15 +243,12 @@ TEST_CASE("recorder writes straight to a Redis that restarted while it was idle"
   CHECK(StreamEvents(redis.url(), "t:").size() == 1);
 }
 
-TEST_CASE("recorder survives a Redis that stops answering mid-write, without duplicates",
-          "[redis][recorder]") {
-  RedisServer redis;
-  TempDir tmp;
-  LogCapture log;
+TEST_CASE_METHOD(RecorderFixture,
+                 "recorder survives a Redis that stops answering mid-write, without duplicates",
+                 "[redis][recorder]") {
   RecorderOptions opts = Options(redis.url(), tmp);
   opts.redis_timeout = std::chrono::milliseconds(300);
-  Recorder rec(opts, log.fn());
-  REQUIRE(rec.Start().ok());
+  Recorder& rec = StartRecorder(opts);
   auto submit = [&](int i) {
     Event e = Hit("gina@cust.example", "c@bad.example");
     e.subject = "msg " + std::to_string(i);
@@ -296,13 +283,10 @@ TEST_CASE("recorder survives a Redis that stops answering mid-write, without dup
   CHECK(st.dropped == 0);
 }
 
-TEST_CASE(
-    "recorder replays a spool left by an earlier run, skipping what Redis has and "
-    "corrupt lines",
-    "[redis][recorder]") {
-  RedisServer redis;
-  TempDir tmp;
-  LogCapture log;
+TEST_CASE_METHOD(RecorderFixture,
+                 "recorder replays a spool left by an earlier run, skipping what Redis has and "
+                 "corrupt lines",
+                 "[redis][recorder]") {
   RecorderOptions opts = Options(redis.url(), tmp);
 
   std::vector<Event> events;
@@ -331,8 +315,7 @@ TEST_CASE(
     out << events[0].ToJson().substr(0, 40);  // a torn last line, line 7
   }
 
-  Recorder rec(opts, log.fn());
-  REQUIRE(rec.Start().ok());
+  Recorder& rec = StartRecorder(opts);
   REQUIRE(WaitUntil([&] { return rec.stats().spool_depth == 0; }));
   rec.Stop();
 

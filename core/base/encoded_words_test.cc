@@ -7,11 +7,17 @@ namespace compd {
 namespace {
 
 TEST_CASE("encoded words decode to UTF-8", "[encoded_words]") {
-  CHECK(DecodeEncodedWords("=?utf-8?B?SsO2cmc=?=") == "J\xc3\xb6rg");
-  CHECK(DecodeEncodedWords("=?UTF-8?q?J=C3=B6rg_M?=") == "J\xc3\xb6rg M");
-  CHECK(DecodeEncodedWords("=?iso-8859-1?Q?J=F6rg?=") == "J\xc3\xb6rg");
-  CHECK(DecodeEncodedWords("=?utf-8*en?Q?Hi?=") == "Hi");
-  CHECK(DecodeEncodedWords("Dear =?us-ascii?Q?PayPal?= user") == "Dear PayPal user");
+  const std::pair<const char*, const char*> kCases[] = {
+      {"=?utf-8?B?SsO2cmc=?=", "J\xc3\xb6rg"},
+      {"=?UTF-8?q?J=C3=B6rg_M?=", "J\xc3\xb6rg M"},
+      {"=?iso-8859-1?Q?J=F6rg?=", "J\xc3\xb6rg"},
+      {"=?utf-8*en?Q?Hi?=", "Hi"},
+      {"Dear =?us-ascii?Q?PayPal?= user", "Dear PayPal user"},
+  };
+  for (const auto& [encoded, decoded] : kCases) {
+    INFO(encoded);
+    CHECK(DecodeEncodedWords(encoded) == decoded);
+  }
 }
 
 TEST_CASE("blanks between adjacent encoded words are dropped, others kept", "[encoded_words]") {

@@ -13,10 +13,11 @@ TEST_CASE("CIDR lists", "[net]") {
     bool in;
   };
   const Case cases[] = {
-      {"192.0.2.1", true},         {"192.0.3.1", false},         {"::ffff:192.0.2.9", true},
-      {"2001:db8:1::5", true},     {"2001:db9::1", false},       {"10.1.2.3", true},
-      {"10.1.2.4", false},         {"[IPv6:2001:db8::1]", true}, {"not-an-ip", false},
-      {"", false},
+      {"192.0.2.1", true},        {"192.0.3.1", false},
+      {"::ffff:192.0.2.9", true}, {"2001:db8:1::5", true},
+      {"2001:db9::1", false},     {"10.1.2.3", true},
+      {"10.1.2.4", false},        {"[IPv6:2001:db8::1]", true},
+      {"not-an-ip", false},       {"", false},
   };
   for (const auto& c : cases) {
     INFO(c.ip);
@@ -42,20 +43,24 @@ TEST_CASE("the private networks parse, and hold what no customer sends from", "[
 
 TEST_CASE("CIDR errors name the item", "[net]") {
   std::vector<Cidr> nets;
-  CHECK(ParseCidrList("10.0.0.0/33", &nets).message() == "'10.0.0.0/33': prefix length out of range");
+  CHECK(ParseCidrList("10.0.0.0/33", &nets).message() ==
+        "'10.0.0.0/33': prefix length out of range");
   CHECK(ParseCidrList("10.0.0/8", &nets).message() == "'10.0.0/8': not an IP address");
   CHECK(ParseCidrList("", &nets).ok());
   CHECK(nets.empty());
 }
 
 TEST_CASE("a port is one to five digits; the range is the caller's", "[net]") {
-  CHECK(PortDigits("0") == 0);
-  CHECK(PortDigits("00025") == 25);
-  CHECK(PortDigits("99999") == 99999);
-  CHECK(PortDigits("") == -1);
-  CHECK(PortDigits("123456") == -1);
-  CHECK(PortDigits("+80") == -1);
-  CHECK(PortDigits("8 0") == -1);
+  const struct {
+    const char* text;
+    int port;  // -1: not one to five digits
+  } kCases[] = {
+      {"0", 0}, {"00025", 25}, {"99999", 99999}, {"", -1}, {"123456", -1}, {"+80", -1}, {"8 0", -1},
+  };
+  for (const auto& c : kCases) {
+    INFO("'" << c.text << "'");
+    CHECK(PortDigits(c.text) == c.port);
+  }
 }
 
 }  // namespace

@@ -119,4 +119,12 @@ bool HasControlChar(std::string_view s) {
   return false;
 }
 
+void Assembler::Expire(int64_t time_ms) {
+  while (pending_.OldestStart() < time_ms) FinishPending(pending_.OldestKey());
+}
+
+void Assembler::SetOriginOf(const LogLine& line, std::string* out) const {
+  SetOrigin((*base_names_)[line.file], line.number, out);
+}
+
 }  // namespace compd

@@ -14,23 +14,23 @@ void EximAssembler::Line(const LogLine& line) {
       return;
     case EximLineKind::kDelivery:
     case EximLineKind::kCompleted: {
-      PendingMessages::Entry* e = pending_.Find(parsed_.id);
+      PendingMessages::Entry* e = pending().Find(parsed_.id);
       if (e == nullptr) {
-        tally_->Ignored(line.file);
+        tally()->Ignored(line.file);
         return;
       }
       if (parsed_.kind == EximLineKind::kDelivery) {
-        AddRecipient(parsed_.recipient, &pool_->at(e->slot).recipients);
+        AddRecipient(parsed_.recipient, &pool()->at(e->slot).recipients);
       } else {
         Finish(parsed_.id);
       }
       return;
     }
     case EximLineKind::kOther:
-      tally_->Ignored(line.file);
+      tally()->Ignored(line.file);
       return;
     case EximLineKind::kBad:
-      tally_->NotUnderstood(line.file, line.number, line.raw);
+      tally()->NotUnderstood(line.file, line.number, line.raw);
       return;
   }
 }
@@ -38,22 +38,18 @@ void EximAssembler::Line(const LogLine& line) {
 void EximAssembler::Arrival(const LogLine& line) {
   const EximArrival& a = parsed_.arrival;
   if (a.authenticator.empty() || a.auth_id.empty()) {
-    tally_->Unauthenticated(line.file);
+    tally()->Unauthenticated(line.file);
     return;
   }
-  size_t slot = pool_->Acquire();
-  pool_->file_of(slot) = line.file;
-  Message& m = pool_->at(slot);
+  size_t slot = pool()->Acquire();
+  pool()->file_of(slot) = line.file;
+  Message& m = pool()->at(slot);
   m.time_ms = line.time_ms;
   m.queue_id.assign(parsed_.id);
-  if (a.auth_id_quoted) {
-    AppendEximUnquoted(a.auth_id, &m.account);
-  } else {
-    m.account.assign(a.auth_id);
-  }
+  AssignEximValue(a.auth_id, a.auth_id_quoted, &m.account);
   if (HasControlChar(m.account)) {
-    pool_->Release(slot);
-    tally_->NotUnderstood(line.file, line.number, line.raw);
+    pool()->Release(slot);
+    tally()->NotUnderstood(line.file, line.number, line.raw);
     return;
   }
   m.client_ip.assign(a.client_ip);
@@ -62,14 +58,10 @@ void EximAssembler::Arrival(const LogLine& line) {
   m.sender.assign(a.sender);
   m.size = a.size;
   m.message_id.assign(a.message_id);
-  if (a.subject_quoted) {
-    AppendEximUnquoted(a.subject, &m.subject);
-  } else {
-    m.subject.assign(a.subject);
-  }
+  AssignEximValue(a.subject, a.subject_quoted, &m.subject);
   CleanSubject(&m.subject);  // Exim logs it decoded; \ooo escapes print as blanks
   m.source.assign("exim-log");
-  SetOrigin((*base_names_)[line.file], line.number, &m.origin);
+  SetOriginOf(line, &m.origin);
   if (a.has_for) {
     std::string_view r = a.recipients;
     while (!r.empty()) {
@@ -79,18 +71,11 @@ void EximAssembler::Arrival(const LogLine& line) {
       if (sp == std::string_view::npos) break;
       r.remove_prefix(sp + 1);
     }
-    pool_->Finish(slot);
+    pool()->Finish(slot);
     return;
   }
-  if (pending_.Find(parsed_.id) != nullptr) Finish(parsed_.id);  // the same id twice
-  pending_.Add(parsed_.id, slot, line.time_ms);
-}
-
-void EximAssembler::Expire(int64_t time_ms) {
-  while (pending_.OldestStart() < time_ms) {
-    std::string id = pending_.OldestKey();
-    Finish(id);
-  }
+  if (pending().Find(parsed_.id) != nullptr) Finish(parsed_.id);  // the same id twice
+  pending().Add(parsed_.id, slot, line.time_ms);
 }
 
 }  // namespace compd

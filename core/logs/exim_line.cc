@@ -233,4 +233,13 @@ void AppendEximUnquoted(std::string_view q, std::string* out) {
   }
 }
 
+void AssignEximValue(std::string_view value, bool quoted, std::string* out) {
+  out->clear();
+  if (quoted) {
+    AppendEximUnquoted(value, out);
+  } else {
+    out->append(value);
+  }
+}
+
 }  // namespace compd

@@ -88,27 +88,35 @@ TEST_CASE("exim quoted values: A= id, T= subject with escapes, DN=, 4.97 ids", "
 }
 
 TEST_CASE("exim delivery, completion and other lines", "[logs][exim]") {
-  EximLine l = Parse("1nh9qH-0008OE-RW => bob@x.example R=dnslookup T=remote_smtp H=mx [1.2.3.4]");
-  CHECK(l.kind == EximLineKind::kDelivery);
-  CHECK(l.recipient == "bob@x.example");
-  l = Parse("1nh9qH-0008OE-RW => bob <bob@x.example> R=local_user T=mail_spool");
-  CHECK(l.recipient == "bob@x.example");
-  l = Parse("1nh9qH-0008OE-RW -> carol@x.example R=dnslookup T=remote_smtp");
-  CHECK(l.recipient == "carol@x.example");
-  l = Parse("1nh9qH-0008OE-RW ** nobody@x.example: Unrouteable address");
-  CHECK(l.kind == EximLineKind::kDelivery);
-  CHECK(l.recipient == "nobody@x.example");
-  l = Parse("1nh9qH-0008OE-RW == later@x.example R=dnslookup T=remote_smtp defer (-44)");
-  CHECK(l.recipient == "later@x.example");
-  CHECK(Parse("1nh9qH-0008OE-RW Completed").kind == EximLineKind::kCompleted);
-  CHECK(Parse("1nh9qH-0008OE-RW Completed QT=1s").kind == EximLineKind::kCompleted);
-  CHECK(Parse("Start queue run: pid=1234").kind == EximLineKind::kOther);
-  CHECK(Parse("H=(x) [1.2.3.4] F=<a@b> rejected RCPT <c@d>: relay not permitted").kind ==
-        EximLineKind::kOther);
-  CHECK(Parse("1nh9qH-0008OE-RW <= a@b H=name-without-address P=esmtpa").kind ==
-        EximLineKind::kBad);
-  CHECK(Parse("1nh9qH-0008OE-RW <= a@b H=(x) [1.2.3.4] T=\"unterminated").kind ==
-        EximLineKind::kBad);
+  const struct {
+    const char* line;
+    EximLineKind kind;
+    const char* recipient;  // kDelivery only
+  } kCases[] = {
+      {"1nh9qH-0008OE-RW => bob@x.example R=dnslookup T=remote_smtp H=mx [1.2.3.4]",
+       EximLineKind::kDelivery, "bob@x.example"},
+      {"1nh9qH-0008OE-RW => bob <bob@x.example> R=local_user T=mail_spool", EximLineKind::kDelivery,
+       "bob@x.example"},
+      {"1nh9qH-0008OE-RW -> carol@x.example R=dnslookup T=remote_smtp", EximLineKind::kDelivery,
+       "carol@x.example"},
+      {"1nh9qH-0008OE-RW ** nobody@x.example: Unrouteable address", EximLineKind::kDelivery,
+       "nobody@x.example"},
+      {"1nh9qH-0008OE-RW == later@x.example R=dnslookup T=remote_smtp defer (-44)",
+       EximLineKind::kDelivery, "later@x.example"},
+      {"1nh9qH-0008OE-RW Completed", EximLineKind::kCompleted, ""},
+      {"1nh9qH-0008OE-RW Completed QT=1s", EximLineKind::kCompleted, ""},
+      {"Start queue run: pid=1234", EximLineKind::kOther, ""},
+      {"H=(x) [1.2.3.4] F=<a@b> rejected RCPT <c@d>: relay not permitted", EximLineKind::kOther,
+       ""},
+      {"1nh9qH-0008OE-RW <= a@b H=name-without-address P=esmtpa", EximLineKind::kBad, ""},
+      {"1nh9qH-0008OE-RW <= a@b H=(x) [1.2.3.4] T=\"unterminated", EximLineKind::kBad, ""},
+  };
+  for (const auto& c : kCases) {
+    INFO(c.line);
+    EximLine l = Parse(c.line);
+    CHECK(l.kind == c.kind);
+    if (c.kind == EximLineKind::kDelivery) CHECK(l.recipient == c.recipient);
+  }
 }
 
 TEST_CASE("exim timestamps: plain, milliseconds, zone, pid", "[logs][exim]") {

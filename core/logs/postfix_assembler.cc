@@ -1,6 +1,7 @@
 #include "compd/logs/postfix_assembler.h"
 
 #include "compd/base/encoded_words.h"
+#include "compd/base/text.h"
 #include "compd/logs/exim_assembler.h"
 
 namespace compd {
@@ -56,17 +57,6 @@ bool ListValue(std::string_view s, std::string_view name, std::string_view* valu
   return true;
 }
 
-bool ParseInt(std::string_view s, int64_t* out) {
-  if (s.empty() || s.size() > 15) return false;
-  int64_t v = 0;
-  for (char c : s) {
-    if (c < '0' || c > '9') return false;
-    v = v * 10 + (c - '0');
-  }
-  *out = v;
-  return true;
-}
-
 // `name[ip]` or `name[ip]:port`.
 bool ParseClient(std::string_view s, std::string_view* name, std::string_view* ip) {
   size_t open = s.find('[');
@@ -93,7 +83,7 @@ void PostfixAssembler::SetSessionKey(const LogLine& line) {
 void PostfixAssembler::Line(const LogLine& line) {
   size_t slash = line.program.rfind('/');
   if (slash == std::string_view::npos) {
-    tally_->Ignored(line.file);  // not Postfix: dovecot, cron, the kernel
+    tally()->Ignored(line.file);  // not Postfix: dovecot, cron, the kernel
     return;
   }
   std::string_view daemon = line.program.substr(slash + 1);
@@ -104,19 +94,19 @@ void PostfixAssembler::Line(const LogLine& line) {
     return;
   }
   if (qid.empty()) {
-    tally_->Ignored(line.file);
+    tally()->Ignored(line.file);
     return;
   }
   key_.assign(line.host);
   key_.push_back(' ');
   key_.append(qid);
-  PendingMessages::Entry* e = pending_.Find(key_);
+  PendingMessages::Entry* e = pending().Find(key_);
   if (daemon == "pickup" && StartsWith(rest, "uid=")) {
-    tally_->Unauthenticated(line.file);  // sendmail on the host: no account
+    tally()->Unauthenticated(line.file);  // sendmail on the host: no account
     return;
   }
   if (e == nullptr) {
-    tally_->Ignored(line.file);  // not ours, a retry after we finished, or mail we skip
+    tally()->Ignored(line.file);  // not ours, a retry after we finished, or mail we skip
     return;
   }
   if (daemon == "cleanup") {
@@ -126,7 +116,7 @@ void PostfixAssembler::Line(const LogLine& line) {
   } else if (IsDeliveryAgent(daemon)) {
     Delivery(rest, e);
   } else {
-    tally_->Ignored(line.file);
+    tally()->Ignored(line.file);
   }
 }
 
@@ -139,27 +129,27 @@ void PostfixAssembler::Smtpd(const LogLine& line, std::string_view qid, std::str
     } else if (AngleValue(line.text, "helo=<", &helo)) {
       session_helo_[session_key_].assign(helo);
     }
-    tally_->Ignored(line.file);
+    tally()->Ignored(line.file);
     return;
   }
   key_.assign(line.host);
   key_.push_back(' ');
   key_.append(qid);
   if (!StartsWith(rest, "client=")) {
-    PendingMessages::Entry* e = pending_.Find(key_);
-    if (e != nullptr && AngleValue(rest, "helo=<", &helo)) pool_->at(e->slot).helo.assign(helo);
-    tally_->Ignored(line.file);
+    PendingMessages::Entry* e = pending().Find(key_);
+    if (e != nullptr && AngleValue(rest, "helo=<", &helo)) pool()->at(e->slot).helo.assign(helo);
+    tally()->Ignored(line.file);
     return;
   }
   std::string_view name, ip;
   if (!ParseClient(rest.substr(7), &name, &ip)) {
-    tally_->NotUnderstood(line.file, line.number, line.raw);
+    tally()->NotUnderstood(line.file, line.number, line.raw);
     return;
   }
-  if (pending_.Find(key_) != nullptr) Finish();  // a queue id used again
-  size_t slot = pool_->Acquire();
-  pool_->file_of(slot) = line.file;
-  Message& m = pool_->at(slot);
+  if (pending().Find(key_) != nullptr) Finish();  // a queue id used again
+  size_t slot = pool()->Acquire();
+  pool()->file_of(slot) = line.file;
+  Message& m = pool()->at(slot);
   m.time_ms = line.time_ms;
   m.node.assign(line.host);
   m.queue_id.assign(qid);
@@ -168,8 +158,8 @@ void PostfixAssembler::Smtpd(const LogLine& line, std::string_view qid, std::str
   std::string_view user;
   if (ListValue(rest, "sasl_username=", &user)) {
     if (HasControlChar(user)) {
-      pool_->Release(slot);
-      tally_->NotUnderstood(line.file, line.number, line.raw);
+      pool()->Release(slot);
+      tally()->NotUnderstood(line.file, line.number, line.raw);
       return;
     }
     m.account.assign(user);
@@ -177,13 +167,13 @@ void PostfixAssembler::Smtpd(const LogLine& line, std::string_view qid, std::str
   auto h = session_helo_.find(session_key_);
   if (h != session_helo_.end()) m.helo = h->second;
   m.source.assign("postfix-log");
-  SetOrigin((*base_names_)[line.file], line.number, &m.origin);
-  pending_.Add(key_, slot, line.time_ms);
+  SetOriginOf(line, &m.origin);
+  pending().Add(key_, slot, line.time_ms);
 }
 
 void PostfixAssembler::Cleanup(const LogLine& line, std::string_view rest,
                                PendingMessages::Entry* e) {
-  Message& m = pool_->at(e->slot);
+  Message& m = pool()->at(e->slot);
   std::string_view v;
   if (StartsWith(rest, "message-id=")) {
     v = rest.substr(11);
@@ -197,7 +187,7 @@ void PostfixAssembler::Cleanup(const LogLine& line, std::string_view rest,
   size_t detail = rest.find("; from=<");
   size_t colon = rest.find(": ");
   if (detail == std::string_view::npos || colon > detail) {
-    tally_->Ignored(line.file);
+    tally()->Ignored(line.file);
     return;
   }
   std::string_view action = rest.substr(0, colon);
@@ -233,17 +223,17 @@ void PostfixAssembler::Qmgr(const LogLine& line, std::string_view rest, PendingM
   }
   std::string_view v;
   if (e->queued || !StartsWith(rest, "from=<") || !ListValue(rest, "nrcpt=", &v)) {
-    tally_->Ignored(line.file);  // later queue runs, expiry
+    tally()->Ignored(line.file);  // later queue runs, expiry
     return;
   }
   size_t sp = v.find(' ');
-  if (!ParseInt(v.substr(0, sp), &e->nrcpt)) {
-    tally_->NotUnderstood(line.file, line.number, line.raw);
+  if (!ParseDecimal(v.substr(0, sp), &e->nrcpt)) {
+    tally()->NotUnderstood(line.file, line.number, line.raw);
     return;
   }
-  Message& m = pool_->at(e->slot);
+  Message& m = pool()->at(e->slot);
   if (AngleValue(rest, "from=<", &v)) m.sender.assign(v);
-  if (ListValue(rest, "size=", &v)) ParseInt(v, &m.size);
+  if (ListValue(rest, "size=", &v)) ParseDecimal(v, &m.size);
   m.time_ms = line.time_ms;  // accepted: end of DATA, as the milter sees it
   e->queued = true;
   if (static_cast<int64_t>(m.recipients.size()) >= e->nrcpt) Finish();
@@ -254,7 +244,7 @@ void PostfixAssembler::Delivery(std::string_view rest, PendingMessages::Entry* e
   if (!AngleValue(rest, "to=<", &to)) return;
   std::string_view orig;
   if (AngleValue(rest, "orig_to=<", &orig)) to = orig;
-  Message& m = pool_->at(e->slot);
+  Message& m = pool()->at(e->slot);
   AddRecipient(to, &m.recipients);
   if (e->queued && e->nrcpt >= 0 && static_cast<int64_t>(m.recipients.size()) >= e->nrcpt) {
     Finish();
@@ -262,25 +252,18 @@ void PostfixAssembler::Delivery(std::string_view rest, PendingMessages::Entry* e
 }
 
 void PostfixAssembler::Finish() {
-  PendingMessages::Entry* e = pending_.Find(key_);
+  PendingMessages::Entry* e = pending().Find(key_);
   if (e == nullptr) return;
   bool queued = e->queued;
-  size_t slot = pending_.Take(key_);
-  Message& m = pool_->at(slot);
+  size_t slot = pending().Take(key_);
+  Message& m = pool()->at(slot);
   if (!queued) {
-    pool_->Release(slot);  // the client went away before the end of DATA: no message
+    pool()->Release(slot);  // the client went away before the end of DATA: no message
   } else if (m.account.empty()) {
-    tally_->Unauthenticated(pool_->file_of(slot));
-    pool_->Release(slot);
+    tally()->Unauthenticated(pool()->file_of(slot));
+    pool()->Release(slot);
   } else {
-    pool_->Finish(slot);
-  }
-}
-
-void PostfixAssembler::Expire(int64_t time_ms) {
-  while (pending_.OldestStart() < time_ms) {
-    key_ = pending_.OldestKey();
-    Finish();
+    pool()->Finish(slot);
   }
 }
 

@@ -176,12 +176,6 @@ TEST_CASE("entry kinds have stable names", "[entry]") {
   CHECK(std::string(EntryKindName(EntryKind::kPattern)) == "pattern");
 }
 
-}  // namespace
-}  // namespace compd
-
-namespace compd {
-namespace {
-
 // Found by fuzzing (tests/fuzz): inputs compd accepted but could not write back faithfully.
 TEST_CASE("entries that could not be written back are refused", "[entry]") {
   struct Case {

@@ -47,11 +47,17 @@ TEST_CASE("ParseEntryInputs reports every invalid input and collapses duplicates
 }
 
 TEST_CASE("DefaultMapKind goes by the file name", "[map_edit]") {
-  CHECK(DefaultMapKind("compd_rcpt.map") == MapKind::kPlain);
-  CHECK(DefaultMapKind("/var/lib/compd/compd_rcpt.map") == MapKind::kPlain);
-  CHECK(DefaultMapKind("/var/lib/compd/compd_rcpt_re.map") == MapKind::kRegexp);
-  CHECK(DefaultMapKind("bad_rcpt.map") == MapKind::kRegexp);
-  CHECK(DefaultMapKind("compd_rcpt.map.bak") == MapKind::kRegexp);
+  const std::pair<const char*, MapKind> kCases[] = {
+      {"compd_rcpt.map", MapKind::kPlain},
+      {"/var/lib/compd/compd_rcpt.map", MapKind::kPlain},
+      {"/var/lib/compd/compd_rcpt_re.map", MapKind::kRegexp},
+      {"bad_rcpt.map", MapKind::kRegexp},
+      {"compd_rcpt.map.bak", MapKind::kRegexp},
+  };
+  for (const auto& [path, kind] : kCases) {
+    INFO(path);
+    CHECK(DefaultMapKind(path) == kind);
+  }
   CHECK(std::string(MapKindName(MapKind::kPlain)) == "plain");
 }
 

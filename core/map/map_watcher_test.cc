@@ -49,14 +49,19 @@ bool Listed(const MapWatcher& w, const std::string& address) {
   return w.Current()->matcher->Lookup(address).has_value();
 }
 
+// Until the watcher's thread listens on the change channel, as a running milter's would
+// be: a change published before that is heard only by the next poll.
+void WaitForListener(const RedisUrl& url) {
+  RedisClient probe(url);
+  REQUIRE(WaitUntil([&] {
+    RedisReply r;
+    return probe.Command({"PUBSUB", "NUMSUB", "t:map:changes"}, &r).ok() &&
+           r.elements.size() == 2 && r.elements[1].integer == 1;
+  }));
+}
+
 MapWatcherOptions Options(const RedisUrl& url) {
-  MapWatcherOptions o;
-  o.redis = url;
-  o.prefix = "t:";
-  o.redis_timeout = std::chrono::milliseconds(500);
-  o.retry_min = std::chrono::milliseconds(20);
-  o.retry_max = std::chrono::milliseconds(200);
-  return o;
+  return testing::TestRedisOptions<MapWatcherOptions>(url);
 }
 
 TEST_CASE("map watcher enforces a change published by another client within a second",
@@ -79,13 +84,7 @@ TEST_CASE("map watcher enforces a change published by another client within a se
   // The files for rspamd, and for a start without Redis.
   CHECK(ReadFileOrEmpty(tmp / kExactMapFile).find("old@bad.example") != std::string::npos);
 
-  // Publish only once the thread listens, as a running milter would be.
-  RedisClient probe(redis.url());
-  REQUIRE(WaitUntil([&] {
-    RedisReply r;
-    return probe.Command({"PUBSUB", "NUMSUB", "t:map:changes"}, &r).ok() &&
-           r.elements.size() == 2 && r.elements[1].integer == 1;
-  }));
+  WaitForListener(redis.url());
   AddToMap(redis.url(), {Exact("new@bad.example"), Pattern("^spam[0-9]+@evil\\.example$")});
   CHECK(WaitUntil([&] { return Listed(watcher, "new@bad.example"); },
                   std::chrono::milliseconds(1000)));
@@ -126,12 +125,7 @@ TEST_CASE("map watcher tells its listener what each new snapshot added", "[redis
     CHECK(notes[0].before->source != "redis");
     CHECK(notes[0].after->exact == 1);
   }
-  RedisClient probe(redis.url());
-  REQUIRE(WaitUntil([&] {
-    RedisReply r;
-    return probe.Command({"PUBSUB", "NUMSUB", "t:map:changes"}, &r).ok() &&
-           r.elements.size() == 2 && r.elements[1].integer == 1;
-  }));
+  WaitForListener(redis.url());
   AddToMap(redis.url(), {Exact("new@bad.example"), Pattern("^spam[0-9]+@evil\\.example$")});
   REQUIRE(WaitUntil([&] {
     std::lock_guard<std::mutex> lock(mu);
@@ -247,12 +241,7 @@ TEST_CASE("map watcher notices another map under the same version number (failov
   REQUIRE(watcher.Start().ok());
   REQUIRE(Listed(watcher, "lost@x.example"));
   REQUIRE(watcher.Current()->version == 2);
-  RedisClient probe(primary.url());
-  REQUIRE(WaitUntil([&] {
-    RedisReply r;
-    return probe.Command({"PUBSUB", "NUMSUB", "t:map:changes"}, &r).ok() &&
-           r.elements.size() == 2 && r.elements[1].integer == 1;
-  }));
+  WaitForListener(primary.url());
 
   SwapInMap(replica.url(), primary.url(), 2);
   CHECK(WaitUntil([&] { return Listed(watcher, "other@x.example"); }));

@@ -14,15 +14,13 @@
 #include <thread>
 
 #include "compd/map/entry.h"
+#include "compd/testutil/tripwire.h"
 
 namespace compd {
 namespace {
 
 struct Fixture {
-  Fixture() {
-    Entry e;
-    REQUIRE(ParseEntry("listed@bad.example", &e).ok());
-    REQUIRE(Matcher::Build({e}, &matcher).ok());
+  Fixture() : matcher(testing::BuildMatcher({"listed@bad.example"})) {
     TripwireOutlets outlets;
     outlets.snapshot = [this] { return matcher; };
     outlets.events = [this](Event e) {
@@ -43,11 +41,20 @@ struct Fixture {
   std::unique_ptr<Tripwire> tripwire;
   std::vector<std::string> log;
   std::mutex log_mu;
+  std::unique_ptr<PolicyServer> server;
   LogFn LogTo() {
     return [this](LogLevel, const std::string& m) {
       std::lock_guard<std::mutex> lock(log_mu);
       log.push_back(m);
     };
+  }
+  // A policy server with `o` over this tripwire, listening and serving; it stops before
+  // the tripwire goes.
+  PolicyServer& Serve(const PolicyServerOptions& o) {
+    server = std::make_unique<PolicyServer>(o, LogTo());
+    REQUIRE(server->Listen().ok());
+    REQUIRE(server->Start(tripwire.get()).ok());
+    return *server;
   }
   bool Logged(const std::string& part) {
     std::lock_guard<std::mutex> lock(log_mu);
@@ -154,9 +161,7 @@ TEST_CASE("policy server: many requests on one connection, each answered", "[pol
   Fixture f;
   PolicyServerOptions o;
   o.socket = "inet:0";
-  PolicyServer server(o, f.LogTo());
-  REQUIRE(server.Listen().ok());
-  REQUIRE(server.Start(f.tripwire.get()).ok());
+  PolicyServer& server = f.Serve(o);
   REQUIRE(server.port() > 0);
   CHECK(server.description() == "inet:127.0.0.1:" + std::to_string(server.port()));
   {
@@ -183,9 +188,7 @@ TEST_CASE("policy server: malformed input is answered once and closed", "[policy
   PolicyServerOptions o;
   o.socket = "inet:0";
   o.limits.max_line_bytes = 1024;
-  PolicyServer server(o, f.LogTo());
-  REQUIRE(server.Listen().ok());
-  REQUIRE(server.Start(f.tripwire.get()).ok());
+  PolicyServer& server = f.Serve(o);
   {
     Client c(ConnectTcp(server.port()));
     Send(c.fd, kFine + "this is not a policy request\n");
@@ -229,9 +232,7 @@ TEST_CASE("policy server: idle and slow connections are closed", "[policy_server
   PolicyServerOptions o;
   o.socket = "inet:0";
   o.timeout = std::chrono::milliseconds(300);
-  PolicyServer server(o, f.LogTo());
-  REQUIRE(server.Listen().ok());
-  REQUIRE(server.Start(f.tripwire.get()).ok());
+  PolicyServer& server = f.Serve(o);
   Client idle(ConnectTcp(server.port()));
   Client slow(ConnectTcp(server.port()));
   Send(slow.fd, "request=smtpd_access_policy\n");
@@ -245,9 +246,7 @@ TEST_CASE("policy server: connections beyond the limit wait for a free slot", "[
   PolicyServerOptions o;
   o.socket = "inet:0";
   o.max_connections = 1;
-  PolicyServer server(o, f.LogTo());
-  REQUIRE(server.Listen().ok());
-  REQUIRE(server.Start(f.tripwire.get()).ok());
+  PolicyServer& server = f.Serve(o);
   auto first = std::make_unique<Client>(ConnectTcp(server.port()));
   Send(first->fd, kFine);
   CHECK(first->Next() == "action=DUNNO\n\n");
@@ -270,9 +269,7 @@ TEST_CASE("policy server: IPv6 loopback", "[policy_server]") {
   Fixture f;
   PolicyServerOptions o;
   o.socket = "inet6:0";
-  PolicyServer server(o, f.LogTo());
-  REQUIRE(server.Listen().ok());
-  REQUIRE(server.Start(f.tripwire.get()).ok());
+  PolicyServer& server = f.Serve(o);
   CHECK(server.description() == "inet6:[::1]:" + std::to_string(server.port()));
   int fd = socket(AF_INET6, SOCK_STREAM, 0);
   a.sin6_port = htons(static_cast<uint16_t>(server.port()));

@@ -172,14 +172,20 @@ TEST_CASE("policy parser: bounds on line, attributes and request size", "[policy
 }
 
 TEST_CASE("Exim ${escape:} text is decoded", "[policy]") {
-  CHECK(DecodeEximEscapes("a@x,\\n b@y") == "a@x,\n b@y");
-  CHECK(DecodeEximEscapes("\\r\\t\\b\\v\\f") == "\r\t\b\v\f");
-  CHECK(DecodeEximEscapes("caf\\303\\251") == "caf\xc3\xa9");
-  CHECK(DecodeEximEscapes("\\001\\177\\377") == "\x01\x7f\xff");
-  // Exim leaves backslashes alone; so do we when no escape follows.
-  CHECK(DecodeEximEscapes("\"a\\\\c\" <c@d>") == "\"a\\\\c\" <c@d>");
-  CHECK(DecodeEximEscapes("\\x \\4000 \\12 end\\") == "\\x \\4000 \\12 end\\");
-  CHECK(DecodeEximEscapes("") == "");
+  const std::pair<const char*, const char*> kCases[] = {
+      {"a@x,\\n b@y", "a@x,\n b@y"},
+      {"\\r\\t\\b\\v\\f", "\r\t\b\v\f"},
+      {"caf\\303\\251", "caf\xc3\xa9"},
+      {"\\001\\177\\377", "\x01\x7f\xff"},
+      // Exim leaves backslashes alone; so do we when no escape follows.
+      {"\"a\\\\c\" <c@d>", "\"a\\\\c\" <c@d>"},
+      {"\\x \\4000 \\12 end\\", "\\x \\4000 \\12 end\\"},
+      {"", ""},
+  };
+  for (const auto& [escaped, decoded] : kCases) {
+    INFO(escaped);
+    CHECK(DecodeEximEscapes(escaped) == decoded);
+  }
 }
 
 TEST_CASE("verdicts become Postfix actions", "[policy]") {

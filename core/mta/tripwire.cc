@@ -45,7 +45,24 @@ int64_t HeaderFieldBytes(std::string_view name, std::string_view value) {
 
 bool IsLoopback(std::string_view ip) { return ip == "127.0.0.1" || ip == "::1"; }
 
+Verdict Refusal(Verdict::Kind kind, const char* rcode, const char* xcode, std::string_view text) {
+  Verdict v;
+  v.kind = kind;
+  v.rcode = rcode;
+  v.xcode = xcode;
+  v.text = SafeReplyText(text);
+  return v;
+}
+
 }  // namespace
+
+Verdict Verdict::Reject(std::string_view text) {
+  return Refusal(Kind::kReject, "550", "5.7.1", text);
+}
+
+Verdict Verdict::Tempfail(std::string_view text) {
+  return Refusal(Kind::kTempfail, "451", "4.7.1", text);
+}
 
 int64_t EsmtpSizeParameter(std::string_view param) {
   int64_t n = -1;
@@ -207,17 +224,9 @@ Verdict Session::ActOn(HitAction action) const {
   for (size_t p; (p = text.find("{ref}")) != std::string::npos;) text.replace(p, 5, txn_id_);
   switch (action) {
     case HitAction::kReject:
-      v.kind = Verdict::Kind::kReject;
-      v.rcode = "550";
-      v.xcode = "5.7.1";
-      v.text = SafeReplyText(text);
-      break;
+      return Verdict::Reject(text);
     case HitAction::kTempfail:
-      v.kind = Verdict::Kind::kTempfail;
-      v.rcode = "451";
-      v.xcode = "4.7.1";
-      v.text = SafeReplyText(text);
-      break;
+      return Verdict::Tempfail(text);
     case HitAction::kDiscard:
       v.kind = Verdict::Kind::kDiscard;
       break;

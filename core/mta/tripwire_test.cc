@@ -311,12 +311,17 @@ TEST_CASE("the tripwire counts transactions and the addresses it checks", "[trip
 }
 
 TEST_CASE("ESMTP SIZE= parameters", "[tripwire]") {
-  CHECK(EsmtpSizeParameter("SIZE=1234") == 1234);
-  CHECK(EsmtpSizeParameter("size=0") == 0);
-  CHECK(EsmtpSizeParameter("SIZE=") == -1);
-  CHECK(EsmtpSizeParameter("SIZE=12a") == -1);
-  CHECK(EsmtpSizeParameter("BODY=8BITMIME") == -1);
-  CHECK(EsmtpSizeParameter("SIZE=1234567890123456789012") == -1);
+  const struct {
+    const char* param;
+    int64_t size;  // -1: not a SIZE= parameter
+  } kCases[] = {
+      {"SIZE=1234", 1234}, {"size=0", 0},         {"SIZE=", -1},
+      {"SIZE=12a", -1},    {"BODY=8BITMIME", -1}, {"SIZE=1234567890123456789012", -1},
+  };
+  for (const auto& c : kCases) {
+    INFO(c.param);
+    CHECK(EsmtpSizeParameter(c.param) == c.size);
+  }
 }
 
 // The facts the detection engine gets for one delivered message of this session.

@@ -169,6 +169,23 @@ void Column(std::ostringstream& out, const char* id, const char* title, const To
   out << "</section>\n";
 }
 
+// A panel: `heading`, then `items` as a list, each written by `item`; `empty` when there
+// are none, `note` (if any) when there are some.
+template <typename T, typename WriteItem>
+void Panel(std::ostringstream& out, const char* id, const char* heading,
+           const std::vector<T>& items, const char* empty, WriteItem item,
+           const char* note = nullptr) {
+  out << "<section id=\"" << id << "\"><h2>" << heading << "</h2><ul>\n";
+  for (const T& x : items) item(x);
+  out << "</ul>";
+  if (items.empty()) {
+    out << "<div class=\"empty\">" << empty << "</div>";
+  } else if (note != nullptr) {
+    out << "<div class=\"empty\">" << note << "</div>";
+  }
+  out << "</section>\n";
+}
+
 }  // namespace
 
 std::string HtmlEscape(std::string_view text) {
@@ -234,8 +251,7 @@ std::string RenderDashboardPage(const DashboardData& d, int refresh_seconds) {
   Column(out, "last-hour", "Last hour", d.top.last_hour, d, anomalous, states, false);
   out << "</main>\n<div class=\"panels\">\n";
 
-  out << "<section id=\"signals\"><h2><b>Signals</b> · 24 h</h2><ul>\n";
-  for (const Event& e : d.signals) {
+  Panel(out, "signals", "<b>Signals</b> · 24 h", d.signals, "none", [&](const Event& e) {
     std::string signals = e.rule;
     for (size_t i = signals.find(','); i != std::string::npos; i = signals.find(',', i + 2)) {
       signals.replace(i, 1, ", ");
@@ -247,64 +263,46 @@ std::string RenderDashboardPage(const DashboardData& d, int refresh_seconds) {
         << "</span> <span class=\"bad\">" << HtmlEscape(signals) << "</span>";
     if (!e.detail.empty()) out << " <span class=\"t\">" << HtmlEscape(e.detail) << "</span>";
     out << "</li>\n";
-  }
-  out << "</ul>";
-  if (d.signals.empty()) out << "<div class=\"empty\">none</div>";
-  out << "</section>\n";
+  });
 
   // Review happens in mapctl (`candidates accept|reject`): the page stays read-only.
-  out << "<section id=\"candidates\"><h2><b>Test-address candidates</b></h2><ul>\n";
-  for (const DashboardCandidate& c : d.candidates) {
-    std::string accounts;
-    for (const std::string& a : c.accounts) accounts += (accounts.empty() ? "" : ", ") + a;
-    out << "<li title=\"" << HtmlEscape(c.evidence) << "\"><span class=\"t\">"
-        << EventTime(c.time, d.generated) << "</span><span class=\"bad\">"
-        << HtmlEscape(c.recipient) << "</span> <span class=\"t\">from</span> <span class=\"a\">"
-        << HtmlEscape(accounts) << "</span></li>\n";
-  }
-  out << "</ul>";
-  if (d.candidates.empty()) {
-    out << "<div class=\"empty\">none waiting</div>";
-  } else {
-    out << "<div class=\"empty\">review: mapctl candidates accept|reject ADDRESS</div>";
-  }
-  out << "</section>\n";
+  Panel(
+      out, "candidates", "<b>Test-address candidates</b>", d.candidates, "none waiting",
+      [&](const DashboardCandidate& c) {
+        std::string accounts;
+        for (const std::string& a : c.accounts) accounts += (accounts.empty() ? "" : ", ") + a;
+        out << "<li title=\"" << HtmlEscape(c.evidence) << "\"><span class=\"t\">"
+            << EventTime(c.time, d.generated) << "</span><span class=\"bad\">"
+            << HtmlEscape(c.recipient) << "</span> <span class=\"t\">from</span> <span class=\"a\">"
+            << HtmlEscape(accounts) << "</span></li>\n";
+      },
+      "review: mapctl candidates accept|reject ADDRESS");
 
-  out << "<section id=\"anomalies\"><h2><b>Anomalies</b> · 24 h</h2><ul>\n";
-  for (const Event& e : d.anomalies) {
+  Panel(out, "anomalies", "<b>Anomalies</b> · 24 h", d.anomalies, "none", [&](const Event& e) {
     out << "<li title=\"" << HtmlEscape(e.detail) << "\"><span class=\"t\">"
         << EventTime(e.time, d.generated) << "</span><span class=\"a\">" << HtmlEscape(e.account)
         << "</span> <span class=\"bad\">" << HtmlEscape(e.rule) << " " << HtmlEscape(e.value)
         << "</span> &gt; " << HtmlEscape(e.threshold) << " (usual " << HtmlEscape(e.baseline)
         << ")</li>\n";
-  }
-  out << "</ul>";
-  if (d.anomalies.empty()) out << "<div class=\"empty\">none</div>";
-  out << "</section>\n";
+  });
 
-  out << "<section id=\"hits\"><h2><b>Tripwire hits</b></h2><ul>\n";
-  for (const Event& e : d.hits) {
+  Panel(out, "hits", "<b>Tripwire hits</b>", d.hits, "none in 7 days", [&](const Event& e) {
     out << "<li><span class=\"t\">" << EventTime(e.time, d.generated) << "</span><span class=\"a\">"
         << HtmlEscape(e.account) << "</span> → <span class=\"bad\">" << HtmlEscape(e.recipient)
         << "</span> <span class=\"t\">" << HtmlEscape(e.where) << ", " << HtmlEscape(e.action)
         << "</span></li>\n";
-  }
-  out << "</ul>";
-  if (d.hits.empty()) out << "<div class=\"empty\">none in 7 days</div>";
-  out << "</section>\n";
+  });
 
-  out << "<section id=\"accounts\"><h2><b>Flagged &amp; locked</b></h2><ul>\n";
-  for (const DashboardAccount& r : d.accounts) {
-    std::string state = r.state.empty() ? "hit" : r.state;
-    std::string cls = (state == "locked" || state == "flagged") ? state : "other";
-    out << "<li><span class=\"state " << cls << "\">" << HtmlEscape(state) << "</span>"
-        << "<span class=\"a\">" << HtmlEscape(r.account) << "</span> <span class=\"t\">"
-        << Thousands(r.hits) << (r.hits == 1 ? " hit" : " hits") << " · "
-        << Ago(d.generated - r.last_hit) << "</span></li>\n";
-  }
-  out << "</ul>";
-  if (d.accounts.empty()) out << "<div class=\"empty\">none</div>";
-  out << "</section>\n</div>\n";
+  Panel(out, "accounts", "<b>Flagged &amp; locked</b>", d.accounts, "none",
+        [&](const DashboardAccount& r) {
+          std::string state = r.state.empty() ? "hit" : r.state;
+          std::string cls = (state == "locked" || state == "flagged") ? state : "other";
+          out << "<li><span class=\"state " << cls << "\">" << HtmlEscape(state) << "</span>"
+              << "<span class=\"a\">" << HtmlEscape(r.account) << "</span> <span class=\"t\">"
+              << Thousands(r.hits) << (r.hits == 1 ? " hit" : " hits") << " · "
+              << Ago(d.generated - r.last_hit) << "</span></li>\n";
+        });
+  out << "</div>\n";
 
   out << "<footer>compd " << HtmlEscape(d.version) << " · generated " << FormatUnixTime(d.generated)
       << " · refreshes every " << refresh_seconds

@@ -5,7 +5,9 @@
 
 #include "compd/accounts/accounts.h"
 #include "compd/map/map_store.h"
+#include "compd/testutil/events.h"
 #include "compd/testutil/redis.h"
+#include "compd/watch/anomaly.h"
 #include "compd/watch/dashboard_page.h"
 
 namespace compd {
@@ -26,21 +28,12 @@ DashboardData Sample() {
   d.top.last_hour.hour_start = HourStart(kT) - 3600;
   d.top.last_hour.rows = {{"steady@customer.example", 35, 70, 1, 30, false},
                           {"<script>alert(1)</script>@x", 3, 3, 1, 0, true}};
-  Event a;
-  a.type = "anomaly";
+  Event a =
+      Anomaly{"spike@customer.example", "hour_volume", HourLabel(kT), 600, 1, 50, {}}.ToEvent();
   a.time = "2026-11-26T18:40:00.000Z";
-  a.account = "spike@customer.example";
-  a.rule = "hour_volume";
-  a.value = "600";
-  a.threshold = "50";
-  a.baseline = "1";
   d.anomalies = {a};
-  Event h;
+  Event h = testing::HitEvent("leaky@customer.example", "collector@bad.example");
   h.time = "2026-11-26T18:41:00.000Z";
-  h.account = "leaky@customer.example";
-  h.recipient = "collector@bad.example";
-  h.where = "envelope";
-  h.action = "reject";
   d.hits = {h};
   DashboardAccount r;
   r.account = "leaky@customer.example";

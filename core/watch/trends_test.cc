@@ -3,6 +3,7 @@
 #include <catch2/catch.hpp>
 
 #include "compd/base/keys.h"
+#include "compd/testutil/events.h"
 #include "compd/testutil/redis.h"
 #include "compd/watch/dashboard.h"
 #include "compd/watch/dashboard_charts.h"
@@ -21,6 +22,17 @@ size_t Count(const std::string& text, const std::string& what) {
   size_t n = 0;
   for (size_t p = text.find(what); p != std::string::npos; p = text.find(what, p + 1)) ++n;
   return n;
+}
+
+// Each of `shown` stands in the page's panel `panel_id` (or after it).
+void CheckPanelShows(const std::string& page, const std::string& panel_id,
+                     std::initializer_list<const char*> shown) {
+  size_t panel = page.find("id=\"" + panel_id + "\"");
+  REQUIRE(panel != std::string::npos);
+  for (const char* text : shown) {
+    INFO(panel_id << ": " << text);
+    CHECK(page.find(text, panel) != std::string::npos);
+  }
 }
 
 AccountTrend OneADayThen600() {
@@ -94,20 +106,14 @@ TEST_CASE("the page lists detection signals and marks their accounts' rows", "[d
   d.generated = kT;
   d.top.this_hour.hour_start = HourStart(kT);
   d.top.this_hour.rows = {{"botted@customer.example", 30, 30, 9, 0, true}};
-  Event e;
-  e.type = "signal";
+  Event e = testing::SignalEvent("botted@customer.example", "test_message,new_networks", "flag");
   e.time = "2026-11-26T18:40:00.000Z";
-  e.account = "botted@customer.example";
-  e.rule = "test_message,new_networks";
-  e.action = "flag";
   e.detail = "HELO localhost, 5 new networks in 10 min";
   d.signals = {e};
   std::string page = RenderDashboardPage(d, 10);
-  size_t panel = page.find("id=\"signals\"");
-  REQUIRE(panel != std::string::npos);
-  CHECK(page.find("<span class=\"react flag\">flag</span>", panel) != std::string::npos);
-  CHECK(page.find("test_message, new_networks", panel) != std::string::npos);
-  CHECK(page.find("HELO localhost, 5 new networks in 10 min", panel) != std::string::npos);
+  CheckPanelShows(page, "signals",
+                  {"<span class=\"react flag\">flag</span>", "test_message, new_networks",
+                   "HELO localhost, 5 new networks in 10 min"});
   CHECK(page.find("<tr class=\"new signal\" data-account=\"botted@customer.example\"") !=
         std::string::npos);
   CHECK(page.find("<span class=\"badge signal\">SIGNAL</span>") != std::string::npos);
@@ -134,11 +140,9 @@ TEST_CASE("the page lists discovery candidates waiting for review", "[redis][das
   CHECK(d.candidates[0].accounts ==
         std::vector<std::string>{"winfield@a.example", "register@b.example"});
   std::string page = RenderDashboardPage(d, 10);
-  size_t panel = page.find("id=\"candidates\"");
-  REQUIRE(panel != std::string::npos);
-  CHECK(page.find("toewebvastsatw@gmx.example", panel) != std::string::npos);
-  CHECK(page.find("winfield@a.example, register@b.example", panel) != std::string::npos);
-  CHECK(page.find("mapctl candidates accept|reject ADDRESS", panel) != std::string::npos);
+  CheckPanelShows(page, "candidates",
+                  {"toewebvastsatw@gmx.example", "winfield@a.example, register@b.example",
+                   "mapctl candidates accept|reject ADDRESS"});
   CHECK(DashboardJson(d, "candidates").find("\"domains\":2") != std::string::npos);
   DashboardData empty;
   empty.generated = kT;

@@ -33,12 +33,8 @@ MessageRecord Msg(const std::string& account, const std::string& ip, size_t rcpt
 }
 
 VolumeOptions Options(const RedisUrl& url) {
-  VolumeOptions o;
-  o.redis = url;
-  o.prefix = "v:";
+  VolumeOptions o = testing::TestRedisOptions<VolumeOptions>(url, "v:");
   o.flush_interval = std::chrono::milliseconds(50);
-  o.redis_timeout = std::chrono::milliseconds(500);
-  o.retry_min = std::chrono::milliseconds(20);
   o.retry_max = std::chrono::milliseconds(100);
   return o;
 }
@@ -54,6 +50,14 @@ std::string HGet(RedisClient& c, const std::string& key, const std::string& fiel
   REQUIRE(c.Command({"HGET", key, field}, &r).ok());
   return r.str;
 }
+
+// A redis-server of the test's own, a connection to it and the key names under the
+// counters' prefix ("v:"): for TEST_CASE_METHOD, for tests that read the counters.
+struct CountersInRedis {
+  RedisServer redis;
+  RedisClient c{redis.url()};
+  Keys k{"v:"};
+};
 
 TEST_CASE("hour and day buckets are UTC and named YYYYMMDDHH / YYYYMMDD", "[volume]") {
   CHECK(HourId(kT) == "2026112618");
@@ -199,10 +203,8 @@ TEST_CASE("volume counter keeps counting while Redis is away and writes once whe
   CHECK(log.Contains("Redis is back"));
 }
 
-TEST_CASE("a key of the wrong type costs only its own account's counts", "[redis][volume]") {
-  RedisServer redis;
-  RedisClient c(redis.url());
-  Keys k("v:");
+TEST_CASE_METHOD(CountersInRedis, "a key of the wrong type costs only its own account's counts",
+                 "[redis][volume]") {
   LogCapture log;
   const int64_t now = NowSeconds();
   const std::string day = DayId(now);
@@ -237,10 +239,9 @@ TEST_CASE("volume counter bounds what waits for Redis and counts what it drops",
   CHECK(st.messages == 6);
 }
 
-TEST_CASE("a late flush counts the day but skips hours past their retention", "[redis][volume]") {
-  RedisServer redis;
-  RedisClient c(redis.url());
-  Keys k("v:");
+TEST_CASE_METHOD(CountersInRedis,
+                 "a late flush counts the day but skips hours past their retention",
+                 "[redis][volume]") {
   const int64_t now = NowSeconds();
   const int64_t three_days_ago = now - 3 * 86400;
   VolumeCounter v(Options(redis.url()), nullptr);
@@ -258,10 +259,8 @@ TEST_CASE("a late flush counts the day but skips hours past their retention", "[
   CHECK(r.integer == 0);
 }
 
-TEST_CASE("ReadTop gives this hour and last hour with change and newcomers", "[redis][volume]") {
-  RedisServer redis;
-  RedisClient c(redis.url());
-  Keys k("v:");
+TEST_CASE_METHOD(CountersInRedis, "ReadTop gives this hour and last hour with change and newcomers",
+                 "[redis][volume]") {
   const int64_t now = NowSeconds();
   const std::string h0 = HourId(now), h1 = HourId(now - 3600), h2 = HourId(now - 7200);
   auto zadd = [&](const std::string& hour, const std::string& account, int msgs) {

@@ -1,6 +1,6 @@
 // Test helpers (compd_tests only): a temporary folder, a real redis-server on a free
-// loopback port that a test can stop and start again, a thread-safe log capture, and
-// WaitUntil for asynchronous effects.
+// loopback port that a test can stop and start again, options to reach it, a thread-safe
+// log capture, and WaitUntil for asynchronous effects.
 #ifndef COMPD_TESTUTIL_REDIS_H_
 #define COMPD_TESTUTIL_REDIS_H_
 
@@ -175,6 +175,20 @@ class RedisServer {
   int port_;
   pid_t pid_ = -1;
 };
+
+// Options of a Redis-backed component (any with redis, prefix, redis_timeout, retry_min
+// and retry_max) for a test's redis-server: short timeouts and backoff, so that an outage
+// costs a test milliseconds.
+template <typename Options>
+Options TestRedisOptions(const RedisUrl& url, const std::string& prefix = "t:") {
+  Options o;
+  o.redis = url;
+  o.prefix = prefix;
+  o.redis_timeout = std::chrono::milliseconds(500);
+  o.retry_min = std::chrono::milliseconds(20);
+  o.retry_max = std::chrono::milliseconds(200);
+  return o;
+}
 
 // Collects log lines from any thread.
 class LogCapture {

@@ -43,14 +43,7 @@ struct TripwireFixture {
       return Verdict();
     };
     outlets.account_gate = [this](const std::string& account) {
-      Verdict v;
-      if (account == locked) {
-        v.kind = Verdict::Kind::kTempfail;
-        v.rcode = "451";
-        v.xcode = "4.7.1";
-        v.text = "account suspended";
-      }
-      return v;
+      return account == locked ? Verdict::Tempfail("account suspended") : Verdict::Continue();
     };
     tripwire = std::make_unique<Tripwire>(options, outlets);
   }

@@ -121,17 +121,35 @@ class PendingMessages {
 };
 
 // One log format's state machine. Messages it finishes go to the pool; lines it has no
-// use for are counted as ignored.
+// use for are counted as ignored. It keeps the messages it has begun in pending().
 class Assembler {
  public:
+  // base_names: per file, for Message::origin.
+  Assembler(MessagePool* pool, Tally* tally, const std::vector<std::string>* base_names)
+      : pool_(pool), tally_(tally), base_names_(base_names) {}
   virtual ~Assembler() = default;
   virtual void Line(const LogLine& line) = 0;
   // The arrival time of the oldest message not finished yet; INT64_MAX when none. No
   // message finished later can be earlier than that.
-  virtual int64_t OldestPending() const = 0;
+  int64_t OldestPending() const { return pending_.OldestStart(); }
   // Finishes, with what is known, the messages begun before `time_ms` (their last lines
   // are not in these logs: still queued, or cut off by the end of the file).
-  virtual void Expire(int64_t time_ms) = 0;
+  void Expire(int64_t time_ms);
+
+ protected:
+  // Finishes the pending message under `key` with what is known (Expire's step).
+  virtual void FinishPending(const std::string& key) = 0;
+  MessagePool* pool() const { return pool_; }
+  Tally* tally() const { return tally_; }
+  PendingMessages& pending() { return pending_; }
+  // Message::origin for a message that begins at `line`.
+  void SetOriginOf(const LogLine& line, std::string* out) const;
+
+ private:
+  MessagePool* pool_;
+  Tally* tally_;
+  const std::vector<std::string>* base_names_;
+  PendingMessages pending_;
 };
 
 // `mainlog:88123` (the file's base name).

@@ -17,22 +17,15 @@ namespace compd {
 
 class EximAssembler : public Assembler {
  public:
-  // base_names: per file, for Message::origin.
-  EximAssembler(MessagePool* pool, Tally* tally, const std::vector<std::string>* base_names)
-      : pool_(pool), tally_(tally), base_names_(base_names) {}
+  using Assembler::Assembler;
   void Line(const LogLine& line) override;
-  int64_t OldestPending() const override { return pending_.OldestStart(); }
-  void Expire(int64_t time_ms) override;
 
  private:
+  void FinishPending(const std::string& key) override { Finish(key); }
   void Arrival(const LogLine& line);
-  void Finish(std::string_view id) { pool_->Finish(pending_.Take(id)); }
+  void Finish(std::string_view id) { pool()->Finish(pending().Take(id)); }
 
-  MessagePool* pool_;
-  Tally* tally_;
-  const std::vector<std::string>* base_names_;
   EximLine parsed_;
-  PendingMessages pending_;
 };
 
 }  // namespace compd

@@ -46,6 +46,8 @@ void ParseEximLine(std::string_view text, EximLine* out);
 
 // Exim's quoting (T="...", A=x:"..."): \\ \" \n \r \t and \ooo octal. Appends to out.
 void AppendEximUnquoted(std::string_view quoted, std::string* out);
+// A value as Exim logged it, quoted (`quoted`: unquoted as above) or bare. Replaces out.
+void AssignEximValue(std::string_view value, bool quoted, std::string* out);
 
 }  // namespace compd
 

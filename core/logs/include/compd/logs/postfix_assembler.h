@@ -25,14 +25,14 @@ namespace compd {
 
 class PostfixAssembler : public Assembler {
  public:
-  // base_names: per file, for Message::origin.
-  PostfixAssembler(MessagePool* pool, Tally* tally, const std::vector<std::string>* base_names)
-      : pool_(pool), tally_(tally), base_names_(base_names) {}
+  using Assembler::Assembler;
   void Line(const LogLine& line) override;
-  int64_t OldestPending() const override { return pending_.OldestStart(); }
-  void Expire(int64_t time_ms) override;
 
  private:
+  void FinishPending(const std::string& key) override {
+    key_ = key;
+    Finish();
+  }
   void Smtpd(const LogLine& line, std::string_view qid, std::string_view rest);
   void Cleanup(const LogLine& line, std::string_view rest, PendingMessages::Entry* e);
   void Qmgr(const LogLine& line, std::string_view rest, PendingMessages::Entry* e);
@@ -41,10 +41,6 @@ class PostfixAssembler : public Assembler {
   void Finish();
   void SetSessionKey(const LogLine& line);
 
-  MessagePool* pool_;
-  Tally* tally_;
-  const std::vector<std::string>* base_names_;
-  PendingMessages pending_;
   std::string key_;
   std::string session_key_;
   // host and smtpd pid -> the HELO name last logged in that smtpd's current session.

@@ -75,6 +75,11 @@ struct Verdict {
   std::string text;    // reply text, CR/LF-free
   std::string reason;  // kQuarantine: the reason the MTA records
   static Verdict Continue() { return Verdict(); }
+  // Refusals with the reply codes that go with them: Reject 550 5.7.1 (refused for good),
+  // Tempfail 451 4.7.1 (the client keeps the message and retries). `text` is made safe
+  // with SafeReplyText, so pass it unescaped.
+  static Verdict Reject(std::string_view text);
+  static Verdict Tempfail(std::string_view text);
 };
 
 // One accepted, in-scope message, for per-account volume counters.
