@@ -360,13 +360,10 @@ int Run(const Plan& plan, const std::string& config_path, bool config_explicit,
     for (Reaction& r : reactions) {
       Event e = r.ToEvent();
       if (r.kind >= ReactionKind::kTempfail) {
-        v.kind = Verdict::Kind::kTempfail;
-        v.rcode = "451";
-        v.xcode = "4.7.1";
         // The queue id is what the customer quotes and what the operator finds in the
-        // maillog and the alert log; the signal name is all there is before a queue id.
-        v.text = SafeReplyText("Message deferred by policy (ref " +
-                               (e.queue_id.empty() ? e.rule : e.queue_id) + ")");
+        // maillog and the alert log; the signal names are all there is before a queue id.
+        v = Verdict::Tempfail("Message deferred by policy (ref " +
+                              (e.queue_id.empty() ? e.rule : e.queue_id) + ")");
       }
       recorder.Submit(std::move(e));
     }

@@ -6,6 +6,7 @@
 #include "compd/detect/retro_hunt.h"
 #include "compd/map/entry.h"
 #include "compd/testutil/redis.h"
+#include "compd/testutil/tripwire.h"
 
 namespace compd {
 namespace {
@@ -24,24 +25,14 @@ Message Mail(const std::string& account, std::vector<std::string> rcpts, int64_t
   return m;
 }
 
-std::shared_ptr<const Matcher> Map(const std::vector<std::string>& texts) {
-  std::vector<Entry> entries;
-  for (const std::string& t : texts) {
-    Entry e;
-    REQUIRE(ParseEntry(t, &e).ok());
-    entries.push_back(e);
-  }
-  std::shared_ptr<const Matcher> m;
-  REQUIRE(Matcher::Build(entries, &m).ok());
-  return m;
-}
+using testing::BuildMatcher;
 
 TEST_CASE("recipient memory: an exact entry finds who mailed it, with the evidence", "[retro]") {
   RecipientMemory mem;
   mem.Add(Mail("alice@c1.example", {"<Probe@GMX.com>", "friend@x.example"}, kT0, "Q1"));
   mem.Add(Mail("bob@c2.example", {"friend@x.example"}, kT0 + 1000, "Q2", "198.51.100.1"));
   mem.Add(Mail("bob@c2.example", {"probe@gmx.com"}, kT0 + kDay, "Q3", "198.51.100.1"));
-  auto finds = mem.Hunt(*Map({"probe@gmx.com"}), nullptr, 0, 100);
+  auto finds = mem.Hunt(*BuildMatcher({"probe@gmx.com"}), nullptr, 0, 100);
   REQUIRE(finds.size() == 2);
   CHECK(finds[0].account == "alice@c1.example");
   CHECK(finds[0].recipient == "Probe@GMX.com");  // as the MTA passed it, brackets gone
@@ -53,9 +44,9 @@ TEST_CASE("recipient memory: an exact entry finds who mailed it, with the eviden
   CHECK(finds[1].account == "bob@c2.example");
   CHECK(finds[1].queue_id == "Q3");
   // since: only the second day's mail.
-  CHECK(mem.Hunt(*Map({"probe@gmx.com"}), nullptr, kT0 + 1, 100).size() == 1);
+  CHECK(mem.Hunt(*BuildMatcher({"probe@gmx.com"}), nullptr, kT0 + 1, 100).size() == 1);
   // Nobody mailed it.
-  CHECK(mem.Hunt(*Map({"other@gmx.com"}), nullptr, 0, 100).empty());
+  CHECK(mem.Hunt(*BuildMatcher({"other@gmx.com"}), nullptr, 0, 100).empty());
   RecipientMemoryStats st = mem.stats();
   CHECK(st.messages == 3);
   CHECK(st.pairs == 4);
@@ -70,12 +61,12 @@ TEST_CASE("recipient memory: patterns, the map before, limits", "[retro]") {
   mem.Add(Mail("a@c.example", {"promo-1@spam.example"}, kT0, "Q1"));
   mem.Add(Mail("b@c.example", {"promo-2@spam.example"}, kT0 + 1, "Q2"));
   mem.Add(Mail("c@c.example", {"promo@spam.example"}, kT0 + 2, "Q3"));
-  auto re = Map({"/^promo-[0-9]+@spam\\.example$/"});
+  auto re = BuildMatcher({"/^promo-[0-9]+@spam\\.example$/"});
   auto finds = mem.Hunt(*re, nullptr, 0, 100);
   REQUIRE(finds.size() == 2);
   CHECK(finds[1].entry_kind == "pattern");
   // What the map already matched is not new.
-  CHECK(mem.Hunt(*re, Map({"promo-1@spam.example"}).get(), 0, 100).size() == 1);
+  CHECK(mem.Hunt(*re, BuildMatcher({"promo-1@spam.example"}).get(), 0, 100).size() == 1);
   bool truncated = false;
   CHECK(mem.Hunt(*re, nullptr, 0, 1, &truncated).size() == 1);
   CHECK(truncated);
@@ -90,8 +81,8 @@ TEST_CASE("recipient memory: forgetting drops whole days and their strings", "[r
   CHECK(st.messages == 1);
   CHECK(st.recipients == 1);
   CHECK(st.accounts == 1);
-  CHECK(mem.Hunt(*Map({"gone@x.example"}), nullptr, 0, 100).empty());
-  auto finds = mem.Hunt(*Map({"kept@x.example"}), nullptr, 0, 100);
+  CHECK(mem.Hunt(*BuildMatcher({"gone@x.example"}), nullptr, 0, 100).empty());
+  auto finds = mem.Hunt(*BuildMatcher({"kept@x.example"}), nullptr, 0, 100);
   REQUIRE(finds.size() == 1);
   CHECK(finds[0].account == "new@c.example");
   CHECK(finds[0].queue_id == "Q2");
@@ -110,22 +101,22 @@ TEST_CASE("recipient memory: forgetting on a copy leaves the memory as it was", 
   CHECK(dropped == 1);
   // The original still answers in full (readers use it until the swap).
   CHECK(mem.stats().messages == 2);
-  CHECK(mem.Hunt(*Map({"gone@x.example"}), nullptr, 0, 100).size() == 1);
+  CHECK(mem.Hunt(*BuildMatcher({"gone@x.example"}), nullptr, 0, 100).size() == 1);
   // The copy has what Forget would keep, its strings rebuilt.
   RecipientMemoryStats st = next->stats();
   CHECK(st.messages == 1);
   CHECK(st.recipients == 1);
   CHECK(st.accounts == 1);
   CHECK(st.client_ips == 1);
-  CHECK(next->Hunt(*Map({"gone@x.example"}), nullptr, 0, 100).empty());
-  auto finds = next->Hunt(*Map({"kept@x.example"}), nullptr, 0, 100);
+  CHECK(next->Hunt(*BuildMatcher({"gone@x.example"}), nullptr, 0, 100).empty());
+  auto finds = next->Hunt(*BuildMatcher({"kept@x.example"}), nullptr, 0, 100);
   REQUIRE(finds.size() == 1);
   CHECK(finds[0].account == "new@c.example");
   CHECK(finds[0].client_ip == "198.51.100.4");
   CHECK(finds[0].queue_id == "Q2");
   // And it keeps growing like the original.
   next->Add(Mail("more@c.example", {"kept@x.example"}, kT0 + 2 * kDay + 5, "Q3"));
-  CHECK(next->Hunt(*Map({"kept@x.example"}), nullptr, 0, 100).size() == 2);
+  CHECK(next->Hunt(*BuildMatcher({"kept@x.example"}), nullptr, 0, 100).size() == 2);
 }
 
 TEST_CASE("recipient journal: what was appended comes back after a restart", "[retro]") {
