@@ -209,8 +209,14 @@ class _Workdir:
 
 
 def close_all(parts):
-    """Closes (or stops) servers, last started first; a failure is printed, not raised, so
-    the others still close."""
+    """Closes (or stops) servers given in the order they started, last started first;
+    None is skipped; a failure is printed, not raised, so the others still close. Every
+    compd-milter is sent SIGTERM first: each takes up to 5 s to stop (libmilter's poll),
+    so they stop at once rather than one after another."""
+    parts = [p for p in parts if p is not None]
+    for milter in parts:
+        if isinstance(milter, Milter) and milter.running():
+            milter.child.proc.send_signal(signal.SIGTERM)
     for part in reversed(parts):
         try:
             part.close() if hasattr(part, "close") else part.stop()
@@ -449,6 +455,28 @@ class _Service:
         self.stop()
 
 
+class _ChildService(_Service):
+    """A server that is one _Child (self.child, None when stopped) in a _Workdir
+    (self.work): stop() sends SIGTERM and returns the exit code, close() also removes the
+    folder."""
+
+    child = None
+
+    def stop(self, timeout=10.0):
+        if not self.child:
+            return None
+        code = self.child.stop(signal.SIGTERM, timeout)
+        self.child = None
+        return code
+
+    def close(self):
+        self.stop()
+        self.work.cleanup()
+
+    def running(self):
+        return bool(self.child and self.child.running())
+
+
 # ---------------------------------------------------------------------------------------
 # Redis
 
@@ -493,7 +521,7 @@ def _resp_read(f):
     raise ConnectionError("unexpected reply from redis: %r" % line)
 
 
-class RedisServer(_Service):
+class RedisServer(_ChildService):
     """redis-server on 127.0.0.1:PORT and DIR/redis.sock, no persistence, as a child.
 
     RedisServer(dir=None, port=None): dir is created if needed (a temporary one if None).
@@ -546,13 +574,6 @@ class RedisServer(_Service):
                 self.call("SHUTDOWN", "SAVE" if save else "NOSAVE")
         self.child.stop(timeout=timeout)
         self.child = None
-
-    def close(self):
-        self.stop()
-        self.work.cleanup()
-
-    def running(self):
-        return bool(self.child and self.child.running())
 
     def call(self, *args, timeout=5.0):
         with socket.create_connection((LOOPBACK, self.port), timeout=timeout) as s:
@@ -767,7 +788,7 @@ class SmtpSink(_Service):
 # Dovecot (SASL only)
 
 
-class Dovecot(_Service):
+class Dovecot(_ChildService):
     """dovecot for SASL only: passwd-file users with {PLAIN} passwords, no protocols.
 
     Dovecot(users={"alice@example.test": "secret"}, dir=None). start()/stop();
@@ -863,10 +884,6 @@ service auth {{
             _kill_group(self.child.proc, signal.SIGTERM)
             self.child.stop(timeout=timeout)
             self.child = None
-
-    def close(self):
-        self.stop()
-        self.work.cleanup()
 
     def log(self):
         return tail(self.stdout_path, 10**6) + tail(self.log_path, 10**6)
@@ -1372,7 +1389,7 @@ def mapctl(*args, redis=None, prefix=None, input=None, env=None, timeout=30):
                           stdin=None if input is not None else subprocess.DEVNULL)
 
 
-class Milter(_Service):
+class Milter(_ChildService):
     """compd-milter as a child, output to a log file, stopped with SIGTERM.
 
     Milter(args=(), dir=None, port=None, binary=None, env=None, ready_timeout=10)
@@ -1469,20 +1486,6 @@ class Milter(_Service):
             raise HarnessError("%s; last lines of %s:\n%s" %
                                (e, self.log_path, tail(self.log_path))) from None
         return self
-
-    def stop(self, timeout=10.0):
-        if not self.child:
-            return None
-        code = self.child.stop(signal.SIGTERM, timeout)
-        self.child = None
-        return code
-
-    def close(self):
-        self.stop()
-        self.work.cleanup()
-
-    def running(self):
-        return bool(self.child and self.child.running())
 
     def log(self):
         return tail(self.log_path, 10**6)
