@@ -17,7 +17,6 @@ COMPD_DASHBOARD_SCREENSHOT=/path/shot.png keeps the screenshot there.
 """
 
 import base64
-import calendar
 import concurrent.futures
 import html.parser
 import http.client
@@ -107,15 +106,6 @@ def score(redis, key, member):
 
 def hour_count(redis, account, hours, kind="msgs"):
     return sum(score(redis, PREFIX + "vol:h:%s:%s" % (hid, kind), account) for hid in hours)
-
-
-def stream_events(redis, type_=None):
-    out = []
-    for _, fields in redis.stream(PREFIX + "events"):
-        e = json.loads(fields["event"])
-        if type_ is None or e.get("type") == type_:
-            out.append(e)
-    return out
 
 
 def send_burst(port, user, password, count, workers=4, source=None):
@@ -278,7 +268,7 @@ class Env:
                       {hour_id(time.time())})
 
     def close(self):
-        su.close_all((self.stack, self.milter, self.redis))
+        h.close_all((self.redis, self.milter, self.stack))
 
     def diag(self):
         return su.milter_diag(self.milter, self.stack)
@@ -358,11 +348,12 @@ class DashboardTest(unittest.TestCase):
         took = time.monotonic() - start
 
         def raised():
-            return {e["rule"] for e in stream_events(ENV.redis, "anomaly")
+            return {e["rule"] for e in su.stream_events(ENV.redis, type_="anomaly")
                     if e["account"] == YEARLY} >= {"hour_volume", "day_volume"}
         h.wait_for(raised, 10, what="anomaly events" + ENV.diag())
         time.sleep(1)  # further flushes must not raise them again
-        events = [e for e in stream_events(ENV.redis, "anomaly") if e["account"] == YEARLY]
+        events = [e for e in su.stream_events(ENV.redis, type_="anomaly")
+                  if e["account"] == YEARLY]
         self.assertEqual(sorted(e["rule"] for e in events), ["day_volume", "hour_volume"],
                          events)
         for e in events:
@@ -396,7 +387,7 @@ class DashboardTest(unittest.TestCase):
             self.assertEqual(sent, 1)
 
         def raised():
-            return [e for e in stream_events(ENV.redis, "anomaly")
+            return [e for e in su.stream_events(ENV.redis, type_="anomaly")
                     if e["account"] == ROAMER and e["rule"] == "networks"]
         h.wait_for(raised, 10, what="networks anomaly" + ENV.diag())
         e = raised()[0]
@@ -428,7 +419,8 @@ class DashboardTest(unittest.TestCase):
     def test_e_api(self):
         r = self.swaks(LEAKY, LISTED, headers=["To: friend@remote.example"])
         self.assertEqual(r.code, 24, r.transcript)  # the listed recipient was refused
-        h.wait_for(lambda: any(e["account"] == LEAKY for e in stream_events(ENV.redis, "hit")),
+        h.wait_for(lambda: any(e["account"] == LEAKY
+                               for e in su.stream_events(ENV.redis, type_="hit")),
                    10, what="hit in the stream")
         auth = "Bearer " + TOKEN
         time.sleep(1.2)  # past the dashboard's one-second cache

@@ -141,31 +141,13 @@ class PostfixLogTest(Mixin, unittest.TestCase):
         self.assert_rotation_changes_nothing(pf.maillog, messages)
 
 
-class EximLogTest(Mixin, unittest.TestCase):
+class EximLogTest(Mixin, h.ServersTestCase):
     @classmethod
-    def setUpClass(cls):
-        cls.parts = []
-        try:
-            cls.sink = cls.keep(h.SmtpSink().start())
-            # Nothing listens at the policy port: the documented snippets let mail through.
-            cls.exim = cls.keep(eh.Exim(cls.sink.port, USERS,
-                                        "inet:127.0.0.1:%d" % h.free_port()).start())
-        except BaseException:
-            cls.tearDownClass()
-            raise
-
-    @classmethod
-    def keep(cls, part):
-        cls.parts.append(part)
-        return part
-
-    @classmethod
-    def tearDownClass(cls):
-        for part in reversed(cls.parts):
-            try:
-                part.close()
-            except Exception as e:
-                print("closing %s: %s" % (type(part).__name__, e), file=sys.stderr)
+    def start_servers(cls):
+        cls.sink = cls.started(h.SmtpSink().start())
+        # Nothing listens at the policy port: the documented snippets let mail through.
+        cls.exim = cls.started(eh.Exim(cls.sink.port, USERS,
+                                       "inet:127.0.0.1:%d" % h.free_port()).start())
 
     def diag(self):
         return self.exim.logs()

@@ -10,7 +10,6 @@ events recorded with source "policy". Then a real Postfix using check_policy_ser
 Run: python3 tests/policy_test.py (needs build/compd-milter, or COMPD_BUILD_DIR).
 """
 
-import json
 import os
 import subprocess
 import sys
@@ -26,10 +25,6 @@ import stack_util as su  # noqa: E402
 PREFIX = "compd:"
 LISTED = ["listed@bad.example", "header-hit@bad.example", "display@bad.example",
           "burst@bad.example", "postfix@bad.example"]
-
-
-def stream_events(redis):
-    return [json.loads(f["event"]) for _, f in redis.stream(PREFIX + "events")]
 
 
 def rcpt_request(account, recipient, **extra):
@@ -79,7 +74,7 @@ class PolicyTestCase(unittest.TestCase):
         got = []
 
         def enough():
-            got[:] = [e for e in stream_events(self.redis) if e.get("account") == account]
+            got[:] = [e for e in su.stream_events(self.redis) if e.get("account") == account]
             return len(got) >= n
         try:
             h.wait_for(enough, timeout, what="%d events of %s" % (n, account))
@@ -91,7 +86,7 @@ class PolicyTestCase(unittest.TestCase):
     def no_events(self, account=None):
         time.sleep(0.3)
         account = account or self.account()
-        self.assertEqual([e for e in stream_events(self.redis) if e.get("account") == account],
+        self.assertEqual([e for e in su.stream_events(self.redis) if e.get("account") == account],
                          [])
 
     def assert_refused(self, action):
@@ -182,7 +177,7 @@ class ProtocolTest(PolicyTestCase):
         del r["sasl_username"]
         self.assertEqual(self.ask(r), "DUNNO")
         time.sleep(0.3)
-        self.assertEqual([e for e in stream_events(self.redis) if e.get("sender") == account], [])
+        self.assertEqual([e for e in su.stream_events(self.redis) if e.get("sender") == account], [])
 
     def test_trusted_network_is_checked_without_authentication(self):
         r = rcpt_request("x@y.example", "listed@bad.example", sasl_username="",

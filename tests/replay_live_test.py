@@ -44,6 +44,7 @@ import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib"))
 import compd_harness as h  # noqa: E402
+import stack_util as su  # noqa: E402
 
 PREFIX = "compd:"
 MILTER_MACROS = {
@@ -102,12 +103,7 @@ class Env:
             raise
 
     def close(self):
-        for part in (self.stack, self.milter, self.redis):
-            if part is not None:
-                try:
-                    part.close()
-                except Exception as e:
-                    print("closing %s: %s" % (type(part).__name__, e), file=sys.stderr)
+        h.close_all((self.redis, self.milter, self.stack))
 
 
 ENV = None
@@ -129,8 +125,7 @@ class LiveCase(unittest.TestCase):
         cls.redis, cls.milter, cls.stack = ENV.redis, ENV.milter, ENV.stack
 
     def diag(self):
-        return "\n--- compd-milter log\n%s\n%s" % (h.tail(self.milter.log_path, 40),
-                                                   self.stack.logs())
+        return su.milter_diag(self.milter, self.stack)
 
     def sent(self, account, to, source, helo, subject):
         """Submits as `account` from the loopback address `source`; the queue id."""

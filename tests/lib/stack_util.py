@@ -1,7 +1,7 @@
 """Steps the integration tests share around a stack of test servers.
 
 add_listed     lists exact addresses in the map the way mapctl does (one atomic change)
-close_all      closes every part of a stack, reporting instead of raising, so all close
+stream_events  the events in the Redis stream, decoded, optionally of one type
 milter_diag    compd-milter's and the mail stack's logs, for a failure message
 test_account   an account named after the running test, so tests never share records
 
@@ -9,7 +9,6 @@ Python 3 standard library only.
 """
 
 import json
-import sys
 import time
 
 import compd_harness as h
@@ -30,16 +29,10 @@ def add_listed(redis, *addresses, source="test", prefix="compd:"):
                       prefix + "map:changes", meta, *[a.lower() for a in addresses])
 
 
-def close_all(parts):
-    """Closes each part that is there, in the order given; a failure is printed, not
-    raised, so the parts after it still close."""
-    for part in parts:
-        if part is None:
-            continue
-        try:
-            part.close()
-        except Exception as e:
-            print("closing %s: %s" % (type(part).__name__, e), file=sys.stderr)
+def stream_events(redis, prefix="compd:", type_=None):
+    """Every event in PREFIX events, oldest first, as dicts; only `type_` ones if given."""
+    events = [json.loads(f["event"]) for _, f in redis.stream(prefix + "events")]
+    return [e for e in events if type_ is None or e.get("type") == type_]
 
 
 def milter_diag(milter, stack):
