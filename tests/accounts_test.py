@@ -26,18 +26,16 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib"))
 import accounts_harness as ah  # noqa: E402
 import compd_harness as h  # noqa: E402
+import stack_util as su  # noqa: E402
 import exim_harness as eh  # noqa: E402
 
 PREFIX = "compd:"
 HELO = "client.example.test"
 LOCK_TEXT = "account suspended, contact support"
 NAMES = ["alice", "bob", "carol", "erin", "monitor", "gina"]
-USERS = {"%s@customer.example" % n: "pw-%s" % n for n in NAMES}
+USERS = su.customer_users(NAMES)
 LISTED = "test-probe@bad.example"
-
-
-def acct(name):
-    return "%s@customer.example" % name
+acct = su.customer
 
 
 class AccountsTest(h.ServersTestCase):

@@ -218,73 +218,53 @@ def chromium(*args, timeout=90):
         shutil.rmtree(profile, ignore_errors=True)
 
 
-class Env:
-    def __init__(self):
-        self.redis = self.milter = self.stack = None
+class Env(su.MilterStack):
+    def start(self):
         self.dir = h.temp_dir("dashboard")  # removed at exit by the harness
-        try:
-            # Seeded "last hour" data must stay the last hour for the whole test.
-            remaining = 3600 - time.time() % 3600
-            if remaining < 120:
-                time.sleep(remaining + 1)
-            self.t0 = time.time()
-            self.redis = h.RedisServer().start()
-            su.add_listed(self.redis, LISTED, source="dashboard_test", prefix=PREFIX)
-            seed_year(self.redis, YEARLY, self.t0)
-            seed_last_hour(self.redis, self.t0)
-            seed_week_ago(self.redis, self.t0)
+        # Seeded "last hour" data must stay the last hour for the whole test.
+        remaining = 3600 - time.time() % 3600
+        if remaining < 120:
+            time.sleep(remaining + 1)
+        self.t0 = time.time()
+        self.redis = h.RedisServer().start()
+        su.add_listed(self.redis, LISTED, source="dashboard_test", prefix=PREFIX)
+        seed_year(self.redis, YEARLY, self.t0)
+        seed_last_hour(self.redis, self.t0)
+        seed_week_ago(self.redis, self.t0)
 
-            r = h.mapctl("dashboard-user", WEB_USER, input=WEB_PASSWORD + "\n")
-            assert r.returncode == 0, r.stderr
-            self.users_file = os.path.join(self.dir, "dashboard.users")
-            with open(self.users_file, "w") as f:
-                f.write("# written by dashboard_test\n" + r.stdout)
-            self.token_file = os.path.join(self.dir, "dashboard.token")
-            with open(self.token_file, "w") as f:
-                f.write(TOKEN + "\n")
-            os.chmod(self.users_file, 0o600)
-            os.chmod(self.token_file, 0o600)
+        r = h.mapctl("dashboard-user", WEB_USER, input=WEB_PASSWORD + "\n")
+        assert r.returncode == 0, r.stderr
+        self.users_file = os.path.join(self.dir, "dashboard.users")
+        with open(self.users_file, "w") as f:
+            f.write("# written by dashboard_test\n" + r.stdout)
+        self.token_file = os.path.join(self.dir, "dashboard.token")
+        with open(self.token_file, "w") as f:
+            f.write(TOKEN + "\n")
+        os.chmod(self.users_file, 0o600)
+        os.chmod(self.token_file, 0o600)
 
-            self.http_port = h.free_port()
-            self.milter = h.Milter.standard(
-                self.redis, action="reject", prefix=PREFIX,
-                extra=["--http-listen", "127.0.0.1:%d" % self.http_port,
-                       "--http-users-file", self.users_file,
-                       "--http-token-file", self.token_file,
-                       "--volume-flush-interval", "200ms",
-                       "--dashboard-refresh", "5s"])
-            self.milter.start()
-            h.wait_for(lambda: h.port_open(self.http_port), 10, what="dashboard listener")
-            self.stack = h.MailStack(users=USERS, smtpd_milters=self.milter.postfix_spec,
-                                     milter_macros=MILTER_MACROS)
-            self.stack.start()
-        except BaseException:
-            self.close()
-            raise
+        self.http_port = h.free_port()
+        self.milter = h.Milter.standard(
+            self.redis, action="reject", prefix=PREFIX,
+            extra=["--http-listen", "127.0.0.1:%d" % self.http_port,
+                   "--http-users-file", self.users_file,
+                   "--http-token-file", self.token_file,
+                   "--volume-flush-interval", "200ms",
+                   "--dashboard-refresh", "5s"])
+        self.milter.start()
+        h.wait_for(lambda: h.port_open(self.http_port), 10, what="dashboard listener")
+        self.stack = h.MailStack(users=USERS, smtpd_milters=self.milter.postfix_spec,
+                                 milter_macros=MILTER_MACROS)
+        self.stack.start()
 
     def hours(self):
         """Hour ids from the start of the test until now (normally one)."""
         return sorted({hour_id(t) for t in range(int(self.t0), int(time.time()) + 1, 600)} |
                       {hour_id(time.time())})
 
-    def close(self):
-        h.close_all((self.redis, self.milter, self.stack))
 
-    def diag(self):
-        return su.milter_diag(self.milter, self.stack)
-
-
-ENV = None
-
-
-def setUpModule():
-    global ENV
-    ENV = Env()
-
-
-def tearDownModule():
-    if ENV is not None:
-        ENV.close()
+ENV = su.ModuleStack(Env)
+setUpModule, tearDownModule = ENV.set_up, ENV.tear_down
 
 
 class DashboardTest(unittest.TestCase):

@@ -29,6 +29,7 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib"))
 import compd_harness as h  # noqa: E402
+import stack_util as su  # noqa: E402
 import exim_harness as eh  # noqa: E402
 
 PREFIX = "compd:"
@@ -39,7 +40,7 @@ FRIEND = "friend@fine.example"
 LOCK_TEXT = "account suspended by compd"
 NAT_ACCOUNTS = ["nat%d" % i for i in range(4)]
 NAMES = ["alice", "bob", "carol"] + NAT_ACCOUNTS
-USERS = {"%s@customer.example" % n: "pw-%s" % n for n in NAMES}
+USERS = su.customer_users(NAMES)
 NODE_ARGS = [
     # The clients are loopback addresses (127.N.0.1 as networks): none is the provider's own.
     "--own-networks", "192.168.0.0/16",
@@ -48,10 +49,7 @@ NODE_ARGS = [
     "--lock-reply", "550",
     "--lock-text", LOCK_TEXT,
 ]
-
-
-def acct(name):
-    return "%s@customer.example" % name
+acct = su.customer
 
 
 class DetectLiveTest(h.ServersTestCase):

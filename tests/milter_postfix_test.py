@@ -63,32 +63,18 @@ def read_text(path):
         return ""
 
 
-class Env:
+class Env(su.MilterStack):
     """redis-server + compd-milter + Postfix/Dovecot/sink, for one test class."""
 
-    def __init__(self, listed):
-        self.redis = None
-        self.milter = None
-        self.stack = None
-        try:
-            self.redis = h.RedisServer().start()
-            su.add_listed(self.redis, *listed, source="milter_postfix_test", prefix=PREFIX)
-            self.milter = h.Milter.standard(self.redis, action="reject", prefix=PREFIX)
-            self.milter.start()
-            self.stack = h.MailStack(users=USERS, smtpd_milters=self.milter.postfix_spec,
-                                     non_smtpd_milters=self.milter.postfix_spec,
-                                     milter_macros=MILTER_MACROS)
-            self.stack.start()
-        except BaseException:
-            self.close()
-            raise
-
-    def close(self):
-        h.close_all((self.redis, self.milter, self.stack))
-
-    def diag(self):
-        """Logs for a failure message."""
-        return su.milter_diag(self.milter, self.stack)
+    def start(self, listed):
+        self.redis = h.RedisServer().start()
+        su.add_listed(self.redis, *listed, source="milter_postfix_test", prefix=PREFIX)
+        self.milter = h.Milter.standard(self.redis, action="reject", prefix=PREFIX)
+        self.milter.start()
+        self.stack = h.MailStack(users=USERS, smtpd_milters=self.milter.postfix_spec,
+                                 non_smtpd_milters=self.milter.postfix_spec,
+                                 milter_macros=MILTER_MACROS)
+        self.stack.start()
 
 
 class MilterTestCase(unittest.TestCase):

@@ -15,7 +15,6 @@ import subprocess
 import sys
 import threading
 import time
-import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib"))
 import compd_harness as h  # noqa: E402
@@ -39,24 +38,19 @@ def rcpt_request(account, recipient, **extra):
     return r
 
 
-class PolicyTestCase(unittest.TestCase):
+class PolicyTestCase(h.ServersTestCase):
     """One redis-server and one compd-milter (policy listener on a loopback port) for all
     the tests: libmilter stops only every 5 seconds."""
 
     @classmethod
-    def setUpClass(cls):
-        cls.redis = h.RedisServer().start()
+    def start_servers(cls):
+        cls.redis = cls.started(h.RedisServer().start())
         su.add_listed(cls.redis, *LISTED, source="policy_test", prefix=PREFIX)
         cls.policy_port = h.free_port()
-        cls.milter = h.Milter.standard(cls.redis, extra=[
+        cls.milter = cls.started(h.Milter.standard(cls.redis, extra=[
             "--policy-socket", "inet:%d" % cls.policy_port,
-            "--trusted-networks", "192.0.2.0/24", "--log-level", "debug"]).start()
+            "--trusted-networks", "192.0.2.0/24", "--log-level", "debug"]).start())
         h.wait_for(lambda: h.port_open(cls.policy_port), 10, what="the policy listener")
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.milter.close()
-        cls.redis.close()
 
     def account(self):
         return su.test_account(self)

@@ -76,47 +76,30 @@ def strip_timing(value):
     return value
 
 
-class Env:
+class Env(su.MilterStack):
     """redis-server, compd-milter (hit action monitor: a hit's message is delivered and
     logged, as replay needs it) and Postfix/Dovecot/sink, shared by the module's tests."""
 
-    def __init__(self):
-        self.redis = self.milter = self.stack = None
-        try:
-            self.work = h.temp_dir("replay-live")
-            checks = os.path.join(self.work, "header_checks")
-            with open(checks, "w") as f:
-                f.write("/^Subject:/ WARN\n")
-            self.redis = h.RedisServer().start()
-            r = h.mapctl("add", LISTED, redis=self.redis, prefix=PREFIX)
-            assert r.returncode == 0, r.stderr
-            # A short sync interval: the history test waits for the milter to read the feed.
-            self.milter = h.Milter.standard(
-                self.redis, action="monitor", prefix=PREFIX,
-                extra=SETTINGS + ["--detect-sync-interval", "%dms" % SYNC_MS])
-            self.milter.start()
-            self.stack = h.MailStack(users=USERS, smtpd_milters=self.milter.postfix_spec,
-                                     milter_macros=MILTER_MACROS,
-                                     main={"header_checks": "regexp:" + checks}).start()
-        except BaseException:
-            self.close()
-            raise
-
-    def close(self):
-        h.close_all((self.redis, self.milter, self.stack))
+    def start(self):
+        self.work = h.temp_dir("replay-live")
+        checks = os.path.join(self.work, "header_checks")
+        with open(checks, "w") as f:
+            f.write("/^Subject:/ WARN\n")
+        self.redis = h.RedisServer().start()
+        r = h.mapctl("add", LISTED, redis=self.redis, prefix=PREFIX)
+        assert r.returncode == 0, r.stderr
+        # A short sync interval: the history test waits for the milter to read the feed.
+        self.milter = h.Milter.standard(
+            self.redis, action="monitor", prefix=PREFIX,
+            extra=SETTINGS + ["--detect-sync-interval", "%dms" % SYNC_MS])
+        self.milter.start()
+        self.stack = h.MailStack(users=USERS, smtpd_milters=self.milter.postfix_spec,
+                                 milter_macros=MILTER_MACROS,
+                                 main={"header_checks": "regexp:" + checks}).start()
 
 
-ENV = None
-
-
-def setUpModule():
-    global ENV
-    ENV = Env()
-
-
-def tearDownModule():
-    if ENV is not None:
-        ENV.close()
+ENV = su.ModuleStack(Env)
+setUpModule, tearDownModule = ENV.set_up, ENV.tear_down
 
 
 class LiveCase(unittest.TestCase):

@@ -23,18 +23,16 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib"))
 import compd_harness as h  # noqa: E402
+import stack_util as su  # noqa: E402
 
 PREFIX = "compd:"
 MILTER_MACROS = {
     "mail": "i {auth_type} {auth_authen} {auth_author} {mail_addr} {mail_host} {mail_mailer}",
 }
 NAMES = ["alice", "bob", "carol"]
-USERS = {"%s@customer.example" % n: "pw-%s" % n for n in NAMES}
+USERS = su.customer_users(NAMES)
 TEST_ADDRESS = "wFd2.probe@gmx.example"
-
-
-def acct(name):
-    return "%s@customer.example" % name
+acct = su.customer
 
 
 class RetroTest(h.ServersTestCase):

@@ -3,6 +3,9 @@
 add_listed     lists exact addresses in the map the way mapctl does (one atomic change)
 stream_events  the events in the Redis stream, decoded, optionally of one type
 milter_diag    compd-milter's and the mail stack's logs, for a failure message
+MilterStack    redis-server + compd-milter + MailStack that a subclass starts, closed as one
+ModuleStack    one such stack for a whole test module (setUpModule / tearDownModule)
+customer       NAME@customer.example; customer_users: {account: "pw-NAME"} for names
 test_account   an account named after the running test, so tests never share records
 
 Python 3 standard library only.
@@ -42,6 +45,61 @@ def milter_diag(milter, stack):
         stack.logs() if stack else "")
 
 
+class MilterStack:
+    """redis, milter and stack (a MailStack) that the subclass's start(*args) starts; when
+    start fails, whatever it started is closed before the error goes on."""
+
+    redis = milter = stack = None
+
+    def __init__(self, *args):
+        try:
+            self.start(*args)
+        except BaseException:
+            self.close()
+            raise
+
+    def start(self, *args):
+        raise NotImplementedError
+
+    def close(self):
+        h.close_all((self.redis, self.milter, self.stack))
+
+    def diag(self):
+        return milter_diag(self.milter, self.stack)
+
+
+class ModuleStack:
+    """One stack shared by a module's tests: `ENV = ModuleStack(Env)` and
+    `setUpModule, tearDownModule = ENV.set_up, ENV.tear_down`; ENV.x then reads the
+    started Env's x."""
+
+    def __init__(self, factory):
+        self._factory = factory
+        self._env = None
+
+    def set_up(self):
+        self._env = self._factory()
+
+    def tear_down(self):
+        if self._env is not None:
+            self._env.close()
+            self._env = None
+
+    def __getattr__(self, name):
+        if name.startswith("_") or self._env is None:
+            raise AttributeError("%s (the module's stack is not started)" % name)
+        return getattr(self._env, name)
+
+
+def customer(name):
+    return "%s@customer.example" % name
+
+
+def customer_users(names):
+    """{NAME@customer.example: "pw-NAME"} for MailStack(users=...)."""
+    return {customer(n): "pw-%s" % n for n in names}
+
+
 def test_account(test):
     """`<test method name>@customer.example` for a unittest.TestCase."""
-    return "%s@customer.example" % test.id().split(".")[-1]
+    return customer(test.id().split(".")[-1])
