@@ -8,12 +8,11 @@ message (`<= <> R=parent U=Debian-exim P=local`), which has no A= and is no subm
 """
 
 import datetime
-import random
 import zlib
 
+from log_writer import ALNUM, LogWriter
 from params import param
 
-ALNUM = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
 B62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 
 
@@ -29,21 +28,14 @@ def utc(t):
     return datetime.datetime.fromtimestamp(t, datetime.timezone.utc)
 
 
-class EximWriter:
+class EximWriter(LogWriter):
     TLS = ("TLS1.3:TLS_AES_256_GCM_SHA384:256", "TLS1.2:ECDHE-RSA-AES256-GCM-SHA384:256",
            "TLS1.2:ECDHE-ECDSA-AES128-GCM-SHA256:128", "TLS1.3:TLS_AES_128_GCM_SHA256:128")
 
     def __init__(self, path, rng, provider, local_domains):
-        self.f = open(path, "w", encoding="utf-8", newline="\n")
-        self.rng = rng
-        self.local_domains = local_domains
-        self.carry = []
-        self.count = 0
-        self.campaign_ids = {}
-        self.test_ids = {}
+        super().__init__(path, rng, local_domains)
         self.used = set()
         self.used_sec = None
-        self.mx_cache = {}
 
     def _id(self, t):
         if t != self.used_sec:
@@ -55,18 +47,11 @@ class EximWriter:
                 self.used.add(mid)
                 return mid
 
-    def _mx(self, domain):
-        mx = self.mx_cache.get(domain)
-        if mx is None:
-            r = random.Random(domain)
-            if domain in ("gmail.com",):
-                mx = ("gmail-smtp-in.l.google.com", "142.250.%d.%d" % (r.randint(0, 255),
-                                                                        r.randint(1, 254)))
-            else:
-                mx = ("mx%d.%s" % (r.randint(0, 2), domain), "%d.%d.%d.%d" % (
-                    r.randint(24, 212), r.randint(0, 255), r.randint(0, 255), r.randint(1, 254)))
-            self.mx_cache[domain] = mx
-        return mx
+    def _new_mx(self, domain, r):
+        if domain in ("gmail.com",):
+            return ("gmail-smtp-in.l.google.com", "142.250.%d.%d" % (r.randint(0, 255),
+                                                                      r.randint(1, 254)))
+        return super()._new_mx(domain, r)
 
     @staticmethod
     def ts(t):
@@ -105,11 +90,7 @@ class EximWriter:
                 self.ts(t), mid, sender, host, proto, tls, auth, login, size, msgid,
                 self.quote(subject), sender, " ".join(rcpts))))
             seq += 1
-            if kind == 2:
-                self.campaign_ids.setdefault(comp, []).append((t, mid, len(rcpts)))
-            elif kind == 1:
-                self.test_ids.setdefault(comp, []).append((t, rcpts[0], mid))
-            self.count += 1
+            self._noted(kind, comp, t, rcpts, mid)
             td = t + rng.random() * 3
             bounced = []
             bounce_share = param("campaign_bounce_share" if kind == 2 else "benign_bounce_share")
@@ -151,22 +132,6 @@ class EximWriter:
             seq += 1
         self._flush(lines, day)
 
-    def _flush(self, lines, day):
-        lines.sort(key=lambda x: (int(x[0]), x[1]))
-        end = self.day_end(day)
-        out = []
-        for x in lines:
-            if x[0] >= end:
-                self.carry.append(x)
-            else:
-                out.append(x[2])
-        if out:
-            self.f.write("\n".join(out))
-            self.f.write("\n")
-
-    def close(self):
-        if self.carry:
-            self.carry.sort(key=lambda x: (int(x[0]), x[1]))
-            self.f.write("\n".join(x[2] for x in self.carry) + "\n")
-            self.carry = []
-        self.f.close()
+    @staticmethod
+    def _sort_key(line):
+        return (int(line[0]), line[1])  # the log has whole seconds

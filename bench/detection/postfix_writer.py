@@ -11,31 +11,22 @@ LMTP. Lines of different messages interleave as they would in a real log: delive
 little after the arrival.
 """
 
-import random
-
+from log_writer import ALNUM, LogWriter
 from params import param
 
-ALNUM = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
 MONTHS = "Jan Feb Mar Apr May Jun Jul Aug Sep Oct Nov Dec".split()
 
 
-class PostfixWriter:
+class PostfixWriter(LogWriter):
     def __init__(self, path, rng, provider, local_domains, syslog_time="rfc3339"):
         import datetime
         self._dt = datetime
-        self.f = open(path, "w", encoding="utf-8", newline="\n")
-        self.rng = rng
+        super().__init__(path, rng, local_domains)
         self.host = provider.split(".", 1)[0]
         self.myhostname = provider
-        self.local_domains = local_domains
         self.syslog_time = syslog_time
-        self.carry = []
-        self.count = 0
-        self.campaign_ids = {}
-        self.test_ids = {}
         self.counter = 0
         self.qmgr_pid = rng.randint(900, 2000)
-        self.mx_cache = {}
 
     def ts(self, t):
         d = self._dt.datetime.fromtimestamp(t, self._dt.timezone.utc)
@@ -50,15 +41,6 @@ class PostfixWriter:
         usec = int((t - int(t)) * 1e6) & 0xFFFFF
         inode = (self.counter * 2654435761) & 0xFFFFFF
         return "%05X%X" % (usec, inode | 0x100000)
-
-    def _mx(self, domain):
-        mx = self.mx_cache.get(domain)
-        if mx is None:
-            r = random.Random(domain)
-            mx = ("mx%d.%s" % (r.randint(0, 2), domain), "%d.%d.%d.%d" % (
-                r.randint(24, 212), r.randint(0, 255), r.randint(0, 255), r.randint(1, 254)))
-            self.mx_cache[domain] = mx
-        return mx
 
     def write_day(self, day, msgs):
         rng = self.rng
@@ -149,29 +131,8 @@ class PostfixWriter:
             for te, text in ev:
                 lines.append((te, seq, text))
                 seq += 1
-            if kind == 2:
-                self.campaign_ids.setdefault(comp, []).append((t, qid, len(rcpts)))
-            elif kind == 1:
-                self.test_ids.setdefault(comp, []).append((t, rcpts[0], qid))
-            self.count += 1
+            self._noted(kind, comp, t, rcpts, qid)
         self._flush(lines, day)
 
-    def _flush(self, lines, day):
-        lines.sort(key=lambda x: (x[0], x[1]))
-        end = self.day_end(day)
-        out = []
-        for x in lines:
-            if x[0] >= end:
-                self.carry.append(x)
-            else:
-                out.append("%s %s" % (self.ts(x[0]), x[2]))
-        if out:
-            self.f.write("\n".join(out))
-            self.f.write("\n")
-
-    def close(self):
-        if self.carry:
-            self.carry.sort(key=lambda x: (x[0], x[1]))
-            self.f.write("\n".join("%s %s" % (self.ts(x[0]), x[2]) for x in self.carry) + "\n")
-            self.carry = []
-        self.f.close()
+    def _render(self, line):
+        return "%s %s" % (self.ts(line[0]), line[2])
