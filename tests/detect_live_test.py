@@ -56,12 +56,12 @@ class DetectLiveTest(h.ServersTestCase):
     @classmethod
     def start_servers(cls):
         cls.redis = cls.started(h.RedisServer().start())
-        cls.policy_port = h.free_port()
-        cls.node1 = cls.started(h.Milter.standard(cls.redis, prefix=PREFIX, extra=NODE_ARGS + [
-            "--hostname", "node1", "--policy-socket", "inet:%d" % cls.policy_port]).start())
+        cls.node1 = cls.started(h.Milter.standard(
+            cls.redis, prefix=PREFIX, policy=True,
+            extra=NODE_ARGS + ["--hostname", "node1"]).start())
+        cls.policy_port = cls.node1.policy_port
         cls.node2 = cls.started(h.Milter.standard(cls.redis, prefix=PREFIX, extra=NODE_ARGS + [
             "--hostname", "node2"]).start())
-        h.wait_for(lambda: h.port_open(cls.policy_port), 10, what="node1's policy listener")
         cls.stack = cls.started(h.MailStack(
             users=USERS, smtpd_milters=cls.node1.postfix_spec,
             extra_submissions=[{"smtpd_milters": cls.node2.postfix_spec}]).start())

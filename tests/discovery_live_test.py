@@ -55,7 +55,8 @@ class DiscoveryLiveTest(h.ServersTestCase):
         ]).start()) for name in ("node-1", "node-2")]
         cls.stack = cls.started(h.MailStack(
             users=USERS, milter_macros=MILTER_MACROS,
-            extra_submissions=[{"smtpd_milters": n.postfix_spec} for n in cls.nodes]).start())
+            extra_submissions=[{"smtpd_milters": n.postfix_spec}
+                               for n in cls.nodes]).start())
 
     def mapctl(self, *args):
         return h.mapctl(*args, redis=self.redis, prefix=PREFIX)

@@ -45,10 +45,9 @@ class EximTest(h.ServersTestCase):
         cls.redis = cls.started(h.RedisServer().start())
         su.add_listed(cls.redis, *LISTED, source="exim_test", prefix=PREFIX)
         # Loopback TCP, as docs/exim.md recommends for Exim 4.96.
-        cls.policy_port = h.free_port()
-        cls.milter = cls.started(h.Milter.standard(cls.redis, extra=[
-            "--policy-socket", "inet:%d" % cls.policy_port, "--log-level", "debug"]).start())
-        h.wait_for(lambda: h.port_open(cls.policy_port), 10, what="the policy listener")
+        cls.milter = cls.started(h.Milter.standard(cls.redis, policy=True,
+                                                   extra=["--log-level", "debug"]).start())
+        cls.policy_port = cls.milter.policy_port
         cls.sink = cls.started(h.SmtpSink().start())
         cls.exim = cls.started(eh.Exim(cls.sink.port, {user(c): password(c) for c in CASES},
                                        "inet:127.0.0.1:%d" % cls.policy_port).start())

@@ -46,11 +46,9 @@ class PolicyTestCase(h.ServersTestCase):
     def start_servers(cls):
         cls.redis = cls.started(h.RedisServer().start())
         su.add_listed(cls.redis, *LISTED, source="policy_test", prefix=PREFIX)
-        cls.policy_port = h.free_port()
-        cls.milter = cls.started(h.Milter.standard(cls.redis, extra=[
-            "--policy-socket", "inet:%d" % cls.policy_port,
+        cls.milter = cls.started(h.Milter.standard(cls.redis, policy=True, extra=[
             "--trusted-networks", "192.0.2.0/24", "--log-level", "debug"]).start())
-        h.wait_for(lambda: h.port_open(cls.policy_port), 10, what="the policy listener")
+        cls.policy_port = cls.milter.policy_port
 
     def account(self):
         return su.test_account(self)

@@ -86,8 +86,7 @@ class Env(su.MilterStack):
         with open(checks, "w") as f:
             f.write("/^Subject:/ WARN\n")
         self.redis = h.RedisServer().start()
-        r = h.mapctl("add", LISTED, redis=self.redis, prefix=PREFIX)
-        assert r.returncode == 0, r.stderr
+        su.mapctl_add(self.redis, LISTED, prefix=PREFIX)
         # A short sync interval: the history test waits for the milter to read the feed.
         self.milter = h.Milter.standard(
             self.redis, action="monitor", prefix=PREFIX,

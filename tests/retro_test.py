@@ -40,8 +40,7 @@ class RetroTest(h.ServersTestCase):
     def start_servers(cls):
         cls.redis = cls.started(h.RedisServer().start())
         # A map from Redis from the start, as in production.
-        p = h.mapctl("add", "listed@bad.example", redis=cls.redis, prefix=PREFIX)
-        assert p.returncode == 0, p.stderr
+        su.mapctl_add(cls.redis, "listed@bad.example", prefix=PREFIX)
         cls.nodes = [cls.started(h.Milter.standard(
             cls.redis, action="reject", prefix=PREFIX,
             extra=["--hostname", name, "--log-level", "debug"]).start())

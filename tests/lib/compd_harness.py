@@ -1402,6 +1402,8 @@ class Milter(_ChildService):
     Milter.standard(redis, dir=None, action="reject", prefix="compd:", extra=(), ...) builds
     the documented command line with --redis, --prefix, --alert-log DIR/alerts.jsonl,
     --spool-dir DIR/spool, --map-dir DIR/maps and --action; alerts() reads the alert log.
+    With policy=True it also listens for Exim's policy requests on policy_port (loopback
+    TCP, a free port), and start() waits for that listener too.
     """
 
     def __init__(self, args=(), dir=None, port=None, binary=None, env=None, ready_timeout=10.0):
@@ -1428,6 +1430,7 @@ class Milter(_ChildService):
         self.alert_log = None
         self.spool_dir = None
         self.map_dir = None
+        self.policy_port = None
         self.child = None
 
     def _socket_arg(self):
@@ -1439,7 +1442,8 @@ class Milter(_ChildService):
         return ""
 
     @classmethod
-    def standard(cls, redis, dir=None, action="reject", prefix="compd:", extra=(), **kwargs):
+    def standard(cls, redis, dir=None, action="reject", prefix="compd:", extra=(),
+                 policy=False, **kwargs):
         kwargs["binary"] = kwargs.get("binary") or compd_binary("compd-milter")
         work = _Workdir(dir, "milter")
         alert_log = work.join("alerts.jsonl")
@@ -1449,9 +1453,13 @@ class Milter(_ChildService):
         url = redis.url if isinstance(redis, RedisServer) else redis
         args = ["--redis", url, "--prefix", prefix, "--alert-log", alert_log,
                 "--spool-dir", spool, "--map-dir", maps, "--action", action] + list(extra)
+        policy_port = free_port() if policy else None
+        if policy_port:
+            args += ["--policy-socket", "inet:%d" % policy_port]
         m = cls(args, dir=work.path, **kwargs)
         m.work = work
         m.alert_log, m.spool_dir, m.map_dir = alert_log, spool, maps
+        m.policy_port = policy_port
         return m
 
     @property
@@ -1475,12 +1483,15 @@ class Milter(_ChildService):
         def ready():
             self.child.check_alive("before accepting connections (command: %s)" %
                                    " ".join(self.argv))
+            if self.policy_port and not port_open(self.policy_port):
+                return False
             if self.port:
                 return port_open(self.port)
             return unix_socket_open(self.socket_path)
         try:
-            wait_for(ready, self.ready_timeout, what="compd-milter socket %s" %
-                     (self.port or self.socket_path))
+            wait_for(ready, self.ready_timeout, what="compd-milter socket %s%s" % (
+                self.port or self.socket_path,
+                " and policy listener %d" % self.policy_port if self.policy_port else ""))
         except TimeoutError as e:
             self.child.stop()
             raise HarnessError("%s; last lines of %s:\n%s" %

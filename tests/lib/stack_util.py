@@ -1,6 +1,7 @@
 """Steps the integration tests share around a stack of test servers.
 
 add_listed     lists exact addresses in the map the way mapctl does (one atomic change)
+mapctl_add     lists entries with the real `mapctl add`, failing with its output
 stream_events  the events in the Redis stream, decoded, optionally of one type
 milter_diag    compd-milter's and the mail stack's logs, for a failure message
 MilterStack    redis-server + compd-milter + MailStack that a subclass starts, closed as one
@@ -30,6 +31,16 @@ def add_listed(redis, *addresses, source="test", prefix="compd:"):
                        "source": source})
     return redis.call("EVAL", _ADD_EXACT, 4, prefix + "map:exact", prefix + "map:version",
                       prefix + "map:changes", meta, *[a.lower() for a in addresses])
+
+
+def mapctl_add(redis, *entries, prefix="compd:"):
+    """`mapctl add ENTRY...` against redis; an AssertionError with mapctl's output if it
+    fails."""
+    p = h.mapctl("add", *entries, redis=redis, prefix=prefix)
+    if p.returncode != 0:
+        raise AssertionError("mapctl add %s: exit %d\n%s%s" % (" ".join(entries), p.returncode,
+                                                               p.stdout, p.stderr))
+    return p
 
 
 def stream_events(redis, prefix="compd:", type_=None):
