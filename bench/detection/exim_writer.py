@@ -61,76 +61,71 @@ class EximWriter(LogWriter):
     def quote(s):
         return '"%s"' % s.replace("\\", "\\\\").replace('"', '\\"')
 
-    def write_day(self, day, msgs):
+    def _write_message(self, lines, seq, t, ai, ip, name, helo, proto, sender, rcpts, size,
+                       subject, has_id, kind, comp):
         rng = self.rng
-        lines = self.carry
-        self.carry = []
-        seq = 0
-        for m in msgs:
-            (t, ai, ip, name, helo, proto, sender, rcpts, size, subject, has_id, kind,
-             comp) = m
-            mid = self._id(t - rng.randint(0, 1))
-            login = self.login_of(ai)
-            if name is None:
-                host = "(%s) [%s]" % (helo, ip)
-            elif helo == name:
-                host = "%s [%s]" % (name, ip)
+        mid = self._id(t - rng.randint(0, 1))
+        login = self.login_of(ai)
+        if name is None:
+            host = "(%s) [%s]" % (helo, ip)
+        elif helo == name:
+            host = "%s [%s]" % (name, ip)
+        else:
+            host = "%s (%s) [%s]" % (name, helo, ip)
+        tls = ""
+        if proto != "esmtpa":  # the client's TLS library decides the cipher
+            tls = " X=%s CV=no" % self.TLS[zlib.crc32(helo.encode()) % 4]
+        msgid = ""
+        if has_id:
+            msgid = " id=%s@%s" % ("%016x" % rng.getrandbits(64),
+                                   sender.split("@", 1)[1] if rng.random() < 0.6
+                                   else "mail.gmail.com")
+        auth = "login" if kind else self.auth_of(ai)  # bots: AUTH LOGIN, as in the thread
+        lines.append((t, seq, "%s %s <= %s H=%s P=%s%s A=%s:%s S=%d%s T=%s from <%s> for %s" % (
+            self.ts(t), mid, sender, host, proto, tls, auth, login, size, msgid,
+            self.quote(subject), sender, " ".join(rcpts))))
+        seq += 1
+        self._noted(kind, comp, t, rcpts, mid)
+        td = t + rng.random() * 3
+        bounced = []
+        bounce_share = param("campaign_bounce_share" if kind == 2 else "benign_bounce_share")
+        for r in rcpts:
+            dom = r.split("@", 1)[1]
+            td += rng.random() * 0.5
+            if dom in self.local_domains:
+                line = ("%s %s => %s R=virtual_user T=dovecot_lmtp "
+                        "C=\"250 2.0.0 <%s> %s Saved\"") % (
+                    self.ts(td), mid, r, r, "".join(rng.choice(ALNUM) for _ in range(22)))
             else:
-                host = "%s (%s) [%s]" % (name, helo, ip)
-            tls = ""
-            if proto != "esmtpa":  # the client's TLS library decides the cipher
-                tls = " X=%s CV=no" % self.TLS[zlib.crc32(helo.encode()) % 4]
-            msgid = ""
-            if has_id:
-                msgid = " id=%s@%s" % ("%016x" % rng.getrandbits(64),
-                                       sender.split("@", 1)[1] if rng.random() < 0.6
-                                       else "mail.gmail.com")
-            auth = "login" if kind else self.auth_of(ai)  # bots: AUTH LOGIN, as in the thread
-            lines.append((t, seq, "%s %s <= %s H=%s P=%s%s A=%s:%s S=%d%s T=%s from <%s> for %s" % (
-                self.ts(t), mid, sender, host, proto, tls, auth, login, size, msgid,
-                self.quote(subject), sender, " ".join(rcpts))))
-            seq += 1
-            self._noted(kind, comp, t, rcpts, mid)
-            td = t + rng.random() * 3
-            bounced = []
-            bounce_share = param("campaign_bounce_share" if kind == 2 else "benign_bounce_share")
-            for r in rcpts:
-                dom = r.split("@", 1)[1]
-                td += rng.random() * 0.5
-                if dom in self.local_domains:
-                    line = ("%s %s => %s R=virtual_user T=dovecot_lmtp "
-                            "C=\"250 2.0.0 <%s> %s Saved\"") % (
-                        self.ts(td), mid, r, r, "".join(rng.choice(ALNUM) for _ in range(22)))
+                mxn, mxip = self._mx(dom)
+                if rng.random() < bounce_share:
+                    line = ("%s %s ** %s R=dnslookup T=remote_smtp H=%s [%s]: SMTP error "
+                            "from remote mail server after RCPT TO:<%s>: 550 5.1.1 <%s>: "
+                            "Recipient address rejected: User unknown" % (
+                                self.ts(td), mid, r, mxn, mxip, r, r))
+                    bounced.append(r)
                 else:
-                    mxn, mxip = self._mx(dom)
-                    if rng.random() < bounce_share:
-                        line = ("%s %s ** %s R=dnslookup T=remote_smtp H=%s [%s]: SMTP error "
-                                "from remote mail server after RCPT TO:<%s>: 550 5.1.1 <%s>: "
-                                "Recipient address rejected: User unknown" % (
-                                    self.ts(td), mid, r, mxn, mxip, r, r))
-                        bounced.append(r)
-                    else:
-                        line = ("%s %s => %s R=dnslookup T=remote_smtp H=%s [%s] X=%s CV=yes "
-                                "C=\"250 2.0.0 OK %d %s\"" % (
-                                    self.ts(td), mid, r, mxn, mxip, self.TLS[0],
-                                    int(td), "".join(rng.choice(ALNUM) for _ in range(12))))
-                lines.append((td, seq, line))
-                seq += 1
-            if bounced and sender.split("@", 1)[1] in self.local_domains:
-                bid = self._id(int(td))
-                lines.append((td, seq, "%s %s <= <> R=%s U=Debian-exim P=local S=%d "
-                              "T=\"Mail delivery failed: returning message to sender\" "
-                              "from <> for %s" % (self.ts(td), bid, mid, 2000 + size // 10,
-                                                  sender)))
-                lines.append((td + 0.2, seq + 1, "%s %s => %s R=virtual_user T=dovecot_lmtp "
-                              "C=\"250 2.0.0 <%s> %s Saved\"" % (
-                                  self.ts(td + 0.2), bid, sender, sender,
-                                  "".join(rng.choice(ALNUM) for _ in range(22)))))
-                lines.append((td + 0.2, seq + 2, "%s %s Completed" % (self.ts(td + 0.2), bid)))
-                seq += 3
-            lines.append((td, seq, "%s %s Completed" % (self.ts(td), mid)))
+                    line = ("%s %s => %s R=dnslookup T=remote_smtp H=%s [%s] X=%s CV=yes "
+                            "C=\"250 2.0.0 OK %d %s\"" % (
+                                self.ts(td), mid, r, mxn, mxip, self.TLS[0],
+                                int(td), "".join(rng.choice(ALNUM) for _ in range(12))))
+            lines.append((td, seq, line))
             seq += 1
-        self._flush(lines, day)
+        if bounced and sender.split("@", 1)[1] in self.local_domains:
+            bid = self._id(int(td))
+            lines.append((td, seq, "%s %s <= <> R=%s U=Debian-exim P=local S=%d "
+                          "T=\"Mail delivery failed: returning message to sender\" "
+                          "from <> for %s" % (self.ts(td), bid, mid, 2000 + size // 10,
+                                              sender)))
+            lines.append((td + 0.2, seq + 1, "%s %s => %s R=virtual_user T=dovecot_lmtp "
+                          "C=\"250 2.0.0 <%s> %s Saved\"" % (
+                              self.ts(td + 0.2), bid, sender, sender,
+                              "".join(rng.choice(ALNUM) for _ in range(22)))))
+            lines.append((td + 0.2, seq + 2, "%s %s Completed" % (self.ts(td + 0.2), bid)))
+            seq += 3
+        lines.append((td, seq, "%s %s Completed" % (self.ts(td), mid)))
+        seq += 1
+        return seq
 
     @staticmethod
     def _sort_key(line):

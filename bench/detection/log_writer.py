@@ -3,8 +3,9 @@ output file, the lines of a day's messages that fall after midnight (carried int
 next day's batch, so the file stays in time order), the ids of campaign and test
 messages for the truth file, and one stable MX host per remote domain.
 
-A writer appends (time, seq, text) tuples to a day's list and calls _flush; it overrides
-_sort_key and _render when its lines sort or print otherwise. simulate.py sets
+A writer's _write_message appends a message's (time, seq, text) lines to the day's list
+and returns the next seq; it overrides _sort_key and _render when its lines sort or print
+otherwise. simulate.py sets
 login_of, auth_of and day_end on the writer.
 """
 
@@ -43,6 +44,20 @@ class LogWriter:
         elif kind == 1:
             self.test_ids.setdefault(comp, []).append((t, rcpts[0], message_id))
         self.count += 1
+
+    def write_day(self, day, msgs):
+        """Writes the day's messages (simulate.py's tuples) and what the day before
+        carried over, in time order; lines after the day's end wait for the next day."""
+        lines = self.carry
+        self.carry = []
+        seq = 0
+        for m in msgs:
+            seq = self._write_message(lines, seq, *m)
+        self._flush(lines, day)
+
+    def _write_message(self, lines, seq, t, ai, ip, name, helo, proto, sender, rcpts, size,
+                       subject, has_id, kind, comp):
+        raise NotImplementedError
 
     @staticmethod
     def _sort_key(line):
