@@ -15,6 +15,7 @@ import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib"))
 import compd_harness as h  # noqa: E402
+import stack_util as su  # noqa: E402
 
 PREFIX = "compd:"
 
@@ -42,14 +43,7 @@ expect("MAIL", SMFIR_CONTINUE)
 
 
 def add_entries(redis, exact=(), patterns=()):
-    meta = json.dumps({"added_at": int(time.time()), "added_by": "test", "note": "",
-                       "source": "test"})
-    for a in exact:
-        redis.call("HSET", PREFIX + "map:exact", a.lower(), meta)
-    for p in patterns:
-        redis.call("HSET", PREFIX + "map:re", p, meta)
-    v = redis.call("INCR", PREFIX + "map:version")
-    redis.call("PUBLISH", PREFIX + "map:changes", str(v))
+    su.add_listed(redis, *exact, patterns=patterns, prefix=PREFIX)
 
 
 def events(redis, n, account_prefix, timeout=10):
@@ -58,9 +52,8 @@ def events(redis, n, account_prefix, timeout=10):
     got = []
 
     def enough():
-        every = [json.loads(f[b"event"] if b"event" in f else f["event"])
-                 for _, f in redis.stream(PREFIX + "events")]
-        got[:] = [e for e in every if e.get("account", "").startswith(account_prefix)]
+        got[:] = [e for e in su.stream_events(redis, PREFIX)
+                  if e.get("account", "").startswith(account_prefix)]
         return len(got) >= n
     try:
         h.wait_for(enough, timeout, what="%d events in the stream" % n)
@@ -83,14 +76,10 @@ class ProtocolTest(unittest.TestCase):
 
     @classmethod
     def tearDownClass(cls):
-        for m in cls.milters.values():
-            m.child.proc.send_signal(15)  # all at once; each takes up to 5 s
-        for m in cls.milters.values():
-            m.close()
-        cls.redis.close()
+        h.close_all([cls.redis] + list(cls.milters.values()))  # the milters all at once
 
     def account(self):
-        return "%s@customer.example" % self.id().split(".")[-1]
+        return su.test_account(self)
 
     def events(self, n):
         return events(self.redis, n, self.account())

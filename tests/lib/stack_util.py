@@ -1,6 +1,6 @@
 """Steps the integration tests share around a stack of test servers.
 
-add_listed     lists exact addresses in the map the way mapctl does (one atomic change)
+add_listed     lists exact addresses (and patterns) the way mapctl does (one atomic change)
 mapctl_add     lists entries with the real `mapctl add`, failing with its output
 stream_events  the events in the Redis stream, decoded, optionally of one type
 milter_diag    compd-milter's and the mail stack's logs, for a failure message
@@ -17,20 +17,26 @@ import time
 
 import compd_harness as h
 
-_ADD_EXACT = """
-    for i, a in ipairs(ARGV) do redis.call('HSET', KEYS[1], a, KEYS[4]) end
+# ARGV: meta, the number of exact entries, the exact entries, then the patterns.
+_ADD_ENTRIES = """
+    local n = tonumber(ARGV[2])
+    for i = 3, #ARGV do
+      redis.call('HSET', i <= 2 + n and KEYS[1] or KEYS[4], ARGV[i], ARGV[1])
+    end
     local v = redis.call('INCR', KEYS[2])
     redis.call('PUBLISH', KEYS[3], v)
     return v"""
 
 
-def add_listed(redis, *addresses, source="test", prefix="compd:"):
-    """Adds exact entries (lower-cased) straight into Redis: one atomic change that
-    bumps the map version and publishes it, so watchers reload once. Returns the version."""
+def add_listed(redis, *addresses, patterns=(), source="test", prefix="compd:"):
+    """Adds exact entries (lower-cased) and /regex/ patterns straight into Redis: one
+    atomic change that bumps the map version and publishes it, so watchers reload once.
+    Returns the version."""
     meta = json.dumps({"added_at": int(time.time()), "added_by": "test", "note": "",
                        "source": source})
-    return redis.call("EVAL", _ADD_EXACT, 4, prefix + "map:exact", prefix + "map:version",
-                      prefix + "map:changes", meta, *[a.lower() for a in addresses])
+    return redis.call("EVAL", _ADD_ENTRIES, 4, prefix + "map:exact", prefix + "map:version",
+                      prefix + "map:changes", prefix + "map:re", meta, len(addresses),
+                      *[a.lower() for a in addresses], *patterns)
 
 
 def mapctl_add(redis, *entries, prefix="compd:"):
