@@ -155,12 +155,7 @@ def main():
                 checks[name] = b.LISTED.replace("{n}", "7")
                 map_dir = map_dir or m.map_dir
         if need_rspamd:
-            if map_dir is None:  # no compd: write the files rspamd reads ourselves
-                map_dir = os.path.join(work, "maps")
-                b.write_map_files(map_dir, args.entries, args.patterns)
-            h.wait_for(lambda: os.path.exists(os.path.join(map_dir, "compd_rcpt.map")), 120,
-                       what="compd map files for rspamd")
-            rs = b.Rspamd(map_dir).start()
+            rs = b.Rspamd.on_maps(map_dir, work, args.entries, args.patterns)
             servers.append(rs)
             for transport, spec in (("tcp", rs.tcp_spec), ("unix", rs.unix_spec)):
                 name = "rspamd-" + transport

@@ -94,12 +94,7 @@ def main():
                 servers.append(n)
                 targets["plain-" + t] = (s, n.pid, False)
         if "rspamd" in wanted:
-            if map_dir is None:
-                map_dir = os.path.join(work, "maps")
-                b.write_map_files(map_dir, args.entries, args.patterns)
-            h.wait_for(lambda: os.path.exists(os.path.join(map_dir, "compd_rcpt.map")), 120,
-                       what="map files for rspamd")
-            rs = b.Rspamd(map_dir).start()
+            rs = b.Rspamd.on_maps(map_dir, work, args.entries, args.patterns)
             servers.append(rs)
             for t in transports:
                 targets["rspamd-" + t] = (rs.tcp_spec if t == "tcp" else rs.unix_spec, rs.pid,
