@@ -238,6 +238,14 @@ def wait_socket(spec, child, timeout=30):
     h.wait_for(ready, timeout, what=spec)
 
 
+def milter_socket(work, name, transport):
+    """A libmilter socket spec for a milter under test: WORK/NAME.sock, or a free loopback
+    TCP port."""
+    if transport == "unix":
+        return "unix:%s/%s.sock" % (work, name)
+    return "inet:%d@127.0.0.1" % h.free_port()
+
+
 def postfix_spec(spec):
     """libmilter socket spec -> Postfix's smtpd_milters form."""
     m = re.match(r"inet:(\d+)@(.*)$", spec)

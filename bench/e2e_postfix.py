@@ -123,8 +123,7 @@ def main():
                 name = "noop%s-%s" % (suffix, transport)
                 if not pick(name):
                     continue
-                spec = ("unix:%s/%s.sock" % (work, name) if transport == "unix" else
-                        "inet:%d@127.0.0.1" % h.free_port())
+                spec = b.milter_socket(work, name, transport)
                 m = b.NoopMilter(spec, mode).start()
                 servers.append(m)
                 milters[name] = b.postfix_spec(spec)
@@ -145,8 +144,7 @@ def main():
                 name = "compd-" + transport
                 if not pick(name):
                     continue
-                spec = ("unix:%s/%s.sock" % (work, name) if transport == "unix" else
-                        "inet:%d@127.0.0.1" % h.free_port())
+                spec = b.milter_socket(work, name, transport)
                 m = b.compd_milter(redis, spec).start()
                 servers.append(m)
                 b.wait_enforced(m, spec, args.entries)

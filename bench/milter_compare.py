@@ -20,7 +20,6 @@ import argparse
 import json
 import os
 import sys
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import benchlib as b  # noqa: E402
@@ -75,8 +74,7 @@ def main():
             b.log("milter_compare: loaded via %s in %.1f s" % (loaded["via"], loaded["seconds"]))
         map_dir = None
         for t in transports:
-            spec = lambda name: ("unix:%s/%s.sock" % (work, name) if t == "unix" else
-                                 "inet:%d@127.0.0.1" % h.free_port())
+            spec = lambda name: b.milter_socket(work, name, t)  # noqa: E731
             if "compd" in wanted:
                 m = b.compd_milter(redis, spec("compd-" + t), extra=args.extra.split()).start()
                 servers.append(m)
