@@ -29,6 +29,15 @@ local function expect(what, want)
     error(what .. ": expected reply " .. string.char(want) .. ", got " .. string.char(got))
   end
 end
+-- After DATA: the header fields ({name, value} pairs), end of headers and of message;
+-- the milter's reply to the end of message must be `want`; then the connection closes.
+local function finish(headers, want)
+  for _, hd in ipairs(headers) do mt.header(conn, hd[1], hd[2]) end
+  mt.eoh(conn)
+  mt.eom(conn)
+  expect("EOM", want)
+  mt.disconnect(conn)
+end
 if mt.conninfo(conn, "client.example", "203.0.113.9") ~= nil then error("conninfo") end
 if mt.helo(conn, "botnet-helo") ~= nil then error("helo") end
 """
@@ -130,12 +139,8 @@ class ProtocolTest(unittest.TestCase):
             expect("RCPT pattern", SMFIR_REPLYCODE)
             if mt.data(conn) ~= nil then error("data") end
             expect("DATA", SMFIR_CONTINUE)
-            mt.header(conn, "Subject", "wFd2, MkRWa2 A")
-            mt.header(conn, "To", "<friend@fine.example>")
-            mt.eoh(conn)
-            mt.eom(conn)
-            expect("EOM", SMFIR_CONTINUE)
-            mt.disconnect(conn)
+            finish({{"Subject", "wFd2, MkRWa2 A"}, {"To", "<friend@fine.example>"}},
+                   SMFIR_CONTINUE)
         """)
         # Two hits, and the message itself looks like a credential test: one external
         # recipient, small (no SIZE=: its two header fields), a random subject.
@@ -171,14 +176,10 @@ class ProtocolTest(unittest.TestCase):
             mt.rcptto(conn, "<friend@fine.example>")
             expect("RCPT", SMFIR_CONTINUE)
             mt.data(conn)
-            mt.header(conn, "To", "\\"Friend\\" <friend@fine.example>")
-            mt.header(conn, "Cc", "a@x.example,\\r\\n\\t\\"listed@bad.example\\" <b@y.example>")
-            mt.header(conn, "Message-ID", "<abc@botnet>")
-            mt.eoh(conn)
-            mt.eom(conn)
             -- miltertest cannot show the code of a final reply; the Postfix test checks 550.
-            expect("EOM", SMFIR_REPLYCODE)
-            mt.disconnect(conn)
+            finish({{"To", "\\"Friend\\" <friend@fine.example>"},
+                    {"Cc", "a@x.example,\\r\\n\\t\\"listed@bad.example\\" <b@y.example>"},
+                    {"Message-ID", "<abc@botnet>"}}, SMFIR_REPLYCODE)
         """)
         got = self.events(1)
         self.assertEqual(len(got), 1)
@@ -191,11 +192,7 @@ class ProtocolTest(unittest.TestCase):
             mt.rcptto(conn, "<listed@bad.example>")
             expect("RCPT", SMFIR_CONTINUE)
             mt.data(conn)
-            mt.header(conn, "To", "listed@bad.example")
-            mt.eoh(conn)
-            mt.eom(conn)
-            expect("EOM", SMFIR_CONTINUE)
-            mt.disconnect(conn)
+            finish({{"To", "listed@bad.example"}}, SMFIR_CONTINUE)
         """, action="monitor")
         got = self.events(2)
         self.assertEqual(sorted(e["where"] for e in got), ["envelope", "header:to"])
@@ -218,11 +215,7 @@ class ProtocolTest(unittest.TestCase):
             mt.rcptto(conn, "<listed@bad.example>")
             expect("RCPT", SMFIR_REPLYCODE)
             mt.data(conn)
-            mt.header(conn, "To", "listed@bad.example")
-            mt.eoh(conn)
-            mt.eom(conn)
-            expect("EOM", SMFIR_REPLYCODE)
-            mt.disconnect(conn)
+            finish({{"To", "listed@bad.example"}}, SMFIR_REPLYCODE)
         """, action="tempfail")
 
     def test_abort_twice_and_second_transaction(self):
