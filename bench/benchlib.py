@@ -187,6 +187,18 @@ class Rspamd(_BenchService):
     def installed():
         return h.find_program("rspamd") is not None
 
+    @classmethod
+    def on_maps(cls, map_dir, work, exact, patterns):
+        """Started on the map files a compd-milter writes to map_dir; with map_dir None (no
+        compd-milter in the run), on files of `exact` and `patterns` entries written to
+        WORK/maps."""
+        if map_dir is None:
+            map_dir = os.path.join(work, "maps")
+            write_map_files(map_dir, exact, patterns)
+        h.wait_for(lambda: os.path.exists(os.path.join(map_dir, "compd_rcpt.map")), 120,
+                   what="compd map files for rspamd")
+        return cls(map_dir).start()
+
     @property
     def tcp_spec(self):
         return "inet:%d@127.0.0.1" % self.port
@@ -224,6 +236,14 @@ def wait_socket(spec, child, timeout=30):
         port = int(re.match(r"inet:(\d+)@", spec).group(1))
         return h.port_open(port)
     h.wait_for(ready, timeout, what=spec)
+
+
+def milter_socket(work, name, transport):
+    """A libmilter socket spec for a milter under test: WORK/NAME.sock, or a free loopback
+    TCP port."""
+    if transport == "unix":
+        return "unix:%s/%s.sock" % (work, name)
+    return "inet:%d@127.0.0.1" % h.free_port()
 
 
 def postfix_spec(spec):

@@ -123,8 +123,7 @@ def main():
                 name = "noop%s-%s" % (suffix, transport)
                 if not pick(name):
                     continue
-                spec = ("unix:%s/%s.sock" % (work, name) if transport == "unix" else
-                        "inet:%d@127.0.0.1" % h.free_port())
+                spec = b.milter_socket(work, name, transport)
                 m = b.NoopMilter(spec, mode).start()
                 servers.append(m)
                 milters[name] = b.postfix_spec(spec)
@@ -145,8 +144,7 @@ def main():
                 name = "compd-" + transport
                 if not pick(name):
                     continue
-                spec = ("unix:%s/%s.sock" % (work, name) if transport == "unix" else
-                        "inet:%d@127.0.0.1" % h.free_port())
+                spec = b.milter_socket(work, name, transport)
                 m = b.compd_milter(redis, spec).start()
                 servers.append(m)
                 b.wait_enforced(m, spec, args.entries)
@@ -155,12 +153,7 @@ def main():
                 checks[name] = b.LISTED.replace("{n}", "7")
                 map_dir = map_dir or m.map_dir
         if need_rspamd:
-            if map_dir is None:  # no compd: write the files rspamd reads ourselves
-                map_dir = os.path.join(work, "maps")
-                b.write_map_files(map_dir, args.entries, args.patterns)
-            h.wait_for(lambda: os.path.exists(os.path.join(map_dir, "compd_rcpt.map")), 120,
-                       what="compd map files for rspamd")
-            rs = b.Rspamd(map_dir).start()
+            rs = b.Rspamd.on_maps(map_dir, work, args.entries, args.patterns)
             servers.append(rs)
             for transport, spec in (("tcp", rs.tcp_spec), ("unix", rs.unix_spec)):
                 name = "rspamd-" + transport

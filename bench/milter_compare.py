@@ -20,7 +20,6 @@ import argparse
 import json
 import os
 import sys
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import benchlib as b  # noqa: E402
@@ -75,8 +74,7 @@ def main():
             b.log("milter_compare: loaded via %s in %.1f s" % (loaded["via"], loaded["seconds"]))
         map_dir = None
         for t in transports:
-            spec = lambda name: ("unix:%s/%s.sock" % (work, name) if t == "unix" else
-                                 "inet:%d@127.0.0.1" % h.free_port())
+            spec = lambda name: b.milter_socket(work, name, t)  # noqa: E731
             if "compd" in wanted:
                 m = b.compd_milter(redis, spec("compd-" + t), extra=args.extra.split()).start()
                 servers.append(m)
@@ -94,12 +92,7 @@ def main():
                 servers.append(n)
                 targets["plain-" + t] = (s, n.pid, False)
         if "rspamd" in wanted:
-            if map_dir is None:
-                map_dir = os.path.join(work, "maps")
-                b.write_map_files(map_dir, args.entries, args.patterns)
-            h.wait_for(lambda: os.path.exists(os.path.join(map_dir, "compd_rcpt.map")), 120,
-                       what="map files for rspamd")
-            rs = b.Rspamd(map_dir).start()
+            rs = b.Rspamd.on_maps(map_dir, work, args.entries, args.patterns)
             servers.append(rs)
             for t in transports:
                 targets["rspamd-" + t] = (rs.tcp_spec if t == "tcp" else rs.unix_spec, rs.pid,

@@ -26,18 +26,16 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib"))
 import accounts_harness as ah  # noqa: E402
 import compd_harness as h  # noqa: E402
+import stack_util as su  # noqa: E402
 import exim_harness as eh  # noqa: E402
 
 PREFIX = "compd:"
 HELO = "client.example.test"
 LOCK_TEXT = "account suspended, contact support"
 NAMES = ["alice", "bob", "carol", "erin", "monitor", "gina"]
-USERS = {"%s@customer.example" % n: "pw-%s" % n for n in NAMES}
+USERS = su.customer_users(NAMES)
 LISTED = "test-probe@bad.example"
-
-
-def acct(name):
-    return "%s@customer.example" % name
+acct = su.customer
 
 
 class AccountsTest(h.ServersTestCase):
@@ -45,20 +43,18 @@ class AccountsTest(h.ServersTestCase):
     @classmethod
     def start_servers(cls):
         cls.redis = cls.started(h.RedisServer().start())
-        p = h.mapctl("add", LISTED, redis=cls.redis, prefix=PREFIX)
-        assert p.returncode == 0, p.stderr
+        su.mapctl_add(cls.redis, LISTED, prefix=PREFIX)
         cls.webhook = cls.started(ah.WebhookListener().start())
         cls.program = ah.HookProgram()
-        cls.policy_port = h.free_port()
         cls.webhook.fail_next = 1  # the first delivery fails and must be retried
         cls.milter = cls.started(h.Milter.standard(
-            cls.redis, action="reject", prefix=PREFIX,
+            cls.redis, action="reject", prefix=PREFIX, policy=True,
             extra=ah.lock_args(LOCK_TEXT, cls.program) + [
                 "--lock-allowlist", "monitor@customer.example",
                 "--hook-url", cls.webhook.url,
                 "--hook-timeout", "5s",
-                "--policy-socket", "inet:%d" % cls.policy_port,
             ]).start())
+        cls.policy_port = cls.milter.policy_port
         cls.stack = cls.started(h.MailStack(users=USERS, smtpd_milters=cls.milter.postfix_spec,
                                             milter_macros=ah.SASL_MACROS).start())
 

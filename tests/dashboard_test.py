@@ -17,7 +17,6 @@ COMPD_DASHBOARD_SCREENSHOT=/path/shot.png keeps the screenshot there.
 """
 
 import base64
-import calendar
 import concurrent.futures
 import html.parser
 import http.client
@@ -107,15 +106,6 @@ def score(redis, key, member):
 
 def hour_count(redis, account, hours, kind="msgs"):
     return sum(score(redis, PREFIX + "vol:h:%s:%s" % (hid, kind), account) for hid in hours)
-
-
-def stream_events(redis, type_=None):
-    out = []
-    for _, fields in redis.stream(PREFIX + "events"):
-        e = json.loads(fields["event"])
-        if type_ is None or e.get("type") == type_:
-            out.append(e)
-    return out
 
 
 def send_burst(port, user, password, count, workers=4, source=None):
@@ -228,73 +218,53 @@ def chromium(*args, timeout=90):
         shutil.rmtree(profile, ignore_errors=True)
 
 
-class Env:
-    def __init__(self):
-        self.redis = self.milter = self.stack = None
+class Env(su.MilterStack):
+    def start(self):
         self.dir = h.temp_dir("dashboard")  # removed at exit by the harness
-        try:
-            # Seeded "last hour" data must stay the last hour for the whole test.
-            remaining = 3600 - time.time() % 3600
-            if remaining < 120:
-                time.sleep(remaining + 1)
-            self.t0 = time.time()
-            self.redis = h.RedisServer().start()
-            su.add_listed(self.redis, LISTED, source="dashboard_test", prefix=PREFIX)
-            seed_year(self.redis, YEARLY, self.t0)
-            seed_last_hour(self.redis, self.t0)
-            seed_week_ago(self.redis, self.t0)
+        # Seeded "last hour" data must stay the last hour for the whole test.
+        remaining = 3600 - time.time() % 3600
+        if remaining < 120:
+            time.sleep(remaining + 1)
+        self.t0 = time.time()
+        self.redis = h.RedisServer().start()
+        su.add_listed(self.redis, LISTED, source="dashboard_test", prefix=PREFIX)
+        seed_year(self.redis, YEARLY, self.t0)
+        seed_last_hour(self.redis, self.t0)
+        seed_week_ago(self.redis, self.t0)
 
-            r = h.mapctl("dashboard-user", WEB_USER, input=WEB_PASSWORD + "\n")
-            assert r.returncode == 0, r.stderr
-            self.users_file = os.path.join(self.dir, "dashboard.users")
-            with open(self.users_file, "w") as f:
-                f.write("# written by dashboard_test\n" + r.stdout)
-            self.token_file = os.path.join(self.dir, "dashboard.token")
-            with open(self.token_file, "w") as f:
-                f.write(TOKEN + "\n")
-            os.chmod(self.users_file, 0o600)
-            os.chmod(self.token_file, 0o600)
+        r = h.mapctl("dashboard-user", WEB_USER, input=WEB_PASSWORD + "\n")
+        assert r.returncode == 0, r.stderr
+        self.users_file = os.path.join(self.dir, "dashboard.users")
+        with open(self.users_file, "w") as f:
+            f.write("# written by dashboard_test\n" + r.stdout)
+        self.token_file = os.path.join(self.dir, "dashboard.token")
+        with open(self.token_file, "w") as f:
+            f.write(TOKEN + "\n")
+        os.chmod(self.users_file, 0o600)
+        os.chmod(self.token_file, 0o600)
 
-            self.http_port = h.free_port()
-            self.milter = h.Milter.standard(
-                self.redis, action="reject", prefix=PREFIX,
-                extra=["--http-listen", "127.0.0.1:%d" % self.http_port,
-                       "--http-users-file", self.users_file,
-                       "--http-token-file", self.token_file,
-                       "--volume-flush-interval", "200ms",
-                       "--dashboard-refresh", "5s"])
-            self.milter.start()
-            h.wait_for(lambda: h.port_open(self.http_port), 10, what="dashboard listener")
-            self.stack = h.MailStack(users=USERS, smtpd_milters=self.milter.postfix_spec,
-                                     milter_macros=MILTER_MACROS)
-            self.stack.start()
-        except BaseException:
-            self.close()
-            raise
+        self.http_port = h.free_port()
+        self.milter = h.Milter.standard(
+            self.redis, action="reject", prefix=PREFIX,
+            extra=["--http-listen", "127.0.0.1:%d" % self.http_port,
+                   "--http-users-file", self.users_file,
+                   "--http-token-file", self.token_file,
+                   "--volume-flush-interval", "200ms",
+                   "--dashboard-refresh", "5s"])
+        self.milter.start()
+        h.wait_for(lambda: h.port_open(self.http_port), 10, what="dashboard listener")
+        self.stack = h.MailStack(users=USERS, smtpd_milters=self.milter.postfix_spec,
+                                 milter_macros=MILTER_MACROS)
+        self.stack.start()
 
     def hours(self):
         """Hour ids from the start of the test until now (normally one)."""
         return sorted({hour_id(t) for t in range(int(self.t0), int(time.time()) + 1, 600)} |
                       {hour_id(time.time())})
 
-    def close(self):
-        su.close_all((self.stack, self.milter, self.redis))
 
-    def diag(self):
-        return su.milter_diag(self.milter, self.stack)
-
-
-ENV = None
-
-
-def setUpModule():
-    global ENV
-    ENV = Env()
-
-
-def tearDownModule():
-    if ENV is not None:
-        ENV.close()
+ENV = su.ModuleStack(Env)
+setUpModule, tearDownModule = ENV.set_up, ENV.tear_down
 
 
 class DashboardTest(unittest.TestCase):
@@ -358,11 +328,12 @@ class DashboardTest(unittest.TestCase):
         took = time.monotonic() - start
 
         def raised():
-            return {e["rule"] for e in stream_events(ENV.redis, "anomaly")
+            return {e["rule"] for e in su.stream_events(ENV.redis, type_="anomaly")
                     if e["account"] == YEARLY} >= {"hour_volume", "day_volume"}
         h.wait_for(raised, 10, what="anomaly events" + ENV.diag())
         time.sleep(1)  # further flushes must not raise them again
-        events = [e for e in stream_events(ENV.redis, "anomaly") if e["account"] == YEARLY]
+        events = [e for e in su.stream_events(ENV.redis, type_="anomaly")
+                  if e["account"] == YEARLY]
         self.assertEqual(sorted(e["rule"] for e in events), ["day_volume", "hour_volume"],
                          events)
         for e in events:
@@ -396,7 +367,7 @@ class DashboardTest(unittest.TestCase):
             self.assertEqual(sent, 1)
 
         def raised():
-            return [e for e in stream_events(ENV.redis, "anomaly")
+            return [e for e in su.stream_events(ENV.redis, type_="anomaly")
                     if e["account"] == ROAMER and e["rule"] == "networks"]
         h.wait_for(raised, 10, what="networks anomaly" + ENV.diag())
         e = raised()[0]
@@ -428,7 +399,8 @@ class DashboardTest(unittest.TestCase):
     def test_e_api(self):
         r = self.swaks(LEAKY, LISTED, headers=["To: friend@remote.example"])
         self.assertEqual(r.code, 24, r.transcript)  # the listed recipient was refused
-        h.wait_for(lambda: any(e["account"] == LEAKY for e in stream_events(ENV.redis, "hit")),
+        h.wait_for(lambda: any(e["account"] == LEAKY
+                               for e in su.stream_events(ENV.redis, type_="hit")),
                    10, what="hit in the stream")
         auth = "Bearer " + TOKEN
         time.sleep(1.2)  # past the dashboard's one-second cache

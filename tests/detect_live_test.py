@@ -24,13 +24,12 @@ Run: COMPD_BUILD_DIR=build/dev python3 tests/detect_live_test.py
 
 import json
 import os
-import signal
 import sys
 import time
-import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib"))
 import compd_harness as h  # noqa: E402
+import stack_util as su  # noqa: E402
 import exim_harness as eh  # noqa: E402
 
 PREFIX = "compd:"
@@ -41,7 +40,7 @@ FRIEND = "friend@fine.example"
 LOCK_TEXT = "account suspended by compd"
 NAT_ACCOUNTS = ["nat%d" % i for i in range(4)]
 NAMES = ["alice", "bob", "carol"] + NAT_ACCOUNTS
-USERS = {"%s@customer.example" % n: "pw-%s" % n for n in NAMES}
+USERS = su.customer_users(NAMES)
 NODE_ARGS = [
     # The clients are loopback addresses (127.N.0.1 as networks): none is the provider's own.
     "--own-networks", "192.168.0.0/16",
@@ -50,53 +49,26 @@ NODE_ARGS = [
     "--lock-reply", "550",
     "--lock-text", LOCK_TEXT,
 ]
+acct = su.customer
 
 
-def acct(name):
-    return "%s@customer.example" % name
-
-
-class DetectLiveTest(unittest.TestCase):
-    env = []
-
+class DetectLiveTest(h.ServersTestCase):
     @classmethod
-    def setUpClass(cls):
-        try:
-            cls.redis = cls.keep(h.RedisServer().start())
-            cls.policy_port = h.free_port()
-            cls.node1 = cls.keep(h.Milter.standard(cls.redis, prefix=PREFIX, extra=NODE_ARGS + [
-                "--hostname", "node1", "--policy-socket", "inet:%d" % cls.policy_port]).start())
-            cls.node2 = cls.keep(h.Milter.standard(cls.redis, prefix=PREFIX, extra=NODE_ARGS + [
-                "--hostname", "node2"]).start())
-            h.wait_for(lambda: h.port_open(cls.policy_port), 10, what="node1's policy listener")
-            cls.stack = cls.keep(h.MailStack(
-                users=USERS, smtpd_milters=cls.node1.postfix_spec,
-                extra_submissions=[{"smtpd_milters": cls.node2.postfix_spec}]).start())
-            cls.ports = {"node1": cls.stack.submission_port,
-                         "node2": cls.stack.postfix.extra_submission_ports[0]}
-            cls.exim = cls.keep(eh.Exim(cls.stack.sink.port, USERS,
-                                        "inet:127.0.0.1:%d" % cls.policy_port).start())
-        except BaseException:
-            cls.tearDownClass()
-            raise
-
-    @classmethod
-    def keep(cls, part):
-        cls.env.append(part)
-        return part
-
-    @classmethod
-    def tearDownClass(cls):
-        # compd-milter takes up to 5 s to stop (libmilter's poll): both nodes at once.
-        for node in [p for p in cls.env if isinstance(p, h.Milter) and p.child]:
-            if node.child.running():
-                node.child.proc.send_signal(signal.SIGTERM)
-        for part in reversed(cls.env):
-            try:
-                part.close()
-            except Exception as e:
-                print("closing %s: %s" % (type(part).__name__, e), file=sys.stderr)
-        cls.env = []
+    def start_servers(cls):
+        cls.redis = cls.started(h.RedisServer().start())
+        cls.node1 = cls.started(h.Milter.standard(
+            cls.redis, prefix=PREFIX, policy=True,
+            extra=NODE_ARGS + ["--hostname", "node1"]).start())
+        cls.policy_port = cls.node1.policy_port
+        cls.node2 = cls.started(h.Milter.standard(cls.redis, prefix=PREFIX, extra=NODE_ARGS + [
+            "--hostname", "node2"]).start())
+        cls.stack = cls.started(h.MailStack(
+            users=USERS, smtpd_milters=cls.node1.postfix_spec,
+            extra_submissions=[{"smtpd_milters": cls.node2.postfix_spec}]).start())
+        cls.ports = {"node1": cls.stack.submission_port,
+                     "node2": cls.stack.postfix.extra_submission_ports[0]}
+        cls.exim = cls.started(eh.Exim(cls.stack.sink.port, USERS,
+                                       "inet:127.0.0.1:%d" % cls.policy_port).start())
 
     # -- helpers
 

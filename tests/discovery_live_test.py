@@ -22,7 +22,6 @@ Run: COMPD_BUILD_DIR=build python3 tests/discovery_live_test.py
 import json
 import os
 import sys
-import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib"))
 import compd_harness as h  # noqa: E402
@@ -41,43 +40,23 @@ SUPPLIER = "sales@supplier.example"
 CONTACT = "friend@contacts.example"
 
 
-class DiscoveryLiveTest(unittest.TestCase):
-    parts = []
-
+class DiscoveryLiveTest(h.ServersTestCase):
     @classmethod
-    def setUpClass(cls):
-        try:
-            cls.redis = h.RedisServer().start()
-            cls.parts.append(cls.redis)
-            cls.nodes = []
-            for name in ("node-1", "node-2"):
-                m = h.Milter.standard(cls.redis, prefix=PREFIX, extra=[
-                    "--hostname", name,
-                    "--discovery", "propose",
-                    "--lock-on-hit", "yes",
-                    # The engine's own test_message reaction stays out of the accounts'
-                    # states, so a state here is discovery's doing.
-                    "--reaction-test-message", "monitor",
-                    "--map-poll-interval", "1s",
-                ])
-                cls.parts.append(m)
-                cls.nodes.append(m.start())
-            cls.stack = h.MailStack(users=USERS, milter_macros=MILTER_MACROS,
-                                    extra_submissions=[{"smtpd_milters": n.postfix_spec} for n in cls.nodes])
-            cls.parts.append(cls.stack)
-            cls.stack.start()
-        except BaseException:
-            cls.tearDownClass()
-            raise
-
-    @classmethod
-    def tearDownClass(cls):
-        for part in reversed(cls.parts):
-            try:
-                part.close()
-            except Exception as e:
-                print("closing %s: %s" % (type(part).__name__, e), file=sys.stderr)
-        cls.parts = []
+    def start_servers(cls):
+        cls.redis = cls.started(h.RedisServer().start())
+        cls.nodes = [cls.started(h.Milter.standard(cls.redis, prefix=PREFIX, extra=[
+            "--hostname", name,
+            "--discovery", "propose",
+            "--lock-on-hit", "yes",
+            # The engine's own test_message reaction stays out of the accounts'
+            # states, so a state here is discovery's doing.
+            "--reaction-test-message", "monitor",
+            "--map-poll-interval", "1s",
+        ]).start()) for name in ("node-1", "node-2")]
+        cls.stack = cls.started(h.MailStack(
+            users=USERS, milter_macros=MILTER_MACROS,
+            extra_submissions=[{"smtpd_milters": n.postfix_spec}
+                               for n in cls.nodes]).start())
 
     def mapctl(self, *args):
         return h.mapctl(*args, redis=self.redis, prefix=PREFIX)

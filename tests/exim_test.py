@@ -12,16 +12,15 @@ SMTP replies, what reaches the sink, and the events in the Redis stream and aler
 Run: python3 tests/exim_test.py (as root; needs build/compd-milter, or COMPD_BUILD_DIR).
 """
 
-import json
 import os
 import re
 import sys
 import time
-import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib"))
 import compd_harness as h  # noqa: E402
 import exim_harness as eh  # noqa: E402
+import stack_util as su  # noqa: E402
 
 PREFIX = "compd:"
 HELO = "client.example.test"
@@ -37,53 +36,21 @@ def password(case):
     return "pw-%s" % case
 
 
-def add_listed(redis, *addresses):
-    meta = json.dumps({"added_at": int(time.time()), "added_by": "test", "note": "",
-                       "source": "exim_test"})
-    for a in addresses:
-        redis.call("HSET", PREFIX + "map:exact", a.lower(), meta)
-    v = redis.call("INCR", PREFIX + "map:version")
-    redis.call("PUBLISH", PREFIX + "map:changes", str(v))
-
-
-def stream_events(redis):
-    return [json.loads(f["event"]) for _, f in redis.stream(PREFIX + "events")]
-
-
-class EximTest(unittest.TestCase):
+class EximTest(h.ServersTestCase):
     """One redis-server, compd-milter, sink and Exim for every case (libmilter stops only
     every 5 seconds)."""
 
     @classmethod
-    def setUpClass(cls):
-        cls.parts = []
-        try:
-            cls.redis = cls.keep(h.RedisServer().start())
-            add_listed(cls.redis, *LISTED)
-            # Loopback TCP, as docs/exim.md recommends for Exim 4.96.
-            cls.policy_port = h.free_port()
-            cls.milter = cls.keep(h.Milter.standard(cls.redis, extra=[
-                "--policy-socket", "inet:%d" % cls.policy_port, "--log-level", "debug"]).start())
-            h.wait_for(lambda: h.port_open(cls.policy_port), 10, what="the policy listener")
-            cls.sink = cls.keep(h.SmtpSink().start())
-            cls.exim = cls.keep(eh.Exim(cls.sink.port, {user(c): password(c) for c in CASES},
-                                        "inet:127.0.0.1:%d" % cls.policy_port).start())
-        except BaseException:
-            cls.tearDownClass()
-            raise
-
-    @classmethod
-    def keep(cls, part):
-        cls.parts.append(part)
-        return part
-
-    @classmethod
-    def tearDownClass(cls):
-        for part in reversed(cls.parts):
-            try:
-                part.close()
-            except Exception as e:
-                print("closing %s: %s" % (type(part).__name__, e), file=sys.stderr)
+    def start_servers(cls):
+        cls.redis = cls.started(h.RedisServer().start())
+        su.add_listed(cls.redis, *LISTED, source="exim_test", prefix=PREFIX)
+        # Loopback TCP, as docs/exim.md recommends for Exim 4.96.
+        cls.milter = cls.started(h.Milter.standard(cls.redis, policy=True,
+                                                   extra=["--log-level", "debug"]).start())
+        cls.policy_port = cls.milter.policy_port
+        cls.sink = cls.started(h.SmtpSink().start())
+        cls.exim = cls.started(eh.Exim(cls.sink.port, {user(c): password(c) for c in CASES},
+                                       "inet:127.0.0.1:%d" % cls.policy_port).start())
 
     # -- helpers
 
@@ -118,7 +85,7 @@ class EximTest(unittest.TestCase):
         self.assertEqual(self.sink.find(lambda m: m.subject == subject), [])
 
     def events_for(self, account):
-        return [e for e in stream_events(self.redis) if e.get("account") == account]
+        return [e for e in su.stream_events(self.redis) if e.get("account") == account]
 
     def one_event(self, account, **expect):
         """Exactly one event for the account, in the stream and the alert log."""
@@ -205,7 +172,7 @@ class EximTest(unittest.TestCase):
         self.assert_code(r, 0)
         self.assertEqual(self.delivered("case f").rcpts, ["listed-f@bad.example"])
         time.sleep(0.3)
-        self.assertEqual([e for e in stream_events(self.redis)
+        self.assertEqual([e for e in su.stream_events(self.redis)
                           if e.get("recipient") == "listed-f@bad.example"], [])
 
     def test_g_local_submission_is_checked_in_acl_not_smtp(self):

@@ -13,6 +13,7 @@ import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib"))
 import compd_harness as h  # noqa: E402
+import stack_util as su  # noqa: E402
 
 PREFIX = "compd:"
 LISTED = "botnet-test@bad.example"
@@ -22,19 +23,8 @@ USERS = {"alice@customer.example": "pw-alice", "bob@customer.example": "pw-bob",
 MACROS = {"mail": "i {auth_type} {auth_authen} {auth_author} {mail_addr}"}
 
 
-def add_listed(redis, address):
-    redis.call("HSET", PREFIX + "map:exact", address.lower(), "{}")
-    v = redis.call("INCR", PREFIX + "map:version")
-    redis.call("PUBLISH", PREFIX + "map:changes", str(v))
-
-
 def events(redis, account):
-    out = []
-    for _, fields in redis.stream(PREFIX + "events"):
-        e = json.loads(fields["event"])
-        if e.get("account") == account:
-            out.append(e)
-    return out
+    return [e for e in su.stream_events(redis, PREFIX) if e.get("account") == account]
 
 
 class FaultsTest(unittest.TestCase):
@@ -43,7 +33,7 @@ class FaultsTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.redis = h.RedisServer().start()
-        add_listed(cls.redis, LISTED)
+        su.add_listed(cls.redis, LISTED, source="faults_test", prefix=PREFIX)
         cls.dir = h.temp_dir("faults")
         cls.port = h.free_port()
         cls.milter = None

@@ -21,18 +21,13 @@ PREFIX = "compd:"
 LISTED = "listed@bad.example"
 
 
-class HostileInputTest(unittest.TestCase):
+class HostileInputTest(h.ServersTestCase):
     @classmethod
-    def setUpClass(cls):
+    def start_servers(cls):
         h.require_programs("miltertest", "redis-server", "swaks")
-        cls.redis = h.RedisServer().start()
+        cls.redis = cls.started(h.RedisServer().start())
         add_entries(cls.redis, exact=[LISTED])
-        cls.milter = h.Milter.standard(cls.redis).start()
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.milter.close()
-        cls.redis.close()
+        cls.milter = cls.started(h.Milter.standard(cls.redis).start())
 
     def account(self):
         return su.test_account(self)
@@ -173,27 +168,21 @@ class BadSocketSettingsTest(unittest.TestCase):
                 self.assertNotIn("terminate", r.stderr)
 
 
-class PostfixHostileTest(unittest.TestCase):
+class PostfixHostileTest(h.ServersTestCase):
     """The same through a real Postfix: a 1 MB To header, 1,000 recipients."""
 
     USER, PASSWORD = "mallory@customer.example", "pw-mallory"
 
     @classmethod
-    def setUpClass(cls):
-        cls.redis = h.RedisServer().start()
+    def start_servers(cls):
+        cls.redis = cls.started(h.RedisServer().start())
         add_entries(cls.redis, exact=[LISTED])
-        cls.milter = h.Milter.standard(cls.redis).start()
-        cls.stack = h.MailStack(users={cls.USER: cls.PASSWORD},
-                                smtpd_milters=cls.milter.postfix_spec,
-                                milter_macros={"mail": "i {auth_type} {auth_authen}"},
-                                # Let whole 90 KB address headers through to the milter.
-                                main={"header_address_token_limit": "100000"})
-        cls.stack.start()
-
-    @classmethod
-    def tearDownClass(cls):
-        for part in (cls.stack, cls.milter, cls.redis):
-            part.close()
+        cls.milter = cls.started(h.Milter.standard(cls.redis).start())
+        cls.stack = cls.started(h.MailStack(
+            users={cls.USER: cls.PASSWORD}, smtpd_milters=cls.milter.postfix_spec,
+            milter_macros={"mail": "i {auth_type} {auth_authen}"},
+            # Let whole 90 KB address headers through to the milter.
+            main={"header_address_token_limit": "100000"}).start())
 
     def send(self, to, **kw):
         return h.swaks(self.stack.submission_port, to, sender=self.USER, user=self.USER,

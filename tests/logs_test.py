@@ -79,6 +79,21 @@ class Mixin:
     def assert_sent(self, result):
         self.assertEqual(result.code, 0, "swaks: %s\n%s" % (result.transcript, self.diag()))
 
+    def send_three(self, auth_port, plain_port, alice_subject, bob_subject):
+        """alice (AUTH LOGIN, two recipients) and bob (AUTH PLAIN, one) submit on
+        auth_port; a newsletter comes in without AUTH on plain_port."""
+        self.assert_sent(h.swaks(auth_port, ["one@remote.example", "two@remote.example"],
+                                 sender="alice@customer.example", user="alice@customer.example",
+                                 password="pw-alice", auth="LOGIN", helo="pc-alice.example",
+                                 subject=alice_subject))
+        self.assert_sent(h.swaks(auth_port, "three@remote.example",
+                                 sender="bob@customer.example", user="bob@customer.example",
+                                 password="pw-bob", auth="PLAIN", helo="pc-bob.example",
+                                 subject=bob_subject))
+        self.assert_sent(h.swaks(plain_port, "four@remote.example",
+                                 sender="news@list.example", helo="list.example",
+                                 subject="Not authenticated"))
+
 
 class PostfixLogTest(Mixin, unittest.TestCase):
     @classmethod
@@ -100,18 +115,8 @@ class PostfixLogTest(Mixin, unittest.TestCase):
 
     def test_submissions_read_back_from_the_maillog(self):
         pf = self.stack.postfix
-        self.assert_sent(h.swaks(self.stack.submission_port,
-                                 ["one@remote.example", "two@remote.example"],
-                                 sender="alice@customer.example", user="alice@customer.example",
-                                 password="pw-alice", auth="LOGIN", helo="pc-alice.example",
-                                 subject="=?UTF-8?Q?Gr=C3=BC=C3=9Fe?= replay"))
-        self.assert_sent(h.swaks(self.stack.submission_port, "three@remote.example",
-                                 sender="bob@customer.example", user="bob@customer.example",
-                                 password="pw-bob", auth="PLAIN", helo="pc-bob.example",
-                                 subject="Second one"))
-        self.assert_sent(h.swaks(self.stack.smtp_port, "four@remote.example",
-                                 sender="news@list.example", helo="list.example",
-                                 subject="Not authenticated"))
+        self.send_three(self.stack.submission_port, self.stack.smtp_port,
+                        "=?UTF-8?Q?Gr=C3=BC=C3=9Fe?= replay", "Second one")
         # All three delivered to the sink and gone from the queue.
         h.wait_for(lambda: len(re.findall(r": removed$", pf.log(), re.M)) >= 3, 20,
                    what="three messages removed from the queue")
@@ -141,47 +146,20 @@ class PostfixLogTest(Mixin, unittest.TestCase):
         self.assert_rotation_changes_nothing(pf.maillog, messages)
 
 
-class EximLogTest(Mixin, unittest.TestCase):
+class EximLogTest(Mixin, h.ServersTestCase):
     @classmethod
-    def setUpClass(cls):
-        cls.parts = []
-        try:
-            cls.sink = cls.keep(h.SmtpSink().start())
-            # Nothing listens at the policy port: the documented snippets let mail through.
-            cls.exim = cls.keep(eh.Exim(cls.sink.port, USERS,
-                                        "inet:127.0.0.1:%d" % h.free_port()).start())
-        except BaseException:
-            cls.tearDownClass()
-            raise
-
-    @classmethod
-    def keep(cls, part):
-        cls.parts.append(part)
-        return part
-
-    @classmethod
-    def tearDownClass(cls):
-        for part in reversed(cls.parts):
-            try:
-                part.close()
-            except Exception as e:
-                print("closing %s: %s" % (type(part).__name__, e), file=sys.stderr)
+    def start_servers(cls):
+        cls.sink = cls.started(h.SmtpSink().start())
+        # Nothing listens at the policy port: the documented snippets let mail through.
+        cls.exim = cls.started(eh.Exim(cls.sink.port, USERS,
+                                       "inet:127.0.0.1:%d" % h.free_port()).start())
 
     def diag(self):
         return self.exim.logs()
 
     def test_submissions_read_back_from_the_mainlog(self):
-        self.assert_sent(h.swaks(self.exim.port, ["one@remote.example", "two@remote.example"],
-                                 sender="alice@customer.example", user="alice@customer.example",
-                                 password="pw-alice", auth="LOGIN", helo="pc-alice.example",
-                                 subject='Say "hi" \\ now'))
-        self.assert_sent(h.swaks(self.exim.port, "three@remote.example",
-                                 sender="bob@customer.example", user="bob@customer.example",
-                                 password="pw-bob", auth="PLAIN", helo="pc-bob.example",
-                                 subject="=?UTF-8?Q?Gr=C3=BC=C3=9Fe?= second"))
-        self.assert_sent(h.swaks(self.exim.port, "four@remote.example",
-                                 sender="news@list.example", helo="list.example",
-                                 subject="Not authenticated"))
+        self.send_three(self.exim.port, self.exim.port, 'Say "hi" \\ now',
+                        "=?UTF-8?Q?Gr=C3=BC=C3=9Fe?= second")
         h.wait_for(lambda: len(re.findall(r" Completed", self.exim.mainlog())) >= 3, 20,
                    what="three messages completed")
         messages, stats = logs_dump(self.exim.mainlog_path)

@@ -23,6 +23,8 @@ import unittest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
+sys.path.insert(0, os.path.join(HERE, "lib"))
+import compd_harness as h  # noqa: E402
 
 
 def find_mapctl():
@@ -47,14 +49,8 @@ def die_with_parent():
     ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class RespError(Exception):
-    pass
+free_port = h.free_port
+RespError = h.RedisError
 
 
 class Resp:
@@ -76,30 +72,10 @@ class Resp:
         self.sock.close()
 
     def send(self, *args):
-        out = b"*%d\r\n" % len(args)
-        for a in args:
-            a = a if isinstance(a, bytes) else str(a).encode()
-            out += b"$%d\r\n%s\r\n" % (len(a), a)
-        self.sock.sendall(out)
+        self.sock.sendall(h._resp_encode(args))
 
     def read(self):
-        line = self.file.readline()
-        if not line:
-            raise ConnectionError("connection closed")
-        kind, rest = line[:1], line[1:-2]
-        if kind == b"+":
-            return rest.decode()
-        if kind == b"-":
-            raise RespError(rest.decode())
-        if kind == b":":
-            return int(rest)
-        if kind == b"$":
-            n = int(rest)
-            return None if n < 0 else self.file.read(n + 2)[:-2].decode()
-        if kind == b"*":
-            n = int(rest)
-            return None if n < 0 else [self.read() for _ in range(n)]
-        raise RespError("bad reply %r" % line)
+        return h._resp_read(self.file)
 
     def call(self, *args):
         self.send(*args)

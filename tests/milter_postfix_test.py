@@ -19,7 +19,6 @@ Run: python3 tests/milter_postfix_test.py (needs build/compd-milter and build/ma
 COMPD_BUILD_DIR).
 """
 
-import json
 import os
 import re
 import sys
@@ -64,39 +63,18 @@ def read_text(path):
         return ""
 
 
-def stream_events(redis):
-    out = []
-    for _, fields in redis.stream(EVENTS):
-        out.append(json.loads(fields["event"]))
-    return out
-
-
-class Env:
+class Env(su.MilterStack):
     """redis-server + compd-milter + Postfix/Dovecot/sink, for one test class."""
 
-    def __init__(self, listed):
-        self.redis = None
-        self.milter = None
-        self.stack = None
-        try:
-            self.redis = h.RedisServer().start()
-            su.add_listed(self.redis, *listed, source="milter_postfix_test", prefix=PREFIX)
-            self.milter = h.Milter.standard(self.redis, action="reject", prefix=PREFIX)
-            self.milter.start()
-            self.stack = h.MailStack(users=USERS, smtpd_milters=self.milter.postfix_spec,
-                                     non_smtpd_milters=self.milter.postfix_spec,
-                                     milter_macros=MILTER_MACROS)
-            self.stack.start()
-        except BaseException:
-            self.close()
-            raise
-
-    def close(self):
-        su.close_all((self.stack, self.milter, self.redis))
-
-    def diag(self):
-        """Logs for a failure message."""
-        return su.milter_diag(self.milter, self.stack)
+    def start(self, listed):
+        self.redis = h.RedisServer().start()
+        su.add_listed(self.redis, *listed, source="milter_postfix_test", prefix=PREFIX)
+        self.milter = h.Milter.standard(self.redis, action="reject", prefix=PREFIX)
+        self.milter.start()
+        self.stack = h.MailStack(users=USERS, smtpd_milters=self.milter.postfix_spec,
+                                 non_smtpd_milters=self.milter.postfix_spec,
+                                 milter_macros=MILTER_MACROS)
+        self.stack.start()
 
 
 class MilterTestCase(unittest.TestCase):
@@ -142,7 +120,7 @@ class MilterTestCase(unittest.TestCase):
     # -- events
 
     def events_for(self, account):
-        return [e for e in stream_events(self.redis) if e.get("account") == account]
+        return [e for e in su.stream_events(self.redis) if e.get("account") == account]
 
     def alerts_for(self, account):
         return [e for e in self.milter.alerts() if e.get("account") == account]
@@ -153,7 +131,7 @@ class MilterTestCase(unittest.TestCase):
                               self.events_for(account), timeout,
                               what="%d event(s) for %s in %s" % (n, account, EVENTS))
         except TimeoutError as e:
-            self.fail("%s; stream holds %s%s" % (e, stream_events(self.redis),
+            self.fail("%s; stream holds %s%s" % (e, su.stream_events(self.redis),
                                                  self.env.diag()))
 
     def check_hit(self, case, recipient, where, entry=None, subject=None):
@@ -262,7 +240,7 @@ class EndToEndTest(MilterTestCase):
         self.assertEqual(code, 0, out)
         self.assertEqual(self.delivered("case g sendmail").rcpts, ["listed-g@bad.example"])
         time.sleep(0.3)
-        self.assertEqual([e for e in stream_events(self.redis)
+        self.assertEqual([e for e in su.stream_events(self.redis)
                           if e.get("recipient") == "listed-g@bad.example"], [])
 
     def test_i_mapctl_add_is_enforced_by_the_running_milter(self):

@@ -15,6 +15,7 @@ import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib"))
 import compd_harness as h  # noqa: E402
+import stack_util as su  # noqa: E402
 
 PREFIX = "compd:"
 
@@ -27,6 +28,15 @@ local function expect(what, want)
   if got ~= want then
     error(what .. ": expected reply " .. string.char(want) .. ", got " .. string.char(got))
   end
+end
+-- After DATA: the header fields ({name, value} pairs), end of headers and of message;
+-- the milter's reply to the end of message must be `want`; then the connection closes.
+local function finish(headers, want)
+  for _, hd in ipairs(headers) do mt.header(conn, hd[1], hd[2]) end
+  mt.eoh(conn)
+  mt.eom(conn)
+  expect("EOM", want)
+  mt.disconnect(conn)
 end
 if mt.conninfo(conn, "client.example", "203.0.113.9") ~= nil then error("conninfo") end
 if mt.helo(conn, "botnet-helo") ~= nil then error("helo") end
@@ -42,14 +52,7 @@ expect("MAIL", SMFIR_CONTINUE)
 
 
 def add_entries(redis, exact=(), patterns=()):
-    meta = json.dumps({"added_at": int(time.time()), "added_by": "test", "note": "",
-                       "source": "test"})
-    for a in exact:
-        redis.call("HSET", PREFIX + "map:exact", a.lower(), meta)
-    for p in patterns:
-        redis.call("HSET", PREFIX + "map:re", p, meta)
-    v = redis.call("INCR", PREFIX + "map:version")
-    redis.call("PUBLISH", PREFIX + "map:changes", str(v))
+    su.add_listed(redis, *exact, patterns=patterns, prefix=PREFIX)
 
 
 def events(redis, n, account_prefix, timeout=10):
@@ -58,9 +61,8 @@ def events(redis, n, account_prefix, timeout=10):
     got = []
 
     def enough():
-        every = [json.loads(f[b"event"] if b"event" in f else f["event"])
-                 for _, f in redis.stream(PREFIX + "events")]
-        got[:] = [e for e in every if e.get("account", "").startswith(account_prefix)]
+        got[:] = [e for e in su.stream_events(redis, PREFIX)
+                  if e.get("account", "").startswith(account_prefix)]
         return len(got) >= n
     try:
         h.wait_for(enough, timeout, what="%d events in the stream" % n)
@@ -83,14 +85,10 @@ class ProtocolTest(unittest.TestCase):
 
     @classmethod
     def tearDownClass(cls):
-        for m in cls.milters.values():
-            m.child.proc.send_signal(15)  # all at once; each takes up to 5 s
-        for m in cls.milters.values():
-            m.close()
-        cls.redis.close()
+        h.close_all([cls.redis] + list(cls.milters.values()))  # the milters all at once
 
     def account(self):
-        return "%s@customer.example" % self.id().split(".")[-1]
+        return su.test_account(self)
 
     def events(self, n):
         return events(self.redis, n, self.account())
@@ -141,12 +139,8 @@ class ProtocolTest(unittest.TestCase):
             expect("RCPT pattern", SMFIR_REPLYCODE)
             if mt.data(conn) ~= nil then error("data") end
             expect("DATA", SMFIR_CONTINUE)
-            mt.header(conn, "Subject", "wFd2, MkRWa2 A")
-            mt.header(conn, "To", "<friend@fine.example>")
-            mt.eoh(conn)
-            mt.eom(conn)
-            expect("EOM", SMFIR_CONTINUE)
-            mt.disconnect(conn)
+            finish({{"Subject", "wFd2, MkRWa2 A"}, {"To", "<friend@fine.example>"}},
+                   SMFIR_CONTINUE)
         """)
         # Two hits, and the message itself looks like a credential test: one external
         # recipient, small (no SIZE=: its two header fields), a random subject.
@@ -182,14 +176,10 @@ class ProtocolTest(unittest.TestCase):
             mt.rcptto(conn, "<friend@fine.example>")
             expect("RCPT", SMFIR_CONTINUE)
             mt.data(conn)
-            mt.header(conn, "To", "\\"Friend\\" <friend@fine.example>")
-            mt.header(conn, "Cc", "a@x.example,\\r\\n\\t\\"listed@bad.example\\" <b@y.example>")
-            mt.header(conn, "Message-ID", "<abc@botnet>")
-            mt.eoh(conn)
-            mt.eom(conn)
             -- miltertest cannot show the code of a final reply; the Postfix test checks 550.
-            expect("EOM", SMFIR_REPLYCODE)
-            mt.disconnect(conn)
+            finish({{"To", "\\"Friend\\" <friend@fine.example>"},
+                    {"Cc", "a@x.example,\\r\\n\\t\\"listed@bad.example\\" <b@y.example>"},
+                    {"Message-ID", "<abc@botnet>"}}, SMFIR_REPLYCODE)
         """)
         got = self.events(1)
         self.assertEqual(len(got), 1)
@@ -202,11 +192,7 @@ class ProtocolTest(unittest.TestCase):
             mt.rcptto(conn, "<listed@bad.example>")
             expect("RCPT", SMFIR_CONTINUE)
             mt.data(conn)
-            mt.header(conn, "To", "listed@bad.example")
-            mt.eoh(conn)
-            mt.eom(conn)
-            expect("EOM", SMFIR_CONTINUE)
-            mt.disconnect(conn)
+            finish({{"To", "listed@bad.example"}}, SMFIR_CONTINUE)
         """, action="monitor")
         got = self.events(2)
         self.assertEqual(sorted(e["where"] for e in got), ["envelope", "header:to"])
@@ -229,11 +215,7 @@ class ProtocolTest(unittest.TestCase):
             mt.rcptto(conn, "<listed@bad.example>")
             expect("RCPT", SMFIR_REPLYCODE)
             mt.data(conn)
-            mt.header(conn, "To", "listed@bad.example")
-            mt.eoh(conn)
-            mt.eom(conn)
-            expect("EOM", SMFIR_REPLYCODE)
-            mt.disconnect(conn)
+            finish({{"To", "listed@bad.example"}}, SMFIR_REPLYCODE)
         """, action="tempfail")
 
     def test_abort_twice_and_second_transaction(self):

@@ -10,13 +10,11 @@ events recorded with source "policy". Then a real Postfix using check_policy_ser
 Run: python3 tests/policy_test.py (needs build/compd-milter, or COMPD_BUILD_DIR).
 """
 
-import json
 import os
 import subprocess
 import sys
 import threading
 import time
-import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib"))
 import compd_harness as h  # noqa: E402
@@ -26,10 +24,6 @@ import stack_util as su  # noqa: E402
 PREFIX = "compd:"
 LISTED = ["listed@bad.example", "header-hit@bad.example", "display@bad.example",
           "burst@bad.example", "postfix@bad.example"]
-
-
-def stream_events(redis):
-    return [json.loads(f["event"]) for _, f in redis.stream(PREFIX + "events")]
 
 
 def rcpt_request(account, recipient, **extra):
@@ -44,24 +38,17 @@ def rcpt_request(account, recipient, **extra):
     return r
 
 
-class PolicyTestCase(unittest.TestCase):
+class PolicyTestCase(h.ServersTestCase):
     """One redis-server and one compd-milter (policy listener on a loopback port) for all
     the tests: libmilter stops only every 5 seconds."""
 
     @classmethod
-    def setUpClass(cls):
-        cls.redis = h.RedisServer().start()
+    def start_servers(cls):
+        cls.redis = cls.started(h.RedisServer().start())
         su.add_listed(cls.redis, *LISTED, source="policy_test", prefix=PREFIX)
-        cls.policy_port = h.free_port()
-        cls.milter = h.Milter.standard(cls.redis, extra=[
-            "--policy-socket", "inet:%d" % cls.policy_port,
-            "--trusted-networks", "192.0.2.0/24", "--log-level", "debug"]).start()
-        h.wait_for(lambda: h.port_open(cls.policy_port), 10, what="the policy listener")
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.milter.close()
-        cls.redis.close()
+        cls.milter = cls.started(h.Milter.standard(cls.redis, policy=True, extra=[
+            "--trusted-networks", "192.0.2.0/24", "--log-level", "debug"]).start())
+        cls.policy_port = cls.milter.policy_port
 
     def account(self):
         return su.test_account(self)
@@ -79,7 +66,7 @@ class PolicyTestCase(unittest.TestCase):
         got = []
 
         def enough():
-            got[:] = [e for e in stream_events(self.redis) if e.get("account") == account]
+            got[:] = [e for e in su.stream_events(self.redis) if e.get("account") == account]
             return len(got) >= n
         try:
             h.wait_for(enough, timeout, what="%d events of %s" % (n, account))
@@ -91,7 +78,7 @@ class PolicyTestCase(unittest.TestCase):
     def no_events(self, account=None):
         time.sleep(0.3)
         account = account or self.account()
-        self.assertEqual([e for e in stream_events(self.redis) if e.get("account") == account],
+        self.assertEqual([e for e in su.stream_events(self.redis) if e.get("account") == account],
                          [])
 
     def assert_refused(self, action):
@@ -182,7 +169,7 @@ class ProtocolTest(PolicyTestCase):
         del r["sasl_username"]
         self.assertEqual(self.ask(r), "DUNNO")
         time.sleep(0.3)
-        self.assertEqual([e for e in stream_events(self.redis) if e.get("sender") == account], [])
+        self.assertEqual([e for e in su.stream_events(self.redis) if e.get("sender") == account], [])
 
     def test_trusted_network_is_checked_without_authentication(self):
         r = rcpt_request("x@y.example", "listed@bad.example", sasl_username="",

@@ -44,6 +44,7 @@ import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib"))
 import compd_harness as h  # noqa: E402
+import stack_util as su  # noqa: E402
 
 PREFIX = "compd:"
 MILTER_MACROS = {
@@ -75,52 +76,29 @@ def strip_timing(value):
     return value
 
 
-class Env:
+class Env(su.MilterStack):
     """redis-server, compd-milter (hit action monitor: a hit's message is delivered and
     logged, as replay needs it) and Postfix/Dovecot/sink, shared by the module's tests."""
 
-    def __init__(self):
-        self.redis = self.milter = self.stack = None
-        try:
-            self.work = h.temp_dir("replay-live")
-            checks = os.path.join(self.work, "header_checks")
-            with open(checks, "w") as f:
-                f.write("/^Subject:/ WARN\n")
-            self.redis = h.RedisServer().start()
-            r = h.mapctl("add", LISTED, redis=self.redis, prefix=PREFIX)
-            assert r.returncode == 0, r.stderr
-            # A short sync interval: the history test waits for the milter to read the feed.
-            self.milter = h.Milter.standard(
-                self.redis, action="monitor", prefix=PREFIX,
-                extra=SETTINGS + ["--detect-sync-interval", "%dms" % SYNC_MS])
-            self.milter.start()
-            self.stack = h.MailStack(users=USERS, smtpd_milters=self.milter.postfix_spec,
-                                     milter_macros=MILTER_MACROS,
-                                     main={"header_checks": "regexp:" + checks}).start()
-        except BaseException:
-            self.close()
-            raise
-
-    def close(self):
-        for part in (self.stack, self.milter, self.redis):
-            if part is not None:
-                try:
-                    part.close()
-                except Exception as e:
-                    print("closing %s: %s" % (type(part).__name__, e), file=sys.stderr)
+    def start(self):
+        self.work = h.temp_dir("replay-live")
+        checks = os.path.join(self.work, "header_checks")
+        with open(checks, "w") as f:
+            f.write("/^Subject:/ WARN\n")
+        self.redis = h.RedisServer().start()
+        su.mapctl_add(self.redis, LISTED, prefix=PREFIX)
+        # A short sync interval: the history test waits for the milter to read the feed.
+        self.milter = h.Milter.standard(
+            self.redis, action="monitor", prefix=PREFIX,
+            extra=SETTINGS + ["--detect-sync-interval", "%dms" % SYNC_MS])
+        self.milter.start()
+        self.stack = h.MailStack(users=USERS, smtpd_milters=self.milter.postfix_spec,
+                                 milter_macros=MILTER_MACROS,
+                                 main={"header_checks": "regexp:" + checks}).start()
 
 
-ENV = None
-
-
-def setUpModule():
-    global ENV
-    ENV = Env()
-
-
-def tearDownModule():
-    if ENV is not None:
-        ENV.close()
+ENV = su.ModuleStack(Env)
+setUpModule, tearDownModule = ENV.set_up, ENV.tear_down
 
 
 class LiveCase(unittest.TestCase):
@@ -129,8 +107,7 @@ class LiveCase(unittest.TestCase):
         cls.redis, cls.milter, cls.stack = ENV.redis, ENV.milter, ENV.stack
 
     def diag(self):
-        return "\n--- compd-milter log\n%s\n%s" % (h.tail(self.milter.log_path, 40),
-                                                   self.stack.logs())
+        return su.milter_diag(self.milter, self.stack)
 
     def sent(self, account, to, source, helo, subject):
         """Submits as `account` from the loopback address `source`; the queue id."""

@@ -20,57 +20,34 @@ import json
 import os
 import sys
 import time
-import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib"))
 import compd_harness as h  # noqa: E402
+import stack_util as su  # noqa: E402
 
 PREFIX = "compd:"
 MILTER_MACROS = {
     "mail": "i {auth_type} {auth_authen} {auth_author} {mail_addr} {mail_host} {mail_mailer}",
 }
 NAMES = ["alice", "bob", "carol"]
-USERS = {"%s@customer.example" % n: "pw-%s" % n for n in NAMES}
+USERS = su.customer_users(NAMES)
 TEST_ADDRESS = "wFd2.probe@gmx.example"
+acct = su.customer
 
 
-def acct(name):
-    return "%s@customer.example" % name
-
-
-class RetroTest(unittest.TestCase):
-    env = []
-
+class RetroTest(h.ServersTestCase):
     @classmethod
-    def setUpClass(cls):
-        try:
-            cls.redis = h.RedisServer().start()
-            cls.env.append(cls.redis)
-            # A map from Redis from the start, as in production.
-            p = h.mapctl("add", "listed@bad.example", redis=cls.redis, prefix=PREFIX)
-            assert p.returncode == 0, p.stderr
-            cls.nodes = []
-            for name in ("node-a", "node-b"):
-                m = h.Milter.standard(cls.redis, action="reject", prefix=PREFIX,
-                                      extra=["--hostname", name, "--log-level", "debug"]).start()
-                cls.env.append(m)
-                cls.nodes.append(m)
-            cls.stack = h.MailStack(
-                users=USERS, milter_macros=MILTER_MACROS,
-                smtpd_milters=", ".join(m.postfix_spec for m in cls.nodes)).start()
-            cls.env.append(cls.stack)
-        except BaseException:
-            cls.tearDownClass()
-            raise
-
-    @classmethod
-    def tearDownClass(cls):
-        for part in reversed(cls.env):
-            try:
-                part.close()
-            except Exception as e:
-                print("closing %s: %s" % (type(part).__name__, e), file=sys.stderr)
-        cls.env = []
+    def start_servers(cls):
+        cls.redis = cls.started(h.RedisServer().start())
+        # A map from Redis from the start, as in production.
+        su.mapctl_add(cls.redis, "listed@bad.example", prefix=PREFIX)
+        cls.nodes = [cls.started(h.Milter.standard(
+            cls.redis, action="reject", prefix=PREFIX,
+            extra=["--hostname", name, "--log-level", "debug"]).start())
+            for name in ("node-a", "node-b")]
+        cls.stack = cls.started(h.MailStack(
+            users=USERS, milter_macros=MILTER_MACROS,
+            smtpd_milters=", ".join(m.postfix_spec for m in cls.nodes)).start())
 
     # -- helpers
 

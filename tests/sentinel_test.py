@@ -21,7 +21,6 @@ import urllib.request
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib"))
 import compd_harness as h  # noqa: E402
-import stack_util as su  # noqa: E402
 from milter_client import MilterClient  # noqa: E402
 
 PREFIX = "compd:"
@@ -232,7 +231,7 @@ class SentinelFailoverTest(unittest.TestCase):
         cls.stack.start()
 
     def tearDown(self):
-        su.close_all(reversed(self.parts))
+        h.close_all(self.parts)
 
     def mapctl(self, *args):
         return h.mapctl(*(self.flags + ["--prefix", PREFIX] + list(args)))

@@ -8,12 +8,11 @@ message (`<= <> R=parent U=Debian-exim P=local`), which has no A= and is no subm
 """
 
 import datetime
-import random
 import zlib
 
+from log_writer import ALNUM, LogWriter
 from params import param
 
-ALNUM = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
 B62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 
 
@@ -29,21 +28,14 @@ def utc(t):
     return datetime.datetime.fromtimestamp(t, datetime.timezone.utc)
 
 
-class EximWriter:
+class EximWriter(LogWriter):
     TLS = ("TLS1.3:TLS_AES_256_GCM_SHA384:256", "TLS1.2:ECDHE-RSA-AES256-GCM-SHA384:256",
            "TLS1.2:ECDHE-ECDSA-AES128-GCM-SHA256:128", "TLS1.3:TLS_AES_128_GCM_SHA256:128")
 
     def __init__(self, path, rng, provider, local_domains):
-        self.f = open(path, "w", encoding="utf-8", newline="\n")
-        self.rng = rng
-        self.local_domains = local_domains
-        self.carry = []
-        self.count = 0
-        self.campaign_ids = {}
-        self.test_ids = {}
+        super().__init__(path, rng, local_domains)
         self.used = set()
         self.used_sec = None
-        self.mx_cache = {}
 
     def _id(self, t):
         if t != self.used_sec:
@@ -55,18 +47,11 @@ class EximWriter:
                 self.used.add(mid)
                 return mid
 
-    def _mx(self, domain):
-        mx = self.mx_cache.get(domain)
-        if mx is None:
-            r = random.Random(domain)
-            if domain in ("gmail.com",):
-                mx = ("gmail-smtp-in.l.google.com", "142.250.%d.%d" % (r.randint(0, 255),
-                                                                        r.randint(1, 254)))
-            else:
-                mx = ("mx%d.%s" % (r.randint(0, 2), domain), "%d.%d.%d.%d" % (
-                    r.randint(24, 212), r.randint(0, 255), r.randint(0, 255), r.randint(1, 254)))
-            self.mx_cache[domain] = mx
-        return mx
+    def _new_mx(self, domain, r):
+        if domain in ("gmail.com",):
+            return ("gmail-smtp-in.l.google.com", "142.250.%d.%d" % (r.randint(0, 255),
+                                                                      r.randint(1, 254)))
+        return super()._new_mx(domain, r)
 
     @staticmethod
     def ts(t):
@@ -76,97 +61,72 @@ class EximWriter:
     def quote(s):
         return '"%s"' % s.replace("\\", "\\\\").replace('"', '\\"')
 
-    def write_day(self, day, msgs):
+    def _write_message(self, lines, seq, t, ai, ip, name, helo, proto, sender, rcpts, size,
+                       subject, has_id, kind, comp):
         rng = self.rng
-        lines = self.carry
-        self.carry = []
-        seq = 0
-        for m in msgs:
-            (t, ai, ip, name, helo, proto, sender, rcpts, size, subject, has_id, kind,
-             comp) = m
-            mid = self._id(t - rng.randint(0, 1))
-            login = self.login_of(ai)
-            if name is None:
-                host = "(%s) [%s]" % (helo, ip)
-            elif helo == name:
-                host = "%s [%s]" % (name, ip)
+        mid = self._id(t - rng.randint(0, 1))
+        login = self.login_of(ai)
+        if name is None:
+            host = "(%s) [%s]" % (helo, ip)
+        elif helo == name:
+            host = "%s [%s]" % (name, ip)
+        else:
+            host = "%s (%s) [%s]" % (name, helo, ip)
+        tls = ""
+        if proto != "esmtpa":  # the client's TLS library decides the cipher
+            tls = " X=%s CV=no" % self.TLS[zlib.crc32(helo.encode()) % 4]
+        msgid = ""
+        if has_id:
+            msgid = " id=%s@%s" % ("%016x" % rng.getrandbits(64),
+                                   sender.split("@", 1)[1] if rng.random() < 0.6
+                                   else "mail.gmail.com")
+        auth = "login" if kind else self.auth_of(ai)  # bots: AUTH LOGIN, as in the thread
+        lines.append((t, seq, "%s %s <= %s H=%s P=%s%s A=%s:%s S=%d%s T=%s from <%s> for %s" % (
+            self.ts(t), mid, sender, host, proto, tls, auth, login, size, msgid,
+            self.quote(subject), sender, " ".join(rcpts))))
+        seq += 1
+        self._noted(kind, comp, t, rcpts, mid)
+        td = t + rng.random() * 3
+        bounced = []
+        bounce_share = param("campaign_bounce_share" if kind == 2 else "benign_bounce_share")
+        for r in rcpts:
+            dom = r.split("@", 1)[1]
+            td += rng.random() * 0.5
+            if dom in self.local_domains:
+                line = ("%s %s => %s R=virtual_user T=dovecot_lmtp "
+                        "C=\"250 2.0.0 <%s> %s Saved\"") % (
+                    self.ts(td), mid, r, r, "".join(rng.choice(ALNUM) for _ in range(22)))
             else:
-                host = "%s (%s) [%s]" % (name, helo, ip)
-            tls = ""
-            if proto != "esmtpa":  # the client's TLS library decides the cipher
-                tls = " X=%s CV=no" % self.TLS[zlib.crc32(helo.encode()) % 4]
-            msgid = ""
-            if has_id:
-                msgid = " id=%s@%s" % ("%016x" % rng.getrandbits(64),
-                                       sender.split("@", 1)[1] if rng.random() < 0.6
-                                       else "mail.gmail.com")
-            auth = "login" if kind else self.auth_of(ai)  # bots: AUTH LOGIN, as in the thread
-            lines.append((t, seq, "%s %s <= %s H=%s P=%s%s A=%s:%s S=%d%s T=%s from <%s> for %s" % (
-                self.ts(t), mid, sender, host, proto, tls, auth, login, size, msgid,
-                self.quote(subject), sender, " ".join(rcpts))))
-            seq += 1
-            if kind == 2:
-                self.campaign_ids.setdefault(comp, []).append((t, mid, len(rcpts)))
-            elif kind == 1:
-                self.test_ids.setdefault(comp, []).append((t, rcpts[0], mid))
-            self.count += 1
-            td = t + rng.random() * 3
-            bounced = []
-            bounce_share = param("campaign_bounce_share" if kind == 2 else "benign_bounce_share")
-            for r in rcpts:
-                dom = r.split("@", 1)[1]
-                td += rng.random() * 0.5
-                if dom in self.local_domains:
-                    line = ("%s %s => %s R=virtual_user T=dovecot_lmtp "
-                            "C=\"250 2.0.0 <%s> %s Saved\"") % (
-                        self.ts(td), mid, r, r, "".join(rng.choice(ALNUM) for _ in range(22)))
+                mxn, mxip = self._mx(dom)
+                if rng.random() < bounce_share:
+                    line = ("%s %s ** %s R=dnslookup T=remote_smtp H=%s [%s]: SMTP error "
+                            "from remote mail server after RCPT TO:<%s>: 550 5.1.1 <%s>: "
+                            "Recipient address rejected: User unknown" % (
+                                self.ts(td), mid, r, mxn, mxip, r, r))
+                    bounced.append(r)
                 else:
-                    mxn, mxip = self._mx(dom)
-                    if rng.random() < bounce_share:
-                        line = ("%s %s ** %s R=dnslookup T=remote_smtp H=%s [%s]: SMTP error "
-                                "from remote mail server after RCPT TO:<%s>: 550 5.1.1 <%s>: "
-                                "Recipient address rejected: User unknown" % (
-                                    self.ts(td), mid, r, mxn, mxip, r, r))
-                        bounced.append(r)
-                    else:
-                        line = ("%s %s => %s R=dnslookup T=remote_smtp H=%s [%s] X=%s CV=yes "
-                                "C=\"250 2.0.0 OK %d %s\"" % (
-                                    self.ts(td), mid, r, mxn, mxip, self.TLS[0],
-                                    int(td), "".join(rng.choice(ALNUM) for _ in range(12))))
-                lines.append((td, seq, line))
-                seq += 1
-            if bounced and sender.split("@", 1)[1] in self.local_domains:
-                bid = self._id(int(td))
-                lines.append((td, seq, "%s %s <= <> R=%s U=Debian-exim P=local S=%d "
-                              "T=\"Mail delivery failed: returning message to sender\" "
-                              "from <> for %s" % (self.ts(td), bid, mid, 2000 + size // 10,
-                                                  sender)))
-                lines.append((td + 0.2, seq + 1, "%s %s => %s R=virtual_user T=dovecot_lmtp "
-                              "C=\"250 2.0.0 <%s> %s Saved\"" % (
-                                  self.ts(td + 0.2), bid, sender, sender,
-                                  "".join(rng.choice(ALNUM) for _ in range(22)))))
-                lines.append((td + 0.2, seq + 2, "%s %s Completed" % (self.ts(td + 0.2), bid)))
-                seq += 3
-            lines.append((td, seq, "%s %s Completed" % (self.ts(td), mid)))
+                    line = ("%s %s => %s R=dnslookup T=remote_smtp H=%s [%s] X=%s CV=yes "
+                            "C=\"250 2.0.0 OK %d %s\"" % (
+                                self.ts(td), mid, r, mxn, mxip, self.TLS[0],
+                                int(td), "".join(rng.choice(ALNUM) for _ in range(12))))
+            lines.append((td, seq, line))
             seq += 1
-        self._flush(lines, day)
+        if bounced and sender.split("@", 1)[1] in self.local_domains:
+            bid = self._id(int(td))
+            lines.append((td, seq, "%s %s <= <> R=%s U=Debian-exim P=local S=%d "
+                          "T=\"Mail delivery failed: returning message to sender\" "
+                          "from <> for %s" % (self.ts(td), bid, mid, 2000 + size // 10,
+                                              sender)))
+            lines.append((td + 0.2, seq + 1, "%s %s => %s R=virtual_user T=dovecot_lmtp "
+                          "C=\"250 2.0.0 <%s> %s Saved\"" % (
+                              self.ts(td + 0.2), bid, sender, sender,
+                              "".join(rng.choice(ALNUM) for _ in range(22)))))
+            lines.append((td + 0.2, seq + 2, "%s %s Completed" % (self.ts(td + 0.2), bid)))
+            seq += 3
+        lines.append((td, seq, "%s %s Completed" % (self.ts(td), mid)))
+        seq += 1
+        return seq
 
-    def _flush(self, lines, day):
-        lines.sort(key=lambda x: (int(x[0]), x[1]))
-        end = self.day_end(day)
-        out = []
-        for x in lines:
-            if x[0] >= end:
-                self.carry.append(x)
-            else:
-                out.append(x[2])
-        if out:
-            self.f.write("\n".join(out))
-            self.f.write("\n")
-
-    def close(self):
-        if self.carry:
-            self.carry.sort(key=lambda x: (int(x[0]), x[1]))
-            self.f.write("\n".join(x[2] for x in self.carry) + "\n")
-            self.carry = []
-        self.f.close()
+    @staticmethod
+    def _sort_key(line):
+        return (int(line[0]), line[1])  # the log has whole seconds

@@ -209,8 +209,14 @@ class _Workdir:
 
 
 def close_all(parts):
-    """Closes (or stops) servers, last started first; a failure is printed, not raised, so
-    the others still close."""
+    """Closes (or stops) servers given in the order they started, last started first;
+    None is skipped; a failure is printed, not raised, so the others still close. Every
+    compd-milter is sent SIGTERM first: each takes up to 5 s to stop (libmilter's poll),
+    so they stop at once rather than one after another."""
+    parts = [p for p in parts if p is not None]
+    for milter in parts:
+        if isinstance(milter, Milter) and milter.running():
+            milter.child.proc.send_signal(signal.SIGTERM)
     for part in reversed(parts):
         try:
             part.close() if hasattr(part, "close") else part.stop()
@@ -449,6 +455,28 @@ class _Service:
         self.stop()
 
 
+class _ChildService(_Service):
+    """A server that is one _Child (self.child, None when stopped) in a _Workdir
+    (self.work): stop() sends SIGTERM and returns the exit code, close() also removes the
+    folder."""
+
+    child = None
+
+    def stop(self, timeout=10.0):
+        if not self.child:
+            return None
+        code = self.child.stop(signal.SIGTERM, timeout)
+        self.child = None
+        return code
+
+    def close(self):
+        self.stop()
+        self.work.cleanup()
+
+    def running(self):
+        return bool(self.child and self.child.running())
+
+
 # ---------------------------------------------------------------------------------------
 # Redis
 
@@ -493,7 +521,7 @@ def _resp_read(f):
     raise ConnectionError("unexpected reply from redis: %r" % line)
 
 
-class RedisServer(_Service):
+class RedisServer(_ChildService):
     """redis-server on 127.0.0.1:PORT and DIR/redis.sock, no persistence, as a child.
 
     RedisServer(dir=None, port=None): dir is created if needed (a temporary one if None).
@@ -546,13 +574,6 @@ class RedisServer(_Service):
                 self.call("SHUTDOWN", "SAVE" if save else "NOSAVE")
         self.child.stop(timeout=timeout)
         self.child = None
-
-    def close(self):
-        self.stop()
-        self.work.cleanup()
-
-    def running(self):
-        return bool(self.child and self.child.running())
 
     def call(self, *args, timeout=5.0):
         with socket.create_connection((LOOPBACK, self.port), timeout=timeout) as s:
@@ -767,7 +788,7 @@ class SmtpSink(_Service):
 # Dovecot (SASL only)
 
 
-class Dovecot(_Service):
+class Dovecot(_ChildService):
     """dovecot for SASL only: passwd-file users with {PLAIN} passwords, no protocols.
 
     Dovecot(users={"alice@example.test": "secret"}, dir=None). start()/stop();
@@ -863,10 +884,6 @@ service auth {{
             _kill_group(self.child.proc, signal.SIGTERM)
             self.child.stop(timeout=timeout)
             self.child = None
-
-    def close(self):
-        self.stop()
-        self.work.cleanup()
 
     def log(self):
         return tail(self.stdout_path, 10**6) + tail(self.log_path, 10**6)
@@ -1372,7 +1389,7 @@ def mapctl(*args, redis=None, prefix=None, input=None, env=None, timeout=30):
                           stdin=None if input is not None else subprocess.DEVNULL)
 
 
-class Milter(_Service):
+class Milter(_ChildService):
     """compd-milter as a child, output to a log file, stopped with SIGTERM.
 
     Milter(args=(), dir=None, port=None, binary=None, env=None, ready_timeout=10)
@@ -1385,6 +1402,8 @@ class Milter(_Service):
     Milter.standard(redis, dir=None, action="reject", prefix="compd:", extra=(), ...) builds
     the documented command line with --redis, --prefix, --alert-log DIR/alerts.jsonl,
     --spool-dir DIR/spool, --map-dir DIR/maps and --action; alerts() reads the alert log.
+    With policy=True it also listens for Exim's policy requests on policy_port (loopback
+    TCP, a free port), and start() waits for that listener too.
     """
 
     def __init__(self, args=(), dir=None, port=None, binary=None, env=None, ready_timeout=10.0):
@@ -1411,6 +1430,7 @@ class Milter(_Service):
         self.alert_log = None
         self.spool_dir = None
         self.map_dir = None
+        self.policy_port = None
         self.child = None
 
     def _socket_arg(self):
@@ -1422,7 +1442,8 @@ class Milter(_Service):
         return ""
 
     @classmethod
-    def standard(cls, redis, dir=None, action="reject", prefix="compd:", extra=(), **kwargs):
+    def standard(cls, redis, dir=None, action="reject", prefix="compd:", extra=(),
+                 policy=False, **kwargs):
         kwargs["binary"] = kwargs.get("binary") or compd_binary("compd-milter")
         work = _Workdir(dir, "milter")
         alert_log = work.join("alerts.jsonl")
@@ -1432,9 +1453,13 @@ class Milter(_Service):
         url = redis.url if isinstance(redis, RedisServer) else redis
         args = ["--redis", url, "--prefix", prefix, "--alert-log", alert_log,
                 "--spool-dir", spool, "--map-dir", maps, "--action", action] + list(extra)
+        policy_port = free_port() if policy else None
+        if policy_port:
+            args += ["--policy-socket", "inet:%d" % policy_port]
         m = cls(args, dir=work.path, **kwargs)
         m.work = work
         m.alert_log, m.spool_dir, m.map_dir = alert_log, spool, maps
+        m.policy_port = policy_port
         return m
 
     @property
@@ -1458,31 +1483,20 @@ class Milter(_Service):
         def ready():
             self.child.check_alive("before accepting connections (command: %s)" %
                                    " ".join(self.argv))
+            if self.policy_port and not port_open(self.policy_port):
+                return False
             if self.port:
                 return port_open(self.port)
             return unix_socket_open(self.socket_path)
         try:
-            wait_for(ready, self.ready_timeout, what="compd-milter socket %s" %
-                     (self.port or self.socket_path))
+            wait_for(ready, self.ready_timeout, what="compd-milter socket %s%s" % (
+                self.port or self.socket_path,
+                " and policy listener %d" % self.policy_port if self.policy_port else ""))
         except TimeoutError as e:
             self.child.stop()
             raise HarnessError("%s; last lines of %s:\n%s" %
                                (e, self.log_path, tail(self.log_path))) from None
         return self
-
-    def stop(self, timeout=10.0):
-        if not self.child:
-            return None
-        code = self.child.stop(signal.SIGTERM, timeout)
-        self.child = None
-        return code
-
-    def close(self):
-        self.stop()
-        self.work.cleanup()
-
-    def running(self):
-        return bool(self.child and self.child.running())
 
     def log(self):
         return tail(self.log_path, 10**6)

@@ -60,7 +60,7 @@ def doc_snippets(path=None):
     return blocks
 
 
-class Exim(h._Service):
+class Exim(h._ChildService):
     """A private Exim daemon (`exim -C CONF -bdf -oX PORT`) on 127.0.0.1, as a child.
 
     Exim(relay_port, users, policy, dir=None, port=None)
@@ -225,18 +225,6 @@ login:
                 e, self.out_path, h.tail(self.out_path), h.tail(self.mainlog_path),
                 h.tail(self.paniclog_path))) from None
         return self
-
-    def stop(self, timeout=10.0):
-        if self.child:
-            self.child.stop(timeout=timeout)
-            self.child = None
-
-    def close(self):
-        self.stop()
-        self.work.cleanup()
-
-    def running(self):
-        return bool(self.child and self.child.running())
 
     # -- logs
 

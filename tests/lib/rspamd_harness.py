@@ -40,7 +40,6 @@ import json
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -137,7 +136,7 @@ symbols: frozenset of the COMPD_* symbols that fired; action: rspamd's action ("
 "no action", ...); options: {symbol: [option, ...]}; reply: the whole /checkv2 JSON."""
 
 
-class Rspamd(h._Service):
+class Rspamd(h._ChildService):
     """rspamd -f with a generated minimal configuration, as a child; see the module doc.
 
     Rspamd(map_dir=None, dir=None, redis=None, prefix="compd:", multimap=None,
@@ -308,20 +307,6 @@ multimap {
                 e, self.log_path, h.tail(self.log_path, 60),
                 h.tail(self.work.join("rspamd.out"), 20))) from None
         return self
-
-    def stop(self, timeout=10.0):
-        if not self.child:
-            return None
-        code = self.child.stop(signal.SIGTERM, timeout)
-        self.child = None
-        return code
-
-    def close(self):
-        self.stop()
-        self.work.cleanup()
-
-    def running(self):
-        return bool(self.child and self.child.running())
 
     # -- scanning ------------------------------------------------------------------------
 

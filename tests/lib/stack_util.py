@@ -1,45 +1,58 @@
 """Steps the integration tests share around a stack of test servers.
 
-add_listed     lists exact addresses in the map the way mapctl does (one atomic change)
-close_all      closes every part of a stack, reporting instead of raising, so all close
+add_listed     lists exact addresses (and patterns) the way mapctl does (one atomic change)
+mapctl_add     lists entries with the real `mapctl add`, failing with its output
+stream_events  the events in the Redis stream, decoded, optionally of one type
 milter_diag    compd-milter's and the mail stack's logs, for a failure message
+MilterStack    redis-server + compd-milter + MailStack that a subclass starts, closed as one
+ModuleStack    one such stack for a whole test module (setUpModule / tearDownModule)
+customer       NAME@customer.example; customer_users: {account: "pw-NAME"} for names
 test_account   an account named after the running test, so tests never share records
 
 Python 3 standard library only.
 """
 
 import json
-import sys
 import time
 
 import compd_harness as h
 
-_ADD_EXACT = """
-    for i, a in ipairs(ARGV) do redis.call('HSET', KEYS[1], a, KEYS[4]) end
+# ARGV: meta, the number of exact entries, the exact entries, then the patterns.
+_ADD_ENTRIES = """
+    local n = tonumber(ARGV[2])
+    for i = 3, #ARGV do
+      redis.call('HSET', i <= 2 + n and KEYS[1] or KEYS[4], ARGV[i], ARGV[1])
+    end
     local v = redis.call('INCR', KEYS[2])
     redis.call('PUBLISH', KEYS[3], v)
     return v"""
 
 
-def add_listed(redis, *addresses, source="test", prefix="compd:"):
-    """Adds exact entries (lower-cased) straight into Redis: one atomic change that
-    bumps the map version and publishes it, so watchers reload once. Returns the version."""
+def add_listed(redis, *addresses, patterns=(), source="test", prefix="compd:"):
+    """Adds exact entries (lower-cased) and /regex/ patterns straight into Redis: one
+    atomic change that bumps the map version and publishes it, so watchers reload once.
+    Returns the version."""
     meta = json.dumps({"added_at": int(time.time()), "added_by": "test", "note": "",
                        "source": source})
-    return redis.call("EVAL", _ADD_EXACT, 4, prefix + "map:exact", prefix + "map:version",
-                      prefix + "map:changes", meta, *[a.lower() for a in addresses])
+    return redis.call("EVAL", _ADD_ENTRIES, 4, prefix + "map:exact", prefix + "map:version",
+                      prefix + "map:changes", prefix + "map:re", meta, len(addresses),
+                      *[a.lower() for a in addresses], *patterns)
 
 
-def close_all(parts):
-    """Closes each part that is there, in the order given; a failure is printed, not
-    raised, so the parts after it still close."""
-    for part in parts:
-        if part is None:
-            continue
-        try:
-            part.close()
-        except Exception as e:
-            print("closing %s: %s" % (type(part).__name__, e), file=sys.stderr)
+def mapctl_add(redis, *entries, prefix="compd:"):
+    """`mapctl add ENTRY...` against redis; an AssertionError with mapctl's output if it
+    fails."""
+    p = h.mapctl("add", *entries, redis=redis, prefix=prefix)
+    if p.returncode != 0:
+        raise AssertionError("mapctl add %s: exit %d\n%s%s" % (" ".join(entries), p.returncode,
+                                                               p.stdout, p.stderr))
+    return p
+
+
+def stream_events(redis, prefix="compd:", type_=None):
+    """Every event in PREFIX events, oldest first, as dicts; only `type_` ones if given."""
+    events = [json.loads(f["event"]) for _, f in redis.stream(prefix + "events")]
+    return [e for e in events if type_ is None or e.get("type") == type_]
 
 
 def milter_diag(milter, stack):
@@ -49,6 +62,61 @@ def milter_diag(milter, stack):
         stack.logs() if stack else "")
 
 
+class MilterStack:
+    """redis, milter and stack (a MailStack) that the subclass's start(*args) starts; when
+    start fails, whatever it started is closed before the error goes on."""
+
+    redis = milter = stack = None
+
+    def __init__(self, *args):
+        try:
+            self.start(*args)
+        except BaseException:
+            self.close()
+            raise
+
+    def start(self, *args):
+        raise NotImplementedError
+
+    def close(self):
+        h.close_all((self.redis, self.milter, self.stack))
+
+    def diag(self):
+        return milter_diag(self.milter, self.stack)
+
+
+class ModuleStack:
+    """One stack shared by a module's tests: `ENV = ModuleStack(Env)` and
+    `setUpModule, tearDownModule = ENV.set_up, ENV.tear_down`; ENV.x then reads the
+    started Env's x."""
+
+    def __init__(self, factory):
+        self._factory = factory
+        self._env = None
+
+    def set_up(self):
+        self._env = self._factory()
+
+    def tear_down(self):
+        if self._env is not None:
+            self._env.close()
+            self._env = None
+
+    def __getattr__(self, name):
+        if name.startswith("_") or self._env is None:
+            raise AttributeError("%s (the module's stack is not started)" % name)
+        return getattr(self._env, name)
+
+
+def customer(name):
+    return "%s@customer.example" % name
+
+
+def customer_users(names):
+    """{NAME@customer.example: "pw-NAME"} for MailStack(users=...)."""
+    return {customer(n): "pw-%s" % n for n in names}
+
+
 def test_account(test):
     """`<test method name>@customer.example` for a unittest.TestCase."""
-    return "%s@customer.example" % test.id().split(".")[-1]
+    return customer(test.id().split(".")[-1])
