@@ -27,6 +27,7 @@
 #include <vector>
 
 #include "compd/detect/reaction.h"
+#include "compd/detect/signal_window.h"
 #include "compd/watch/anomaly.h"
 #include "compd/watch/volume.h"
 
@@ -61,6 +62,8 @@ struct AccountState {
   std::string baseline_day;
   Baseline baseline;
   std::map<std::string, std::string> anomaly_periods;  // rule -> period last raised
+
+  SignalWindow window;  // the signals of signal_window, for the combination
 };
 
 // One use of a network group by an account, as the engine learned it (for sharing).
@@ -84,6 +87,11 @@ class DetectState {
   virtual void Learned(const std::string& key, const GroupUse& use) {
     (void)key;
     (void)use;
+  }
+  // The engine put `entry` in the window of `key` (called outside the account's lock).
+  virtual void Contributed(const std::string& key, const WindowEntry& entry) {
+    (void)key;
+    (void)entry;
   }
   virtual size_t accounts() const = 0;
 };
