@@ -1,7 +1,8 @@
 // DetectState: what the detection engine remembers between messages: per account, the
 // client network groups it has used (first and last use), the new ones of the recent
-// window, when each signal last fired, and (for engines that count volume themselves, as
-// replay does) its daily and hourly message counts; and the domains hosted here.
+// window, when each signal last fired, its signal window (signal_window.h), and (for
+// engines that count volume themselves, as replay does) its daily and hourly message
+// counts; and the domains hosted here.
 //
 // DetectState is the interface the engine uses; MemoryDetectState keeps everything in
 // memory (replay, history import, unit tests) and is the base of the live, Redis-shared
