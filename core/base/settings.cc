@@ -265,6 +265,37 @@ const std::vector<SettingDef>& Table() {
        "A client network an account has not used for this many days is new again."},
       {"signal_quiet_period", SettingType::kDuration, "1h", 0, 30 * kDay, "", "", kScopeShared,
        "The same signal for the same account is not raised again within this time."},
+      // --- The combination of weaker signals (signal_window.h): per account, the signals
+      // of the last signal_window, each worth its weight, flag (or lock) at a score.
+      {"signal_window", SettingType::kDuration, "24h", kMin, 7 * kDay, "", "", kScopeShared,
+       "Signals of one account within this time add up to the combined score."},
+      {"combined_flag_score", SettingType::kInt, "0", 0, 1000, "", "", kScopeShared,
+       "Flag an account whose signals within signal_window (at least two different ones) "
+       "weigh this much together (0: never). Each signal counts at most its weight_*."},
+      {"combined_lock_score", SettingType::kInt, "0", 0, 1000, "", "", kScopeShared,
+       "Lock an account whose signals within signal_window (at least two different ones) "
+       "weigh this much together (0: never, the default: only a hit locks)."},
+      {"combined_test_points", SettingType::kInt, "4", 1, 100, "", "", kScopeShared,
+       "A single-external-recipient message with this many test_message points, under "
+       "test_message_score, counts for the combination as that share of weight_test_message."},
+      {"weight_hit", SettingType::kInt, "10", 0, 1000, "", "", kScopeShared,
+       "Weight of a hit in the combined score."},
+      {"weight_test_message", SettingType::kInt, "6", 0, 1000, "", "", kScopeShared,
+       "Weight of test_message in the combined score (a weaker test-like message: its share "
+       "of the points test_message_score needs)."},
+      {"weight_new_networks", SettingType::kInt, "6", 0, 1000, "", "", kScopeShared,
+       "Weight of new_networks in the combined score (each new network group within "
+       "signal_window: its share of new_networks_min)."},
+      {"weight_display_spoof", SettingType::kInt, "6", 0, 1000, "", "", kScopeShared,
+       "Weight of display_spoof in the combined score."},
+      {"weight_day_volume", SettingType::kInt, "3", 0, 1000, "", "", kScopeShared,
+       "Weight of the day_volume anomaly in the combined score."},
+      {"weight_hour_volume", SettingType::kInt, "3", 0, 1000, "", "", kScopeShared,
+       "Weight of the hour_volume anomaly in the combined score."},
+      {"weight_networks", SettingType::kInt, "3", 0, 1000, "", "", kScopeShared,
+       "Weight of the networks anomaly in the combined score."},
+      {"weight_new_account", SettingType::kInt, "3", 0, 1000, "", "", kScopeShared,
+       "Weight of the new_account anomaly in the combined score."},
       {"discovery", SettingType::kEnum, "propose", 0, 0, "off|propose|add", "", kScopeShared,
        "New test recipients learned from the traffic (a recipient that accounts of several "
        "unrelated customer domains each send a test-like first mail): off, propose (wait in "

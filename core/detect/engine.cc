@@ -55,6 +55,15 @@ bool LowerInto(std::string_view domain, char (&buf)[256], std::string_view* out)
   return true;
 }
 
+// A signal that fired, for the window: its full weight and its evidence.
+WindowEntry Full(const Signal& s, int64_t now_ms) {
+  WindowEntry w;
+  w.id = s.id;
+  w.time_ms = now_ms;
+  w.evidence = s.evidence;
+  return w;
+}
+
 bool QuietSignal(SignalId id) {
   return id == SignalId::kTestMessage || id == SignalId::kNewNetworks ||
          id == SignalId::kDisplaySpoof;
@@ -85,6 +94,8 @@ Status EngineOptions::FromConfig(const Config& config, EngineOptions* out) {
         "smaller than a network (volume_ipv4_prefix/volume_ipv6_prefix)");
   }
   s = AnomalyRules::FromConfig(config, &o.anomaly);
+  if (!s.ok()) return s;
+  s = SignalWindowOptions::FromConfig(config, &o.combined);
   if (!s.ok()) return s;
   *out = std::move(o);
   return Status::Ok();
@@ -237,6 +248,10 @@ std::vector<Reaction> Engine::Observe(const Message& m, int64_t now_ms, const Ma
           : std::string();
   GroupUse use;
   bool publish = false, note_domain = false;
+  const bool combine = options_.combined.enabled();
+  std::vector<WindowEntry> adds, shared;
+  std::vector<Signal> combined;
+  ReactionKind combined_kind = ReactionKind::kMonitor;
   // By reference: a std::function holding the lambda itself would allocate per message.
   auto per_account = [&](AccountState& a) {
     const bool has_history = a.first_ms != 0 && !a.groups.empty();
@@ -265,10 +280,7 @@ std::vector<Reaction> Engine::Observe(const Message& m, int64_t now_ms, const Ma
       points += HeloPoints(helo);
       if (new_network) points += 2;
       if (random_subject) points += 3;
-      if (points >= options_.test_score && !Quiet(a, SignalId::kTestMessage, now_ms)) {
-        Signal s;
-        s.id = SignalId::kTestMessage;
-        nlohmann::json& e = s.evidence;
+      auto evidence = [&](nlohmann::json& e) {
         e["recipient"] = m.recipients[0];
         if (m.size >= 0) e["size"] = m.size;
         if (helo != HeloKind::kUnknown) {
@@ -280,7 +292,22 @@ std::vector<Reaction> Engine::Observe(const Message& m, int64_t now_ms, const Ma
         if (random_subject) e["random_subject"] = why;
         e["points"] = points;
         e["needed"] = options_.test_score;
-        signals.push_back(std::move(s));
+      };
+      if (points >= options_.test_score) {
+        if (!Quiet(a, SignalId::kTestMessage, now_ms)) {
+          Signal s;
+          s.id = SignalId::kTestMessage;
+          evidence(s.evidence);
+          signals.push_back(std::move(s));
+        }
+      } else if (combine && points >= options_.combined.test_min_points) {
+        // Test-like, too weak alone: its share of a test_message's weight.
+        WindowEntry w;
+        w.id = SignalId::kTestMessage;
+        w.time_ms = now_ms;
+        w.score = options_.combined.Weight(SignalId::kTestMessage) * points / options_.test_score;
+        evidence(w.evidence);
+        adds.push_back(std::move(w));
       }
     }
     if (spoofed && !Quiet(a, SignalId::kDisplaySpoof, now_ms)) {
@@ -308,10 +335,27 @@ std::vector<Reaction> Engine::Observe(const Message& m, int64_t now_ms, const Ma
         NewNetworksCheck(a, now_ms, &nn);
         if (!nn.empty() && !Quiet(a, SignalId::kNewNetworks, now_ms)) {
           signals.push_back(std::move(nn[0]));
+        } else if (combine) {
+          // One new group: its share of new_networks; the groups of the window add up.
+          WindowEntry w;
+          w.id = SignalId::kNewNetworks;
+          w.time_ms = now_ms;
+          w.score = std::max(
+              1, options_.combined.Weight(SignalId::kNewNetworks) / options_.new_networks_min);
+          w.part = group;
+          w.evidence = {{"network", network.empty() ? group : network},
+                        {"group", group},
+                        {"client_ip", m.client_ip},
+                        {"first_seen", Iso(now_ms)}};
+          adds.push_back(std::move(w));
         }
       }
     }
     if (options_.count_volume) CountVolume(a, m, network, key, now_ms, &signals);
+    if (combine) {
+      for (const Signal& s : signals) adds.push_back(Full(s, now_ms));
+      if (!adds.empty()) Combine(a, std::move(adds), now_ms, &shared, &combined, &combined_kind);
+    }
     if (a.first_ms == 0) a.first_ms = now_ms;
     if (!a.domain_noted) {
       a.domain_noted = true;
@@ -327,10 +371,43 @@ std::vector<Reaction> Engine::Observe(const Message& m, int64_t now_ms, const Ma
     use.time_ms = now_ms;
     state_->Learned(key, use);
   }
-  if (signals.empty()) return {};
+  Share(key, shared);
+  return Reactions(m, std::move(signals), std::move(combined), combined_kind, now_ms);
+}
+
+void Engine::Combine(AccountState& a, std::vector<WindowEntry> adds, int64_t now_ms,
+                     std::vector<WindowEntry>* shared, std::vector<Signal>* combined,
+                     ReactionKind* kind) const {
+  for (WindowEntry& e : adds) {
+    if (e.score == 0) e.score = options_.combined.Weight(e.id);  // a signal that fired
+    WindowEntry copy = e;
+    if (AddToWindow(&a.window, std::move(e), now_ms, options_.combined.window_ms)) {
+      shared->push_back(std::move(copy));
+    }
+  }
+  Signal s;
+  if (CheckCombined(&a.window, options_.combined, now_ms, &s, kind)) {
+    combined->push_back(std::move(s));
+  }
+}
+
+std::vector<Reaction> Engine::Reactions(const Message& m, std::vector<Signal> signals,
+                                        std::vector<Signal> combined, ReactionKind combined_kind,
+                                        int64_t now_ms) const {
   std::vector<Reaction> out;
-  out.push_back(MakeReaction(m, std::move(signals), now_ms));
+  if (!signals.empty()) out.push_back(MakeReaction(m, std::move(signals), now_ms));
+  // A combination no stronger than what the message raised itself adds nothing to act on
+  // (the window still remembers it reacted).
+  if (!combined.empty() && (out.empty() || out[0].kind < combined_kind)) {
+    Reaction r = MakeReaction(m, std::move(combined), now_ms);
+    r.kind = combined_kind;
+    out.push_back(std::move(r));
+  }
   return out;
+}
+
+void Engine::Share(const std::string& key, const std::vector<WindowEntry>& shared) const {
+  for (const WindowEntry& e : shared) state_->Contributed(key, e);
 }
 
 Reaction Engine::MakeReaction(const Message& m, std::vector<Signal> signals, int64_t now_ms) const {
@@ -350,6 +427,10 @@ Reaction Engine::MakeReaction(const Message& m, std::vector<Signal> signals, int
 std::string Engine::EventKey(const Reaction& r) {
   if (r.signals.empty()) return std::to_string(r.time_ms);
   const Signal& s = r.signals[0];
+  if (s.id == SignalId::kCombined) {
+    // Every node sharing the window names it by its first contribution and the reaction.
+    return s.evidence.value("since", std::string()) + ":" + ReactionName(r.kind);
+  }
   if (s.id == SignalId::kNewNetworks) {
     auto it = s.evidence.find("new");
     if (it != s.evidence.end() && it->is_array() && !it->empty()) {
@@ -366,25 +447,44 @@ std::vector<Reaction> Engine::ObserveAnomaly(const Anomaly& anomaly, int64_t now
   Message m;
   m.account = anomaly.account;
   std::vector<Signal> signals = {AnomalySignal(anomaly)};
-  std::vector<Reaction> out;
-  out.push_back(MakeReaction(m, std::move(signals), now_ms));
+  std::vector<WindowEntry> shared;
+  std::vector<Signal> combined;
+  ReactionKind combined_kind = ReactionKind::kMonitor;
+  const std::string key = AccountKey(anomaly.account);
+  if (options_.combined.enabled()) {
+    state_->WithAccount(key, [&](AccountState& a) {
+      Combine(a, {Full(signals[0], now_ms)}, now_ms, &shared, &combined, &combined_kind);
+    });
+  }
+  Share(key, shared);
+  std::vector<Reaction> out = Reactions(m, {}, std::move(combined), combined_kind, now_ms);
+  // The anomaly's own reaction first, always (the caller submits it unless monitor).
+  out.insert(out.begin(), MakeReaction(m, std::move(signals), now_ms));
   return out;
 }
 
 std::vector<Reaction> Engine::Reevaluate(const std::string& account, int64_t now_ms) {
   std::vector<Signal> signals;
-  state_->WithAccount(AccountKey(account), [&](AccountState& a) {
+  std::vector<WindowEntry> shared;
+  std::vector<Signal> combined;
+  ReactionKind combined_kind = ReactionKind::kMonitor;
+  const std::string key = AccountKey(account);
+  state_->WithAccount(key, [&](AccountState& a) {
     std::vector<Signal> nn;
     NewNetworksCheck(a, now_ms, &nn);
     if (!nn.empty() && !Quiet(a, SignalId::kNewNetworks, now_ms))
       signals.push_back(std::move(nn[0]));
+    // Another node's signals were merged into the window: it may add up now.
+    if (options_.combined.enabled()) {
+      std::vector<WindowEntry> adds;
+      for (const Signal& s : signals) adds.push_back(Full(s, now_ms));
+      Combine(a, std::move(adds), now_ms, &shared, &combined, &combined_kind);
+    }
   });
-  if (signals.empty()) return {};
+  Share(key, shared);
   Message m;
   m.account = account;
-  std::vector<Reaction> out;
-  out.push_back(MakeReaction(m, std::move(signals), now_ms));
-  return out;
+  return Reactions(m, std::move(signals), std::move(combined), combined_kind, now_ms);
 }
 
 Signal AnomalySignal(const Anomaly& a) {

@@ -152,8 +152,7 @@ TEST_CASE("new_networks: carrier NAT within one group does not fire", "[detect]"
   // A phone behind a carrier's NAT pool: a new /24 every few minutes, all in 85.76/16.
   f.Send("85.76.1.9", kNow - 10 * kDay, "bob@partner.example");  // the phone, known
   for (int i = 0; i < 20; ++i) {
-    CHECK(
-        f.Send("85.76." + std::to_string(10 + i) + ".3", kNow + i * kMin, "b@p.example").empty());
+    CHECK(f.Send("85.76." + std::to_string(10 + i) + ".3", kNow + i * kMin, "b@p.example").empty());
   }
 }
 
@@ -248,6 +247,93 @@ TEST_CASE("volume in replay: a newsletter day is not an anomaly, a burst is", "[
     if (Has(rs, SignalId::kDayVolume) || Has(rs, SignalId::kHourVolume)) fired = true;
   }
   CHECK(fired);
+}
+
+EngineOptions Combining(int flag, int lock = 0) {
+  EngineOptions o;
+  Config config;
+  REQUIRE(config.Set("combined_flag_score", std::to_string(flag), "test").ok());
+  REQUIRE(config.Set("combined_lock_score", std::to_string(lock), "test").ok());
+  REQUIRE(EngineOptions::FromConfig(config, &o).ok());
+  return o;
+}
+
+TEST_CASE("combined: a weak test message from one new network flags where neither would",
+          "[detect]") {
+  // Small (2) from a new network (2): 4 points, under test_message_score; one new group,
+  // under new_networks_min.
+  auto weak = [](Fixture& f) {
+    return f.Send("79.10.109.221", kNow, "x@gmx.example", "laptop.home.example", "Re: dinner", 735);
+  };
+  Fixture alone;
+  alone.History();
+  CHECK(weak(alone).empty());  // the defaults: no combination
+
+  Fixture f(Combining(6));
+  f.History();
+  auto rs = weak(f);
+  REQUIRE(rs.size() == 1);
+  CHECK(rs[0].kind == ReactionKind::kFlag);
+  REQUIRE(rs[0].signals.size() == 1);
+  const Signal& s = rs[0].signals[0];
+  CHECK(s.id == SignalId::kCombined);
+  CHECK(s.evidence["score"] == 6);  // 6 * 4/6 + 6/3
+  const nlohmann::json& c = s.evidence["contributions"];
+  REQUIRE(c.size() == 2);
+  CHECK(c[0]["signal"] == "test_message");
+  CHECK(c[0]["evidence"]["points"] == 4);
+  CHECK(c[0]["evidence"]["recipient"] == "x@gmx.example");
+  CHECK(c[1]["signal"] == "new_networks");
+  CHECK(c[1]["evidence"]["network"] == "79.10.109.0/24");
+  // What the alert log, the stream and the timeline show: every contribution's evidence.
+  Event e = rs[0].ToEvent();
+  CHECK(e.rule == "combined");
+  CHECK(e.action == "flag");
+  CHECK(e.evidence.find("\"points\":4") != std::string::npos);
+  CHECK(e.evidence.find("79.10.109.0/24") != std::string::npos);
+  CHECK(rs[0].ToJson().find("\"signals\":[\"combined\"]") != std::string::npos);
+  // The same window does not flag again.
+  CHECK(f.Send("79.11.1.1", kNow + kMin, "y@gmx.example", "laptop.home.example", "Re: x", 700)
+            .empty());
+}
+
+TEST_CASE("combined: the lock threshold is off by default", "[detect]") {
+  EngineOptions d = Defaults();
+  CHECK(d.combined.flag_score == 0);
+  CHECK(d.combined.lock_score == 0);
+  // Flag on, lock untouched: weak tests from six new networks only ever flag.
+  Fixture f(Combining(6));
+  f.History();
+  bool flagged = false;
+  for (int i = 0; i < 6; ++i) {
+    for (const Reaction& r : f.Send("79." + std::to_string(10 + i) + ".1.1", kNow + i * kMin,
+                                    "t" + std::to_string(i) + "@gmx.example", "laptop.home.example",
+                                    "Re: dinner", 735)) {
+      CHECK(r.kind != ReactionKind::kLock);
+      if (r.signals[0].id == SignalId::kCombined) flagged = true;
+    }
+  }
+  CHECK(flagged);
+}
+
+TEST_CASE("combined: replay is deterministic", "[detect]") {
+  auto run = [] {
+    Fixture f(Combining(6, 12));
+    f.History();
+    std::string out;
+    for (int i = 0; i < 40; ++i) {
+      const std::string ip = "79." + std::to_string(10 + i % 7) + ".1." + std::to_string(i);
+      for (const Reaction& r :
+           f.Send(ip, kNow + i * 7 * kMin, "t" + std::to_string(i) + "@x.example",
+                  i % 3 ? "laptop.home.example" : "localhost", "Re: dinner", 500 + i)) {
+        out += r.ToJson() + "\n";
+      }
+    }
+    return out;
+  };
+  const std::string first = run();
+  CHECK(first.find("combined") != std::string::npos);
+  CHECK(run() == first);
 }
 
 }  // namespace

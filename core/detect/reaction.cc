@@ -8,7 +8,7 @@ namespace {
 
 constexpr const char* kSignalNames[kSignalCount] = {"hit",           "test_message", "new_networks",
                                                     "display_spoof", "day_volume",   "hour_volume",
-                                                    "networks",      "new_account"};
+                                                    "networks",      "new_account",  "combined"};
 constexpr const char* kReactionNames[] = {"monitor", "flag", "tempfail", "lock"};
 
 std::string Dump(const nlohmann::json& j) {
@@ -97,7 +97,9 @@ Status ReactionTable::FromConfig(const Config& config, ReactionTable* out) {
   ReactionTable t;
   t.of[static_cast<size_t>(SignalId::kHit)] =
       config.GetBool("lock_on_hit") ? ReactionKind::kLock : ReactionKind::kFlag;
+  t.of[static_cast<size_t>(SignalId::kCombined)] = ReactionKind::kFlag;
   for (size_t i = 1; i < kSignalCount; ++i) {
+    if (static_cast<SignalId>(i) == SignalId::kCombined) continue;
     std::string name = std::string("reaction_") + kSignalNames[i];
     if (!ParseReaction(config.GetString(name), &t.of[i])) {
       return Status::Invalid(name + ": '" + config.GetString(name) +

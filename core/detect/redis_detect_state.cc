@@ -35,6 +35,21 @@ redis.call('PEXPIRE', KEYS[1], ARGV[#ARGV])
 return changed
 )lua";
 
+// Adds one window entry and keeps the newest 64 (a botnet's many networks must not grow
+// the hash): ARGV field, value, ttl.
+constexpr const char* kWindowScript = R"lua(
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+local fs = redis.call('HKEYS', KEYS[1])
+if #fs > 64 then
+  local ts = {}
+  for _, f in ipairs(fs) do ts[#ts + 1] = {tonumber(string.match(f, '|(%d+)$')) or 0, f} end
+  table.sort(ts, function(a, b) return a[1] < b[1] end)
+  for i = 1, #ts - 64 do redis.call('HDEL', KEYS[1], ts[i][2]) end
+end
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+return 1
+)lua";
+
 constexpr size_t kFeedMaxLen = 100000;
 constexpr size_t kReadCount = 2000;
 
@@ -46,6 +61,16 @@ int64_t NowMs() {
 
 std::string GroupsKey(const std::string& prefix, const std::string& key) {
   return Keys(prefix).detect_groups(key);
+}
+
+// Beside detect:groups:A (keys.h names the others; this one is the window's alone).
+std::string WindowKey(const std::string& prefix, const std::string& key) {
+  return prefix + "detect:window:" + key;
+}
+
+std::string WindowValue(const WindowEntry& e) {
+  return std::to_string(e.score) + " " +
+         e.evidence.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
 // The XADD of one feed entry: `fields`, then the node that wrote it.
@@ -92,6 +117,30 @@ bool MergeGroupUse(AccountState* a, const GroupUse& use, int64_t now_ms, int64_t
   std::sort(
       a->recent.begin(), a->recent.end(),
       [](const RecentNewGroup& x, const RecentNewGroup& y) { return x.first_ms < y.first_ms; });
+  return true;
+}
+
+std::string WindowField(const WindowEntry& e) {
+  return std::string(SignalName(e.id)) + "|" + e.part + "|" + std::to_string(e.time_ms);
+}
+
+bool ParseStoredWindowEntry(const std::string& field, const std::string& value, WindowEntry* out) {
+  const size_t a = field.find('|'), b = field.rfind('|');
+  if (a == std::string::npos || b == a) return false;
+  WindowEntry e;
+  if (!ParseSignal(field.substr(0, a), &e.id) || e.id == SignalId::kCombined) return false;
+  e.part = field.substr(a + 1, b - a - 1);
+  const std::string t = field.substr(b + 1);
+  char* end = nullptr;
+  e.time_ms = std::strtoll(t.c_str(), &end, 10);
+  if (t.empty() || *end != '\0' || e.time_ms <= 0) return false;
+  const char* p = value.c_str();
+  const long score = std::strtol(p, &end, 10);
+  if (end == p || *end != ' ' || score <= 0 || score > 1000000) return false;
+  e.score = static_cast<int>(score);
+  e.evidence = nlohmann::json::parse(end + 1, nullptr, false);
+  if (!e.evidence.is_object()) return false;
+  *out = std::move(e);
   return true;
 }
 
@@ -189,6 +238,11 @@ void RedisDetectState::Learned(const std::string& key, const GroupUse& use) {
   if (queue_.size() < 100000) queue_.emplace_back(key, use);
 }
 
+void RedisDetectState::Contributed(const std::string& key, const WindowEntry& entry) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (window_queue_.size() < 100000) window_queue_.emplace_back(key, entry);
+}
+
 void RedisDetectState::AddDomain(std::string_view domain) {
   if (domain.empty() || IsLocalDomain(domain)) return;
   MemoryDetectState::AddDomain(domain);
@@ -211,7 +265,8 @@ Status RedisDetectState::Start() {
     Log(LogLevel::kWarning, "detect: cannot load the known networks from Redis yet; retrying");
   }
   std::lock_guard<std::mutex> lock(mu_);
-  thread_ = StartLoopThread("detect", log_, [this] { Loop(); }, FlagUnder(&mu_, &stop_));
+  thread_ = StartLoopThread(
+      "detect", log_, [this] { Loop(); }, FlagUnder(&mu_, &stop_));
   return Status::Ok();
 }
 
@@ -269,6 +324,39 @@ bool RedisDetectState::Load() {
       ++accounts;
     }
   } while (cursor != "0");
+  // The signal windows, so a restart forgets no signal that still counts.
+  cursor = "0";
+  const std::string window_pattern = WindowKey(options_.prefix, "*");
+  const size_t window_cut = window_pattern.size() - 1;
+  do {
+    RedisReply page;
+    s = redis_->Command({"SCAN", cursor, "MATCH", window_pattern, "COUNT", "1000"}, &page);
+    if (!s.ok() || page.elements.size() != 2) return false;
+    cursor = page.elements[0].str;
+    std::vector<std::vector<std::string>> cmds;
+    for (const RedisReply& k : page.elements[1].elements) cmds.push_back({"HGETALL", k.str});
+    std::vector<RedisReply> replies;
+    if (!cmds.empty()) {
+      s = redis_->Pipeline(cmds, &replies);
+      if (!s.ok()) return false;
+    }
+    for (size_t i = 0; i < replies.size(); ++i) {
+      std::vector<WindowEntry> entries;
+      for (size_t j = 0; j + 1 < replies[i].elements.size(); j += 2) {
+        WindowEntry e;
+        if (ParseStoredWindowEntry(replies[i].elements[j].str, replies[i].elements[j + 1].str,
+                                   &e)) {
+          entries.push_back(std::move(e));
+        }
+      }
+      if (entries.empty()) continue;
+      WithAccount(cmds[i][1].substr(window_cut), [&](AccountState& a) {
+        for (WindowEntry& e : entries) {
+          AddToWindow(&a.window, std::move(e), now, options_.signal_window_ms);
+        }
+      });
+    }
+  } while (cursor != "0");
   RedisReply domains;
   s = redis_->Command({"SMEMBERS", Keys(options_.prefix).detect_domains()}, &domains);
   if (!s.ok()) return false;
@@ -283,10 +371,12 @@ bool RedisDetectState::Load() {
 bool RedisDetectState::Sync() {
   std::vector<std::pair<std::string, GroupUse>> batch;
   std::vector<std::string> domains;
+  std::vector<std::pair<std::string, WindowEntry>> window;
   {
     std::lock_guard<std::mutex> lock(mu_);
     batch.swap(queue_);
     domains.swap(domain_queue_);
+    window.swap(window_queue_);
   }
   std::vector<std::vector<std::string>> cmds;
   const std::string ttl = std::to_string(options_.known_network_ms);
@@ -294,6 +384,17 @@ bool RedisDetectState::Sync() {
     cmds.push_back({"EVAL", kMergeScript, "1", GroupsKey(options_.prefix, key), u.group,
                     std::to_string(u.time_ms), std::to_string(u.time_ms), u.network, ttl});
     cmds.push_back(FeedAdd(options_.prefix, options_.node, UseFields(key, u)));
+  }
+  const std::string window_ttl = std::to_string(options_.signal_window_ms);
+  for (const auto& [key, e] : window) {
+    const std::string value = WindowValue(e);
+    cmds.push_back({"EVAL", kWindowScript, "1", WindowKey(options_.prefix, key), WindowField(e),
+                    value, window_ttl});
+    cmds.push_back(
+        FeedAdd(options_.prefix, options_.node,
+                {"a", key, "w", SignalName(e.id), "p", e.part, "t", std::to_string(e.time_ms), "s",
+                 std::to_string(e.score), "e",
+                 e.evidence.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)}));
   }
   if (!domains.empty()) {
     std::vector<std::string> sadd = {"SADD", Keys(options_.prefix).detect_domains()};
@@ -312,6 +413,9 @@ bool RedisDetectState::Sync() {
       if (queue_.size() < 100000) queue_.push_back(std::move(b));
     }
     for (std::string& d : domains) domain_queue_.push_back(std::move(d));
+    for (auto& w : window) {
+      if (window_queue_.size() < 100000) window_queue_.push_back(std::move(w));
+    }
     return false;
   }
   written_ += batch.size();
@@ -323,7 +427,7 @@ bool RedisDetectState::Sync() {
     for (const RedisReply& entry : read.elements[0].elements[1].elements) {
       if (entry.elements.size() != 2) continue;
       feed_id_ = entry.elements[0].str;
-      std::string key, node, domain;
+      std::string key, node, domain, signal, part, score, evidence;
       GroupUse u;
       const auto& f = entry.elements[1].elements;
       for (size_t i = 0; i + 1 < f.size(); i += 2) {
@@ -337,9 +441,26 @@ bool RedisDetectState::Sync() {
         if (n == "new") u.was_new = v == "1";
         if (n == "node") node = v;
         if (n == "d") domain = v;
+        if (n == "w") signal = v;
+        if (n == "p") part = v;
+        if (n == "s") score = v;
+        if (n == "e") evidence = v;
       }
       if (node == options_.node) continue;
       if (!domain.empty()) MemoryDetectState::AddDomain(domain);  // an import's
+      if (!key.empty() && !signal.empty()) {
+        WindowEntry e;
+        bool added = false;
+        if (ParseStoredWindowEntry(signal + "|" + part + "|" + std::to_string(u.time_ms),
+                                   score + " " + evidence, &e)) {
+          WithAccount(key, [&](AccountState& a) {
+            added = AddToWindow(&a.window, std::move(e), now, options_.signal_window_ms);
+          });
+        }
+        ++merged_;
+        if (added) changed.push_back(key);
+        continue;
+      }
       if (key.empty() || u.group.empty()) continue;
       bool added = false;
       WithAccount(key,

@@ -116,7 +116,7 @@ TEST_CASE("stored groups: the hash value is parsed strictly", "[detect]") {
 
 // One node: its state, its engine, and the reactions its sync thread raised.
 struct Node {
-  Node(const RedisServer& redis, const std::string& name) {
+  Node(const RedisServer& redis, const std::string& name, const Config& config = Config()) {
     RedisDetectOptions o;
     o.redis = redis.url();
     o.prefix = "t:";
@@ -125,7 +125,7 @@ struct Node {
     o.redis_timeout = std::chrono::milliseconds(1000);
     state = std::make_shared<RedisDetectState>(o, nullptr);
     EngineOptions eo;
-    REQUIRE(EngineOptions::FromConfig(Config(), &eo).ok());
+    REQUIRE(EngineOptions::FromConfig(config, &eo).ok());
     engine = std::make_unique<Engine>(eo, state);
     state->SetOnRemote([this](const std::string& key) {
       std::vector<Reaction> rs = engine->Reevaluate(key, NowMs());
@@ -135,11 +135,13 @@ struct Node {
     REQUIRE(state->Start().ok());
   }
   ~Node() { state->Stop(); }
-  std::vector<Reaction> Send(const std::string& ip, int64_t t) {
+  std::vector<Reaction> Send(const std::string& ip, int64_t t,
+                             const std::string& helo = "laptop.home.example", int64_t size = -1) {
     Message m;
     m.account = "alice@customer.example";
     m.client_ip = ip;
-    m.helo = "laptop.home.example";
+    m.helo = helo;
+    m.size = size;
     m.subject = "Re: dinner";
     m.recipients = {"bob@partner.example"};
     return engine->Observe(m, t);
@@ -168,7 +170,7 @@ TEST_CASE("a restarted node judges its first message with the groups it loaded",
     Node a(redis, "a");
     a.Send("203.0.113.7", now - 2 * kDay);  // home
     a.Send("192.0.2.1", now - 2 * kMin);    // new 1
-    a.Send("45.67.1.1", now - kMin);       // new 2
+    a.Send("45.67.1.1", now - kMin);        // new 2
   }                                         // stops: one last write
   // A long-known group written again in the last hour (a refresh) must not count as new.
   RedisClient c(redis.url());
@@ -179,7 +181,7 @@ TEST_CASE("a restarted node judges its first message with the groups it loaded",
 
   Node b(redis, "b");  // Start() returns with the state loaded: no wait
   CHECK(b.state->stats().loaded);
-  CHECK(b.Send("198.51.100.20", now).empty());           // the office: known
+  CHECK(b.Send("198.51.100.20", now).empty());         // the office: known
   std::vector<Reaction> rs = b.Send("81.2.0.1", now);  // new 3
   REQUIRE(NewNetworks(rs, 3));
   std::set<std::string> groups;
@@ -216,6 +218,48 @@ TEST_CASE("groups seen by another node complete new_networks within two sync int
   for (const Reaction& r : a.Remote()) ids.insert(r.ToEvent().id);
   for (const Reaction& r : local) ids.insert(r.ToEvent().id);
   CHECK(ids.size() == 1);
+}
+
+bool Combined(const std::vector<Reaction>& rs) {
+  for (const Reaction& r : rs) {
+    if (r.signals.size() == 1 && r.signals[0].id == SignalId::kCombined) return true;
+  }
+  return false;
+}
+
+size_t WindowSize(Node& n) {
+  size_t size = 0;
+  n.state->WithAccount("alice@customer.example",
+                       [&](AccountState& s) { size = s.window.entries.size(); });
+  return size;
+}
+
+TEST_CASE("the signal window is shared by the nodes and survives a restart", "[redis][detect]") {
+  RedisServer redis;
+  Config config;
+  REQUIRE(config.Set("combined_flag_score", "6", "test").ok());
+  const int64_t now = NowMs();
+  {
+    Node a(redis, "a", config), b(redis, "b", config);
+    a.Send("203.0.113.7", now - 2 * kDay);
+    b.Send("203.0.113.7", now - 2 * kDay + 1);  // both know the account's home
+    // On a, a weak test (small, localhost HELO: 4 points) from home: test_message 4 of 6.
+    CHECK(a.Send("203.0.113.7", now - kMin, "localhost", 600).empty());
+    REQUIRE(WaitUntil([&] { return WindowSize(b) == 1; }));  // within two sync intervals
+    // On b, one new network (2 of 6): together 6, with b's own view alone it would be 2.
+    std::vector<Reaction> local = b.Send("45.67.1.1", now);
+    REQUIRE(Combined(local));
+    const nlohmann::json& c = local.back().signals[0].evidence["contributions"];
+    REQUIRE(c.size() == 2);
+    CHECK(c[0]["signal"] == "test_message");
+    CHECK(c[0]["evidence"]["helo"] == "localhost");
+    CHECK(c[1]["signal"] == "new_networks");
+    // a learns b's network and raises the same reaction: the same event id, written once.
+    REQUIRE(WaitUntil([&] { return Combined(a.Remote()); }));
+    CHECK(a.Remote().back().ToEvent().id == local.back().ToEvent().id);
+  }  // both stop: one last write
+  Node c(redis, "c", config);
+  CHECK(WindowSize(c) == 2);
 }
 
 }  // namespace

@@ -1,7 +1,8 @@
 // DetectState: what the detection engine remembers between messages: per account, the
 // client network groups it has used (first and last use), the new ones of the recent
-// window, when each signal last fired, and (for engines that count volume themselves, as
-// replay does) its daily and hourly message counts; and the domains hosted here.
+// window, when each signal last fired, its signal window (signal_window.h), and (for
+// engines that count volume themselves, as replay does) its daily and hourly message
+// counts; and the domains hosted here.
 //
 // DetectState is the interface the engine uses; MemoryDetectState keeps everything in
 // memory (replay, history import, unit tests) and is the base of the live, Redis-shared
@@ -27,6 +28,7 @@
 #include <vector>
 
 #include "compd/detect/reaction.h"
+#include "compd/detect/signal_window.h"
 #include "compd/watch/anomaly.h"
 #include "compd/watch/volume.h"
 
@@ -61,6 +63,8 @@ struct AccountState {
   std::string baseline_day;
   Baseline baseline;
   std::map<std::string, std::string> anomaly_periods;  // rule -> period last raised
+
+  SignalWindow window;  // the signals of signal_window, for the combination
 };
 
 // One use of a network group by an account, as the engine learned it (for sharing).
@@ -84,6 +88,11 @@ class DetectState {
   virtual void Learned(const std::string& key, const GroupUse& use) {
     (void)key;
     (void)use;
+  }
+  // The engine put `entry` in the window of `key` (called outside the account's lock).
+  virtual void Contributed(const std::string& key, const WindowEntry& entry) {
+    (void)key;
+    (void)entry;
   }
   virtual size_t accounts() const = 0;
 };

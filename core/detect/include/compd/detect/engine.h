@@ -17,6 +17,10 @@
 //                  from the AnomalyDetector's cluster-wide totals (ObserveAnomaly); in
 //                  replay, from counts the engine keeps itself (count_volume)
 // A signal fires at most once per account per signal_quiet_period (hits always).
+//   combined       (signal_window.h) the signals of signal_window together, with partial
+//                  ones (a test-like message under test_message_score, single new network
+//                  groups), weigh combined_flag_score or combined_lock_score; its reaction
+//                  is a reaction of its own, carrying every contribution's evidence
 //
 // Thread-safe: Observe may be called from many threads at once; per-account work happens
 // under the state's account lock. No I/O, no Redis: the live store shares what it learned
@@ -35,6 +39,7 @@
 #include "compd/base/status.h"
 #include "compd/detect/detect_state.h"
 #include "compd/detect/reaction.h"
+#include "compd/detect/signal_window.h"
 #include "compd/events/message.h"
 #include "compd/map/matcher.h"
 #include "compd/watch/anomaly.h"
@@ -56,6 +61,7 @@ struct EngineOptions {
   // Replay: keep per-account day/hour counts and evaluate the anomaly rules here.
   bool count_volume = false;
   AnomalyRules anomaly;
+  SignalWindowOptions combined;  // off unless combined_flag_score or combined_lock_score
   // Reads the detection settings (and volume_ipv*_prefix, anomaly_*, lock_on_hit).
   static Status FromConfig(const Config& config, EngineOptions* out);
 };
@@ -92,6 +98,15 @@ class Engine {
                    const std::string& key, int64_t now_ms, std::vector<Signal>* out) const;
   bool Quiet(AccountState& a, SignalId id, int64_t now_ms) const;
   Reaction MakeReaction(const Message& m, std::vector<Signal> signals, int64_t now_ms) const;
+  // Puts `adds` in the account's window; the combined signal when it now reacts.
+  void Combine(AccountState& a, std::vector<WindowEntry> adds, int64_t now_ms,
+               std::vector<WindowEntry>* shared, std::vector<Signal>* combined,
+               ReactionKind* kind) const;
+  // The reactions of one message or event: its signals', then the combination's.
+  std::vector<Reaction> Reactions(const Message& m, std::vector<Signal> signals,
+                                  std::vector<Signal> combined, ReactionKind combined_kind,
+                                  int64_t now_ms) const;
+  void Share(const std::string& key, const std::vector<WindowEntry>& shared) const;
 
   const EngineOptions options_;
   const std::shared_ptr<DetectState> state_;

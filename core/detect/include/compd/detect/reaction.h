@@ -37,6 +37,9 @@ enum class SignalId {
   kHourVolume,
   kNetworks,
   kNewAccount,
+  // Several weaker signals within signal_window (signal_window.h): its reaction comes
+  // from combined_flag_score and combined_lock_score, not from a reaction_* setting.
+  kCombined,
   kCount
 };
 inline constexpr size_t kSignalCount = static_cast<size_t>(SignalId::kCount);

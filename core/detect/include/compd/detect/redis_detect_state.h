@@ -17,12 +17,21 @@
 // loads them when it comes back): a restart keeps the known networks, and the recent new
 // groups are rebuilt from their first-use times (MergeStoredGroups).
 //
+// The signal window (signal_window.h) travels the same way: each entry the engine put in
+// an account's window is written to its window hash and the feed; other nodes merge it
+// and re-evaluate the account (the combination may add up only with another node's
+// signals), a restart loads the hashes. So a window is seen by every node within two
+// sync intervals and survives restarts; the mail path never waits for Redis.
+//
 // Redis layout (A = AccountKey):
 //   {prefix}detect:groups:A  hash group -> "first_ms last_ms network"; expires
 //                            known_network_days after its last write
 //   {prefix}detect:domains   set of the domains of accounts seen authenticating
+//   {prefix}detect:window:A  hash "signal|part|time_ms" -> "score evidence-json"; the
+//                            newest 64 entries, expiring signal_window_ms after the last
 //   {prefix}detect:feed      stream (MAXLEN ~ 100000): a, g, n, ip, t, new, node; or
-//                            d (a domain), node
+//                            d (a domain), node; or a, w (signal), p (part), t, s (score),
+//                            e (evidence), node
 // `mapctl history import` writes the same hashes (MergeKnownGroups), the domains, and
 // announces what changed in the feed (AnnounceKnownGroups).
 #ifndef COMPD_DETECT_REDIS_DETECT_STATE_H_
@@ -53,7 +62,14 @@ struct RedisDetectOptions {
   std::chrono::milliseconds redis_timeout{2000};
   int64_t window_ms = 3600 * 1000;  // new_networks_window: which loaded groups are recent
   int64_t known_network_ms = int64_t{120} * 86400 * 1000;
+  // How long window entries are kept: the longest signal_window (the engine counts only
+  // those within its own).
+  int64_t signal_window_ms = int64_t{7} * 86400 * 1000;
 };
+
+// One field of an account's window hash; false when it is not one.
+bool ParseStoredWindowEntry(const std::string& field, const std::string& value, WindowEntry* out);
+std::string WindowField(const WindowEntry& e);
 
 // Merges `use` (another node's, or a loaded group) into `a`; true when the group entered
 // the account's recent new groups: it is within the window and either new where it was
@@ -112,6 +128,7 @@ class RedisDetectState : public MemoryDetectState {
   void Stop();  // one last write, then joins
 
   void Learned(const std::string& key, const GroupUse& use) override;
+  void Contributed(const std::string& key, const WindowEntry& entry) override;
   void AddDomain(std::string_view domain) override;
   RedisDetectStats stats() const;
 
@@ -128,6 +145,7 @@ class RedisDetectState : public MemoryDetectState {
   std::condition_variable cv_;
   std::vector<std::pair<std::string, GroupUse>> queue_;
   std::vector<std::string> domain_queue_;
+  std::vector<std::pair<std::string, WindowEntry>> window_queue_;
   bool stop_ = false, started_ = false;
   std::thread thread_;
   std::atomic<uint64_t> written_{0}, merged_{0}, redis_errors_{0};
