@@ -50,6 +50,8 @@ TEST_CASE("keys: every name under the prefix", "[keys]") {
       {k.retro_channel(), "p:retro:hunt"},
       {k.retro_reply("ab12"), "p:retro:reply:ab12"},
       {k.detect_groups("a@x"), "p:detect:groups:a@x"},
+      {k.detect_window("a@x"), "p:detect:window:a@x"},
+      {k.detect_window_pattern(), "p:detect:window:*"},
       {k.detect_domains(), "p:detect:domains"},
       {k.detect_feed(), "p:detect:feed"},
       {k.discovery_candidates(), "p:discovery:candidates"},

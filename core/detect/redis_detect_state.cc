@@ -63,11 +63,6 @@ std::string GroupsKey(const std::string& prefix, const std::string& key) {
   return Keys(prefix).detect_groups(key);
 }
 
-// Beside detect:groups:A (keys.h names the others; this one is the window's alone).
-std::string WindowKey(const std::string& prefix, const std::string& key) {
-  return prefix + "detect:window:" + key;
-}
-
 std::string WindowValue(const WindowEntry& e) {
   return std::to_string(e.score) + " " +
          e.evidence.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
@@ -326,7 +321,7 @@ bool RedisDetectState::Load() {
   } while (cursor != "0");
   // The signal windows, so a restart forgets no signal that still counts.
   cursor = "0";
-  const std::string window_pattern = WindowKey(options_.prefix, "*");
+  const std::string window_pattern = Keys(options_.prefix).detect_window_pattern();
   const size_t window_cut = window_pattern.size() - 1;
   do {
     RedisReply page;
@@ -388,8 +383,8 @@ bool RedisDetectState::Sync() {
   const std::string window_ttl = std::to_string(options_.signal_window_ms);
   for (const auto& [key, e] : window) {
     const std::string value = WindowValue(e);
-    cmds.push_back({"EVAL", kWindowScript, "1", WindowKey(options_.prefix, key), WindowField(e),
-                    value, window_ttl});
+    cmds.push_back({"EVAL", kWindowScript, "1", Keys(options_.prefix).detect_window(key),
+                    WindowField(e), value, window_ttl});
     cmds.push_back(
         FeedAdd(options_.prefix, options_.node,
                 {"a", key, "w", SignalName(e.id), "p", e.part, "t", std::to_string(e.time_ms), "s",

@@ -87,11 +87,17 @@ struct Keys {
   }
 
   // Detection state shared by the nodes (redis_detect_state.h): an account's known network
-  // groups, the customer domains seen authenticating, the feed of new sightings.
+  // groups and window of signals, the customer domains seen authenticating, the feed of new
+  // sightings.
   std::string detect_groups(const std::string& account) const {
     return prefix + "detect:groups:" + account;
   }
   std::string detect_groups_pattern() const { return prefix + "detect:groups:*"; }
+  // An account's window of weighted signals (signal_window.h), and all of them.
+  std::string detect_window(const std::string& account) const {
+    return prefix + "detect:window:" + account;
+  }
+  std::string detect_window_pattern() const { return prefix + "detect:window:*"; }
   std::string detect_domains() const { return prefix + "detect:domains"; }
   std::string detect_feed() const { return prefix + "detect:feed"; }
 
