@@ -32,10 +32,6 @@ constexpr std::chrono::seconds kLeaseMargin{60};
 
 int64_t NowMs() { return UnixMs(std::chrono::system_clock::now()); }
 
-std::string Iso(int64_t ms) {
-  return FormatUtcMillis(std::chrono::system_clock::time_point(std::chrono::milliseconds(ms)));
-}
-
 std::string Replace(std::string s, const std::string& from, const std::string& to) {
   for (size_t p = 0; (p = s.find(from, p)) != std::string::npos; p += to.size()) {
     s.replace(p, from.size(), to);
@@ -90,7 +86,7 @@ std::string HookDocument(const HookJob& job, const AccountRecord* record) {
             {"attempt", job.attempts},
             {"account", job.account},
             {"state", job.state},
-            {"queued_at", Iso(job.queued_at_ms)},
+            {"queued_at", FormatUnixMillis(job.queued_at_ms)},
             {"event", std::move(event)}};
   if (record != nullptr) {
     Json rcpts = Json::object(), ips = Json::object();
@@ -279,7 +275,7 @@ Status HookRunner::Finish(const HookJob& job, const Status& outcome, bool cancel
     ++delivered_;
     Log(LogLevel::kInfo, what + ": delivered");
     AccountLogEntry entry;
-    entry.time = Iso(now);
+    entry.time = FormatUnixMillis(now);
     entry.what = "ticket";
     entry.by = "compd@" + options_.hostname;
     entry.text = job.target + " delivered (attempt " + std::to_string(job.attempts) + ")";
@@ -302,23 +298,24 @@ Status HookRunner::Finish(const HookJob& job, const Status& outcome, bool cancel
       Log(LogLevel::kError,
           what + " failed: " + outcome.message() + "; retrying in " + Duration(delay));
     }
-    const std::string next = Iso(now + delay.count());
+    const std::string next = FormatUnixMillis(now + delay.count());
     commands = {{"MULTI"},
                 {"ZADD", keys_.hooks_due(), "XX", std::to_string(now + delay.count()), job.id},
                 {"HSET", keys_.hook_job(job.id), "last_error", outcome.message()},
                 {"HSET", record, field,
-                 "failed " + Iso(now) + " (attempt " + std::to_string(job.attempts) +
+                 "failed " + FormatUnixMillis(now) + " (attempt " + std::to_string(job.attempts) +
                      "): " + outcome.message() + "; next attempt " + next},
                 {"EXEC"}};
     if (job.attempts == 1 && !cancelled) {
       AccountLogEntry entry;
-      entry.time = Iso(now);
+      entry.time = FormatUnixMillis(now);
       entry.what = "ticket";
       entry.by = "compd@" + options_.hostname;
       entry.text = job.target + " failed: " + outcome.message() + "; retrying until it succeeds";
-      commands.insert(commands.end() - 1, {"LPUSH", keys_.account_log(job.account), entry.ToJson()});
       commands.insert(commands.end() - 1,
-                      {"LTRIM", keys_.account_log(job.account), "0", std::to_string(kMaxAccountLog - 1)});
+                      {"LPUSH", keys_.account_log(job.account), entry.ToJson()});
+      commands.insert(commands.end() - 1, {"LTRIM", keys_.account_log(job.account), "0",
+                                           std::to_string(kMaxAccountLog - 1)});
     }
   }
   Status s = redis_->Pipeline(commands);

@@ -25,6 +25,10 @@ bool Digits(std::string_view s, size_t pos, size_t n, int* out) {
 
 }  // namespace
 
+std::string FormatUnixMillis(int64_t unix_ms) {
+  return FormatUtcMillis(std::chrono::system_clock::time_point(std::chrono::milliseconds(unix_ms)));
+}
+
 std::string FormatUtcMillis(std::chrono::system_clock::time_point t) {
   int64_t ms = std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
   int64_t secs = ms / 1000;

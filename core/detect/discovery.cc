@@ -18,10 +18,6 @@ constexpr int64_t kPruneEveryMs = 600 * 1000;
 // Sightings kept per recipient: a botnet's list address must not grow without bound.
 constexpr size_t kMaxSightings = 64;
 
-std::string Iso(int64_t ms) {
-  return FormatUtcMillis(std::chrono::system_clock::time_point(std::chrono::milliseconds(ms)));
-}
-
 // FNV-1a, 64 bits: the pair memory keeps hashes, not addresses (8 bytes of key per pair;
 // a collision can only hide a first mail, never invent one).
 uint64_t PairHash(const std::string& account_key, const std::string& recipient) {
@@ -94,7 +90,8 @@ Status DiscoveryOptions::FromConfig(const Config& config, const EngineOptions& e
 }
 
 nlohmann::json Sighting::ToJson() const {
-  nlohmann::json j = {{"account", account}, {"time", Iso(time_ms)}, {"points", points}};
+  nlohmann::json j = {
+      {"account", account}, {"time", FormatUnixMillis(time_ms)}, {"points", points}};
   if (engine_signal) j["test_message"] = true;
   if (!node.empty()) j["node"] = node;
   if (!client_ip.empty()) j["client_ip"] = client_ip;
@@ -150,7 +147,7 @@ nlohmann::json Candidate::Evidence() const {
   nlohmann::json list = nlohmann::json::array();
   for (const Sighting& s : sightings) list.push_back(s.ToJson());
   return {{"recipient", recipient},
-          {"time", Iso(time_ms)},
+          {"time", FormatUnixMillis(time_ms)},
           {"domains", UnrelatedDomains(sightings)},
           {"sightings", std::move(list)}};
 }

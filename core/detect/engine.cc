@@ -22,10 +22,6 @@ constexpr int64_t kRefreshMs = 6 * 3600 * 1000;
 constexpr size_t kMaxHourNetworks = 256;
 constexpr size_t kMaxGroups = 4096;  // per account: a botnet must not grow it without bound
 
-std::string Iso(int64_t ms) {
-  return FormatUtcMillis(std::chrono::system_clock::time_point(std::chrono::milliseconds(ms)));
-}
-
 std::vector<std::string> SplitList(const std::string& text) {
   std::vector<std::string> out;
   std::string item;
@@ -127,7 +123,7 @@ void Engine::NewNetworksCheck(AccountState& a, int64_t now_ms, std::vector<Signa
     nets.push_back({{"network", r.network},
                     {"group", r.group},
                     {"client_ip", r.client_ip},
-                    {"first_seen", Iso(r.first_ms)}});
+                    {"first_seen", FormatUnixMillis(r.first_ms)}});
   }
   s.evidence["count"] = a.recent.size();
   s.evidence["window_s"] = options_.new_networks_window_ms / 1000;
@@ -346,7 +342,7 @@ std::vector<Reaction> Engine::Observe(const Message& m, int64_t now_ms, const Ma
           w.evidence = {{"network", network.empty() ? group : network},
                         {"group", group},
                         {"client_ip", m.client_ip},
-                        {"first_seen", Iso(now_ms)}};
+                        {"first_seen", FormatUnixMillis(now_ms)}};
           adds.push_back(std::move(w));
         }
       }

@@ -53,8 +53,7 @@ std::string Reaction::SignalNames() const {
 std::string Reaction::ToJson() const {
   // Fixed key order, time first, so sort(1) and a human reading the output agree.
   nlohmann::ordered_json j = nlohmann::ordered_json::object();
-  j["time"] =
-      FormatUtcMillis(std::chrono::system_clock::time_point(std::chrono::milliseconds(time_ms)));
+  j["time"] = FormatUnixMillis(time_ms);
   j["account"] = account;
   j["reaction"] = ReactionName(kind);
   nlohmann::ordered_json names = nlohmann::ordered_json::array();
@@ -77,8 +76,7 @@ Event Reaction::ToEvent() const {
   e.type = "signal";
   e.id = "signal:" + (signals.empty() ? std::string("none") : SignalName(signals[0].id)) + ":" +
          event_key + ":" + account;
-  e.time =
-      FormatUtcMillis(std::chrono::system_clock::time_point(std::chrono::milliseconds(time_ms)));
+  e.time = FormatUnixMillis(time_ms);
   e.host = node;
   e.account = account;
   e.client_ip = client_ip;

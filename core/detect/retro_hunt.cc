@@ -17,10 +17,6 @@ constexpr const char* kRequestListTtl = "60";
 // Messages an event's evidence lists for one account.
 constexpr size_t kEvidenceMessages = 20;
 
-std::string Iso(int64_t ms) {
-  return FormatUtcMillis(std::chrono::system_clock::time_point(std::chrono::milliseconds(ms)));
-}
-
 }  // namespace
 
 std::string HuntRequest::ToJson() const {
@@ -45,9 +41,14 @@ bool HuntRequest::FromJson(const std::string& text, HuntRequest* out) {
 }
 
 nlohmann::json RetroFindJson(const RetroFind& f, const std::string& node) {
-  return {{"time", Iso(f.time_ms)}, {"account", f.account},      {"recipient", f.recipient},
-          {"node", node},           {"client_ip", f.client_ip},  {"queue_id", f.queue_id},
-          {"entry", f.entry},       {"entry_kind", f.entry_kind}};
+  return {{"time", FormatUnixMillis(f.time_ms)},
+          {"account", f.account},
+          {"recipient", f.recipient},
+          {"node", node},
+          {"client_ip", f.client_ip},
+          {"queue_id", f.queue_id},
+          {"entry", f.entry},
+          {"entry_kind", f.entry_kind}};
 }
 
 std::vector<Event> RetroHitEvents(const std::vector<RetroFind>& finds, const std::string& node) {
@@ -77,7 +78,8 @@ std::vector<Event> RetroHitEvents(const std::vector<RetroFind>& finds, const std
     e.evidence =
         nlohmann::json({{"retro", {{"entry", last.entry}, {"messages", std::move(messages)}}}})
             .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
-    e.detail = last.account + " mailed " + last.recipient + " at " + Iso(last.time_ms) + " from " +
+    e.detail = last.account + " mailed " + last.recipient + " at " +
+               FormatUnixMillis(last.time_ms) + " from " +
                (last.client_ip.empty() ? std::string("?") : last.client_ip) + " (queue id " +
                (last.queue_id.empty() ? std::string("?") : last.queue_id) + ") through " + node +
                ", before " + last.entry + " entered the map" +

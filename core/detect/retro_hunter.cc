@@ -27,10 +27,6 @@ int64_t NowMs() {
       .count();
 }
 
-std::string Iso(int64_t ms) {
-  return FormatUtcMillis(std::chrono::system_clock::time_point(std::chrono::milliseconds(ms)));
-}
-
 std::string Days(int64_t ms) {
   return ms % (86400 * 1000) == 0 ? std::to_string(ms / (86400 * 1000)) + "d"
                                   : std::to_string(ms / (3600 * 1000)) + "h";
@@ -221,7 +217,8 @@ void RetroHunter::Forget(int64_t now_ms) {
   }
   if (dropped > 0 || files > 0) {
     Log(LogLevel::kInfo, "retro: forgot " + std::to_string(dropped) + " messages and " +
-                             std::to_string(files) + " files from before " + Iso(before));
+                             std::to_string(files) + " files from before " +
+                             FormatUnixMillis(before));
   }
 }
 
@@ -324,9 +321,10 @@ bool RetroHunter::AnswerRequests() {
       answer["found"] = std::move(found);
       answer["truncated"] = truncated;
       answer["loaded"] = loaded_.load();
-      answer["memory"] = {{"messages", st.messages},
-                          {"oldest", st.oldest_ms > 0 ? Iso(st.oldest_ms) : std::string()},
-                          {"window", Days(options_.window_ms)}};
+      answer["memory"] = {
+          {"messages", st.messages},
+          {"oldest", st.oldest_ms > 0 ? FormatUnixMillis(st.oldest_ms) : std::string()},
+          {"window", Days(options_.window_ms)}};
     }
     ++answered_count_;
     const std::string key = keys.retro_reply(req.id);

@@ -38,8 +38,7 @@ Status RetroReplay::EntryAdded(const std::string& text, int64_t now_ms, const Ma
   std::shared_ptr<const Matcher> matcher;
   if (s.ok()) s = Matcher::Build({entry}, matcher_, &matcher);
   if (!s.ok()) return s;
-  const std::string when =
-      FormatUtcMillis(std::chrono::system_clock::time_point(std::chrono::milliseconds(now_ms)));
+  const std::string when = FormatUnixMillis(now_ms);
   for (const auto& [node, memory] : nodes_) {
     bool truncated = false;
     std::vector<RetroFind> finds =

@@ -13,10 +13,6 @@ namespace {
 // Bounds an account's window whatever a botnet does (distinct new networks, mostly).
 constexpr size_t kMaxEntries = 64;
 
-std::string Iso(int64_t ms) {
-  return FormatUtcMillis(std::chrono::system_clock::time_point(std::chrono::milliseconds(ms)));
-}
-
 bool Same(const WindowEntry& a, const WindowEntry& b) {
   return a.id == b.id && a.time_ms == b.time_ms && a.part == b.part && a.score == b.score;
 }
@@ -133,7 +129,7 @@ bool CheckCombined(SignalWindow* w, const SignalWindowOptions& o, int64_t now_ms
   for (const WindowEntry* e : parts) {
     since = std::min(since, e->time_ms);
     contributions.push_back({{"signal", SignalName(e->id)},
-                             {"time", Iso(e->time_ms)},
+                             {"time", FormatUnixMillis(e->time_ms)},
                              {"score", e->score},
                              {"weight", o.Weight(e->id)},
                              {"evidence", e->evidence}});
@@ -148,7 +144,7 @@ bool CheckCombined(SignalWindow* w, const SignalWindowOptions& o, int64_t now_ms
   ev["flag_score"] = o.flag_score;
   if (o.lock_score > 0) ev["lock_score"] = o.lock_score;
   ev["window_s"] = o.window_ms / 1000;
-  ev["since"] = Iso(since);
+  ev["since"] = FormatUnixMillis(since);
   ev["contributions"] = std::move(contributions);
   *out = std::move(s);
   *kind = k;
