@@ -456,4 +456,25 @@ bool IsTransientRedisError(const std::string& err) {
   return false;
 }
 
+Status ForEachHash(
+    RedisClient* redis, const std::string& pattern,
+    const std::function<void(const std::string& key, const std::vector<RedisReply>& fields)>& fn) {
+  std::string cursor = "0";
+  do {
+    RedisReply page;
+    Status s = redis->Command({"SCAN", cursor, "MATCH", pattern, "COUNT", "1000"}, &page);
+    if (!s.ok()) return s;
+    if (page.elements.size() != 2) return Status::Unavailable("SCAN: unexpected reply");
+    cursor = page.elements[0].str;
+    std::vector<std::vector<std::string>> cmds;
+    for (const RedisReply& k : page.elements[1].elements) cmds.push_back({"HGETALL", k.str});
+    if (cmds.empty()) continue;
+    std::vector<RedisReply> replies;
+    s = redis->Pipeline(cmds, &replies);
+    if (!s.ok()) return s;
+    for (size_t i = 0; i < replies.size(); ++i) fn(cmds[i][1], replies[i].elements);
+  } while (cursor != "0");
+  return Status::Ok();
+}
+
 }  // namespace compd

@@ -1,6 +1,9 @@
 #include "compd/base/redis.h"
 
 #include <catch2/catch.hpp>
+#include <map>
+
+#include "compd/testutil/redis.h"
 
 namespace compd {
 namespace {
@@ -96,6 +99,25 @@ TEST_CASE("ToString never shows the password", "[redis]") {
   REQUIRE(ParseRedisUrl("redis://compd@h:1/2", &u).ok());
   u.password = "hunter2";
   CHECK(u.ToString() == "redis://compd@h:1/2");
+}
+
+TEST_CASE("ForEachHash reads every matching hash across SCAN pages, and no other key", "[redis]") {
+  testing::RedisServer server;
+  RedisClient c(server.url());
+  std::vector<std::vector<std::string>> writes;
+  for (int i = 0; i < 2500; ++i) {  // more than one SCAN page of COUNT 1000
+    writes.push_back({"HSET", "p:h:" + std::to_string(i), "n", std::to_string(i), "m", "x"});
+  }
+  writes.push_back({"HSET", "p:other:1", "n", "1"});
+  REQUIRE(c.Pipeline(writes).ok());
+  std::map<std::string, std::vector<std::string>> seen;
+  REQUIRE(
+      ForEachHash(&c, "p:h:*", [&](const std::string& key, const std::vector<RedisReply>& fields) {
+        for (const RedisReply& f : fields) seen[key].push_back(f.str);
+      }).ok());
+  REQUIRE(seen.size() == 2500);
+  CHECK(seen["p:h:17"] == std::vector<std::string>{"n", "17", "m", "x"});
+  CHECK(seen.count("p:other:1") == 0);
 }
 
 }  // namespace

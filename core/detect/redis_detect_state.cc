@@ -288,70 +288,42 @@ bool RedisDetectState::Load() {
     feed_id_ = last.elements[0].elements[0].str;
   }
   const int64_t now = NowMs();
-  std::string cursor = "0";
   size_t accounts = 0;
   const std::string pattern = Keys(options_.prefix).detect_groups_pattern();
-  const size_t cut = options_.prefix.size() + 14;
-  do {
-    RedisReply page;
-    s = redis_->Command({"SCAN", cursor, "MATCH", pattern, "COUNT", "1000"}, &page);
-    if (!s.ok() || page.elements.size() != 2) return false;
-    cursor = page.elements[0].str;
-    std::vector<std::vector<std::string>> cmds;
-    for (const RedisReply& k : page.elements[1].elements) cmds.push_back({"HGETALL", k.str});
-    std::vector<RedisReply> replies;
-    if (!cmds.empty()) {
-      s = redis_->Pipeline(cmds, &replies);
-      if (!s.ok()) return false;
-    }
-    for (size_t i = 0; i < replies.size(); ++i) {
-      const std::string key = cmds[i][1].substr(cut);
-      std::vector<StoredGroup> groups;
-      for (size_t j = 0; j + 1 < replies[i].elements.size(); j += 2) {
-        StoredGroup g;
-        if (ParseStoredGroup(replies[i].elements[j].str, replies[i].elements[j + 1].str, &g)) {
-          groups.push_back(std::move(g));
-        }
-      }
-      if (groups.empty()) continue;
-      WithAccount(key,
-                  [&](AccountState& a) { MergeStoredGroups(&a, groups, now, options_.window_ms); });
-      ++accounts;
-    }
-  } while (cursor != "0");
+  s = ForEachHash(redis_.get(), pattern,
+                  [&](const std::string& key, const std::vector<RedisReply>& fields) {
+                    std::vector<StoredGroup> groups;
+                    for (size_t j = 0; j + 1 < fields.size(); j += 2) {
+                      StoredGroup g;
+                      if (ParseStoredGroup(fields[j].str, fields[j + 1].str, &g))
+                        groups.push_back(std::move(g));
+                    }
+                    if (groups.empty()) return;
+                    WithAccount(key.substr(pattern.size() - 1), [&](AccountState& a) {
+                      MergeStoredGroups(&a, groups, now, options_.window_ms);
+                    });
+                    ++accounts;
+                  });
+  if (!s.ok()) return false;
   // The signal windows, so a restart forgets no signal that still counts.
-  cursor = "0";
   const std::string window_pattern = Keys(options_.prefix).detect_window_pattern();
-  const size_t window_cut = window_pattern.size() - 1;
-  do {
-    RedisReply page;
-    s = redis_->Command({"SCAN", cursor, "MATCH", window_pattern, "COUNT", "1000"}, &page);
-    if (!s.ok() || page.elements.size() != 2) return false;
-    cursor = page.elements[0].str;
-    std::vector<std::vector<std::string>> cmds;
-    for (const RedisReply& k : page.elements[1].elements) cmds.push_back({"HGETALL", k.str});
-    std::vector<RedisReply> replies;
-    if (!cmds.empty()) {
-      s = redis_->Pipeline(cmds, &replies);
-      if (!s.ok()) return false;
-    }
-    for (size_t i = 0; i < replies.size(); ++i) {
-      std::vector<WindowEntry> entries;
-      for (size_t j = 0; j + 1 < replies[i].elements.size(); j += 2) {
-        WindowEntry e;
-        if (ParseStoredWindowEntry(replies[i].elements[j].str, replies[i].elements[j + 1].str,
-                                   &e)) {
-          entries.push_back(std::move(e));
-        }
-      }
-      if (entries.empty()) continue;
-      WithAccount(cmds[i][1].substr(window_cut), [&](AccountState& a) {
-        for (WindowEntry& e : entries) {
-          AddToWindow(&a.window, std::move(e), now, options_.signal_window_ms);
-        }
-      });
-    }
-  } while (cursor != "0");
+  s = ForEachHash(redis_.get(), window_pattern,
+                  [&](const std::string& key, const std::vector<RedisReply>& fields) {
+                    std::vector<WindowEntry> entries;
+                    for (size_t j = 0; j + 1 < fields.size(); j += 2) {
+                      WindowEntry e;
+                      if (ParseStoredWindowEntry(fields[j].str, fields[j + 1].str, &e)) {
+                        entries.push_back(std::move(e));
+                      }
+                    }
+                    if (entries.empty()) return;
+                    WithAccount(key.substr(window_pattern.size() - 1), [&](AccountState& a) {
+                      for (WindowEntry& e : entries) {
+                        AddToWindow(&a.window, std::move(e), now, options_.signal_window_ms);
+                      }
+                    });
+                  });
+  if (!s.ok()) return false;
   RedisReply domains;
   s = redis_->Command({"SMEMBERS", Keys(options_.prefix).detect_domains()}, &domains);
   if (!s.ok()) return false;

@@ -11,6 +11,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -123,6 +124,13 @@ class RedisClient {
 // READONLY, NOAUTH, ...): a writer retries those later; any other error (a key of the wrong
 // type, say) would fail the same way forever, so that write is logged and given up on.
 bool IsTransientRedisError(const std::string& error_reply);
+
+// Every hash whose key matches `pattern` (a SCAN MATCH glob), read a page at a time with
+// one pipelined HGETALL per page: `fn` gets the key and the hash's field/value pairs in
+// one flat list. A failure midway returns it; `fn` has seen the pages before.
+Status ForEachHash(
+    RedisClient* redis, const std::string& pattern,
+    const std::function<void(const std::string& key, const std::vector<RedisReply>& fields)>& fn);
 
 }  // namespace compd
 
