@@ -2,6 +2,8 @@
 
 #include <catch2/catch.hpp>
 
+#include "compd/testutil/detect.h"
+
 namespace compd {
 namespace {
 
@@ -10,15 +12,8 @@ constexpr int64_t kMin = 60 * 1000;
 
 // The thread's test message: small, HELO localhost, random subject, no Message-ID.
 Message Test(const std::string& account, const std::string& rcpt, int64_t t) {
-  Message m;
-  m.time_ms = t;
-  m.account = account;
-  m.recipients = {rcpt};
-  m.helo = "localhost";
+  Message m = testing::ThreadTestMessage(account, rcpt, t);
   m.size = 735;
-  m.subject = "ZYaeD, X ";
-  m.client_ip = "79.10.109.221";
-  m.node = "mx1";
   m.queue_id = "1nh9qH-0008OE-RW";
   m.source = "exim-log";
   return m;

@@ -4,36 +4,24 @@
 
 #include "compd/detect/live_discovery.h"
 #include "compd/detect/retro_hunter.h"
+#include "compd/testutil/detect.h"
 #include "compd/testutil/redis.h"
 
 namespace compd {
 namespace {
 
 using testing::LogCapture;
+using testing::NowMs;
 using testing::RedisServer;
 using testing::TempDir;
 using testing::WaitUntil;
 
 constexpr int64_t kDay = int64_t{86400} * 1000;
 
-int64_t NowMs() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
 // The thread's test message, as compd-milter sees it.
 Message Test(const std::string& account, const std::string& rcpt, int64_t t) {
-  Message m;
-  m.time_ms = t;
-  m.account = account;
-  m.recipients = {rcpt};
-  m.helo = "localhost";
-  m.subject = "ZYaeD, X ";
-  m.client_ip = "79.10.109.221";
-  m.node = "mx1";
+  Message m = testing::ThreadTestMessage(account, rcpt, t);
   m.queue_id = "4Zq" + std::to_string(t);
-  m.source = "milter";
   return m;
 }
 

@@ -6,6 +6,7 @@
 #include "compd/base/keys.h"
 #include "compd/detect/candidate_store.h"
 #include "compd/map/map_store.h"
+#include "compd/testutil/detect.h"
 #include "compd/testutil/redis.h"
 
 namespace compd {
@@ -22,16 +23,8 @@ const std::string kPrefix = "t:";
 // The thread's test message, as compd-milter sees it (no size).
 Message Test(const std::string& account, const std::string& rcpt, const std::string& node,
              int64_t t) {
-  Message m;
-  m.time_ms = t;
-  m.account = account;
-  m.recipients = {rcpt};
-  m.helo = "localhost";
-  m.subject = "ZYaeD, X ";
-  m.client_ip = "79.10.109.221";
-  m.node = node;
+  Message m = testing::ThreadTestMessage(account, rcpt, t, node);
   m.queue_id = "4Zq" + node;
-  m.source = "milter";
   return m;
 }
 

@@ -7,23 +7,19 @@
 
 #include "compd/base/keys.h"
 #include "compd/detect/engine.h"
+#include "compd/testutil/detect.h"
 #include "compd/testutil/redis.h"
 
 namespace compd {
 namespace {
 
+using testing::NowMs;
 using testing::RedisServer;
 using testing::WaitUntil;
 
 constexpr int64_t kMin = 60 * 1000;
 constexpr int64_t kDay = 24 * 60 * kMin;
 constexpr int64_t kHour = 60 * kMin;
-
-int64_t NowMs() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
 
 std::set<std::string> RecentGroups(const AccountState& a) {
   std::set<std::string> out;

@@ -6,20 +6,16 @@
 #include <set>
 
 #include "compd/map/entry.h"
+#include "compd/testutil/detect.h"
 #include "compd/testutil/redis.h"
 
 namespace compd {
 namespace {
 
 using testing::LogCapture;
+using testing::NowMs;
 using testing::RedisServer;
 using testing::WaitUntil;
-
-int64_t NowMs() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
 
 Message Mail(const std::string& account, const std::string& rcpt, int64_t t) {
   Message m;
