@@ -52,7 +52,9 @@ NODE_ARGS = [
 acct = su.customer
 
 
-class DetectLiveTest(h.ServersTestCase):
+class DetectLiveTest(su.DetectWaits, h.ServersTestCase):
+    PREFIX = PREFIX
+
     @classmethod
     def start_servers(cls):
         cls.redis = cls.started(h.RedisServer().start())
@@ -111,24 +113,6 @@ class DetectLiveTest(h.ServersTestCase):
     def show(self, name):
         return json.loads(self.mapctl("accounts", "show", acct(name), "--json"))
 
-    def signals(self, name):
-        events = [json.loads(f["event"]) for _, f in self.redis.stream(PREFIX + "events")]
-        return [e for e in events if e.get("type") == "signal" and e.get("account") == acct(name)]
-
-    def wait_signal(self, name, rule, timeout=5):
-        try:
-            return h.wait_for(lambda: [e for e in self.signals(name) if e["rule"] == rule],
-                              timeout, what="a %s signal for %s" % (rule, acct(name)))[0]
-        except TimeoutError as e:
-            self.fail("%s; signals: %s%s" % (e, self.signals(name), self.diag()))
-
-    def wait_state(self, name, state, timeout=5):
-        try:
-            return h.wait_for(lambda: self.show(name)["state"] == state and self.show(name),
-                              timeout, what="%s to be %s" % (acct(name), state))
-        except TimeoutError as e:
-            self.fail("%s; record: %s%s" % (e, self.show(name), self.diag()))
-
     def known_groups(self, name):
         return self.redis.call("HKEYS", PREFIX + "detect:groups:" + acct(name)) or []
 
@@ -149,9 +133,7 @@ class DetectLiveTest(h.ServersTestCase):
         rec = self.wait_state(name, "flagged")
         event = self.wait_signal(name, "test_message")
         self.assertEqual(event["action"], "flag", event)
-        ev = event["evidence"]
-        ev = json.loads(ev) if isinstance(ev, str) else ev
-        tm = ev["test_message"]
+        tm = su.signal_evidence(event, "test_message")
         self.assertEqual(tm["recipient"], TEST_RCPT, tm)
         self.assertEqual(tm["helo"], "localhost", tm)
         self.assertEqual(tm["subject"].strip(), TEST_SUBJECT.strip(), tm)
@@ -185,11 +167,9 @@ class DetectLiveTest(h.ServersTestCase):
         self.assertIn("new_networks", rec["state_reason"], rec)
         event = self.wait_signal(name, "new_networks")
         self.assertEqual(event["action"], "lock", event)
-        ev = event["evidence"]
-        ev = json.loads(ev) if isinstance(ev, str) else ev
         self.assertLessEqual(took, 2.0 + probing, "refused everywhere only after %.1f s (%.1f s "
                              "of it probing)" % (took, probing))
-        return event, ev["new_networks"], took
+        return event, su.signal_evidence(event, "new_networks"), took
 
     # -- tests, in order
 

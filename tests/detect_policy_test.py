@@ -28,14 +28,13 @@ Run: COMPD_BUILD_DIR=build/dev python3 tests/detect_policy_test.py
 
 import json
 import os
-import signal
 import sys
 import time
-import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib"))
 import compd_harness as h  # noqa: E402
 import exim_harness as eh  # noqa: E402
+import stack_util as su  # noqa: E402
 
 PREFIX = "compd:"
 HELO = "laptop.customer.example"
@@ -43,7 +42,7 @@ TEST_RCPT = "toewebvastsatw@gmx.example"
 FRIEND = "friend@fine.example"
 LOCK_TEXT = "account suspended by compd"
 NAMES = ["dave", "erin", "frank", "gina", "hank", "ivan"]
-USERS = {"%s@customer.example" % n: "pw-%s" % n for n in NAMES}
+USERS = su.customer_users(NAMES)
 NODE_ARGS = [
     "--own-networks", "192.168.0.0/16",
     "--reaction-test-message", "flag",
@@ -51,63 +50,40 @@ NODE_ARGS = [
     "--lock-reply", "550",
     "--lock-text", LOCK_TEXT,
 ]
+acct = su.customer
 
 
-def acct(name):
-    return "%s@customer.example" % name
-
-
-class DetectPolicyTest(unittest.TestCase):
-    env = []
+class DetectPolicyTest(su.DetectWaits, h.ServersTestCase):
+    PREFIX = PREFIX
 
     @classmethod
-    def setUpClass(cls):
-        try:
-            cls.redis = cls.keep(h.RedisServer().start())
-            cls.policy_port = h.free_port()
-            cls.node = cls.keep(h.Milter.standard(cls.redis, prefix=PREFIX, extra=NODE_ARGS + [
-                "--hostname", "node1", "--policy-socket", "inet:%d" % cls.policy_port]).start())
-            h.wait_for(lambda: h.port_open(cls.policy_port), 10, what="the policy listener")
-            policy = "check_policy_service,inet:127.0.0.1:%d" % cls.policy_port
-            # docs/postfix.md and docs/exim.md section 4, without a milter.
-            policy_only = {
-                "smtpd_milters": "",
-                # Sender restrictions at MAIL FROM (protocol_state=MAIL), not again at RCPT.
-                "smtpd_delay_reject": "no",
-                "smtpd_sender_restrictions": policy + ",permit_sasl_authenticated,reject",
-                "smtpd_recipient_restrictions": policy + ",permit_sasl_authenticated,reject",
-                "smtpd_end_of_data_restrictions": policy,
-            }
-            cls.stack = cls.keep(h.MailStack(
-                users=USERS, smtpd_milters=cls.node.postfix_spec,
-                extra_submissions=[policy_only],
-                main={"smtpd_policy_service_default_action": "DUNNO",
-                      "smtpd_policy_service_timeout": "10s"}).start())
-            cls.ports = {"milter": cls.stack.submission_port,
-                         "policy": cls.stack.postfix.extra_submission_ports[0]}
-            cls.exim = cls.keep(eh.Exim(cls.stack.sink.port, USERS,
-                                        "inet:127.0.0.1:%d" % cls.policy_port).start())
-            cls.ports["exim"] = cls.exim.port
-        except BaseException:
-            cls.tearDownClass()
-            raise
-
-    @classmethod
-    def keep(cls, part):
-        cls.env.append(part)
-        return part
-
-    @classmethod
-    def tearDownClass(cls):
-        for node in [p for p in cls.env if isinstance(p, h.Milter) and p.child]:
-            if node.child.running():
-                node.child.proc.send_signal(signal.SIGTERM)
-        for part in reversed(cls.env):
-            try:
-                part.close()
-            except Exception as e:
-                print("closing %s: %s" % (type(part).__name__, e), file=sys.stderr)
-        cls.env = []
+    def start_servers(cls):
+        cls.redis = cls.started(h.RedisServer().start())
+        # start() waits for the policy listener too.
+        cls.node = cls.started(h.Milter.standard(
+            cls.redis, prefix=PREFIX, policy=True,
+            extra=NODE_ARGS + ["--hostname", "node1"]).start())
+        cls.policy_port = cls.node.policy_port
+        policy = "check_policy_service,inet:127.0.0.1:%d" % cls.policy_port
+        # docs/postfix.md and docs/exim.md section 4, without a milter.
+        policy_only = {
+            "smtpd_milters": "",
+            # Sender restrictions at MAIL FROM (protocol_state=MAIL), not again at RCPT.
+            "smtpd_delay_reject": "no",
+            "smtpd_sender_restrictions": policy + ",permit_sasl_authenticated,reject",
+            "smtpd_recipient_restrictions": policy + ",permit_sasl_authenticated,reject",
+            "smtpd_end_of_data_restrictions": policy,
+        }
+        cls.stack = cls.started(h.MailStack(
+            users=USERS, smtpd_milters=cls.node.postfix_spec,
+            extra_submissions=[policy_only],
+            main={"smtpd_policy_service_default_action": "DUNNO",
+                  "smtpd_policy_service_timeout": "10s"}).start())
+        cls.ports = {"milter": cls.stack.submission_port,
+                     "policy": cls.stack.postfix.extra_submission_ports[0]}
+        cls.exim = cls.started(eh.Exim(cls.stack.sink.port, USERS,
+                                       "inet:127.0.0.1:%d" % cls.policy_port).start())
+        cls.ports["exim"] = cls.exim.port
 
     # -- helpers
 
@@ -141,25 +117,6 @@ class DetectPolicyTest(unittest.TestCase):
         self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
         return json.loads(p.stdout)
 
-    def signals(self, name):
-        events = [json.loads(f["event"]) for _, f in self.redis.stream(PREFIX + "events")]
-        return [e for e in events if e.get("type") == "signal" and e.get("account") == acct(name)]
-
-    def wait_signal(self, name, rule, timeout=5):
-        try:
-            return h.wait_for(lambda: [e for e in self.signals(name) if e["rule"] == rule],
-                              timeout, what="a %s signal for %s" % (rule, acct(name)))[0]
-        except TimeoutError as e:
-            self.fail("%s; signals: %s%s" % (e, self.signals(name), self.diag()))
-
-    def wait_state(self, name, state, timeout=5):
-        try:
-            return h.wait_for(lambda: self.show(name).get("state") == state and self.show(name),
-                              timeout, what="%s to be %s" % (acct(name), state))
-        except TimeoutError as e:
-            self.fail("%s; record: %s; signals: %s%s" % (e, self.show(name), self.signals(name),
-                                                          self.diag()))
-
     def wait_known(self, name, *nets):
         want = {"127.%d.0.0/16" % n for n in nets}
         key = PREFIX + "detect:groups:" + acct(name)
@@ -168,11 +125,6 @@ class DetectPolicyTest(unittest.TestCase):
                        what="groups %s of %s in Redis" % (sorted(want), acct(name)))
         except TimeoutError as e:
             self.fail("%s; known: %s%s" % (e, self.redis.call("HKEYS", key), self.diag()))
-
-    def evidence(self, event, signal_name):
-        ev = event["evidence"]
-        ev = json.loads(ev) if isinstance(ev, str) else ev
-        return ev[signal_name]
 
     def assert_flagged(self, name, rule):
         """Flagged for `rule`, seen in the record, the stream and the alert log."""
@@ -186,7 +138,7 @@ class DetectPolicyTest(unittest.TestCase):
 
     def assert_spoof(self, name, header, display, address):
         event = self.assert_flagged(name, "display_spoof")
-        self.assertEqual(self.evidence(event, "display_spoof"),
+        self.assertEqual(su.signal_evidence(event, "display_spoof"),
                          {"header": header, "display": display, "address": address}, event)
         return event
 
@@ -249,7 +201,7 @@ class DetectPolicyTest(unittest.TestCase):
                       body="x")
         self.assertEqual(r.code, 0, r.transcript + self.diag())  # a flag stops nobody
         event = self.assert_flagged("ivan", "test_message")
-        tm = self.evidence(event, "test_message")
+        tm = su.signal_evidence(event, "test_message")
         self.assertEqual(tm["recipient"], TEST_RCPT, tm)
         self.assertEqual(tm["helo"], "localhost", tm)
         self.assertEqual(tm["new_network"], "127.1.0.0/24", tm)
@@ -276,7 +228,7 @@ class DetectPolicyTest(unittest.TestCase):
         # The reply names the queue id, which the customer can quote and the operator finds.
         self.assertTrue(event.get("queue_id"), event)
         self.assertIn("Message deferred by policy (ref %s)" % event["queue_id"], r.transcript)
-        nn = self.evidence(event, "new_networks")
+        nn = su.signal_evidence(event, "new_networks")
         self.assertEqual([n["group"] for n in nn["new"]],
                          ["127.1.0.0/16", "127.2.0.0/16", "127.3.0.0/16"], nn)
         # The next message: refused at MAIL FROM (smtpd_sender_restrictions), lock text.

@@ -19,11 +19,11 @@ import json
 import os
 import re
 import sys
-import unittest
 import urllib.request
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib"))
 import compd_harness as h  # noqa: E402
+import stack_util as su  # noqa: E402
 
 PREFIX = "compd:"
 MILTER_MACROS = {
@@ -34,42 +34,23 @@ USERS = {ALICE: "pw-alice", BOB: "pw-bob"}
 PROBE = "probe@gmx.example"
 
 
-class RetroRestartMetricsTest(unittest.TestCase):
-    env = []
-
+class RetroRestartMetricsTest(h.ServersTestCase):
     @classmethod
-    def setUpClass(cls):
-        try:
-            cls.redis = h.RedisServer().start()
-            cls.env.append(cls.redis)
-            p = h.mapctl("add", "listed@bad.example", redis=cls.redis, prefix=PREFIX)
-            assert p.returncode == 0, p.stderr
-            cls.work = h.temp_dir("retro_restart")
-            token = os.path.join(cls.work, "token")
-            with open(token, "w") as f:
-                f.write("metrics-test-token-0123456789abcdef\n")
-            os.chmod(token, 0o600)
-            cls.http_port = h.free_port()
-            cls.node = h.Milter.standard(
-                cls.redis, action="reject", prefix=PREFIX,
-                extra=["--hostname", "node-a", "--http-listen", "127.0.0.1:%d" % cls.http_port,
-                       "--http-token-file", token]).start()
-            cls.env.append(cls.node)
-            cls.stack = h.MailStack(users=USERS, milter_macros=MILTER_MACROS,
-                                    smtpd_milters=cls.node.postfix_spec).start()
-            cls.env.append(cls.stack)
-        except BaseException:
-            cls.tearDownClass()
-            raise
-
-    @classmethod
-    def tearDownClass(cls):
-        for part in reversed(cls.env):
-            try:
-                part.close()
-            except Exception as e:
-                print("closing %s: %s" % (type(part).__name__, e), file=sys.stderr)
-        cls.env = []
+    def start_servers(cls):
+        cls.redis = cls.started(h.RedisServer().start())
+        su.mapctl_add(cls.redis, "listed@bad.example", prefix=PREFIX)
+        cls.work = h.temp_dir("retro_restart")
+        token = os.path.join(cls.work, "token")
+        with open(token, "w") as f:
+            f.write("metrics-test-token-0123456789abcdef\n")
+        os.chmod(token, 0o600)
+        cls.http_port = h.free_port()
+        cls.node = cls.started(h.Milter.standard(
+            cls.redis, action="reject", prefix=PREFIX,
+            extra=["--hostname", "node-a", "--http-listen", "127.0.0.1:%d" % cls.http_port,
+                   "--http-token-file", token]).start())
+        cls.stack = cls.started(h.MailStack(users=USERS, milter_macros=MILTER_MACROS,
+                                            smtpd_milters=cls.node.postfix_spec).start())
 
     def diag(self):
         return "\n--- milter log\n" + h.tail(self.node.log_path, 40)
@@ -146,4 +127,4 @@ class RetroRestartMetricsTest(unittest.TestCase):
 
 
 if __name__ == "__main__":
-    unittest.main()
+    h.main()

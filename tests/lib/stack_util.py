@@ -8,6 +8,9 @@ MilterStack    redis-server + compd-milter + MailStack that a subclass starts, c
 ModuleStack    one such stack for a whole test module (setUpModule / tearDownModule)
 customer       NAME@customer.example; customer_users: {account: "pw-NAME"} for names
 test_account   an account named after the running test, so tests never share records
+account_signals  the detection signal events of one account in the stream
+signal_evidence  one signal's evidence from a signal event (a JSON string or a dict)
+DetectWaits    TestCase mixin: signals, wait_signal, wait_state of a customer account
 
 Python 3 standard library only.
 """
@@ -120,3 +123,42 @@ def customer_users(names):
 def test_account(test):
     """`<test method name>@customer.example` for a unittest.TestCase."""
     return customer(test.id().split(".")[-1])
+
+
+def account_signals(redis, account, prefix="compd:"):
+    """The `signal` events of `account` in the stream, oldest first."""
+    return [e for e in stream_events(redis, prefix, "signal") if e.get("account") == account]
+
+
+def signal_evidence(event, signal_name):
+    """The evidence `signal_name` left in a signal event (stored as JSON text or a dict)."""
+    ev = event["evidence"]
+    ev = json.loads(ev) if isinstance(ev, str) else ev
+    return ev[signal_name]
+
+
+class DetectWaits:
+    """For a TestCase with self.redis, self.show(name) (the account record as a dict),
+    self.diag() and the class's PREFIX (default compd:); names are customer(name)."""
+
+    PREFIX = "compd:"
+
+    def signals(self, name):
+        return account_signals(self.redis, customer(name), self.PREFIX)
+
+    def wait_signal(self, name, rule, timeout=5):
+        """The first `rule` signal of the account, waiting up to `timeout` s for it."""
+        try:
+            return h.wait_for(lambda: [e for e in self.signals(name) if e["rule"] == rule],
+                              timeout, what="a %s signal for %s" % (rule, customer(name)))[0]
+        except TimeoutError as e:
+            self.fail("%s; signals: %s%s" % (e, self.signals(name), self.diag()))
+
+    def wait_state(self, name, state, timeout=5):
+        """The account's record once its state is `state`."""
+        try:
+            return h.wait_for(lambda: self.show(name).get("state") == state and self.show(name),
+                              timeout, what="%s to be %s" % (customer(name), state))
+        except TimeoutError as e:
+            self.fail("%s; record: %s; signals: %s%s" % (e, self.show(name), self.signals(name),
+                                                          self.diag()))
