@@ -37,18 +37,11 @@ HELO = "laptop.customer.example"
 TEST_SUBJECT = "ZYaeD, X "  # the thread's test message subject
 TEST_RCPT = "toewebvastsatw@gmx.example"
 FRIEND = "friend@fine.example"
-LOCK_TEXT = "account suspended by compd"
+LOCK_TEXT = su.DETECT_LOCK_TEXT
 NAT_ACCOUNTS = ["nat%d" % i for i in range(4)]
 NAMES = ["alice", "bob", "carol"] + NAT_ACCOUNTS
 USERS = su.customer_users(NAMES)
-NODE_ARGS = [
-    # The clients are loopback addresses (127.N.0.1 as networks): none is the provider's own.
-    "--own-networks", "192.168.0.0/16",
-    "--reaction-test-message", "flag",
-    "--reaction-new-networks", "lock",
-    "--lock-reply", "550",
-    "--lock-text", LOCK_TEXT,
-]
+NODE_ARGS = su.DETECT_NODE_ARGS
 acct = su.customer
 
 

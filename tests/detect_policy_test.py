@@ -40,16 +40,10 @@ PREFIX = "compd:"
 HELO = "laptop.customer.example"
 TEST_RCPT = "toewebvastsatw@gmx.example"
 FRIEND = "friend@fine.example"
-LOCK_TEXT = "account suspended by compd"
+LOCK_TEXT = su.DETECT_LOCK_TEXT
 NAMES = ["dave", "erin", "frank", "gina", "hank", "ivan"]
 USERS = su.customer_users(NAMES)
-NODE_ARGS = [
-    "--own-networks", "192.168.0.0/16",
-    "--reaction-test-message", "flag",
-    "--reaction-new-networks", "lock",
-    "--lock-reply", "550",
-    "--lock-text", LOCK_TEXT,
-]
+NODE_ARGS = su.DETECT_NODE_ARGS
 acct = su.customer
 
 

@@ -115,6 +115,19 @@ def customer(name):
     return "%s@customer.example" % name
 
 
+# The node settings of the live detection tests: their clients are loopback addresses
+# (127.N.0.1 as networks), so none may be the provider's own; test messages flag, new
+# networks lock, and a locked account gets a text the tests recognise.
+DETECT_LOCK_TEXT = "account suspended by compd"
+DETECT_NODE_ARGS = [
+    "--own-networks", "192.168.0.0/16",
+    "--reaction-test-message", "flag",
+    "--reaction-new-networks", "lock",
+    "--lock-reply", "550",
+    "--lock-text", DETECT_LOCK_TEXT,
+]
+
+
 def customer_users(names):
     """{NAME@customer.example: "pw-NAME"} for MailStack(users=...)."""
     return {customer(n): "pw-%s" % n for n in names}
