@@ -178,7 +178,7 @@ FAKE_MILTER = textwrap.dedent("""\
     s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     s.bind((host, int(port)))
     s.listen()
-    print("fake milter: listening, args", args, flush=True)
+    print("fake milter: listening on", spec, "args", args, flush=True)  # as compd-milter logs it
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     while True:
         conn, _ = s.accept()

@@ -1477,8 +1477,21 @@ class Milter(_ChildService):
             return self
         env = dict(os.environ)
         env.update(self.env or {})
+        # The socket is bound before the map is loaded (as root, before privileges drop),
+        # so an open port does not mean ready: "listening on" is logged once it serves. A
+        # restarted milter appends to the same log, so only what this start wrote counts.
+        log_start = os.path.getsize(self.log_path) if os.path.exists(self.log_path) else 0
+        quiet = any(self.argv[i] == "--log-level" and self.argv[i + 1] in ("warning", "error")
+                    for i in range(len(self.argv) - 1))
         self.child = _Child(self.argv, self.log_path, "compd-milter", env=env,
                             cwd=self.work.path)
+
+        def serving():
+            if quiet:
+                return True
+            with open(self.log_path, "rb") as f:
+                f.seek(log_start)
+                return b" listening on " in f.read()
 
         def ready():
             self.child.check_alive("before accepting connections (command: %s)" %
@@ -1486,8 +1499,8 @@ class Milter(_ChildService):
             if self.policy_port and not port_open(self.policy_port):
                 return False
             if self.port:
-                return port_open(self.port)
-            return unix_socket_open(self.socket_path)
+                return port_open(self.port) and serving()
+            return unix_socket_open(self.socket_path) and serving()
         try:
             wait_for(ready, self.ready_timeout, what="compd-milter socket %s%s" % (
                 self.port or self.socket_path,
