@@ -9,18 +9,12 @@
 #include "settings_internal.h"
 
 namespace compd {
-
-namespace {
-using settings_internal::kDay;
-using settings_internal::kHour;
-using settings_internal::kMin;
-using settings_internal::kMs;
-using settings_internal::kSec;
-}  // namespace
+// Inside the private namespace so the rows read the duration units unqualified.
+namespace settings_internal {
 
 // Rows are in documentation order. Keep docs to one line: they become --help text, the
 // example config and docs/configuration.md.
-const std::vector<SettingDef>& Settings() {
+const std::vector<SettingDef>& Table() {
   static const std::vector<SettingDef> table = {
       // --- Redis, shared by compd-milter and mapctl.
       {"redis_url", SettingType::kString, "redis://127.0.0.1:6379/0", 0, 0, "", "redis",
@@ -337,5 +331,9 @@ const std::vector<SettingDef>& Settings() {
   };
   return table;
 }
+
+}  // namespace settings_internal
+
+const std::vector<SettingDef>& Settings() { return settings_internal::Table(); }
 
 }  // namespace compd
