@@ -64,20 +64,25 @@ std::string CanonicalAddress(std::string_view address, const CanonOptions& optio
   for (size_t i = 0; i < address.size(); ++i) out[i] = AsciiLower(address[i]);
   size_t at = out.rfind('@');  // a quoted local part may hold '@'; a domain never does
   if (at == std::string::npos) return out;
-  std::string local = out.substr(0, at);
-  std::string domain = out.substr(at + 1);
+  // Every recipient of every message comes through here: the usual address, with nothing
+  // to strip, costs the one lower-cased copy.
+  const std::string_view domain = std::string_view(out).substr(at + 1);
+  const bool gmail = options.gmail_dots && (domain == "gmail.com" || domain == "googlemail.com");
+  size_t local_end = at;
   if (options.strip_subaddress) {
-    size_t plus = local.find('+');
-    if (plus != std::string::npos && plus > 0) local.resize(plus);
+    const size_t plus = out.find('+');
+    if (plus != std::string::npos && plus > 0 && plus < at) local_end = plus;
   }
-  if (options.gmail_dots && (domain == "gmail.com" || domain == "googlemail.com")) {
+  if (!gmail && local_end == at) return out;
+  std::string local = out.substr(0, local_end);
+  if (gmail) {
     std::string undotted;
     for (char c : local) {
       if (c != '.') undotted.push_back(c);
     }
     if (!undotted.empty()) local = std::move(undotted);
   }
-  return local + "@" + domain;
+  return local + out.substr(at);
 }
 
 bool LooksLikeAddress(std::string_view s) {

@@ -275,6 +275,10 @@ std::string RenderComments(const std::vector<std::string_view>& comments) {
 class ListParser {
  public:
   std::vector<HeaderAddress> Run(std::string_view header) {
+    // Every message's From and To go through here: room for a usual address up front
+    // rather than a reallocation per doubling.
+    phrase_.reserve(8);
+    angle_.reserve(8);
     Lexer lexer(header);
     Token t;
     bool pending_space = false;
