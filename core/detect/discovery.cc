@@ -4,6 +4,7 @@
 #include <chrono>
 
 #include "compd/accounts/accounts.h"
+#include "compd/base/text.h"
 #include "compd/base/utc_time.h"
 #include "compd/detect/features.h"
 #include "compd/map/address.h"
@@ -18,17 +19,19 @@ constexpr int64_t kPruneEveryMs = 600 * 1000;
 // Sightings kept per recipient: a botnet's list address must not grow without bound.
 constexpr size_t kMaxSightings = 64;
 
-// FNV-1a, 64 bits: the pair memory keeps hashes, not addresses (8 bytes of key per pair;
-// a collision can only hide a first mail, never invent one).
-uint64_t PairHash(const std::string& account_key, const std::string& recipient) {
+// FNV-1a, 64 bits, over the lower-cased account and recipient (what AccountKey and
+// CanonicalAddress give), lowered here so that no copy is made per message: the pair
+// memory keeps hashes, not addresses (8 bytes of key per pair; a collision can only hide
+// a first mail, never invent one).
+uint64_t PairHash(std::string_view account, std::string_view recipient) {
   uint64_t h = 1469598103934665603ULL;
-  auto add = [&h](const std::string& s) {
-    for (unsigned char c : s) {
-      h ^= c;
+  auto add = [&h](std::string_view s) {
+    for (char c : s) {
+      h ^= static_cast<unsigned char>(AsciiLower(c));
       h *= 1099511628211ULL;
     }
   };
-  add(account_key);
+  add(account);
   h ^= 0xff;
   h *= 1099511628211ULL;
   add(recipient);
@@ -201,18 +204,17 @@ void Discovery::Suppress(const std::string& recipient) {
 
 void Discovery::Remember(const Message& m) {
   if (m.account.empty()) return;
-  const std::string account_key = AccountKey(m.account);
   std::string address;
   std::lock_guard<std::mutex> lock(mu_);
   for (const std::string& raw : m.recipients) {
     if (!EnvelopeAddress(raw, &address).ok() || address.empty()) continue;
-    pairs_.Touch(PairHash(account_key, CanonicalAddress(address)), m.time_ms);
+    pairs_.Touch(PairHash(m.account, address), m.time_ms);
   }
 }
 
 bool Discovery::Mailed(const std::string& account, const std::string& recipient) const {
   std::lock_guard<std::mutex> lock(mu_);
-  return pairs_.Contains(PairHash(AccountKey(account), CanonicalAddress(recipient)));
+  return pairs_.Contains(PairHash(account, recipient));
 }
 
 DiscoveryStats Discovery::stats() const {
@@ -282,17 +284,19 @@ Discovery::Look Discovery::Features(const Message& m,
                                     const std::function<bool(const std::string&)>& is_local) const {
   Look look;
   if (options_.mode == DiscoveryMode::kOff || m.account.empty()) return look;
-  look.account_key = AccountKey(m.account);
-  look.account_domain = DomainOf(m.account);
-  look.rcpts.reserve(m.recipients.size());
+  look.learn = true;
+  look.pairs.reserve(m.recipients.size());
+  std::string address;
   for (const std::string& raw : m.recipients) {
-    std::string address;
     if (!EnvelopeAddress(raw, &address).ok() || address.empty()) continue;
-    look.rcpts.push_back(CanonicalAddress(address));
+    look.pairs.push_back(PairHash(m.account, address));
+    if (look.pairs.size() == 1) look.rcpt = address;
   }
   // Test-like: one external recipient and the engine's signal or enough features.
-  if (look.rcpts.size() == 1) {
-    const std::string rcpt_domain = DomainOf(look.rcpts[0]);
+  if (look.pairs.size() == 1) {
+    look.rcpt = CanonicalAddress(look.rcpt);
+    look.account_domain = DomainOf(m.account);
+    const std::string rcpt_domain = DomainOf(look.rcpt);
     const bool external =
         !rcpt_domain.empty() && !SameDomainFamily(rcpt_domain, look.account_domain) &&
         !local_domains_.count(rcpt_domain) && !(is_local && is_local(rcpt_domain));
@@ -311,25 +315,23 @@ Discovery::Look Discovery::Features(const Message& m,
 // Called with mu_ held; `look` comes from Features, computed before taking it.
 bool Discovery::SightLocked(const Message& m, const Look& look, int64_t now_ms,
                             bool engine_test_signal, Sighting* out) {
-  if (look.account_key.empty()) return false;
-  const std::string& account_key = look.account_key;
-  const std::vector<std::string>& rcpts = look.rcpts;
+  if (!look.learn) return false;
   const int points = look.points;
   const bool test_like = look.external && (engine_test_signal || points >= options_.test_points);
 
   bool first = false;
-  for (const std::string& r : rcpts) {
-    const int64_t before = pairs_.Touch(PairHash(account_key, r), now_ms);
+  for (uint64_t pair : look.pairs) {
+    const int64_t before = pairs_.Touch(pair, now_ms);
     first = first || before < 0 || now_ms - before > options_.retro_window_ms;
   }
   if (!test_like) return false;
   ++stats_.test_like;
   if (!first) return false;
   ++stats_.first_mails;
-  if (done_.count(rcpts[0])) return false;
+  if (done_.count(look.rcpt)) return false;
   Sighting& s = *out;
   s = Sighting();
-  s.recipient = rcpts[0];
+  s.recipient = look.rcpt;
   s.account = m.account;
   s.domain = look.account_domain;
   s.time_ms = now_ms;

@@ -133,9 +133,11 @@ class Discovery {
  private:
   // What a message looks like, before the lock: no state but the options.
   struct Look {
-    std::string account_key, account_domain;  // empty: nothing to learn
-    std::vector<std::string> rcpts;           // canonical
-    bool external = false;                    // one recipient, external
+    bool learn = false;           // an account's message, and discovery on
+    std::vector<uint64_t> pairs;  // PairHash of the account and each valid recipient
+    std::string rcpt;             // the one recipient, canonical (when there is one)
+    std::string account_domain;   // set with `rcpt`
+    bool external = false;        // one recipient, external
     int points = 0;
   };
   Look Features(const Message& m, const std::function<bool(const std::string&)>& is_local) const;
