@@ -21,44 +21,55 @@ constexpr int64_t kDay = 86400;
 // Script calls per batch are cut at this many (account, hour) pairs, so one call never
 // holds Redis for long.
 constexpr size_t kChunkItems = 500;
+// The platform total of an hour outlives the hour keys by 8 days (the wall page compares
+// an hour with the same hour a week before).
+constexpr int64_t kTotalExtra = 8 * kDay;
 
-// One chunk of a batch, atomically. ARGV: the flush marker's key, then per item: account,
-// its hour messages, hour recipients and hour networks keys, its month key, the hour's
-// platform total key (kept 8 days past the hour keys for the wall page), the day of
-// the month ("DD"), hour keys' EXPIREAT (0: hour too old, skip the hour keys), month key's
-// EXPIREAT, messages, recipients, N, then N networks. Returns 0 if this flush id was
-// applied before; else four values per item: hour messages, hour recipients, hour
-// networks (-1: none), day messages; or, for an item Redis refused (a key of the wrong
-// type, say), -2, -2, -2 and the error text, so one bad key costs only its own account's
-// counts. A day is one field "messages recipients networks" of its month's hash: 31 short
-// fields stay in Redis' compact listpack encoding. Key names come from Keys (they are
-// ARGV, not KEYS: compd does not run on Redis Cluster).
+// One chunk of a batch, atomically. ARGV: the flush marker's key, then per hour of the
+// chunk: its messages, recipients and platform total keys, the hour keys' EXPIREAT (0:
+// hour too old, skip the hour keys), the total key's EXPIREAT (kept 8 days past the hour
+// keys for the wall page), the day of the month ("DD"), the month keys' EXPIREAT and the
+// hour's item count; then per item of that hour: account, its hour networks key, its
+// month key, messages, recipients, N, then N networks. Returns 0 if this flush id was
+// applied before; else four values per item, in ARGV order: hour messages, hour
+// recipients, hour networks (-1: none), day messages; or, for an item Redis refused (a
+// key of the wrong type, say), -2, -2, -2 and the error text, so one bad key costs only
+// its own account's counts. A day is one field "messages recipients networks" of its
+// month's hash: 31 short fields stay in Redis' compact listpack encoding. Key names come
+// from Keys (they are ARGV, not KEYS: compd does not run on Redis Cluster).
+//
+// Redis CPU is the mail path's budget (it shares the cores), so each item makes only the
+// calls that can change something: the hour keys' and the total's expiry and the total's
+// two counters are set once per hour of the chunk (the expiry is a function of the hour,
+// the same on every node); a networks key gets its EXPIREAT only when PFADD changed it,
+// a month key only with a new day field (every writer sets the expiry when it creates
+// one, so an existing key already has it).
 constexpr const char* kFlushScript = R"lua(
 if not redis.call('SET', ARGV[1], '1', 'NX', 'EX', 3600) then
   return 0
 end
-local function apply(i, n)
-  local acct, hmk, hrk, nk, mk, tk, dd = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3],
-                                         ARGV[i + 4], ARGV[i + 5], ARGV[i + 6]
-  local hexp, mexp = ARGV[i + 7], ARGV[i + 8]
-  local msgs, rcpts = tonumber(ARGV[i + 9]), tonumber(ARGV[i + 10])
+local tonumber, rcall = tonumber, redis.call
+local function apply(i, n, hexp, dd, mexp, g)
+  local acct, nk, mk = ARGV[i], ARGV[i + 1], ARGV[i + 2]
+  local msgs, rcpts = tonumber(ARGV[i + 3]), tonumber(ARGV[i + 4])
   local hm, hr, hn = 0, 0, -1
   if hexp ~= '0' then
-    hm = tonumber(redis.call('ZINCRBY', hmk, msgs, acct))
-    hr = tonumber(redis.call('ZINCRBY', hrk, rcpts, acct))
-    redis.call('EXPIREAT', hmk, hexp)
-    redis.call('EXPIREAT', hrk, hexp)
+    hm = tonumber(rcall('ZINCRBY', g.hmk, msgs, acct))
+    hr = tonumber(rcall('ZINCRBY', g.hrk, rcpts, acct))
+    g.touched = true
     if n > 0 then
-      redis.call('PFADD', nk, unpack(ARGV, i + 12, i + 11 + n))
-      redis.call('EXPIREAT', nk, hexp)
+      if rcall('PFADD', nk, unpack(ARGV, i + 6, i + 5 + n)) == 1 then
+        rcall('EXPIREAT', nk, hexp)
+      end
+      hn = rcall('PFCOUNT', nk)
+    elseif rcall('EXISTS', nk) == 1 then
+      hn = rcall('PFCOUNT', nk)
     end
-    if redis.call('EXISTS', nk) == 1 then hn = redis.call('PFCOUNT', nk) end
-    redis.call('HINCRBY', tk, 'm', msgs)
-    redis.call('HINCRBY', tk, 'r', rcpts)
-    redis.call('EXPIREAT', tk, tonumber(hexp) + 691200)
+    g.m = g.m + msgs
+    g.r = g.r + rcpts
   end
   local dm, dr, dn = 0, 0, 0
-  local cur = redis.call('HGET', mk, dd)
+  local cur = rcall('HGET', mk, dd)
   if cur then
     local a, b, c = string.match(cur, '^(%d+) (%d+) (%d+)$')
     if a then dm, dr, dn = tonumber(a), tonumber(b), tonumber(c) end
@@ -66,21 +77,39 @@ local function apply(i, n)
   dm = dm + msgs
   dr = dr + rcpts
   if hn > dn then dn = hn end
-  redis.call('HSET', mk, dd, string.format('%d %d %d', dm, dr, dn))
-  redis.call('EXPIREAT', mk, mexp)
+  rcall('HSET', mk, dd, string.format('%d %d %d', dm, dr, dn))
+  if not cur then rcall('EXPIREAT', mk, mexp) end
   return {hm, hr, hn, dm}
+end
+local function hour_keys(g, hexp, texp)
+  if g.touched then
+    rcall('EXPIREAT', g.hmk, hexp)
+    rcall('EXPIREAT', g.hrk, hexp)
+  end
+  if g.m > 0 or g.r > 0 then
+    rcall('HINCRBY', g.tk, 'm', g.m)
+    rcall('HINCRBY', g.tk, 'r', g.r)
+    rcall('EXPIREAT', g.tk, texp)
+  end
 end
 local out = {}
 local i = 2
 while i <= #ARGV do
-  local n = tonumber(ARGV[i + 11])
-  local ok, r = pcall(apply, i, n)
-  if not ok then
-    local msg = type(r) == 'table' and (r.err or 'error') or tostring(r)
-    r = {-2, -2, -2, msg}
+  local g = {hmk = ARGV[i], hrk = ARGV[i + 1], tk = ARGV[i + 2], m = 0, r = 0}
+  local hexp, texp, dd, mexp = ARGV[i + 3], ARGV[i + 4], ARGV[i + 5], ARGV[i + 6]
+  local count = tonumber(ARGV[i + 7])
+  i = i + 8
+  for _ = 1, count do
+    local n = tonumber(ARGV[i + 5])
+    local ok, r = pcall(apply, i, n, hexp, dd, mexp, g)
+    if not ok then
+      local msg = type(r) == 'table' and (r.err or 'error') or tostring(r)
+      r = {-2, -2, -2, msg}
+    end
+    for k = 1, 4 do out[#out + 1] = r[k] end
+    i = i + 6 + n
   end
-  for k = 1, 4 do out[#out + 1] = r[k] end
-  i = i + 12 + n
+  pcall(hour_keys, g, hexp, texp)
 end
 return out
 )lua";
@@ -202,18 +231,25 @@ void VolumeCounter::TakeBatch() {
   if (taken.empty()) return;
   int64_t now = Now();
   int64_t day_cutoff = DayStart(now) - int64_t{options_.day_retention_days} * kDay;
-  Chunk chunk;
-  size_t kept = 0;
+  std::vector<Item> items;
+  items.reserve(taken.size());
   for (auto& [key, item] : taken) {
     (void)key;
     if (item.hour_start < day_cutoff) continue;  // older than anything kept
+    items.push_back(std::move(item));
+  }
+  // The script sets each hour's shared keys once per run of items of that hour.
+  std::sort(items.begin(), items.end(),
+            [](const Item& a, const Item& b) { return a.hour_start < b.hour_start; });
+  size_t kept = items.size();
+  Chunk chunk;
+  for (Item& item : items) {
     if (chunk.items.size() == kChunkItems) {
       batch_.push_back(std::move(chunk));
       chunk = Chunk();
     }
     if (chunk.items.empty()) chunk.flush_id = instance_ + ":" + std::to_string(++seq_);
     chunk.items.push_back(std::move(item));
-    ++kept;
   }
   if (!chunk.items.empty()) batch_.push_back(std::move(chunk));
   batch_size_ = kept;
@@ -248,27 +284,37 @@ bool VolumeCounter::WriteBatch() {
       if (!s.ok()) return fail(s);
     }
     commands.clear();
+    const Keys keys(options_.prefix);
     for (const Chunk& chunk : batch_) {
-      const Keys keys(options_.prefix);
       std::vector<std::string> cmd = {"EVALSHA", script_sha_, "0",
                                       keys.volume_flush(chunk.flush_id)};
-      for (const Item& item : chunk.items) {
-        int64_t expire_at = item.hour_start + kHour + options_.hour_retention.count();
-        const std::string hour = HourId(item.hour_start), day = DayId(item.hour_start);
-        cmd.push_back(item.account);
+      const auto& items = chunk.items;
+      for (size_t g = 0; g < items.size();) {
+        const int64_t hour_start = items[g].hour_start;
+        size_t end = g;
+        while (end < items.size() && items[end].hour_start == hour_start) ++end;
+        const int64_t expire_at = hour_start + kHour + options_.hour_retention.count();
+        const std::string hour = HourId(hour_start), day = DayId(hour_start);
+        const std::string yyyymm = day.substr(0, 6);
         cmd.push_back(keys.hour_messages(hour));
         cmd.push_back(keys.hour_recipients(hour));
-        cmd.push_back(keys.hour_networks(hour, item.account));
-        cmd.push_back(keys.month(day.substr(0, 6), item.account));
         cmd.push_back(keys.hour_total(hour));
-        cmd.push_back(day.substr(6));
         cmd.push_back(expire_at > now ? std::to_string(expire_at) : "0");
-        cmd.push_back(std::to_string(NextMonthStart(item.hour_start) +
+        cmd.push_back(std::to_string(expire_at + kTotalExtra));
+        cmd.push_back(day.substr(6));
+        cmd.push_back(std::to_string(NextMonthStart(hour_start) +
                                      int64_t{options_.day_retention_days} * kDay));
-        cmd.push_back(std::to_string(item.counts.messages));
-        cmd.push_back(std::to_string(item.counts.recipients));
-        cmd.push_back(std::to_string(item.counts.networks.size()));
-        for (const std::string& net : item.counts.networks) cmd.push_back(net);
+        cmd.push_back(std::to_string(end - g));
+        for (; g < end; ++g) {
+          const Item& item = items[g];
+          cmd.push_back(item.account);
+          cmd.push_back(keys.hour_networks(hour, item.account));
+          cmd.push_back(keys.month(yyyymm, item.account));
+          cmd.push_back(std::to_string(item.counts.messages));
+          cmd.push_back(std::to_string(item.counts.recipients));
+          cmd.push_back(std::to_string(item.counts.networks.size()));
+          for (const std::string& net : item.counts.networks) cmd.push_back(net);
+        }
       }
       commands.push_back(std::move(cmd));
     }
