@@ -77,28 +77,35 @@ const nlohmann::json& Member(const nlohmann::json& e, const char* key) {
 }
 
 // "test_message 5, new_networks 4 (2 groups)": each contributing signal once, in the
-// order of the contributions, its entries' scores added up.
+// order of the contributions, its entries' scores added up to at most its weight, as the
+// window's score counts them.
 std::string Contributions(const nlohmann::json& list) {
-  std::vector<std::pair<std::string, std::pair<int64_t, int>>> per;  // signal, (score, entries)
+  struct Part {
+    std::string signal;
+    int64_t score = 0, weight = 0;
+    int entries = 0;
+  };
+  std::vector<Part> per;
   if (list.is_array()) {
     for (const nlohmann::json& c : list) {
       if (!c.is_object()) continue;
       std::string name = Text(c, "signal");
       if (name.empty()) name = "?";
       auto it =
-          std::find_if(per.begin(), per.end(), [&](const auto& p) { return p.first == name; });
-      if (it == per.end()) it = per.insert(per.end(), {name, {0, 0}});
-      it->second.first += Int(c, "score");
-      it->second.second += 1;
+          std::find_if(per.begin(), per.end(), [&](const Part& p) { return p.signal == name; });
+      if (it == per.end()) it = per.insert(per.end(), Part{name});
+      it->score += Int(c, "score");
+      it->weight = std::max(it->weight, Int(c, "weight"));
+      it->entries += 1;
     }
   }
   std::string out;
-  for (const auto& [name, sum] : per) {
+  for (const Part& p : per) {
     if (!out.empty()) out += ", ";
-    out += name + " " + std::to_string(sum.first);
-    if (sum.second > 1) {
-      out += " (" + std::to_string(sum.second) +
-             (name == SignalName(SignalId::kNewNetworks) ? " groups)" : " entries)");
+    out += p.signal + " " + std::to_string(p.weight > 0 ? std::min(p.score, p.weight) : p.score);
+    if (p.entries > 1) {
+      out += " (" + std::to_string(p.entries) +
+             (p.signal == SignalName(SignalId::kNewNetworks) ? " groups)" : " entries)");
     }
   }
   return out;

@@ -35,6 +35,18 @@ TEST_CASE("reaction summary: a combination lists its contributions", "[detect]")
   // The event carries it as its detail: dashboard, alert log, the account's reason.
   CHECK(r.ToEvent().detail == r.Summary());
 
+  // Four new groups weigh what weight_new_networks allows, as the score counts them.
+  Signal capped;
+  capped.id = SignalId::kCombined;
+  capped.evidence = {{"score", 10}, {"threshold", 10}, {"contributions", nlohmann::json::array()}};
+  capped.evidence["contributions"].push_back(
+      {{"signal", "test_message"}, {"score", 4}, {"weight", 6}});
+  for (int i = 0; i < 4; ++i) {
+    capped.evidence["contributions"].push_back(
+        {{"signal", "new_networks"}, {"score", 2}, {"weight", 6}});
+  }
+  CHECK(SignalSummary(capped) == "combined 10 >= 10: test_message 4, new_networks 6 (4 groups)");
+
   Signal spoof;
   spoof.id = SignalId::kDisplaySpoof;
   spoof.evidence = {{"header", "From"}, {"display", "service@paypal.com"}};
