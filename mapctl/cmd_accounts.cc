@@ -173,8 +173,8 @@ struct Line {
 Line HitLine(const std::string& json) {
   compd::Event e;
   if (!compd::Event::FromJson(json, &e).ok()) return {"", "hit", OneLine(json)};
-  // A detection signal names no recipient: its signals and reaction (the evidence is in the
-  // flagged/locked line and in --json).
+  // A detection signal names no recipient: its signals, reaction and summary (the evidence
+  // is in the flagged/locked line and in --json).
   const bool signal = e.type == "signal";
   std::string d = signal ? e.rule + " -> " + e.action : e.recipient;
   if (!signal && !e.where.empty() && e.where != "envelope") d += " (" + e.where + ")";
@@ -186,6 +186,7 @@ Line HitLine(const std::string& json) {
   if (!signal) d += ", " + e.action;
   if (!e.queue_id.empty()) d += ", queue id " + e.queue_id;
   if (!e.subject.empty()) d += ", subject \"" + e.subject + "\"";
+  if (signal && !e.detail.empty()) d += ": " + e.detail;  // Reaction::Summary
   return {e.time, signal ? "signal" : "hit", OneLine(d)};
 }
 

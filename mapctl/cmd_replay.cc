@@ -65,40 +65,6 @@ compd::Status LoadMatcher(const ReplayOptions& o, Context& ctx,
   return compd::Matcher::Build(entries, options, out);
 }
 
-std::string Short(const compd::Reaction& r) {
-  std::string out;
-  for (const compd::Signal& s : r.signals) {
-    if (!out.empty()) out += "; ";
-    const nlohmann::json& e = s.evidence;
-    switch (s.id) {
-      case compd::SignalId::kHit:
-        if (e.contains("retro")) {
-          out += "mailed " + e["retro"].value("entry", "") + " before it entered the map";
-        } else if (e.contains("hits") && !e["hits"].empty()) {
-          out += "hit " + e["hits"][0].value("recipient", "");
-        } else {
-          out += "hit";
-        }
-        break;
-      case compd::SignalId::kTestMessage:
-        out += "test to " + e.value("recipient", "") + " (" + std::to_string(e.value("points", 0)) +
-               " points)";
-        break;
-      case compd::SignalId::kNewNetworks:
-        out += std::to_string(e.value("count", 0)) + " new networks";
-        break;
-      case compd::SignalId::kDisplaySpoof:
-        out += e.value("header", "") + " shows " + e.value("display", "");
-        break;
-      default:
-        out += std::string(compd::SignalName(s.id)) + " " +
-               std::to_string(e.value("value", int64_t{0})) + " > " +
-               std::to_string(static_cast<int64_t>(e.value("threshold", 0.0)));
-    }
-  }
-  return out;
-}
-
 // Under discovery = add, mail to a recipient discovered earlier in the logs is a hit, as
 // the map entry would have made it.
 void AddDiscoveredHit(const compd::Message& m, const std::unordered_set<std::string>& discovered,
@@ -273,7 +239,7 @@ int RunReplay(const ReplayOptions& o, Context& ctx) {
       } else {
         table.AddRow({compd::FormatUtcMillis(std::chrono::system_clock::time_point(
                           std::chrono::milliseconds(r.time_ms))),
-                      r.account, compd::ReactionName(r.kind), r.SignalNames(), Short(r)});
+                      r.account, compd::ReactionName(r.kind), r.SignalNames(), r.Summary()});
       }
     }
   }

@@ -200,7 +200,7 @@ class DetectLiveTest(su.DetectWaits, h.ServersTestCase):
         self.assertRegex(text, r"signal +new_networks -> lock from 127\.3\.0\.1 via node2", text)
         self.assertRegex(text, r"signal +test_message -> flag from 127\.1\.0\.1 via node1", text)
         self.assertRegex(text, r"locked +by compd@node2: signal new_networks \(lock\): "
-                         r"\{\"new_networks\":\{\"count\":3", text)
+                         r"3 new networks \{\"new_networks\":\{\"count\":3", text)
         print("alice: locked on node2's message, both nodes refused %.2f s later" % took,
               file=sys.stderr)
 

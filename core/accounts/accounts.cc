@@ -303,16 +303,26 @@ Status AccountRegistry::List(const AccountListOptions& options, std::vector<Acco
 Status AccountRegistry::Latest(size_t n, std::vector<AccountRecord>* out) {
   out->clear();
   if (n == 0) return Status::Ok();
-  RedisReply reply;
-  Status s = client_->Command(
-      {"ZREVRANGE", keys_.accounts(), "0", std::to_string(n - 1), "WITHSCORES"}, &reply);
+  // Both indexes: an account flagged or locked by a detection signal has no hit, and the
+  // accounts an operator must see first are exactly those.
+  std::vector<RedisReply> index;
+  Status s =
+      client_->Pipeline({{"ZREVRANGE", keys_.accounts(), "0", std::to_string(n - 1), "WITHSCORES"},
+                         {"ZREVRANGE", keys_.accounts_changed(), "0", std::to_string(n - 1)}},
+                        &index);
   if (!s.ok()) return s;
+  if (index.size() != 2) return Status::Unavailable("short reply from Redis");
+  std::map<std::string, int64_t> last_hit;  // account -> its hit index score, 0: none
+  for (size_t i = 0; i + 1 < index[0].elements.size(); i += 2) {
+    last_hit[index[0].elements[i].str] = ToInt(index[0].elements[i + 1].str);
+  }
+  for (const RedisReply& e : index[1].elements) last_hit.emplace(e.str, 0);
   std::vector<std::vector<std::string>> commands;
   std::vector<AccountRecord> records;
-  for (size_t i = 0; i + 1 < reply.elements.size(); i += 2) {
+  for (const auto& [account, hit] : last_hit) {
     AccountRecord r;
-    r.account = reply.elements[i].str;
-    r.last_hit = ToInt(reply.elements[i + 1].str);
+    r.account = account;
+    r.last_hit = hit;
     commands.push_back({"HGETALL", keys_.account(r.account)});
     commands.push_back({"ZSCORE", keys_.accounts_changed(), r.account});
     records.push_back(std::move(r));
@@ -326,7 +336,17 @@ Status AccountRegistry::Latest(size_t n, std::vector<AccountRecord>* out) {
     AccountRecord& r = records[i];
     FillFromHash(FieldMap(replies[2 * i]), &r);
     r.changed_ms = replies[2 * i + 1].is_nil() ? 0 : ToInt(replies[2 * i + 1].str);
+    if (r.last_hit == 0 && replies[2 * i].elements.empty()) r.account.clear();  // no record
   }
+  records.erase(std::remove_if(records.begin(), records.end(),
+                               [](const AccountRecord& r) { return r.account.empty(); }),
+                records.end());
+  std::sort(records.begin(), records.end(), [](const AccountRecord& a, const AccountRecord& b) {
+    int64_t x = std::max(a.last_hit * 1000, a.LastActivityMs());
+    int64_t y = std::max(b.last_hit * 1000, b.LastActivityMs());
+    return x != y ? x > y : a.account < b.account;
+  });
+  if (records.size() > n) records.resize(n);
   *out = std::move(records);
   return Status::Ok();
 }

@@ -371,6 +371,34 @@ TEST_CASE_METHOD(RecorderFixture, "operators lock, release and annotate; list fi
   CHECK(all[0].recipients.size() == 1);
 }
 
+TEST_CASE_METHOD(RecorderFixture,
+                 "a signal's flag shows its summary, and the latest accounts include it",
+                 "[redis][accounts]") {
+  Recorder& rec = StartRecorder();
+  RecordAndWait(&rec, HitEvent("frank@cust.example", "t1@bad.example"));
+  Event e = testing::SignalEvent("kim@cust.example", "combined", "flag");
+  e.detail = "combined 7 >= 6: test_message 5, new_networks 2";
+  // Longer than the reason keeps: the summary before it must survive the cut.
+  e.evidence = "{\"combined\":{\"contributions\":[\"" + std::string(400, 'x') + "\"]}}";
+  RecordAndWait(&rec, e);
+  AccountRecord kim = GetAccount(redis.url(), "kim@cust.example");
+  CHECK(kim.state == "flagged");
+  CHECK(kim.state_reason.rfind("signal combined (flag): " + e.detail + " {\"combined\"", 0) == 0);
+
+  // The dashboard's list: the flagged account has no hit, and must be there all the same.
+  RedisClient c(redis.url());
+  AccountRegistry reg(&c, "t:");
+  std::vector<AccountRecord> latest;
+  REQUIRE(reg.Latest(10, &latest).ok());
+  REQUIRE(latest.size() == 2);
+  CHECK(latest[0].account == "kim@cust.example");  // the latest activity first
+  CHECK(latest[0].state == "flagged");
+  CHECK(latest[1].account == "frank@cust.example");
+  CHECK(latest[1].last_hit > 0);
+  REQUIRE(reg.Latest(1, &latest).ok());
+  CHECK(latest.size() == 1);
+}
+
 TEST_CASE("the registry reports a Redis outage as unavailable, never as not found",
           "[redis][accounts]") {
   RedisServer redis;

@@ -53,7 +53,10 @@ local function account_hit(ev, a, reaction)
   local reason = 'hit on ' .. ev.recipient
   if ev.where ~= '' and ev.where ~= 'envelope' then reason = reason .. ' (' .. ev.where .. ')' end
   if signal then
+    -- The detail (Reaction::Summary) first: the text is cut, and a combined signal's score
+    -- and contributions must survive the cut.
     local evidence = ev.evidence
+    if ev.detail ~= '' then evidence = ev.detail .. ' ' .. evidence end
     if #evidence > 300 then
       -- Cut before a character, never inside one.
       local n = 300
@@ -138,7 +141,7 @@ if #KEYS < 15 or ARGV[4] == '' then return 1 end
 
 local ev = cjson.decode(ARGV[3])
 for _, k in ipairs({'type', 'id', 'host', 'time', 'recipient', 'client_ip', 'where', 'entry',
-                    'action', 'rule', 'evidence'}) do
+                    'action', 'rule', 'evidence', 'detail'}) do
   if type(ev[k]) ~= 'string' then ev[k] = '' end
 end
 -- Only hits are evidence of a leaked password: other events (anomalies) name an account

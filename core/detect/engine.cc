@@ -397,6 +397,9 @@ std::vector<Reaction> Engine::Reactions(const Message& m, std::vector<Signal> si
   if (!combined.empty() && (out.empty() || out[0].kind < combined_kind)) {
     Reaction r = MakeReaction(m, std::move(combined), now_ms);
     r.kind = combined_kind;
+    // The key names the level: a lock keyed as the window's earlier flag would be dropped
+    // as that flag's duplicate, and never lock.
+    r.event_key = EventKey(r);
     out.push_back(std::move(r));
   }
   return out;

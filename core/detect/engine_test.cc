@@ -297,6 +297,26 @@ TEST_CASE("combined: a weak test message from one new network flags where neithe
             .empty());
 }
 
+TEST_CASE("combined: a lock after a flag in one window is an event of its own", "[detect]") {
+  Fixture f(Combining(6, 8));
+  f.History();
+  // 4 + 2: flagged; a second new network (2 more): locked.
+  auto flag = f.Send("79.10.109.221", kNow, "x@gmx.example", "laptop.home.example", "Re: x", 735);
+  REQUIRE(flag.size() == 1);
+  CHECK(flag[0].kind == ReactionKind::kFlag);
+  auto lock =
+      f.Send("79.11.1.1", kNow + kMin, "y@gmx.example", "laptop.home.example", "Re: y", 700);
+  REQUIRE(lock.size() == 1);
+  CHECK(lock[0].kind == ReactionKind::kLock);
+  const Event a = flag[0].ToEvent(), b = lock[0].ToEvent();
+  CHECK(b.action == "lock");
+  // Same first contribution, other level: the recorder would drop a lock carrying the
+  // flag's id as a duplicate, and the account would never be locked.
+  CHECK(a.id != b.id);
+  CHECK(b.id.find(":lock:") != std::string::npos);
+  CHECK(b.detail == "combined 8 >= 8: test_message 4, new_networks 4 (2 groups)");
+}
+
 TEST_CASE("combined: the lock threshold is off by default", "[detect]") {
   EngineOptions d = Defaults();
   CHECK(d.combined.flag_score == 0);

@@ -1,6 +1,8 @@
 #include "compd/detect/reaction.h"
 
+#include <algorithm>
 #include <chrono>
+#include <utility>
 
 namespace compd {
 
@@ -50,6 +52,107 @@ std::string Reaction::SignalNames() const {
   return out;
 }
 
+namespace {
+
+// Evidence of another shape (a stored event, an older node) says less, never throws.
+std::string Text(const nlohmann::json& e, const char* key) {
+  if (!e.is_object()) return "";
+  auto it = e.find(key);
+  return it != e.end() && it->is_string() ? it->get<std::string>() : "";
+}
+
+int64_t Int(const nlohmann::json& e, const char* key) {
+  if (!e.is_object()) return 0;
+  auto it = e.find(key);
+  return it != e.end() && it->is_number() ? static_cast<int64_t>(it->get<double>()) : 0;
+}
+
+std::string Number(const nlohmann::json& e, const char* key) { return std::to_string(Int(e, key)); }
+
+const nlohmann::json& Member(const nlohmann::json& e, const char* key) {
+  static const nlohmann::json kNone;
+  if (!e.is_object()) return kNone;
+  auto it = e.find(key);
+  return it == e.end() ? kNone : *it;
+}
+
+// "test_message 5, new_networks 4 (2 groups)": each contributing signal once, in the
+// order of the contributions, its entries' scores added up to at most its weight, as the
+// window's score counts them.
+std::string Contributions(const nlohmann::json& list) {
+  struct Part {
+    std::string signal;
+    int64_t score = 0, weight = 0;
+    int entries = 0;
+  };
+  std::vector<Part> per;
+  if (list.is_array()) {
+    for (const nlohmann::json& c : list) {
+      if (!c.is_object()) continue;
+      std::string name = Text(c, "signal");
+      if (name.empty()) name = "?";
+      auto it =
+          std::find_if(per.begin(), per.end(), [&](const Part& p) { return p.signal == name; });
+      if (it == per.end()) it = per.insert(per.end(), Part{name});
+      it->score += Int(c, "score");
+      it->weight = std::max(it->weight, Int(c, "weight"));
+      it->entries += 1;
+    }
+  }
+  std::string out;
+  for (const Part& p : per) {
+    if (!out.empty()) out += ", ";
+    out += p.signal + " " + std::to_string(p.weight > 0 ? std::min(p.score, p.weight) : p.score);
+    if (p.entries > 1) {
+      out += " (" + std::to_string(p.entries) +
+             (p.signal == SignalName(SignalId::kNewNetworks) ? " groups)" : " entries)");
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+std::string SignalSummary(const Signal& s) {
+  const nlohmann::json& e = s.evidence;
+  switch (s.id) {
+    case SignalId::kHit:
+      if (!Member(e, "retro").is_null()) {
+        return "mailed " + Text(Member(e, "retro"), "entry") + " before it entered the map";
+      }
+      if (Member(e, "hits").is_array() && !Member(e, "hits").empty()) {
+        return "hit " + Text(Member(e, "hits")[0], "recipient");
+      }
+      return "hit";
+    case SignalId::kTestMessage:
+      return "test to " + Text(e, "recipient") + " (" + Number(e, "points") + " points)";
+    case SignalId::kNewNetworks:
+      return Number(e, "count") + " new networks";
+    case SignalId::kDisplaySpoof:
+      return Text(e, "header") + " shows " + Text(e, "display");
+    case SignalId::kCombined:
+      // The score reached its threshold (>=), and why: without the contributions the
+      // operator sees a number and nothing to check.
+      {
+        const std::string parts = Contributions(Member(e, "contributions"));
+        return std::string(SignalName(s.id)) + " " + Number(e, "score") +
+               " >= " + Number(e, "threshold") + (parts.empty() ? "" : ": " + parts);
+      }
+    default:
+      return std::string(SignalName(s.id)) + " " + Number(e, "value") + " > " +
+             Number(e, "threshold");
+  }
+}
+
+std::string Reaction::Summary() const {
+  std::string out;
+  for (const Signal& s : signals) {
+    if (!out.empty()) out += "; ";
+    out += SignalSummary(s);
+  }
+  return out;
+}
+
 std::string Reaction::ToJson() const {
   // Fixed key order, time first, so sort(1) and a human reading the output agree.
   nlohmann::ordered_json j = nlohmann::ordered_json::object();
@@ -87,7 +190,8 @@ Event Reaction::ToEvent() const {
   nlohmann::json evidence = nlohmann::json::object();
   for (const Signal& s : signals) evidence[SignalName(s.id)] = s.evidence;
   e.evidence = Dump(evidence);
-  e.detail = account + ": " + e.rule + " -> " + e.action + " " + e.evidence;
+  // The evidence is beside it in full; the detail is what a person reads first.
+  e.detail = Summary();
   return e;
 }
 

@@ -100,6 +100,12 @@ std::string EventTime(const std::string& iso, int64_t now) {
   return iso.substr(5, 5) + " " + iso.substr(11, 5);
 }
 
+// The header's clock; a page rendered before the first read finished has no time yet.
+std::string Clock(int64_t generated) {
+  if (generated <= 0) return "never";
+  return FormatUnixTime(generated).substr(11, 5) + " UTC";
+}
+
 std::string Ago(int64_t seconds) {
   if (seconds < 0) seconds = 0;
   if (seconds < 120) return std::to_string(seconds) + " s ago";
@@ -223,8 +229,7 @@ std::string RenderDashboardPage(const DashboardData& d, int refresh_seconds) {
       << "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
       << "<title>compd · top senders · " << HtmlEscape(d.host) << "</title><style>" << kStyle
       << "</style></head>\n<body>\n<header><h1>compd</h1><span class=\"clock\">"
-      << HourLabel(d.generated).substr(11) << ":" << FormatUnixTime(d.generated).substr(14, 2)
-      << " UTC</span><span class=\"meta\">" << HtmlEscape(d.host) << "</span>";
+      << Clock(d.generated) << "</span><span class=\"meta\">" << HtmlEscape(d.host) << "</span>";
   if (d.map) {
     out << "<span class=\"meta\" id=\"map\">map v" << d.map->version << " · "
         << Thousands(static_cast<int64_t>(d.map->exact)) << " exact · "
@@ -304,7 +309,8 @@ std::string RenderDashboardPage(const DashboardData& d, int refresh_seconds) {
         });
   out << "</div>\n";
 
-  out << "<footer>compd " << HtmlEscape(d.version) << " · generated " << FormatUnixTime(d.generated)
+  out << "<footer>compd " << HtmlEscape(d.version) << " · generated "
+      << (d.generated > 0 ? FormatUnixTime(d.generated) : std::string("never"))
       << " · refreshes every " << refresh_seconds
       << " s · counts are all nodes, UTC hours · change: against the hour before · 48 h: "
          "messages per hour, red above the account's usual busy day (grey band)</footer>\n"

@@ -171,7 +171,8 @@ class AccountRegistry {
   Status Get(const std::string& account, AccountRecord* out);
   // Every account with a record (hits or a state), most recent activity first.
   Status List(const AccountListOptions& options, std::vector<AccountRecord>* out);
-  // The records of the `n` accounts with the latest hits, latest first (no evidence).
+  // The records of the `n` accounts with the latest hits or state changes (a signal's flag
+  // or lock, the operator's), latest first (no evidence).
   Status Latest(size_t n, std::vector<AccountRecord>* out);
 
   // Locks (or re-locks, with the new reason and expiry) any account, known or not, and

@@ -52,6 +52,10 @@ struct Signal {
   nlohmann::json evidence = nlohmann::json::object();
 };
 
+// One signal in a few words, its evidence's gist: "test to x@gmx.example (5 points)",
+// "3 new networks", "combined 7 >= 6: test_message 5, new_networks 2", "day_volume 600 > 300".
+std::string SignalSummary(const Signal& s);
+
 // The engine's decision for one account at one time.
 struct Reaction {
   int64_t time_ms = 0;
@@ -71,6 +75,9 @@ struct Reaction {
   // signal's name to its evidence object.
   std::string ToJson() const;
   std::string SignalNames() const;  // "test_message,new_networks"
+  // One line for humans, the SignalSummary of each signal joined by "; ": what replay's
+  // short text, the event's detail (dashboard, alert log, account reason) show.
+  std::string Summary() const;
   // The event for the stream, alert log and account timeline: type "signal". Its id is
   // derived from the account, the first signal and event_key, so nodes that raise the
   // same reaction write it once.
