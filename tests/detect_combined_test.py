@@ -157,9 +157,12 @@ class DetectCombinedTest(su.DetectWaits, h.ServersTestCase):
                          ("combined", event["action"], summary), alert)
         # compd-milter's own log names the account, the signal and the reaction.
         what = "LOCKED" if state == "locked" else "flagged"
-        h.wait_for(lambda: "account %s %s" % (acct(name), what) in h.tail(self.node.log_path, 200)
-                   and "signal combined (%s)" % event["action"] in h.tail(self.node.log_path, 200),
-                   5, what="the %s line in compd-milter's log" % what)
+        h.wait_for(lambda: any(
+            "account %s %s" % (acct(name), what) in line
+            and "signal combined (%s) from " % event["action"] in line
+            and ": " + summary in line
+            for line in h.tail(self.node.log_path, 200).splitlines()),
+            5, what="the %s line in compd-milter's log" % what)
         # mapctl accounts show: the reason and the timeline line, both with the summary.
         rec = self.wait_state(name, state)
         self.assertTrue(rec["state_reason"].startswith(

@@ -433,6 +433,8 @@ void Recorder::NoteAccountOutcome(const Event& e, long long bits) {
   std::string why = e.type == "signal" ? "signal " + EscapeForLog(e.rule) + " (" + e.action + ")"
                                        : "hit on " + EscapeForLog(e.recipient);
   if (!e.client_ip.empty()) why += " from " + e.client_ip;
+  // The summary (a combined signal's contributions, say) is what the operator reads first.
+  if (e.type == "signal" && !e.detail.empty()) why += ": " + EscapeForLog(e.detail);
   Log(LogLevel::kWarning, "account " + EscapeForLog(e.account) + " " + what + ": " + why +
                               ((bits & kHitTicketQueued) ? "; ticket queued" : ""));
 }

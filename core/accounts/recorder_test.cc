@@ -162,6 +162,7 @@ TEST_CASE_METHOD(RecorderFixture,
     e.id = id;
     e.client_ip = "198.51.100.4";
     e.evidence = "{\"" + rule + "\":{}}";
+    e.detail = rule + " summary";
     return e;
   };
   rec.Submit(signal("s1", "test_message", "flag"));
@@ -169,7 +170,9 @@ TEST_CASE_METHOD(RecorderFixture,
   auto dave = HashAll(redis.url(), "t:account:dave@cust.example");
   CHECK(dave["state"] == "flagged");
   CHECK(dave["hits"].empty());  // a signal is not a hit
-  CHECK(log.Contains("dave@cust.example flagged: signal test_message (flag) from 198.51.100.4"));
+  CHECK(
+      log.Contains("dave@cust.example flagged: signal test_message (flag) from 198.51.100.4: "
+                   "test_message summary"));
   rec.Submit(signal("s2", "new_networks", "lock"));
   REQUIRE(WaitUntil([&] { return rec.stats().written == 2; }));
   CHECK(HashAll(redis.url(), "t:account:dave@cust.example")["state"] == "locked");
