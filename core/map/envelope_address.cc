@@ -11,13 +11,15 @@
 namespace compd {
 namespace {
 
-// `local@domain` after brackets and route are gone.
-Status ParseEnvelopeMailbox(std::string_view addr, std::string* out) {
+// `local@domain` after brackets and route are gone. `*result` is `addr` itself unless the
+// local part is quoted; then it is built in `*scratch`: the usual address is not copied.
+Status ParseEnvelopeMailbox(std::string_view addr, std::string* scratch, std::string_view* result) {
   std::string local;
-  local.reserve(addr.size());  // one allocation per address, not one per doubling
+  bool quoted = false;
   size_t i = 0;
   const size_t n = addr.size();
   if (addr[0] == '"') {
+    quoted = true;
     // rspamd 3.4 matches the quoted local part without its quotes and with quoted pairs
     // unescaped: `"john doe"@x.com` is matched as `john doe@x.com`.
     i = 1;
@@ -50,9 +52,8 @@ Status ParseEnvelopeMailbox(std::string_view addr, std::string* out) {
       if (!IsAtomOrDot(c)) return Status::Invalid("invalid character in local part");
     }
     if (i >= n) return Status::Invalid("missing '@'");
-    local.assign(addr.substr(0, i));
   }
-  if (local.empty()) return Status::Invalid("empty local part");
+  if (quoted ? local.empty() : i == 0) return Status::Invalid("empty local part");
   std::string_view domain = addr.substr(i + 1);
   if (domain.empty()) return Status::Invalid("empty domain");
   if (domain.front() == '[') {
@@ -72,11 +73,14 @@ Status ParseEnvelopeMailbox(std::string_view addr, std::string* out) {
       if (!IsAtomOrDot(c)) return Status::Invalid("invalid character in domain");
     }
   }
-  out->clear();
-  out->reserve(local.size() + 1 + domain.size());
-  out->append(local);
-  out->push_back('@');
-  out->append(domain);
+  if (!quoted) {
+    *result = addr;
+    return Status::Ok();
+  }
+  scratch->assign(local);
+  scratch->push_back('@');
+  scratch->append(domain);
+  *result = *scratch;
   return Status::Ok();
 }
 
@@ -102,7 +106,7 @@ size_t FindUnquoted(std::string_view s, size_t i, bool* in_quotes, Stop stop) {
   return s.size();
 }
 
-Status ParseEnvelope(std::string_view raw, std::string* out) {
+Status ParseEnvelope(std::string_view raw, std::string* scratch, std::string_view* result) {
   for (char c : raw) {
     if (c == '\0' || c == '\r' || c == '\n') return Status::Invalid("control character");
   }
@@ -134,27 +138,30 @@ Status ParseEnvelope(std::string_view raw, std::string* out) {
     addr.remove_prefix(colon + 1);
     if (addr.empty()) return Status::Invalid("empty address after source route");
   }
-  return ParseEnvelopeMailbox(addr, out);
+  return ParseEnvelopeMailbox(addr, scratch, result);
 }
 
 }  // namespace
 
 Status EnvelopeAddress(std::string_view raw, std::string* out) {
-  std::string result;
-  Status s = ParseEnvelope(raw, &result);
+  std::string scratch;
+  std::string_view result;
+  Status s = ParseEnvelope(raw, &scratch, &result);
   if (!s.ok()) return s;
   // A plain-looking result must read back as itself, so that entries and events built from
   // it are stable. Quotes can pair up differently once a source route is removed:
-  // `@":u@["]` gives `u@["]`, which is not an address on its own.
-  // Without quotes or a route (no '"', no ':') the result is a checked substring of `raw`
-  // and reads back as itself: the second parse, half the cost of every RCPT, is skipped.
+  // `@":u@["]` gives `u@["]`, which is not an address on its own. Without quotes or a
+  // route (no '"', no ':') the result is a checked substring of `raw` and reads back as
+  // itself: the second parse, half the cost of every RCPT, is skipped.
   if (raw.find_first_of("\":") != std::string_view::npos && LooksLikeAddress(result)) {
-    std::string again;
-    if (!ParseEnvelope(result, &again).ok() || again != result) {
+    std::string again_scratch;
+    std::string_view again;
+    if (!ParseEnvelope(result, &again_scratch, &again).ok() || again != result) {
       return Status::Invalid("malformed quoting around the source route");
     }
   }
-  *out = std::move(result);
+  // Into the caller's string, whose capacity a loop over recipients reuses.
+  out->assign(result.data(), result.size());
   return Status::Ok();
 }
 
