@@ -99,29 +99,6 @@ class DetectCombinedTest(su.DetectWaits, h.ServersTestCase):
         """Small, a random-looking subject: 5 points, under test_message_score."""
         return self.send(name, net, to=TEST_RCPT, subject=TEST_SUBJECT, body="x")
 
-    def mapctl(self, *args):
-        p = h.mapctl(*args, redis=self.redis, prefix=PREFIX)
-        self.assertEqual(p.returncode, 0, "mapctl %s: %s%s" % (" ".join(args), p.stdout,
-                                                               p.stderr))
-        return p.stdout
-
-    def show(self, name):
-        """The account's record; {} while it has none."""
-        p = h.mapctl("accounts", "show", acct(name), "--json", redis=self.redis, prefix=PREFIX)
-        if p.returncode != 0 and "no record" in p.stderr + p.stdout:
-            return {}
-        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
-        return json.loads(p.stdout)
-
-    def wait_known(self, name, *nets):
-        want = {"127.%d.0.0/16" % n for n in nets}
-        key = PREFIX + "detect:groups:" + acct(name)
-        try:
-            h.wait_for(lambda: want <= set(self.redis.call("HKEYS", key) or []), 5,
-                       what="groups %s of %s in Redis" % (sorted(want), acct(name)))
-        except TimeoutError as e:
-            self.fail("%s; known: %s%s" % (e, self.redis.call("HKEYS", key), self.diag()))
-
     def api(self, part):
         c = http.client.HTTPConnection("127.0.0.1", self.http_port, timeout=10)
         try:

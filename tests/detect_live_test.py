@@ -97,27 +97,6 @@ class DetectLiveTest(su.DetectWaits, h.ServersTestCase):
         r = self.send(name, via, quit_after="RCPT")
         return r.code == (24 if via == "exim" else 23) and LOCK_TEXT in r.transcript
 
-    def mapctl(self, *args):
-        p = h.mapctl(*args, redis=self.redis, prefix=PREFIX)
-        self.assertEqual(p.returncode, 0, "mapctl %s: %s%s" % (" ".join(args), p.stdout,
-                                                               p.stderr))
-        return p.stdout
-
-    def show(self, name):
-        return json.loads(self.mapctl("accounts", "show", acct(name), "--json"))
-
-    def known_groups(self, name):
-        return self.redis.call("HKEYS", PREFIX + "detect:groups:" + acct(name)) or []
-
-    def wait_known(self, name, *nets):
-        """Until the account's network groups 127.N.0.0/16 are in Redis (a node wrote them)."""
-        want = {"127.%d.0.0/16" % n for n in nets}
-        try:
-            h.wait_for(lambda: want <= set(self.known_groups(name)), 5,
-                       what="groups %s of %s in Redis" % (sorted(want), acct(name)))
-        except TimeoutError as e:
-            self.fail("%s; known: %s%s" % (e, self.known_groups(name), self.diag()))
-
     def in_alert_log(self, node, event_id):
         return [e for e in node.alerts() if e.get("id") == event_id]
 

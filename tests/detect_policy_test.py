@@ -97,29 +97,6 @@ class DetectPolicyTest(su.DetectWaits, h.ServersTestCase):
             name, via, net, r.code, r.transcript, self.diag()))
         return r
 
-    def mapctl(self, *args):
-        p = h.mapctl(*args, redis=self.redis, prefix=PREFIX)
-        self.assertEqual(p.returncode, 0, "mapctl %s: %s%s" % (" ".join(args), p.stdout,
-                                                               p.stderr))
-        return p.stdout
-
-    def show(self, name):
-        """The account's record; {} while it has none."""
-        p = h.mapctl("accounts", "show", acct(name), "--json", redis=self.redis, prefix=PREFIX)
-        if p.returncode != 0 and "no record" in p.stderr + p.stdout:
-            return {}
-        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
-        return json.loads(p.stdout)
-
-    def wait_known(self, name, *nets):
-        want = {"127.%d.0.0/16" % n for n in nets}
-        key = PREFIX + "detect:groups:" + acct(name)
-        try:
-            h.wait_for(lambda: want <= set(self.redis.call("HKEYS", key) or []), 5,
-                       what="groups %s of %s in Redis" % (sorted(want), acct(name)))
-        except TimeoutError as e:
-            self.fail("%s; known: %s%s" % (e, self.redis.call("HKEYS", key), self.diag()))
-
     def assert_flagged(self, name, rule):
         """Flagged for `rule`, seen in the record, the stream and the alert log."""
         rec = self.wait_state(name, "flagged")

@@ -151,10 +151,37 @@ def signal_evidence(event, signal_name):
 
 
 class DetectWaits:
-    """For a TestCase with self.redis, self.show(name) (the account record as a dict),
-    self.diag() and the class's PREFIX (default compd:); names are customer(name)."""
+    """For a TestCase with self.redis, self.diag() and the class's PREFIX (default compd:);
+    names are customer(name)."""
 
     PREFIX = "compd:"
+
+    def mapctl(self, *args):
+        p = h.mapctl(*args, redis=self.redis, prefix=self.PREFIX)
+        self.assertEqual(p.returncode, 0, "mapctl %s: %s%s" % (" ".join(args), p.stdout,
+                                                               p.stderr))
+        return p.stdout
+
+    def show(self, name):
+        """The account's record; {} while it has none."""
+        p = h.mapctl("accounts", "show", customer(name), "--json", redis=self.redis,
+                     prefix=self.PREFIX)
+        if p.returncode != 0 and "no record" in p.stderr + p.stdout:
+            return {}
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        return json.loads(p.stdout)
+
+    def known_groups(self, name):
+        return self.redis.call("HKEYS", self.PREFIX + "detect:groups:" + customer(name)) or []
+
+    def wait_known(self, name, *nets):
+        """Until the account's network groups 127.N.0.0/16 are in Redis (a node wrote them)."""
+        want = {"127.%d.0.0/16" % n for n in nets}
+        try:
+            h.wait_for(lambda: want <= set(self.known_groups(name)), 5,
+                       what="groups %s of %s in Redis" % (sorted(want), customer(name)))
+        except TimeoutError as e:
+            self.fail("%s; known: %s%s" % (e, self.known_groups(name), self.diag()))
 
     def signals(self, name):
         return account_signals(self.redis, customer(name), self.PREFIX)
