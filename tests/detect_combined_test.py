@@ -39,10 +39,10 @@ import compd_harness as h  # noqa: E402
 import stack_util as su  # noqa: E402
 
 PREFIX = "compd:"
-HELO = "laptop.customer.example"
-TEST_SUBJECT = "ZYaeD, X "  # the thread's test message subject
-TEST_RCPT = "toewebvastsatw@gmx.example"
-FRIEND = "friend@fine.example"
+HELO = su.DETECT_HELO
+TEST_SUBJECT = su.DETECT_TEST_SUBJECT
+TEST_RCPT = su.DETECT_TEST_RCPT
+FRIEND = su.DETECT_FRIEND
 SPOOF = 'From: "service@paypal.com" <%s>'
 TOKEN = "combined-test-token-0123456789abcdef"
 NAMES = ["kim", "lee", "mia"]

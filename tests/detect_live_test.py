@@ -33,10 +33,10 @@ import stack_util as su  # noqa: E402
 import exim_harness as eh  # noqa: E402
 
 PREFIX = "compd:"
-HELO = "laptop.customer.example"
-TEST_SUBJECT = "ZYaeD, X "  # the thread's test message subject
-TEST_RCPT = "toewebvastsatw@gmx.example"
-FRIEND = "friend@fine.example"
+HELO = su.DETECT_HELO
+TEST_SUBJECT = su.DETECT_TEST_SUBJECT
+TEST_RCPT = su.DETECT_TEST_RCPT
+FRIEND = su.DETECT_FRIEND
 LOCK_TEXT = su.DETECT_LOCK_TEXT
 NAT_ACCOUNTS = ["nat%d" % i for i in range(4)]
 NAMES = ["alice", "bob", "carol"] + NAT_ACCOUNTS

@@ -37,9 +37,9 @@ import exim_harness as eh  # noqa: E402
 import stack_util as su  # noqa: E402
 
 PREFIX = "compd:"
-HELO = "laptop.customer.example"
-TEST_RCPT = "toewebvastsatw@gmx.example"
-FRIEND = "friend@fine.example"
+HELO = su.DETECT_HELO
+TEST_RCPT = su.DETECT_TEST_RCPT
+FRIEND = su.DETECT_FRIEND
 LOCK_TEXT = su.DETECT_LOCK_TEXT
 NAMES = ["dave", "erin", "frank", "gina", "hank", "ivan"]
 USERS = su.customer_users(NAMES)

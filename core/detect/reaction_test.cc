@@ -3,29 +3,25 @@
 #include <catch2/catch.hpp>
 
 #include "compd/detect/signal_window.h"
+#include "compd/testutil/detect.h"
 
 namespace compd {
 namespace {
 
 constexpr int64_t kT0 = 1764547200000;  // 2025-12-01T00:00:00Z
 
-WindowEntry Entry(SignalId id, int64_t t, int score, const std::string& part = "") {
-  WindowEntry e;
-  e.id = id;
-  e.time_ms = t;
-  e.score = score;
-  e.part = part;
-  return e;
-}
+using testing::WindowEntryAt;
 
 TEST_CASE("reaction summary: a combination lists its contributions", "[detect]") {
   SignalWindowOptions o;
   o.weight.fill(6);
   o.flag_score = 8;
   SignalWindow w;
-  AddToWindow(&w, Entry(SignalId::kTestMessage, kT0, 4), kT0, o.window_ms);
-  AddToWindow(&w, Entry(SignalId::kNewNetworks, kT0 + 1, 2, "203.0.0.0/16"), kT0 + 1, o.window_ms);
-  AddToWindow(&w, Entry(SignalId::kNewNetworks, kT0 + 2, 2, "198.51.0.0/16"), kT0 + 2, o.window_ms);
+  AddToWindow(&w, WindowEntryAt(SignalId::kTestMessage, kT0, 4), kT0, o.window_ms);
+  AddToWindow(&w, WindowEntryAt(SignalId::kNewNetworks, kT0 + 1, 2, "203.0.0.0/16"), kT0 + 1,
+              o.window_ms);
+  AddToWindow(&w, WindowEntryAt(SignalId::kNewNetworks, kT0 + 2, 2, "198.51.0.0/16"), kT0 + 2,
+              o.window_ms);
   Reaction r;
   r.account = "a@customer.example";
   r.kind = ReactionKind::kFlag;

@@ -2,6 +2,8 @@
 
 #include <catch2/catch.hpp>
 
+#include "compd/testutil/detect.h"
+
 namespace compd {
 namespace {
 
@@ -19,15 +21,7 @@ SignalWindowOptions Options(int flag, int lock = 0) {
   return o;
 }
 
-WindowEntry Entry(SignalId id, int64_t t, int score, const std::string& part = "") {
-  WindowEntry e;
-  e.id = id;
-  e.time_ms = t;
-  e.score = score;
-  e.part = part;
-  e.evidence = {{"at", t}};
-  return e;
-}
+using testing::WindowEntryAt;
 
 TEST_CASE("signal window: defaults from the settings never flag nor lock", "[detect]") {
   Config config;
@@ -36,8 +30,8 @@ TEST_CASE("signal window: defaults from the settings never flag nor lock", "[det
   CHECK_FALSE(o.enabled());
   CHECK(o.lock_score == 0);
   SignalWindow w;
-  AddToWindow(&w, Entry(SignalId::kTestMessage, kT0, 100), kT0, o.window_ms);
-  AddToWindow(&w, Entry(SignalId::kNewNetworks, kT0, 100), kT0, o.window_ms);
+  AddToWindow(&w, WindowEntryAt(SignalId::kTestMessage, kT0, 100), kT0, o.window_ms);
+  AddToWindow(&w, WindowEntryAt(SignalId::kNewNetworks, kT0, 100), kT0, o.window_ms);
   Signal s;
   ReactionKind k;
   CHECK_FALSE(CheckCombined(&w, o, kT0, &s, &k));
@@ -58,9 +52,9 @@ TEST_CASE("signal window: two different signals combine, one alone does not", "[
   SignalWindow w;
   Signal s;
   ReactionKind k;
-  REQUIRE(AddToWindow(&w, Entry(SignalId::kTestMessage, kT0, 6), kT0, o.window_ms));
+  REQUIRE(AddToWindow(&w, WindowEntryAt(SignalId::kTestMessage, kT0, 6), kT0, o.window_ms));
   CHECK_FALSE(CheckCombined(&w, o, kT0, &s, &k));  // 6 < 8, and one signal
-  REQUIRE(AddToWindow(&w, Entry(SignalId::kNewNetworks, kT0 + kHour, 2, "203.0.0.0/16"),
+  REQUIRE(AddToWindow(&w, WindowEntryAt(SignalId::kNewNetworks, kT0 + kHour, 2, "203.0.0.0/16"),
                       kT0 + kHour, o.window_ms));
   REQUIRE(CheckCombined(&w, o, kT0 + kHour, &s, &k));
   CHECK(k == ReactionKind::kFlag);
@@ -77,10 +71,10 @@ TEST_CASE("signal window: two different signals combine, one alone does not", "[
 
   // However strong, one signal alone is its own reaction's business.
   SignalWindow alone;
-  AddToWindow(&alone, Entry(SignalId::kDisplaySpoof, kT0, 3), kT0, o.window_ms);
+  AddToWindow(&alone, WindowEntryAt(SignalId::kDisplaySpoof, kT0, 3), kT0, o.window_ms);
   SignalWindowOptions big = o;
   big.weight[static_cast<size_t>(SignalId::kDisplaySpoof)] = 50;
-  AddToWindow(&alone, Entry(SignalId::kDisplaySpoof, kT0 + 1, 50), kT0 + 1, o.window_ms);
+  AddToWindow(&alone, WindowEntryAt(SignalId::kDisplaySpoof, kT0 + 1, 50), kT0 + 1, o.window_ms);
   CHECK(WindowScore(alone, big, kT0 + 1) == 50);
   CHECK_FALSE(CheckCombined(&alone, big, kT0 + 1, &s, &k));
 }
@@ -89,25 +83,26 @@ TEST_CASE("signal window: a repeated signal does not stack beyond its weight", "
   const SignalWindowOptions o = Options(10);
   SignalWindow w;
   for (int i = 0; i < 5; ++i) {
-    AddToWindow(&w, Entry(SignalId::kTestMessage, kT0 + i * kHour, 4), kT0 + i * kHour,
+    AddToWindow(&w, WindowEntryAt(SignalId::kTestMessage, kT0 + i * kHour, 4), kT0 + i * kHour,
                 o.window_ms);
   }
   CHECK(WindowScore(w, o, kT0 + 5 * kHour) == 4);  // the strongest, not 20
   CHECK(w.entries.size() == 1);                    // the latest of equals is kept
   // Five distinct new groups: 2 each, at most weight_new_networks (6) together.
   for (int i = 0; i < 5; ++i) {
-    AddToWindow(&w, Entry(SignalId::kNewNetworks, kT0 + i, 2, "g" + std::to_string(i)), kT0 + i,
-                o.window_ms);
+    AddToWindow(&w, WindowEntryAt(SignalId::kNewNetworks, kT0 + i, 2, "g" + std::to_string(i)),
+                kT0 + i, o.window_ms);
   }
   CHECK(WindowScore(w, o, kT0 + 5 * kHour) == 4 + 6);
   // The same group again counts once.
   SignalWindow one;
-  AddToWindow(&one, Entry(SignalId::kNewNetworks, kT0, 2, "g"), kT0, o.window_ms);
-  AddToWindow(&one, Entry(SignalId::kNewNetworks, kT0 + kHour, 2, "g"), kT0 + kHour, o.window_ms);
+  AddToWindow(&one, WindowEntryAt(SignalId::kNewNetworks, kT0, 2, "g"), kT0, o.window_ms);
+  AddToWindow(&one, WindowEntryAt(SignalId::kNewNetworks, kT0 + kHour, 2, "g"), kT0 + kHour,
+              o.window_ms);
   CHECK(WindowScore(one, o, kT0 + kHour) == 2);
   // The same entry merged twice (another node's, read again) changes nothing.
-  CHECK_FALSE(AddToWindow(&one, Entry(SignalId::kNewNetworks, kT0 + kHour, 2, "g"), kT0 + kHour,
-                          o.window_ms));
+  CHECK_FALSE(AddToWindow(&one, WindowEntryAt(SignalId::kNewNetworks, kT0 + kHour, 2, "g"),
+                          kT0 + kHour, o.window_ms));
 }
 
 TEST_CASE("signal window: signals older than the window no longer count", "[detect]") {
@@ -115,14 +110,14 @@ TEST_CASE("signal window: signals older than the window no longer count", "[dete
   SignalWindow w;
   Signal s;
   ReactionKind k;
-  AddToWindow(&w, Entry(SignalId::kTestMessage, kT0, 6), kT0, o.window_ms);
+  AddToWindow(&w, WindowEntryAt(SignalId::kTestMessage, kT0, 6), kT0, o.window_ms);
   const int64_t later = kT0 + 24 * kHour + 1;
-  AddToWindow(&w, Entry(SignalId::kNewNetworks, later, 2, "g"), later, o.window_ms);
+  AddToWindow(&w, WindowEntryAt(SignalId::kNewNetworks, later, 2, "g"), later, o.window_ms);
   CHECK(WindowScore(w, o, later) == 2);
   CHECK_FALSE(CheckCombined(&w, o, later, &s, &k));
   CHECK(w.entries.size() == 1);  // the expired one is gone
   // A stale entry (another node's, late) is not added at all.
-  CHECK_FALSE(AddToWindow(&w, Entry(SignalId::kTestMessage, kT0, 6), later, o.window_ms));
+  CHECK_FALSE(AddToWindow(&w, WindowEntryAt(SignalId::kTestMessage, kT0, 6), later, o.window_ms));
 }
 
 TEST_CASE("signal window: flag, then lock when the lock score is set", "[detect]") {
@@ -130,11 +125,11 @@ TEST_CASE("signal window: flag, then lock when the lock score is set", "[detect]
   SignalWindow w;
   Signal s;
   ReactionKind k;
-  AddToWindow(&w, Entry(SignalId::kTestMessage, kT0, 6), kT0, o.window_ms);
-  AddToWindow(&w, Entry(SignalId::kDayVolume, kT0, 3), kT0, o.window_ms);
+  AddToWindow(&w, WindowEntryAt(SignalId::kTestMessage, kT0, 6), kT0, o.window_ms);
+  AddToWindow(&w, WindowEntryAt(SignalId::kDayVolume, kT0, 3), kT0, o.window_ms);
   REQUIRE(CheckCombined(&w, o, kT0, &s, &k));
   CHECK(k == ReactionKind::kFlag);
-  AddToWindow(&w, Entry(SignalId::kDisplaySpoof, kT0 + 1, 3), kT0 + 1, o.window_ms);
+  AddToWindow(&w, WindowEntryAt(SignalId::kDisplaySpoof, kT0 + 1, 3), kT0 + 1, o.window_ms);
   REQUIRE(CheckCombined(&w, o, kT0 + 1, &s, &k));
   CHECK(k == ReactionKind::kLock);
   CHECK(s.evidence["score"] == 12);

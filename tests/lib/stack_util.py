@@ -119,6 +119,12 @@ def customer(name):
 # (127.N.0.1 as networks), so none may be the provider's own; test messages flag, new
 # networks lock, and a locked account gets a text the tests recognise.
 DETECT_LOCK_TEXT = "account suspended by compd"
+# What their customers' mail looks like: a laptop's HELO, a friend outside; and the thread's
+# credential test (its subject, to a gmx-like outside address).
+DETECT_HELO = "laptop.customer.example"
+DETECT_TEST_SUBJECT = "ZYaeD, X "
+DETECT_TEST_RCPT = "toewebvastsatw@gmx.example"
+DETECT_FRIEND = "friend@fine.example"
 DETECT_NODE_ARGS = [
     "--own-networks", "192.168.0.0/16",
     "--reaction-test-message", "flag",

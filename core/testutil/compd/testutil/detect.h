@@ -1,5 +1,6 @@
-// Test helpers (compd_tests only): the clock and the credential test message of the thread
-// that started compd, as the detection tests feed them. Stateless functions.
+// Test helpers (compd_tests only): the clock, the credential test message of the thread
+// that started compd, and signal-window entries, as the detection tests feed them.
+// Stateless functions.
 #ifndef COMPD_TESTUTIL_DETECT_H_
 #define COMPD_TESTUTIL_DETECT_H_
 
@@ -7,6 +8,7 @@
 #include <cstdint>
 #include <string>
 
+#include "compd/detect/signal_window.h"
 #include "compd/events/message.h"
 
 namespace compd::testing {
@@ -32,6 +34,18 @@ inline Message ThreadTestMessage(const std::string& account, const std::string& 
   m.node = node;
   m.source = "milter";
   return m;
+}
+
+// A window entry of signal `id` at `t` scoring `score` (`part`: a network group, say); its
+// evidence names the time, so two entries are never the same.
+inline WindowEntry WindowEntryAt(SignalId id, int64_t t, int score, const std::string& part = "") {
+  WindowEntry e;
+  e.id = id;
+  e.time_ms = t;
+  e.score = score;
+  e.part = part;
+  e.evidence = {{"at", t}};
+  return e;
 }
 
 }  // namespace compd::testing
