@@ -39,10 +39,6 @@ import compd_harness as h  # noqa: E402
 import stack_util as su  # noqa: E402
 
 PREFIX = "compd:"
-HELO = su.DETECT_HELO
-TEST_SUBJECT = su.DETECT_TEST_SUBJECT
-TEST_RCPT = su.DETECT_TEST_RCPT
-FRIEND = su.DETECT_FRIEND
 SPOOF = 'From: "service@paypal.com" <%s>'
 TOKEN = "combined-test-token-0123456789abcdef"
 NAMES = ["kim", "lee", "mia"]
@@ -83,7 +79,7 @@ class DetectCombinedTest(su.DetectWaits, h.ServersTestCase):
     def diag(self):
         return "\n--- node1\n%s\n%s" % (h.tail(self.node.log_path, 30), self.stack.logs())
 
-    def send(self, name, net=0, to=FRIEND, helo=HELO, subject=None, **kw):
+    def send(self, name, net=0, to=su.DETECT_FRIEND, helo=su.DETECT_HELO, subject=None, **kw):
         subject = subject or "%s from net %d" % (name, net)
         kw.setdefault("local_interface", "127.%d.0.1" % net)
         return h.swaks(self.stack.submission_port, to, sender=acct(name), user=acct(name),
@@ -97,7 +93,8 @@ class DetectCombinedTest(su.DetectWaits, h.ServersTestCase):
 
     def send_test_like(self, name, net=0):
         """Small, a random-looking subject: 5 points, under test_message_score."""
-        return self.send(name, net, to=TEST_RCPT, subject=TEST_SUBJECT, body="x")
+        return self.send(name, net, to=su.DETECT_TEST_RCPT, subject=su.DETECT_TEST_SUBJECT,
+                         body="x")
 
     def api(self, part):
         c = http.client.HTTPConnection("127.0.0.1", self.http_port, timeout=10)
@@ -177,7 +174,7 @@ class DetectCombinedTest(su.DetectWaits, h.ServersTestCase):
         self.send_ok("mia", 0, headers=[SPOOF % acct("mia")])
         # Both messages went out, so their milter verdicts (and any event) are written.
         self.stack.sink.wait_for_message(lambda m: (m.subject or "").strip() ==
-                                         TEST_SUBJECT.strip())
+                                         su.DETECT_TEST_SUBJECT.strip())
         self.stack.sink.wait_for_message(lambda m: b'"service@paypal.com" <mia@' in m.data)
         # The partial test message is no signal; the spoof is one, monitored only.
         self.assertEqual(self.signals("lee"), [])
@@ -190,7 +187,7 @@ class DetectCombinedTest(su.DetectWaits, h.ServersTestCase):
         self.send_ok("kim", 0)
         self.wait_known("kim", 0)
         # One new network group: 2 points, nothing alone.
-        self.send_ok("kim", 1, to=[FRIEND, "other@fine.example"])
+        self.send_ok("kim", 1, to=[su.DETECT_FRIEND, "other@fine.example"])
         self.wait_known("kim", 0, 1)
         self.assertEqual(self.signals("kim"), [])
         # The test-like message from its usual network: 5 more, 7 >= 6, flagged; a flag
@@ -204,7 +201,8 @@ class DetectCombinedTest(su.DetectWaits, h.ServersTestCase):
         parts = {c["signal"]: c for c in combined["contributions"]}
         self.assertEqual(sorted(parts), ["new_networks", "test_message"], combined)
         self.assertEqual(parts["test_message"]["score"], 5, combined)
-        self.assertEqual(parts["test_message"]["evidence"]["recipient"], TEST_RCPT, combined)
+        self.assertEqual(parts["test_message"]["evidence"]["recipient"], su.DETECT_TEST_RCPT,
+                         combined)
         self.assertEqual(parts["test_message"]["evidence"]["points"], 5, combined)
         self.assertEqual(parts["new_networks"]["score"], 2, combined)
         self.assertEqual(parts["new_networks"]["evidence"]["group"], "127.1.0.0/16", combined)

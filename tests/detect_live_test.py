@@ -33,10 +33,6 @@ import stack_util as su  # noqa: E402
 import exim_harness as eh  # noqa: E402
 
 PREFIX = "compd:"
-HELO = su.DETECT_HELO
-TEST_SUBJECT = su.DETECT_TEST_SUBJECT
-TEST_RCPT = su.DETECT_TEST_RCPT
-FRIEND = su.DETECT_FRIEND
 LOCK_TEXT = su.DETECT_LOCK_TEXT
 NAT_ACCOUNTS = ["nat%d" % i for i in range(4)]
 NAMES = ["alice", "bob", "carol"] + NAT_ACCOUNTS
@@ -72,7 +68,7 @@ class DetectLiveTest(su.DetectWaits, h.ServersTestCase):
             h.tail(self.node1.log_path, 30), h.tail(self.node2.log_path, 30),
             self.stack.logs(), self.exim.logs())
 
-    def send(self, name, via, net=0, to=FRIEND, helo=HELO, subject=None, **kw):
+    def send(self, name, via, net=0, to=su.DETECT_FRIEND, helo=su.DETECT_HELO, subject=None, **kw):
         """One message from 127.<net>.0.1 through node1's or node2's Postfix submission
         service, or Exim ("exim")."""
         port = self.exim.port if via == "exim" else self.ports[via]
@@ -88,8 +84,8 @@ class DetectLiveTest(su.DetectWaits, h.ServersTestCase):
         return r
 
     def send_test_message(self, name, via, net):
-        return self.send(name, via, net, to=TEST_RCPT, helo="localhost", subject=TEST_SUBJECT,
-                         body="x")
+        return self.send(name, via, net, to=su.DETECT_TEST_RCPT, helo="localhost",
+                         subject=su.DETECT_TEST_SUBJECT, body="x")
 
     def refused(self, name, via):
         """The account's next message through `via` is refused: at MAIL FROM by Postfix
@@ -106,9 +102,9 @@ class DetectLiveTest(su.DetectWaits, h.ServersTestCase):
         event = self.wait_signal(name, "test_message")
         self.assertEqual(event["action"], "flag", event)
         tm = su.signal_evidence(event, "test_message")
-        self.assertEqual(tm["recipient"], TEST_RCPT, tm)
+        self.assertEqual(tm["recipient"], su.DETECT_TEST_RCPT, tm)
         self.assertEqual(tm["helo"], "localhost", tm)
-        self.assertEqual(tm["subject"].strip(), TEST_SUBJECT.strip(), tm)
+        self.assertEqual(tm["subject"].strip(), su.DETECT_TEST_SUBJECT.strip(), tm)
         self.assertIn("random_subject", tm)
         self.assertGreaterEqual(tm["points"], tm["needed"], tm)
         for k, v in expect.items():
@@ -154,7 +150,8 @@ class DetectLiveTest(su.DetectWaits, h.ServersTestCase):
         # the new network score (the milter does not see the size).
         r = self.send_test_message("alice", "node1", 1)
         self.assertEqual(r.code, 0, r.transcript + self.diag())  # a flag stops nobody
-        self.stack.sink.wait_for_message(lambda m: (m.subject or "").strip() == TEST_SUBJECT.strip())
+        self.stack.sink.wait_for_message(
+            lambda m: (m.subject or "").strip() == su.DETECT_TEST_SUBJECT.strip())
         _, tm = self.assert_test_message_flag("alice", self.node1,
                                               {"new_network": "127.1.0.0/24"})
         # A second new network through node2.

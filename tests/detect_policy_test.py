@@ -37,9 +37,6 @@ import exim_harness as eh  # noqa: E402
 import stack_util as su  # noqa: E402
 
 PREFIX = "compd:"
-HELO = su.DETECT_HELO
-TEST_RCPT = su.DETECT_TEST_RCPT
-FRIEND = su.DETECT_FRIEND
 LOCK_TEXT = su.DETECT_LOCK_TEXT
 NAMES = ["dave", "erin", "frank", "gina", "hank", "ivan"]
 USERS = su.customer_users(NAMES)
@@ -85,7 +82,7 @@ class DetectPolicyTest(su.DetectWaits, h.ServersTestCase):
         return "\n--- node1\n%s\n%s\n%s" % (h.tail(self.node.log_path, 30), self.stack.logs(),
                                           self.exim.logs())
 
-    def send(self, name, via, net=0, to=FRIEND, helo=HELO, subject=None, **kw):
+    def send(self, name, via, net=0, to=su.DETECT_FRIEND, helo=su.DETECT_HELO, subject=None, **kw):
         subject = subject or "%s via %s from net %d at %.3f" % (name, via, net, time.time())
         kw.setdefault("local_interface", "127.%d.0.1" % net)
         return h.swaks(self.ports[via], to, sender=acct(name), user=acct(name),
@@ -164,16 +161,16 @@ class DetectPolicyTest(su.DetectWaits, h.ServersTestCase):
     def test_d_policy_only_postfix_test_message_then_new_networks_lock(self):
         before = self.sent_counts().get(acct("ivan"), (0, 0))
         self.send_ok("ivan", "policy", 0)
-        self.send_ok("ivan", "policy", 0, to=[FRIEND, "other@fine.example"])
+        self.send_ok("ivan", "policy", 0, to=[su.DETECT_FRIEND, "other@fine.example"])
         self.wait_known("ivan", 0)
         # The bot's test message: HELO localhost, tiny, from a network never used. Postfix
         # gives no headers to a policy service, so 6 points without the subject.
-        r = self.send("ivan", "policy", 1, to=TEST_RCPT, helo="localhost", subject="ZYaeD, X",
-                      body="x")
+        r = self.send("ivan", "policy", 1, to=su.DETECT_TEST_RCPT, helo="localhost",
+                      subject="ZYaeD, X", body="x")
         self.assertEqual(r.code, 0, r.transcript + self.diag())  # a flag stops nobody
         event = self.assert_flagged("ivan", "test_message")
         tm = su.signal_evidence(event, "test_message")
-        self.assertEqual(tm["recipient"], TEST_RCPT, tm)
+        self.assertEqual(tm["recipient"], su.DETECT_TEST_RCPT, tm)
         self.assertEqual(tm["helo"], "localhost", tm)
         self.assertEqual(tm["new_network"], "127.1.0.0/24", tm)
         self.assertLessEqual(tm["size"], 2000, tm)
