@@ -153,15 +153,19 @@ bool SameDomainFamily(std::string_view a, std::string_view b) {
   return sub(x, y) || sub(y, x);
 }
 
-SpoofFinding FromDisplaySpoof(std::string_view from_header) {
+namespace {
+
+// The first address shown in a display name of `header` that `differs` from the real one
+// (the display-name spoof of the From and of the To field).
+template <typename Differs>
+SpoofFinding FirstShownAddress(std::string_view header, const char* name, Differs differs) {
   SpoofFinding f;
-  if (!MayHoldDisplayAddress(from_header)) return f;
-  for (const HeaderAddress& h : ParseAddressList(from_header)) {
-    const std::string real = DomainOf(h.address);
+  if (!MayHoldDisplayAddress(header)) return f;
+  for (const HeaderAddress& h : ParseAddressList(header)) {
     for (const std::string& shown : AddressesInText(h.display_name)) {
-      if (real.empty() || SameDomainFamily(DomainOf(shown), real)) continue;
+      if (!differs(shown, h.address)) continue;
       f.found = true;
-      f.header = "from";
+      f.header = name;
       f.display = shown;
       f.address = h.address;
       return f;
@@ -170,20 +174,23 @@ SpoofFinding FromDisplaySpoof(std::string_view from_header) {
   return f;
 }
 
+}  // namespace
+
+SpoofFinding FromDisplaySpoof(std::string_view from_header) {
+  // Another domain than the real address's (a subdomain or parent counts as the same).
+  return FirstShownAddress(from_header, "from",
+                           [](const std::string& shown, const std::string& address) {
+                             const std::string real = DomainOf(address);
+                             return !real.empty() && !SameDomainFamily(DomainOf(shown), real);
+                           });
+}
+
 SpoofFinding ToDisplaySpoof(std::string_view to_header) {
-  SpoofFinding f;
-  if (!MayHoldDisplayAddress(to_header)) return f;
-  for (const HeaderAddress& h : ParseAddressList(to_header)) {
-    for (const std::string& shown : AddressesInText(h.display_name)) {
-      if (Lower(shown) == Lower(h.address)) continue;
-      f.found = true;
-      f.header = "to";
-      f.display = shown;
-      f.address = h.address;
-      return f;
-    }
-  }
-  return f;
+  // Any other address than the real one.
+  return FirstShownAddress(to_header, "to",
+                           [](const std::string& shown, const std::string& address) {
+                             return Lower(shown) != Lower(address);
+                           });
 }
 
 }  // namespace compd
