@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 #include <set>
 
+#include "compd/base/json_fields.h"
 #include "compd/base/keys.h"
 #include "compd/base/text.h"
 
@@ -188,10 +189,7 @@ AccountLogEntry AccountLogEntry::FromJson(const std::string& json) {
     e.text = json;
     return e;
   }
-  auto str = [&](const char* k) {
-    auto it = j.find(k);
-    return it != j.end() && it->is_string() ? it->get<std::string>() : std::string();
-  };
+  auto str = [&](const char* k) { return JsonString(j, k); };
   e.time = str("time");
   e.what = str("what");
   e.by = str("by");

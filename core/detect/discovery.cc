@@ -4,6 +4,7 @@
 #include <chrono>
 
 #include "compd/accounts/accounts.h"
+#include "compd/base/json_fields.h"
 #include "compd/base/text.h"
 #include "compd/base/utc_time.h"
 #include "compd/detect/features.h"
@@ -112,10 +113,7 @@ Sighting Sighting::FromJson(const nlohmann::json& j, const std::string& recipien
   if (!j.is_object()) return s;
   s.recipient = recipient;
   s.time_ms = time_ms;
-  auto str = [&j](const char* name) {
-    auto it = j.find(name);
-    return it != j.end() && it->is_string() ? it->get<std::string>() : std::string();
-  };
+  auto str = [&j](const char* name) { return JsonString(j, name); };
   auto num = [&j](const char* name, int64_t fallback) {
     auto it = j.find(name);
     return it != j.end() && it->is_number_integer() ? it->get<int64_t>() : fallback;

@@ -395,12 +395,7 @@ std::vector<Reaction> Engine::Reactions(const Message& m, std::vector<Signal> si
   // A combination no stronger than what the message raised itself adds nothing to act on
   // (the window still remembers it reacted).
   if (!combined.empty() && (out.empty() || out[0].kind < combined_kind)) {
-    Reaction r = MakeReaction(m, std::move(combined), now_ms);
-    r.kind = combined_kind;
-    // The key names the level: a lock keyed as the window's earlier flag would be dropped
-    // as that flag's duplicate, and never lock.
-    r.event_key = EventKey(r);
-    out.push_back(std::move(r));
+    out.push_back(MakeReaction(m, std::move(combined), now_ms, combined_kind));
   }
   return out;
 }
@@ -409,7 +404,8 @@ void Engine::Share(const std::string& key, const std::vector<WindowEntry>& share
   for (const WindowEntry& e : shared) state_->Contributed(key, e);
 }
 
-Reaction Engine::MakeReaction(const Message& m, std::vector<Signal> signals, int64_t now_ms) const {
+Reaction Engine::MakeReaction(const Message& m, std::vector<Signal> signals, int64_t now_ms,
+                              std::optional<ReactionKind> kind) const {
   Reaction r;
   r.time_ms = now_ms;
   r.account = m.account;
@@ -417,8 +413,14 @@ Reaction Engine::MakeReaction(const Message& m, std::vector<Signal> signals, int
   r.node = m.node;
   r.client_ip = m.client_ip;
   r.origin = m.origin;
-  for (const Signal& s : signals) r.kind = std::max(r.kind, options_.reactions[s.id]);
+  if (kind) {
+    r.kind = *kind;
+  } else {
+    for (const Signal& s : signals) r.kind = std::max(r.kind, options_.reactions[s.id]);
+  }
   r.signals = std::move(signals);
+  // After the kind: a combined key names the level, so a lock keyed as the window's earlier
+  // flag is not dropped as that flag's duplicate.
   r.event_key = EventKey(r);
   return r;
 }

@@ -4,6 +4,8 @@
 #include <chrono>
 #include <utility>
 
+#include "compd/base/json_fields.h"
+
 namespace compd {
 
 namespace {
@@ -55,11 +57,7 @@ std::string Reaction::SignalNames() const {
 namespace {
 
 // Evidence of another shape (a stored event, an older node) says less, never throws.
-std::string Text(const nlohmann::json& e, const char* key) {
-  if (!e.is_object()) return "";
-  auto it = e.find(key);
-  return it != e.end() && it->is_string() ? it->get<std::string>() : "";
-}
+std::string Text(const nlohmann::json& e, const char* key) { return JsonString(e, key); }
 
 int64_t Int(const nlohmann::json& e, const char* key) {
   if (!e.is_object()) return 0;

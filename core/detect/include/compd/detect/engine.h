@@ -30,6 +30,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -54,7 +55,7 @@ struct EngineOptions {
   int64_t new_networks_window_ms = 3600 * 1000;
   int new_networks_min = 3;
   int group_ipv4_prefix = 16, group_ipv6_prefix = 32;
-  int ipv4_prefix = 24, ipv6_prefix = 48;  // networks as the volume counters count them
+  int ipv4_prefix = 24, ipv6_prefix = 48;              // networks as the volume counters count them
   std::vector<Cidr> own_networks = PrivateNetworks();  // never an account's network
   int64_t known_network_ms = int64_t{120} * 86400 * 1000;
   int64_t quiet_ms = 3600 * 1000;
@@ -97,7 +98,9 @@ class Engine {
   void CountVolume(AccountState& a, const Message& m, const std::string& network,
                    const std::string& key, int64_t now_ms, std::vector<Signal>* out) const;
   bool Quiet(AccountState& a, SignalId id, int64_t now_ms) const;
-  Reaction MakeReaction(const Message& m, std::vector<Signal> signals, int64_t now_ms) const;
+  // `kind`: the reaction a combination reached; without it, the strongest of the signals'.
+  Reaction MakeReaction(const Message& m, std::vector<Signal> signals, int64_t now_ms,
+                        std::optional<ReactionKind> kind = std::nullopt) const;
   // Puts `adds` in the account's window; the combined signal when it now reacts.
   void Combine(AccountState& a, std::vector<WindowEntry> adds, int64_t now_ms,
                std::vector<WindowEntry>* shared, std::vector<Signal>* combined,
