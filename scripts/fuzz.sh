@@ -8,7 +8,8 @@
 # violated property, a timeout or running out of memory is a finding: the input is saved
 # under build/fuzz/artifacts/TARGET/, its path is printed and the exit status is 1.
 # Environment: FUZZ_BUILD_DIR (build/fuzz), FUZZ_MAX_LEN (16384 bytes),
-# FUZZ_TIMEOUT (10 s per input), FUZZ_RSS_MB (2048), JOBS (nproc) for the build.
+# FUZZ_TIMEOUT (10 s per input), FUZZ_RSS_MB (2048), JOBS (nproc) for the build,
+# FUZZ_BUILD_ONLY=1 to build the targets and run none.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 src=$PWD
@@ -53,6 +54,7 @@ echo "== fuzz: build (clang, libFuzzer + ASan + UBSan) in $build"
 CC=clang CXX=clang++ cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
   -DCOMPD_FUZZ=ON -DCOMPD_WERROR=ON >/dev/null
 cmake --build "$build" -j "$jobs" --target "${targets[@]/#/fuzz_}"
+[ "${FUZZ_BUILD_ONLY:-0}" = 1 ] && exit 0
 
 # Leaks are findings too; UB already aborts (-fno-sanitize-recover=all).
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:allocator_may_return_null=1}

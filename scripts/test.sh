@@ -32,7 +32,18 @@ export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0:halt_on_erro
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 # Two at a time: every test has its own servers, folders and free ports, and the longest
 # (deb_test: a package build, several minutes) starts first so the others run beside it.
+# Meanwhile the fuzz and ThreadSanitizer programs are built with what the tests leave
+# idle (a third of the CPU: most tests wait on their servers), at idle priority so that no
+# test waits for them. Their steps below then find them built; a build that failed here
+# fails again there, with its errors.
+idle=(nice -n 19)
+if chrt --idle 0 true 2>/dev/null; then idle=(chrt --idle 0 nice -n 19); fi
+"${idle[@]}" bash -c 'FUZZ_BUILD_ONLY=1 scripts/fuzz.sh && TSAN_BUILD_ONLY=1 scripts/tsan.sh' \
+  </dev/null >build/ci/prebuild.log 2>&1 &
+prebuild=$!
 (cd build/ci && ctest --output-on-failure --timeout 900 -j 2) || status=1
+stage "tests done; waiting for the fuzz and ThreadSanitizer builds (log: build/ci/prebuild.log)"
+wait "$prebuild" || true
 unset ASAN_OPTIONS UBSAN_OPTIONS
 
 stage "fuzz targets, ${fuzz_seconds} s each (clang, libFuzzer + ASan + UBSan)"

@@ -8,7 +8,7 @@
 # When no test carries one yet, the whole unit suite runs under TSan instead, so the build
 # and the suppressions stay exercised.
 # Environment: TSAN_BUILD_DIR (build/tsan), TSAN_CXX (clang++ if present, else g++),
-# TSAN_TAGS, JOBS (nproc) for the build.
+# TSAN_TAGS, JOBS (nproc) for the build, TSAN_BUILD_ONLY=1 to build and run nothing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -28,6 +28,7 @@ echo "== tsan: build ($cxx, ThreadSanitizer) in $build"
 cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_COMPILER="$cxx" \
   -DCOMPD_TSAN=ON -DCOMPD_WERROR=ON >/dev/null
 cmake --build "$build" -j "$jobs" --target compd_tests
+[ "${TSAN_BUILD_ONLY:-0}" = 1 ] && exit 0
 
 # halt_on_error: the first race fails the test run with its report, instead of a pile of
 # follow-on reports; exitcode is what a report at exit turns into.
