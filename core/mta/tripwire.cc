@@ -363,6 +363,7 @@ void Session::Header(std::string_view name, std::string_view value) {
     if (!opts_->check_headers) return;
     if (header_bytes_ + value.size() > kMaxHeaderBytes) return;
     header_bytes_ += value.size();
+    if (to_cc_.capacity() == 0) to_cc_.reserve(2);  // a To and a Cc: one allocation
     to_cc_.emplace_back(to ? "header:to" : "header:cc", std::string(value));
   }
 }
@@ -428,10 +429,11 @@ Verdict Session::EndOfMessage(std::string_view queue_id) {
                     .count();
     m.node = opts_->hostname;
     m.queue_id = std::move(queue_id_);
-    m.account = account_;
+    // The account and the HELO are lent for the call and taken back after it.
+    m.account = std::move(account_);
     m.client_ip = client_ip_;
     m.client_name = client_name_;
-    m.helo = helo_;
+    m.helo = std::move(helo_);
     // The transaction's own fields are moved: nothing reads them after this but Abort,
     // which clears them (the recipients come back for accepted_recipients()). Events
     // pending took their copies, and their queue id above, when they were made.
@@ -449,9 +451,18 @@ Verdict Session::EndOfMessage(std::string_view queue_id) {
       // body callback costs every message a round of the milter protocol).
       m.size = header_fields_bytes_;
     }
+    // Taken back even if observe throws: the next transaction needs the HELO.
+    struct GiveBack {
+      Session* s;
+      Message* m;
+      ~GiveBack() {
+        s->accepted_ = std::move(m->recipients);
+        s->account_ = std::move(m->account);
+        s->helo_ = std::move(m->helo);
+      }
+    } give_back{this, &m};
     Verdict d = tw_->outlets().observe(m);
     if (d.kind == Verdict::Kind::kTempfail && v.kind != Verdict::Kind::kQuarantine) v = d;
-    accepted_ = std::move(m.recipients);
   }
   Flush();
   in_scope_ = false;

@@ -197,13 +197,14 @@ void VolumeCounter::Record(const MessageRecord& message) {
       dropped_.fetch_add(1, std::memory_order_relaxed);
       return;
     }
-    it = pending_.emplace(std::move(key), Item{message.account, hour, Pending()}).first;
+    it = pending_.emplace(std::move(key), Item{std::string(), hour, Pending()}).first;
   }
   Pending& p = it->second.counts;
   p.messages += 1;
   p.recipients += static_cast<int64_t>(message.recipients);
-  if (!network.empty() && p.networks.size() < options_.max_networks) {
-    p.networks.insert(std::move(network));
+  if (!network.empty() && p.networks.size() < options_.max_networks &&
+      std::find(p.networks.begin(), p.networks.end(), network) == p.networks.end()) {
+    p.networks.push_back(std::move(network));
   }
 }
 
@@ -233,9 +234,14 @@ void VolumeCounter::TakeBatch() {
   int64_t day_cutoff = DayStart(now) - int64_t{options_.day_retention_days} * kDay;
   std::vector<Item> items;
   items.reserve(taken.size());
-  for (auto& [key, item] : taken) {
-    (void)key;
+  while (!taken.empty()) {
+    auto node = taken.extract(taken.begin());
+    Item& item = node.mapped();
     if (item.hour_start < day_cutoff) continue;  // older than anything kept
+    // The key is "hour|account": its buffer becomes the account, so that the mail path
+    // copies the account once, not twice.
+    item.account = std::move(node.key());
+    item.account.erase(0, item.account.find('|') + 1);
     items.push_back(std::move(item));
   }
   // The script sets each hour's shared keys once per run of items of that hour.

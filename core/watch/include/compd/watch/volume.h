@@ -52,7 +52,6 @@
 #include <string_view>
 #include <thread>
 #include <unordered_map>
-#include <unordered_set>
 #include <vector>
 
 #include "compd/base/keys.h"
@@ -146,10 +145,11 @@ class VolumeCounter {
   struct Pending {
     int64_t messages = 0;
     int64_t recipients = 0;
-    std::unordered_set<std::string> networks;
+    // A few at most (max_networks): a vector is one allocation, a set one per network.
+    std::vector<std::string> networks;
   };
   struct Item {
-    std::string account;
+    std::string account;  // empty while pending: the map's key holds it
     int64_t hour_start;
     Pending counts;
   };
