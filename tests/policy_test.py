@@ -11,6 +11,7 @@ Run: python3 tests/policy_test.py (needs build/compd-milter, or COMPD_BUILD_DIR)
 """
 
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -308,6 +309,40 @@ class ProtocolTest(PolicyTestCase):
             postfix.wait_for_log(r"reject: RCPT from .*: 550 5\.7\.1 <postfix@bad\.example>: "
                                  r"Recipient address rejected: message refused by policy "
                                  r"\(ref %s\)" % event["txn_id"])
+
+    def test_postfix_asking_twice_per_recipient_records_one_hit(self):
+        # Postfix's default smtpd_delay_reject = yes evaluates smtpd_sender_restrictions at
+        # RCPT: with the policy service in both lists every recipient is asked twice. With
+        # action monitor the message goes out, and its listed recipient is one hit, not two.
+        user, password = "postfix-twice@customer.example", "pw-twice"
+        with h.Milter.standard(self.redis, action="monitor", policy=True,
+                               extra=["--log-level", "debug"]) as monitor, \
+                h.SmtpSink() as sink, h.Dovecot(users={user: password}) as dovecot, \
+                PolicyPostfix(monitor.policy_port, relay_port=sink.port,
+                              sasl_path=dovecot.auth_socket,
+                              main={"smtpd_policy_service_default_action": "DUNNO",
+                                    "smtpd_sender_restrictions":
+                                        "check_policy_service,inet:127.0.0.1:%d,"
+                                        "permit_sasl_authenticated,reject" %
+                                        monitor.policy_port}) as postfix:
+            r = h.swaks(postfix.submission_port, ["friend@fine.example", "listed@bad.example"],
+                        sender=user, user=user, password=password, subject="asked twice",
+                        headers=["To: friend@fine.example"])
+            self.assertEqual(r.code, 0, r.transcript + h.tail(postfix.maillog))
+            msg = sink.wait_for_message(lambda m: m.subject == "asked twice")
+            self.assertEqual(sorted(msg.rcpts), ["friend@fine.example", "listed@bad.example"])
+            # Both lists asked about each recipient (the milter's debug log, one line per
+            # request), so the test shows the case it is about.
+            def asked():
+                with open(monitor.log_path, errors="replace") as f:
+                    return len(re.findall(r"state=RCPT [^\n]*recipient=listed@bad\.example",
+                                          f.read()))
+            h.wait_for(lambda: asked() >= 2, 5, what="two requests for the listed recipient")
+            events = self.events(1, account=user)
+            time.sleep(1.5)  # what the recorder would write of a second evaluation
+            events = self.events(1, account=user)
+            self.assertEqual([(e["recipient"], e["action"]) for e in events],
+                             [("listed@bad.example", "monitor")], events)
 
     def test_check_config_names_bad_policy_settings(self):
         for args, message in [

@@ -195,6 +195,7 @@ void PostfixMessageMemory::Prepare(PolicyRequest* request) {
   if (request->Get("instance") == instance_) recipients.swap(recipients_);
   instance_.clear();
   recipients_.clear();
+  answers_.clear();
   for (const auto& a : request->attributes) {
     if (a.first.compare(0, 6, "compd_") == 0) return;  // the client wrote its own
   }
@@ -207,19 +208,43 @@ void PostfixMessageMemory::Prepare(PolicyRequest* request) {
   request->attributes.emplace_back("compd_accepted_rcpts", std::move(list));
 }
 
+void PostfixMessageMemory::StartInstance(const PolicyRequest& request) {
+  if (request.Get("instance") == instance_) return;
+  instance_ = std::string(request.Get("instance"));
+  recipients_.clear();
+  answers_.clear();
+}
+
+bool PostfixMessageMemory::Repeated(const PolicyRequest& request, std::string* action) const {
+  if (!request.Has("instance") || request.Get("instance") != instance_ ||
+      Upper(request.Get("protocol_state")) != "RCPT") {
+    return false;
+  }
+  const std::string_view recipient = request.Get("recipient");
+  for (const auto& [r, a] : answers_) {
+    if (r == recipient) {
+      *action = a;
+      return true;
+    }
+  }
+  return false;
+}
+
 void PostfixMessageMemory::Answered(const PolicyRequest& request, std::string_view action) {
   if (Upper(request.Get("protocol_state")) != "RCPT" || !request.Has("instance")) return;
-  if (request.Get("instance") != instance_) {
-    instance_ = std::string(request.Get("instance"));
-    recipients_.clear();
-  }
+  StartInstance(request);
   // With Postfix's default smtpd_delay_reject = yes, smtpd_sender_restrictions are
   // evaluated at RCPT too: the same recipient comes once per restriction list asking.
   const std::string_view recipient = request.Get("recipient");
+  if (recipient.empty()) return;
   const bool passed = action == "DUNNO" || action.compare(0, 4, "HOLD") == 0;
-  if (passed && !recipient.empty() && recipients_.size() < 1000 &&
+  if (passed && recipients_.size() < 1000 &&
       std::find(recipients_.begin(), recipients_.end(), recipient) == recipients_.end()) {
     recipients_.emplace_back(recipient);
+  }
+  std::string ignored;
+  if (answers_.size() < 1000 && !Repeated(request, &ignored)) {
+    answers_.emplace_back(recipient, action);
   }
 }
 

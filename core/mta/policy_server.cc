@@ -384,7 +384,9 @@ void PolicyServer::Serve(Connection* conn) {
       postfix_message.Prepare(&request);
       std::string action;
       try {
-        s = EvaluatePolicyRequest(*tripwire_, request, &action);
+        s = postfix_message.Repeated(request, &action)
+                ? Status::Ok()
+                : EvaluatePolicyRequest(*tripwire_, request, &action);
       } catch (const std::exception& e) {
         log_(LogLevel::kError, "policy: " + peer + ": request " +
                                    std::to_string(parser.requests()) + ": " + e.what());

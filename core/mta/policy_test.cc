@@ -414,7 +414,9 @@ TEST_CASE("policy: Postfix's end-of-message request gets the recipients of its R
     PolicyRequest request = parser.TakeRequest();
     memory.Prepare(&request);
     std::string action;
-    REQUIRE(EvaluatePolicyRequest(*f.tripwire, request, &action).ok());
+    if (!memory.Repeated(request, &action)) {
+      REQUIRE(EvaluatePolicyRequest(*f.tripwire, request, &action).ok());
+    }
     memory.Answered(request, action);
     return action;
   };
@@ -422,11 +424,18 @@ TEST_CASE("policy: Postfix's end-of-message request gets the recipients of its R
       "request=smtpd_access_policy\nhelo_name=localhost\nclient_address=203.0.113.9\n"
       "sasl_method=LOGIN\nsasl_username=alice@customer.example\n"
       "sender=alice@customer.example\ninstance=1a2b.3c4d.5e6f.0\n";
+  std::vector<std::string> answers;
   for (const char* r : {"one@fine.example", "one@fine.example", "listed@bad.example",
                         "listed@bad.example", "two@fine.example", "two@fine.example"}) {
-    ask(base + "protocol_state=RCPT\nrecipient=" + r);
+    answers.push_back(ask(base + "protocol_state=RCPT\nrecipient=" + r));
   }
-  CHECK(f.events.size() == 2);  // the listed one, recorded each time it is asked
+  // The listed one is one hit, and the second ask gets the first answer.
+  CHECK(f.events.size() == 1);
+  CHECK(answers[0] == "DUNNO");
+  CHECK(answers[1] == "DUNNO");
+  CHECK(answers[2].rfind("550 5.7.1 ", 0) == 0);
+  CHECK(answers[3] == answers[2]);
+  CHECK(answers[5] == "DUNNO");
   CHECK(ask(base + "protocol_state=END-OF-MESSAGE\nrecipient=\nrecipient_count=2\n"
                    "queue_id=72B22A76223\nsize=388") == "DUNNO");
   REQUIRE(f.observed.size() == 1);
@@ -442,6 +451,8 @@ TEST_CASE("policy: Postfix's end-of-message request gets the recipients of its R
       "request=smtpd_access_policy\nsasl_username=alice@customer.example\n"
       "client_address=203.0.113.9\ninstance=1a2b.3c4d.5e70.0\n";
   ask(next + "protocol_state=RCPT\nrecipient=three@fine.example");
+  ask(next + "protocol_state=RCPT\nrecipient=listed@bad.example");  // a new message: asked anew
+  CHECK(f.events.size() == 2);
   ask(next + "protocol_state=END-OF-MESSAGE\nrecipient=three@fine.example\nsize=300");
   REQUIRE(f.observed.size() == 2);
   CHECK(f.observed[1].recipients == std::vector<std::string>{"three@fine.example"});

@@ -107,12 +107,21 @@ class PostfixMessageMemory {
   // compd_* attributes gets compd_accepted_rcpts with the recipients remembered for its
   // instance (or its own `recipient`); the memory is then cleared.
   void Prepare(PolicyRequest* request);
-  // After answering: a RCPT request's recipient is remembered unless the answer refused it.
+  // After answering: a RCPT request's recipient is remembered unless the answer refused it,
+  // and the answer with it.
   void Answered(const PolicyRequest& request, std::string_view action);
+  // Before evaluating: true, with the earlier answer, for a RCPT request of the message in
+  // progress whose recipient was answered already. With smtpd_delay_reject = yes (Postfix's
+  // default) a policy service in smtpd_sender_restrictions and smtpd_recipient_restrictions
+  // is asked twice per recipient at RCPT; evaluated twice, a monitored hit was two events.
+  bool Repeated(const PolicyRequest& request, std::string* action) const;
 
  private:
+  void StartInstance(const PolicyRequest& request);
+
   std::string instance_;
   std::vector<std::string> recipients_;
+  std::vector<std::pair<std::string, std::string>> answers_;  // recipient, action
 };
 
 // Undoes Exim's ${escape:...}: `\n` `\r` `\t` `\b` `\v` `\f` and `\ooo` (three octal
