@@ -9,7 +9,7 @@
 # under build/fuzz/artifacts/TARGET/, its path is printed and the exit status is 1.
 # Environment: FUZZ_BUILD_DIR (build/fuzz), FUZZ_MAX_LEN (16384 bytes),
 # FUZZ_TIMEOUT (10 s per input), FUZZ_RSS_MB (2048), JOBS (nproc) for the build,
-# FUZZ_BUILD_ONLY=1 to build the targets and run none.
+# FUZZ_JOBS (nproc) targets run at once, FUZZ_BUILD_ONLY=1 to build the targets and run none.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 src=$PWD
@@ -64,8 +64,9 @@ export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 export TMPDIR=$build/tmp
 mkdir -p "$TMPDIR"
 
-status=0
-for t in "${targets[@]}"; do
+# One target: prints its result; status 1 on a finding.
+run_target() {
+  local t=$1 corpus artifacts seeds log before after new runs rc=0 status=0
   corpus=$build/corpus/$t
   artifacts=$build/artifacts/$t
   seeds=$src/tests/fuzz/corpus/$t
@@ -73,7 +74,6 @@ for t in "${targets[@]}"; do
   log=$build/fuzz_$t.log
   echo "== fuzz: $t for ${seconds}s (log: $log)"
   before=$(find "$artifacts" -type f | sort)
-  rc=0
   "$build/fuzz_$t" -max_total_time="$seconds" -max_len="$max_len" -timeout="$timeout" \
     -rss_limit_mb="$rss_mb" -malloc_limit_mb="$rss_mb" -print_final_stats=1 \
     -artifact_prefix="$artifacts/" "$corpus" "$seeds" >"$log" 2>&1 || rc=$?
@@ -95,5 +95,23 @@ for t in "${targets[@]}"; do
   else
     echo "fuzz: $t: no finding in ${seconds}s, ${runs:-?} executions"
   fi
+  return $status
+}
+
+# FUZZ_JOBS targets at a time (default: the cores; each libFuzzer process uses one).
+fuzz_jobs=${FUZZ_JOBS:-$jobs}
+status=0
+running=0
+for t in "${targets[@]}"; do
+  if [ "$running" -ge "$fuzz_jobs" ]; then
+    wait -n || status=1
+    running=$((running - 1))
+  fi
+  run_target "$t" &
+  running=$((running + 1))
+done
+while [ "$running" -gt 0 ]; do
+  wait -n || status=1
+  running=$((running - 1))
 done
 exit $status
