@@ -12,7 +12,9 @@ nothing more.
 
 The messages raise several signals: a map hit; a test-like message (HELO localhost, a
 random-looking subject, one external recipient, from a network group the account never
-used); new networks (127.1, 127.2 and 127.3 are three /16 groups). Postfix logs HELO and
+used); new networks (127.1, 127.2 and 127.3 are three /16 groups); and, with the
+combination of weaker signals on (combined_flag_score 10), the test message and the first
+two new networks together (6 + 2 + 2) flag on the message that raised nothing itself. Postfix logs HELO and
 subject only with a header_checks WARN rule for Subject (docs/postfix.md), which this
 Postfix has, as replay needs.
 
@@ -57,11 +59,14 @@ USERS = {ALICE: "pw-alice", BOB: "pw-bob", CAROL: "pw-carol", DAVE: "pw-dave"}
 SYNC_MS = 100
 LISTED = "probe-drop@bad.example"
 # Evidence keys that differ by nature between a live message and its log lines.
-TIMING_KEYS = {"first_seen"}  # first use of a network: end of message live, log line replayed
+# First use of a network and the combination's contribution times: the end of the message
+# live, the log line's second replayed.
+TIMING_KEYS = {"first_seen", "since", "time"}
 # The same settings live and replayed. A tiny test_message_max_size: no message is small
 # however its size is counted, so the size gives no points on either side.
 # The clients are loopback addresses (127.N.0.1 as networks): none is the provider's own.
-SETTINGS = ["--test-message-max-size", "100", "--own-networks", "192.168.0.0/16"]
+SETTINGS = ["--test-message-max-size", "100", "--own-networks", "192.168.0.0/16",
+            "--combined-flag-score", "10"]
 
 
 def without_time(reactions):
@@ -154,7 +159,7 @@ class ReplayEquivalenceTest(LiveCase):
         pf = self.stack.postfix
         self.removed(queue.values())
         # Live reactions: the signal events and the hit, in the stream and the alert log.
-        expected_types = {"signal": 2, "hit": 1}
+        expected_types = {"signal": 3, "hit": 1}
         h.wait_for(lambda: all(sum(1 for e in self.live_events() if e.get("type") == t) >= n
                                for t, n in expected_types.items()), 10,
                    what="live signal and hit events")
@@ -169,12 +174,18 @@ class ReplayEquivalenceTest(LiveCase):
         self.assertEqual(sorted((r["queue_id"], r["account"], r["reaction"], r["signals"])
                                 for r in live),
                          sorted([(queue["a2"], ALICE, "flag", "test_message"),
+                                 (queue["a3"], ALICE, "flag", "combined"),
                                  (queue["a4"], ALICE, "flag", "new_networks"),
                                  (queue["b1"], BOB, "flag", "hit")]))
         a2 = next(r for r in live if r["queue_id"] == queue["a2"])["evidence"]["test_message"]
         self.assertEqual((a2["helo_kind"], a2["new_network"], a2["points"]),
                          ("localhost", "127.1.0.0/24", 7), a2)
         self.assertIn("random_subject", a2)
+        a3 = next(r for r in live if r["queue_id"] == queue["a3"])["evidence"]["combined"]
+        self.assertEqual((a3["score"], a3["threshold"],
+                          [(c["signal"], c["score"]) for c in a3["contributions"]]),
+                         (10, 10, [("test_message", 6), ("new_networks", 2),
+                                   ("new_networks", 2)]), a3)
         # The accounts' state: flagged by the live reactions, as replay's "flag" says, with
         # the reactions in their timelines.
         for account in (ALICE, BOB):
@@ -244,6 +255,8 @@ class ReplayEquivalenceTest(LiveCase):
             r["evidence"] = strip_timing(r["evidence"])
             for ev in r["evidence"].values():
                 ev.pop("size", None)
+                for c in ev.get("contributions", []):  # the combination's parts
+                    c.get("evidence", {}).pop("size", None)
             out.append(r)
         return sorted(out, key=lambda r: (r["queue_id"], r["signals"]))
 
