@@ -145,7 +145,8 @@ class VolumeCounter {
   struct Pending {
     int64_t messages = 0;
     int64_t recipients = 0;
-    // A few at most (max_networks): a vector is one allocation, a set one per network.
+    // Usually one or two, at most max_networks (256), searched in order: a vector is one
+    // allocation where a set makes one per network.
     std::vector<std::string> networks;
   };
   struct Item {
