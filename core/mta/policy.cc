@@ -1,6 +1,5 @@
 #include "compd/mta/policy.h"
 
-#include <algorithm>
 #include <cstring>
 
 #include "compd/base/text.h"
@@ -192,9 +191,14 @@ void PostfixMessageMemory::Prepare(PolicyRequest* request) {
     return;
   }
   std::vector<std::string> recipients;
-  if (request->Get("instance") == instance_) recipients.swap(recipients_);
+  if (request->Get("instance") == instance_) {
+    for (auto& [recipient, action] : answers_) {
+      if (action == "DUNNO" || action.compare(0, 4, "HOLD") == 0) {  // let through
+        recipients.push_back(std::move(recipient));
+      }
+    }
+  }
   instance_.clear();
-  recipients_.clear();
   answers_.clear();
   for (const auto& a : request->attributes) {
     if (a.first.compare(0, 6, "compd_") == 0) return;  // the client wrote its own
@@ -208,11 +212,11 @@ void PostfixMessageMemory::Prepare(PolicyRequest* request) {
   request->attributes.emplace_back("compd_accepted_rcpts", std::move(list));
 }
 
-void PostfixMessageMemory::StartInstance(const PolicyRequest& request) {
-  if (request.Get("instance") == instance_) return;
-  instance_ = std::string(request.Get("instance"));
-  recipients_.clear();
-  answers_.clear();
+const std::string* PostfixMessageMemory::AnswerFor(std::string_view recipient) const {
+  for (const auto& [r, a] : answers_) {
+    if (r == recipient) return &a;
+  }
+  return nullptr;
 }
 
 bool PostfixMessageMemory::Repeated(const PolicyRequest& request, std::string* action) const {
@@ -220,30 +224,22 @@ bool PostfixMessageMemory::Repeated(const PolicyRequest& request, std::string* a
       Upper(request.Get("protocol_state")) != "RCPT") {
     return false;
   }
-  const std::string_view recipient = request.Get("recipient");
-  for (const auto& [r, a] : answers_) {
-    if (r == recipient) {
-      *action = a;
-      return true;
-    }
-  }
-  return false;
+  const std::string* earlier = AnswerFor(request.Get("recipient"));
+  if (earlier == nullptr) return false;
+  *action = *earlier;
+  return true;
 }
 
 void PostfixMessageMemory::Answered(const PolicyRequest& request, std::string_view action) {
   if (Upper(request.Get("protocol_state")) != "RCPT" || !request.Has("instance")) return;
-  StartInstance(request);
+  if (request.Get("instance") != instance_) {
+    instance_ = std::string(request.Get("instance"));
+    answers_.clear();
+  }
   // With Postfix's default smtpd_delay_reject = yes, smtpd_sender_restrictions are
   // evaluated at RCPT too: the same recipient comes once per restriction list asking.
   const std::string_view recipient = request.Get("recipient");
-  if (recipient.empty()) return;
-  const bool passed = action == "DUNNO" || action.compare(0, 4, "HOLD") == 0;
-  if (passed && recipients_.size() < 1000 &&
-      std::find(recipients_.begin(), recipients_.end(), recipient) == recipients_.end()) {
-    recipients_.emplace_back(recipient);
-  }
-  std::string ignored;
-  if (answers_.size() < 1000 && !Repeated(request, &ignored)) {
+  if (!recipient.empty() && answers_.size() < 1000 && AnswerFor(recipient) == nullptr) {
     answers_.emplace_back(recipient, action);
   }
 }

@@ -107,8 +107,7 @@ class PostfixMessageMemory {
   // compd_* attributes gets compd_accepted_rcpts with the recipients remembered for its
   // instance (or its own `recipient`); the memory is then cleared.
   void Prepare(PolicyRequest* request);
-  // After answering: a RCPT request's recipient is remembered unless the answer refused it,
-  // and the answer with it.
+  // After answering: a RCPT request's recipient is remembered with its answer.
   void Answered(const PolicyRequest& request, std::string_view action);
   // Before evaluating: true, with the earlier answer, for a RCPT request of the message in
   // progress whose recipient was answered already. With smtpd_delay_reject = yes (Postfix's
@@ -117,11 +116,13 @@ class PostfixMessageMemory {
   bool Repeated(const PolicyRequest& request, std::string* action) const;
 
  private:
-  void StartInstance(const PolicyRequest& request);
+  // The answer the message in progress got for `recipient`, or null.
+  const std::string* AnswerFor(std::string_view recipient) const;
 
   std::string instance_;
-  std::vector<std::string> recipients_;
-  std::vector<std::pair<std::string, std::string>> answers_;  // recipient, action
+  // Recipient and action, in the order first asked: the accepted recipients are those
+  // whose answer let them through.
+  std::vector<std::pair<std::string, std::string>> answers_;
 };
 
 // Undoes Exim's ${escape:...}: `\n` `\r` `\t` `\b` `\v` `\f` and `\ooo` (three octal
