@@ -41,6 +41,13 @@ Status OpenAlertLog(const std::string& path, int* fd) {
   return Status::Ok();
 }
 
+std::vector<std::string> JsonLines(const std::vector<Event>& events) {
+  std::vector<std::string> json;
+  json.reserve(events.size());
+  for (const Event& e : events) json.push_back(e.ToJson());
+  return json;
+}
+
 }  // namespace
 
 Status RecorderOptions::FromConfig(const Config& config, RecorderOptions* out) {
@@ -184,9 +191,10 @@ void Recorder::Submit(Event event) {
     std::lock_guard<std::mutex> lock(mu_);
     if (started_ && !stop_ && queue_.size() < options_.queue_capacity) {
       queue_.push_back(std::move(event));
-      // The writer sleeps only on an empty queue, and looks again before it sleeps: one
-      // wake-up per burst, not one per event (each is a futex call on the mail path).
-      if (queue_.size() == 1) cv_.notify_one();
+      // The writer sleeps on an empty queue (woken by the first event), or gathers a
+      // burst until batch_spacing is up (woken early by a full batch only): one futex
+      // call on the mail path per batch, not per event.
+      if (queue_.size() == 1 || queue_.size() == options_.max_batch) cv_.notify_one();
       return;
     }
     // Queue full (Redis slow and a burst of hits), or not running: the caller pays for a
@@ -201,25 +209,28 @@ void Recorder::Submit(Event event) {
       queue_.clear();
     }
     spill.push_back(std::move(event));
-    AppendAlertLog(spill);
+    AppendAlertLog(JsonLines(spill));
     SpoolOrDrop(spill);
   }
   cv_.notify_one();  // the writer replays the spool as soon as Redis answers
 }
 
-void Recorder::AppendAlertLog(const std::vector<Event>& events) {
-  if (options_.alert_log.empty() || events.empty()) return;
+void Recorder::AppendAlertLog(const std::vector<std::string>& json) {
+  if (options_.alert_log.empty() || json.empty()) return;
+  size_t size = 0;
+  for (const std::string& line : json) size += line.size() + 1;
   std::string data;
-  for (const Event& e : events) {
-    data += e.ToJson();
+  data.reserve(size);
+  for (const std::string& line : json) {
+    data += line;
     data += '\n';
   }
   std::lock_guard<std::mutex> lock(alert_mu_);
   if (alert_fd_ < 0 || !WriteAll(alert_fd_, data)) {
-    counters_->alert_log_errors += events.size();
+    counters_->alert_log_errors += json.size();
     Log(LogLevel::kError, "recorder: alert log " + options_.alert_log + ": " +
                               (alert_fd_ < 0 ? std::string("not open") : std::strerror(errno)) +
-                              "; " + std::to_string(events.size()) + " events not logged there");
+                              "; " + std::to_string(json.size()) + " events not logged there");
   }
 }
 
@@ -274,7 +285,8 @@ Status Recorder::LoadScript() {
   return Status::Ok();
 }
 
-Status Recorder::WriteToRedis(const std::vector<Event>& events, uint64_t* written) {
+Status Recorder::WriteToRedis(const std::vector<Event>& events,
+                              const std::vector<std::string>& json, uint64_t* written) {
   *written = 0;
   if (events.empty()) return Status::Ok();
   Keys keys(options_.prefix);
@@ -287,7 +299,8 @@ Status Recorder::WriteToRedis(const std::vector<Event>& events, uint64_t* writte
   const std::vector<std::string> layout = RecordLayoutArgs(keys);
   std::vector<std::vector<std::string>> commands;
   commands.reserve(events.size());
-  for (const Event& e : events) {
+  for (size_t i = 0; i < events.size(); ++i) {
+    const Event& e = events[i];
     int64_t ms = 0;
     if (!ParseUtcMillis(e.time, &ms)) ms = UnixMs(now);
     // The script decides what the event does to its account (record.lua).
@@ -296,7 +309,7 @@ Status Recorder::WriteToRedis(const std::vector<Event>& events, uint64_t* writte
     std::vector<std::string> cmd = {"EVALSHA", script_sha_, std::to_string(keys_part.size())};
     cmd.reserve(3 + keys_part.size() + 9 + layout.size());
     for (std::string& k : keys_part) cmd.push_back(std::move(k));
-    for (std::string a : {ttl, maxlen, e.ToJson(), account_key, std::to_string(ms / 1000), now_ms,
+    for (std::string a : {ttl, maxlen, json[i], account_key, std::to_string(ms / 1000), now_ms,
                           now_iso, options_.hostname, reaction}) {
       cmd.push_back(std::move(a));
     }
@@ -392,7 +405,7 @@ bool Recorder::ResendUnconfirmed() {
     size_t end = std::min(events.size(), i + options_.max_batch);
     std::vector<Event> part(events.begin() + i, events.begin() + end);
     uint64_t written = 0;
-    Status s = WriteToRedis(part, &written);
+    Status s = WriteToRedis(part, JsonLines(part), &written);
     resent += written;
     if (!s.ok()) {
       // Keep the rest (and this part: the markers make a second try safe) for next time.
@@ -456,7 +469,7 @@ bool Recorder::ReplaySpool() {
       size_t end = std::min(chunk.events.size(), i + options_.max_batch);
       std::vector<Event> part(chunk.events.begin() + i, chunk.events.begin() + end);
       uint64_t written = 0;
-      s = WriteToRedis(part, &written);
+      s = WriteToRedis(part, JsonLines(part), &written);
       replayed += written;
       counters_->replayed += written;
       if (!s.ok()) {
@@ -499,6 +512,13 @@ void Recorder::WriterLoop() {
       } else {
         cv_.wait(lock, ready);
       }
+      // A burst: wait for the rest of it, unless the batch is full already.
+      const auto now = std::chrono::steady_clock::now();
+      if (!stop_ && !queue_.empty() && now < last_batch_ + options_.batch_spacing) {
+        cv_.wait_until(lock, last_batch_ + options_.batch_spacing,
+                       [&] { return stop_ || queue_.size() >= options_.max_batch; });
+      }
+      if (!queue_.empty()) last_batch_ = std::chrono::steady_clock::now();
       size_t n = std::min(queue_.size(), options_.max_batch);
       batch.reserve(n);
       for (size_t i = 0; i < n; ++i) {
@@ -508,7 +528,8 @@ void Recorder::WriterLoop() {
       stopping = stop_ && queue_.empty();
     }
     // The alert log first: whatever Redis does, the morning log is complete.
-    AppendAlertLog(batch);
+    const std::vector<std::string> json = JsonLines(batch);
+    AppendAlertLog(json);
     bool may_try = !backing_off_ || std::chrono::steady_clock::now() >= next_retry_;
     // A new primary: retry at once rather than after the backoff, and first give it what
     // the old one may not have passed on.
@@ -527,7 +548,7 @@ void Recorder::WriterLoop() {
         SpoolOrDrop(batch);
       } else {
         uint64_t written = 0;
-        Status s = WriteToRedis(batch, &written);
+        Status s = WriteToRedis(batch, json, &written);
         if (s.ok()) {
           NoteRedisSuccess();
         } else {

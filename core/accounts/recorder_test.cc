@@ -5,10 +5,12 @@
 
 #include <algorithm>
 #include <catch2/catch.hpp>
+#include <chrono>
 #include <fstream>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <set>
+#include <thread>
 
 #include "compd/map/map_store.h"
 #include "compd/testutil/accounts.h"
@@ -409,6 +411,37 @@ TEST_CASE("recorder loses nothing when Redis is absent, the queue overflows and 
   CHECK(HashAll(redis.url(), "t:account:eve@cust.example")["hits"] == std::to_string(kEvents));
   // Not re-logged on replay.
   CHECK(ReadLines(opts.alert_log).size() == kEvents);
+}
+
+TEST_CASE_METHOD(RecorderFixture,
+                 "recorder writes a lone hit at once and a burst as one batch, and a stop does "
+                 "not wait for the burst's batch",
+                 "[redis][recorder]") {
+  using std::chrono::milliseconds;
+  using std::chrono::steady_clock;
+  RecorderOptions opts = Options(redis.url(), tmp);
+  opts.batch_spacing = milliseconds(5000);
+  opts.max_batch = 4;
+  Recorder& rec = StartRecorder(opts);
+  rec.Submit(Hit("alice@cust.example", "c0@bad.example"));
+  REQUIRE(WaitUntil([&] { return rec.stats().written == 1; }, milliseconds(2500)));
+  // A full batch does not wait for the spacing either.
+  for (int i = 1; i <= 4; ++i) rec.Submit(Hit("bob@cust.example", "b" + std::to_string(i) + "@x"));
+  REQUIRE(WaitUntil([&] { return rec.stats().written == 5; }, milliseconds(2500)));
+  // Two more are held for the rest of the 5 s after the last batch began...
+  rec.Submit(Hit("carol@cust.example", "c1@bad.example"));
+  rec.Submit(Hit("carol@cust.example", "c2@bad.example"));
+  std::this_thread::sleep_for(milliseconds(500));
+  CHECK(rec.stats().written == 5);
+  CHECK(rec.stats().queue_depth == 2);
+  // ...but not past a stop, which writes them at once.
+  auto stop_at = steady_clock::now();
+  rec.Stop();
+  CHECK(steady_clock::now() - stop_at < milliseconds(2500));
+  CHECK(rec.stats().written == 7);
+  CHECK(rec.stats().spooled == 0);
+  CHECK(ReadLines(opts.alert_log).size() == 7);
+  CHECK(StreamEvents(redis.url(), "t:").size() == 7);
 }
 
 TEST_CASE("recorder counts events it cannot spool as dropped, loudly", "[redis][recorder]") {

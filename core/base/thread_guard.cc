@@ -1,5 +1,7 @@
 #include "compd/base/thread_guard.h"
 
+#include <pthread.h>
+
 #include <algorithm>
 #include <exception>
 #include <optional>
@@ -87,9 +89,12 @@ void RunLoopGuarded(const std::string& name, const LogFn& log, const std::functi
 
 std::thread StartLoopThread(std::string name, LogFn log, std::function<void()> body,
                             std::function<bool()> stopping) {
-  return std::thread(
-      [name = std::move(name), log = std::move(log), body = std::move(body),
-       stopping = std::move(stopping)] { RunLoopGuarded(name, log, body, stopping); });
+  return std::thread([name = std::move(name), log = std::move(log), body = std::move(body),
+                      stopping = std::move(stopping)] {
+    // "compd <name>" in top -H, ps -L and perf, cut to the kernel's 15 characters.
+    pthread_setname_np(pthread_self(), ("compd " + name).substr(0, 15).c_str());
+    RunLoopGuarded(name, log, body, stopping);
+  });
 }
 
 std::function<bool()> FlagUnder(std::mutex* mu, const bool* flag) {
