@@ -1,9 +1,12 @@
 #include "compd/base/thread_guard.h"
 
+#include <pthread.h>
+
 #include <atomic>
 #include <catch2/catch.hpp>
 #include <new>
 #include <stdexcept>
+#include <string>
 #include <thread>
 
 #include "compd/testutil/redis.h"
@@ -85,6 +88,24 @@ TEST_CASE("a thread that cannot carry on asks the daemon to stop", "[thread_guar
   RunOrStop(
       "http", log.fn(), [] {}, [&](const Status&) { called = true; });
   CHECK_FALSE(called);
+}
+
+TEST_CASE("a loop thread carries its name, as top -H and ps -L show it", "[thread_guard]") {
+  std::string seen[2];
+  const char* names[2] = {"recorder", "retro requests"};
+  for (int i = 0; i < 2; ++i) {
+    std::thread t = StartLoopThread(
+        names[i], nullptr,
+        [&seen, i] {
+          char buf[64] = {};
+          pthread_getname_np(pthread_self(), buf, sizeof(buf));
+          seen[i] = buf;
+        },
+        [] { return false; });
+    t.join();
+  }
+  CHECK(seen[0] == "compd recorder");
+  CHECK(seen[1] == "compd retro req");  // the kernel keeps 15 characters
 }
 
 }  // namespace
