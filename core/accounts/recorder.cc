@@ -177,6 +177,12 @@ Status Recorder::Reopen() {
   return Status::Ok();
 }
 
+size_t Recorder::FullBatch() const {
+  // Half the queue at most: a burst is written before it could overflow the queue onto
+  // the mail path's slow spool.
+  return std::min(options_.max_batch, std::max<size_t>(1, options_.queue_capacity / 2));
+}
+
 void Recorder::Fill(Event* e) {
   uint64_t seq = ++counters_->seq;
   if (e->host.empty()) e->host = options_.hostname;
@@ -192,9 +198,9 @@ void Recorder::Submit(Event event) {
     if (started_ && !stop_ && queue_.size() < options_.queue_capacity) {
       queue_.push_back(std::move(event));
       // The writer sleeps on an empty queue (woken by the first event), or gathers a
-      // burst until batch_spacing is up (woken early by a full batch only): one futex
+      // burst until batch_spacing is up (woken early only by a full batch): one futex
       // call on the mail path per batch, not per event.
-      if (queue_.size() == 1 || queue_.size() == options_.max_batch) cv_.notify_one();
+      if (queue_.size() == 1 || queue_.size() == FullBatch()) cv_.notify_one();
       return;
     }
     // Queue full (Redis slow and a burst of hits), or not running: the caller pays for a
@@ -516,7 +522,7 @@ void Recorder::WriterLoop() {
       const auto now = std::chrono::steady_clock::now();
       if (!stop_ && !queue_.empty() && now < last_batch_ + options_.batch_spacing) {
         cv_.wait_until(lock, last_batch_ + options_.batch_spacing,
-                       [&] { return stop_ || queue_.size() >= options_.max_batch; });
+                       [&] { return stop_ || queue_.size() >= FullBatch(); });
       }
       if (!queue_.empty()) last_batch_ = std::chrono::steady_clock::now();
       size_t n = std::min(queue_.size(), options_.max_batch);

@@ -444,6 +444,22 @@ TEST_CASE_METHOD(RecorderFixture,
   CHECK(StreamEvents(redis.url(), "t:").size() == 7);
 }
 
+TEST_CASE_METHOD(RecorderFixture,
+                 "recorder with a short queue writes a burst at half the queue, never "
+                 "overflowing onto the mail path",
+                 "[redis][recorder]") {
+  RecorderOptions opts = Options(redis.url(), tmp);
+  opts.batch_spacing = std::chrono::milliseconds(5000);
+  opts.queue_capacity = 10;
+  Recorder& rec = StartRecorder(opts);
+  rec.Submit(Hit("alice@cust.example", "c0@bad.example"));
+  REQUIRE(WaitUntil([&] { return rec.stats().written == 1; }, std::chrono::milliseconds(2500)));
+  for (int i = 1; i <= 5; ++i) rec.Submit(Hit("bob@cust.example", "b" + std::to_string(i) + "@x"));
+  REQUIRE(WaitUntil([&] { return rec.stats().written == 6; }, std::chrono::milliseconds(2500)));
+  CHECK(rec.stats().overflowed == 0);
+  CHECK(rec.stats().spooled == 0);
+}
+
 TEST_CASE("recorder counts events it cannot spool as dropped, loudly", "[redis][recorder]") {
   TempDir tmp;
   LogCapture log;

@@ -100,7 +100,8 @@ struct RecorderOptions {
   size_t max_batch = 256;
   // In a burst of hits, the next batch starts this long after the last one began, with
   // all that arrived meanwhile: one wake-up, one round trip and one alert-log write per
-  // batch rather than per hit, on the mail path's cores. A lone hit is written at once.
+  // batch rather than per hit, on the mail path's cores. A lone hit is written at once,
+  // and a full batch (max_batch, or half of queue_capacity if less) does not wait.
   std::chrono::milliseconds batch_spacing{25};
   std::chrono::seconds dedup_ttl{7 * 24 * 3600};  // must outlast any spool replay
   std::chrono::milliseconds redis_timeout{2000};
@@ -196,6 +197,8 @@ class Recorder {
   void ScheduleRetry();
   void Log(LogLevel level, const std::string& message) const;
   void Fill(Event* e);
+  // The queue length at which a burst is written without waiting for batch_spacing.
+  size_t FullBatch() const;
 
   const RecorderOptions options_;
   const LogFn log_;
