@@ -14,9 +14,9 @@ The messages raise several signals: a map hit; a test-like message (HELO localho
 random-looking subject, one external recipient, from a network group the account never
 used); new networks (127.1, 127.2 and 127.3 are three /16 groups); and, with the
 combination of weaker signals on (combined_flag_score 10), the test message and the first
-two new networks together (6 + 2 + 2) flag on the message that raised nothing itself. Postfix logs HELO and
-subject only with a header_checks WARN rule for Subject (docs/postfix.md), which this
-Postfix has, as replay needs.
+two new networks together (6 + 2 + 2) flag on the message that raised nothing itself.
+Postfix logs HELO and subject only with a header_checks WARN rule for Subject
+(docs/postfix.md), which this Postfix has, as replay needs.
 
 What differs by nature and is not compared: times (live: the end of the message, to the
 millisecond; replayed: the log line's second), the size (replay reads it from the log, the
